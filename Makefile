@@ -1,0 +1,42 @@
+# fetchrelay: the two commands a newcomer needs are `make run` and `make test`.
+BUILD       ?= build
+ASAN_BUILD  ?= build-asan
+JOBS        ?= 2
+CONFIG      ?= examples/fetchrelay.yaml
+BUILD_TYPE  ?= RelWithDebInfo
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test test-sanitize run clean format
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja: | deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 300
+
+$(ASAN_BUILD)/build.ninja: | deps
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFETCHRELAY_SANITIZE=ON $(CMAKE_FLAGS)
+
+test-sanitize: deps $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@echo "test-sanitize: ASan+UBSan build; tests labelled 'perf' (memory/speed assertions) are left out"
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 600 -LE perf
+
+run: build
+	mkdir -p data
+	$(BUILD)/fetchrelay serve --config $(CONFIG)
+
+format:
+	find actors app config core http persistence plugins tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,25 @@
+#include "actors/system.h"
+
+#include "core/version.h"
+
+namespace fetchrelay::actors {
+
+void configure(caf::actor_system_config& cfg, const system_options& options) {
+  cfg.set("scheduler.max-threads", static_cast<caf::config_value::integer>(options.worker_threads));
+  if (options.deterministic) cfg.set("scheduler.policy", caf::atom("testing"));
+}
+
+health_actor::behavior_type health(health_actor::pointer self,
+                                   std::chrono::steady_clock::time_point started) {
+  (void)self;
+  return {
+      [started](ping_atom, const completion<health_report>& reply) {
+        // The clock is read here, not passed in: uptime is informational, not tested for time.
+        auto up = std::chrono::steady_clock::now() - started;
+        reply(health_report{std::string(version()),
+                            std::chrono::duration_cast<std::chrono::milliseconds>(up).count()});
+      },
+  };
+}
+
+}  // namespace fetchrelay::actors

@@ -1,0 +1,249 @@
+#include "config/config.h"
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace fetchrelay::config {
+namespace {
+
+const std::vector<std::string> default_schedule = {"5s", "5m", "30m", "2h", "5h",
+                                                   "10h", "14h", "20h", "24h"};
+
+// The values below were validated against the schema, so parsing cannot fail here.
+millis dur(const json& j) { return *parse_duration(j.get<std::string>()); }
+std::uint64_t size(const json& j) { return *parse_size(j.get<std::string>()); }
+
+bool valid_name(const std::string& s) {
+  static const std::regex re("[A-Za-z0-9_-]{1,64}");
+  return std::regex_match(s, re);
+}
+
+class builder {
+ public:
+  explicit builder(std::vector<config_error>& errors) : errors_(errors) {}
+
+  relay_config build(const json& v) {
+    relay_config c;
+    c.log.level = v["log"]["level"];
+    c.log.format = v["log"]["format"];
+    build_server(v["server"], c.server);
+    c.storage.path = v["storage"]["path"];
+    c.storage.sync = v["storage"]["sync"];
+    c.storage.retention = dur(v["storage"]["retention"]);
+    build_keys(v["auth"]["keys"], c.keys);
+    build_limits(v["limits"], c.limits);
+    build_delivery(v["delivery"], c.delivery);
+    c.plugins.search_path = v["plugins"]["search_path"].get<std::vector<std::string>>();
+    c.plugins.load = v["plugins"]["load"].get<std::vector<std::string>>();
+    std::set<std::string> seen;
+    for (size_t i = 0; i < c.plugins.load.size(); ++i) {
+      if (!seen.insert(c.plugins.load[i]).second) {
+        error(index_path("plugins.load", i), "plugin \"" + c.plugins.load[i] + "\" is listed twice");
+      }
+    }
+    for (auto it = v["policies"].begin(); it != v["policies"].end(); ++it) {
+      c.policies[it.key()] = build_policy(it.key(), it.value(), c);
+    }
+    const json& routes = v["routes"];
+    for (size_t i = 0; i < routes.size(); ++i) {
+      c.routes.push_back(build_route(index_path("routes", i), routes[i], c));
+    }
+    return c;
+  }
+
+ private:
+  void error(std::string path, std::string message) {
+    errors_.push_back({std::move(path), std::move(message)});
+  }
+
+  millis positive(const json& j, const std::string& path) {
+    millis d = dur(j);
+    if (d.count() <= 0) error(path, "must be longer than 0s");
+    return d;
+  }
+
+  void build_server(const json& s, server_config& out) {
+    out.listen = *parse_listen_address(s["listen"].get<std::string>());
+    out.io_threads = s["io_threads"];
+    out.worker_threads = s["worker_threads"];
+    out.max_connections = s["max_connections"];
+    out.header_timeout = positive(s["header_timeout"], "server.header_timeout");
+    out.body_timeout = positive(s["body_timeout"], "server.body_timeout");
+    out.idle_timeout = positive(s["idle_timeout"], "server.idle_timeout");
+    out.shutdown_grace = dur(s["shutdown_grace"]);
+  }
+
+  void build_keys(const json& keys, std::vector<api_key>& out) {
+    std::map<std::string, size_t> seen;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      std::string path = index_path("auth.keys", i);
+      api_key k{keys[i]["tenant"], keys[i]["key"]};
+      if (!valid_name(k.tenant)) {
+        error(join_path(path, "tenant"), "tenant names use letters, digits, _ and -");
+      }
+      auto [it, fresh] = seen.emplace(k.key, i);
+      if (!fresh) {
+        error(join_path(path, "key"),
+              "the same key is already given at " + index_path("auth.keys", it->second));
+      }
+      out.push_back(std::move(k));
+    }
+  }
+
+  void build_limits(const json& l, limits_config& out) {
+    out.max_body = size(l["max_body"]);
+    out.max_header_size = size(l["max_header_size"]);
+    if (out.max_header_size < 1024) error("limits.max_header_size", "must be at least 1KiB");
+    out.max_delay = dur(l["max_delay"]);
+    out.max_retries = l["max_retries"];
+    out.idempotency_window = dur(l["idempotency_window"]);
+    out.max_pending_per_tenant = l["max_pending_per_tenant"];
+    out.max_in_flight = l["max_in_flight"];
+  }
+
+  void build_delivery(const json& d, delivery_config& out) {
+    out.connect_timeout = positive(d["connect_timeout"], "delivery.connect_timeout");
+    out.max_connections_per_origin = d["max_connections_per_origin"];
+    out.hibernate_after = dur(d["hibernate_after"]);
+    if (!d["ca_file"].is_null()) out.ca_file = d["ca_file"].get<std::string>();
+    out.allow_private_networks = d["allow_private_networks"];
+    for (const auto& n : d["allow_networks"]) {
+      out.allow_networks.push_back(*parse_cidr(n.get<std::string>()));
+    }
+  }
+
+  policy_config build_policy(const std::string& name, const json& p, const relay_config& c) {
+    std::string path = join_path("policies", name);
+    policy_config out;
+    out.name = name;
+    if (!valid_name(name)) error(path, "policy names use letters, digits, _ and -");
+    out.timeout = positive(p["timeout"], join_path(path, "timeout"));
+    out.max_timeout = dur(p["max_timeout"]);
+    if (out.timeout > out.max_timeout) {
+      error(join_path(path, "timeout"), format_duration(out.timeout) + " exceeds max_timeout " +
+                                            format_duration(out.max_timeout));
+    }
+    build_retry(join_path(path, "retry"), p["retry"], c, out.retry);
+    out.non_retryable = p["non_retryable"].get<std::vector<int>>();
+    const json& pipeline = p["pipeline"];
+    for (size_t i = 0; i < pipeline.size(); ++i) {
+      std::string step_path = index_path(join_path(path, "pipeline"), i);
+      const json& step = pipeline[i];
+      if (step.size() != 1) {
+        error(step_path, "expected a mapping with exactly one plugin name, got " +
+                             std::to_string(step.size()) + " keys");
+        continue;
+      }
+      plugin_step s{step.begin().key(), step.begin().value()};
+      if (s.config.is_null()) s.config = json::object();
+      const auto& load = c.plugins.load;
+      if (std::find(load.begin(), load.end(), s.name) == load.end()) {
+        error(join_path(step_path, s.name),
+              "plugin \"" + s.name + "\" is not loaded (add it to plugins.load)");
+      }
+      out.pipeline.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  void build_retry(const std::string& path, const json& r, const relay_config& c, retry_config& out) {
+    out.attempts = r["attempts"];
+    out.jitter = r["jitter"];
+    if (out.attempts > c.limits.max_retries + 1) {
+      error(join_path(path, "attempts"),
+            std::to_string(out.attempts) + " exceeds limits.max_retries + 1 (" +
+                std::to_string(c.limits.max_retries + 1) + ")");
+    }
+    bool has_schedule = r.contains("schedule");
+    bool has_backoff = r.contains("backoff");
+    if (has_schedule && has_backoff) {
+      error(path, "give either schedule or backoff, not both");
+      return;
+    }
+    if (!has_backoff) {
+      for (const char* key : {"base", "factor", "max"}) {
+        if (r.contains(key)) error(join_path(path, key), "only used with backoff: exponential");
+      }
+      out.kind = backoff_kind::schedule;
+      auto entries = has_schedule ? r["schedule"].get<std::vector<std::string>>() : default_schedule;
+      for (const auto& e : entries) out.schedule.push_back(*parse_duration(e));
+      return;
+    }
+    out.kind = backoff_kind::exponential;
+    if (r.contains("base")) out.base = positive(r["base"], join_path(path, "base"));
+    if (r.contains("factor")) out.factor = r["factor"];
+    if (r.contains("max")) out.max = dur(r["max"]);
+    if (out.max < out.base) {
+      error(join_path(path, "max"), format_duration(out.max) + " is shorter than base " +
+                                        format_duration(out.base));
+    }
+  }
+
+  route_config build_route(const std::string& path, const json& r, const relay_config& c) {
+    route_config out;
+    out.host = r["match"]["host"];
+    out.path_prefix = r["match"].value("path_prefix", "");
+    out.policy = r["policy"];
+    auto star = out.host.find('*');
+    if (star != std::string::npos && (star != 0 || out.host.rfind("*.", 0) != 0 || out.host.size() < 3 ||
+                                      out.host.find('*', 1) != std::string::npos)) {
+      error(join_path(path, "match.host"), "a wildcard is allowed only as a leading \"*.\"");
+    }
+    if (!out.path_prefix.empty() && out.path_prefix[0] != '/') {
+      error(join_path(path, "match.path_prefix"), "must start with /");
+    }
+    if (!c.policies.count(out.policy)) {
+      error(join_path(path, "policy"), "unknown policy \"" + out.policy + "\"");
+    }
+    return out;
+  }
+
+  std::vector<config_error>& errors_;
+};
+
+}  // namespace
+
+load_result load_config_text(const std::string& text, const std::string& source,
+                             const env_lookup& env) {
+  load_result out;
+  yaml_document doc = parse_yaml(text, source, env);
+  if (!doc.errors.empty()) {
+    out.errors = std::move(doc.errors);
+    return out;
+  }
+  if (!doc.value.is_object()) {
+    out.errors.push_back({source, "expected a mapping at the top level, got " +
+                                      (doc.value.is_null() ? std::string("an empty file")
+                                                           : render_value(doc.value))});
+    return out;
+  }
+  const json& schema = relay_schema();
+  validate(schema, doc.value, "", out.errors);
+  if (!out.errors.empty()) return out;
+  json& v = doc.value;
+  apply_defaults(schema, v);
+  if (!v["policies"].contains("default")) {
+    v["policies"]["default"] = json::object();
+    apply_defaults(schema, v);
+  }
+  builder b(out.errors);
+  relay_config c = b.build(v);
+  if (out.errors.empty()) out.config = std::move(c);
+  return out;
+}
+
+load_result load_config_file(const std::string& path, const env_lookup& env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    load_result out;
+    out.errors.push_back({path, "cannot read the file"});
+    return out;
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return load_config_text(buffer.str(), path, env);
+}
+
+}  // namespace fetchrelay::config

@@ -1,0 +1,266 @@
+// The HTTP server on loopback (port 0) with a real client socket.
+#include "http/server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "tests/support/raw_http.h"
+
+namespace fetchrelay::http {
+namespace {
+
+using namespace std::chrono_literals;
+using test::connection;
+
+/// Echoes method, target and body size as JSON; /slow answers from another thread later;
+/// /drop never answers.
+class server_fixture : public ::testing::Test {
+ protected:
+  void start(server_options o = {}) {
+    o.host = "127.0.0.1";
+    o.port = 0;
+    server_ = std::make_unique<server>(o, [this](request&& req, responder r) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        last_target_ = req.target;
+        ++requests_;
+      }
+      if (req.path() == "/drop") return;
+      if (req.path() == "/slow") {
+        std::thread([r, n = req.body.size()] {
+          std::this_thread::sleep_for(20ms);
+          r.send(response::json(200, "{\"later\":" + std::to_string(n) + "}"));
+        }).detach();
+        return;
+      }
+      r.send(response::json(200, "{\"method\":\"" + req.method + "\",\"bytes\":" +
+                                     std::to_string(req.body.size()) + "}"));
+    });
+    ASSERT_TRUE(server_->start().is_ok());
+    port_ = server_->port();
+    ASSERT_NE(port_, 0);
+  }
+
+  void TearDown() override { server_.reset(); }
+
+  std::unique_ptr<server> server_;
+  std::uint16_t port_ = 0;
+  std::mutex mu_;
+  std::string last_target_;
+  int requests_ = 0;
+};
+
+TEST_F(server_fixture, AnswersAndKeepsTheConnectionAlive) {
+  start();
+  auto c = connection::open(port_);
+  ASSERT_TRUE(c);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(c->send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"));
+    auto r = c->read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->headers["content-type"], "application/json");
+    EXPECT_EQ(r->body, "{\"method\":\"POST\",\"bytes\":5}");
+  }
+  EXPECT_EQ(server_->connection_count(), 1u);
+}
+
+TEST_F(server_fixture, KeepsTheRawTarget) {
+  start();
+  auto r = test::http_request(port_, "GET", "/v2/publish/https://example.com//a%2Fb?x=1");
+  ASSERT_TRUE(r);
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_EQ(last_target_, "/v2/publish/https://example.com//a%2Fb?x=1");
+}
+
+TEST_F(server_fixture, AnswerFromAnotherThreadArrives) {
+  start();
+  auto r = test::http_request(port_, "POST", "/slow", "abc");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "{\"later\":3}");
+}
+
+TEST_F(server_fixture, DroppedResponderAnswers500) {
+  start();
+  auto r = test::http_request(port_, "GET", "/drop");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+  EXPECT_NE(r->body.find("\"code\":\"internal\""), std::string::npos) << r->body;
+}
+
+TEST_F(server_fixture, BodyOverTheLimitIs413) {
+  server_options o;
+  o.max_body = 100;
+  start(o);
+  auto c = connection::open(port_);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n"));
+  auto r = c->read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(r->body, R"({"error":{"code":"body_too_large","message":"the request body exceeds limits.max_body"}})");
+  EXPECT_EQ(r->headers["connection"], "close");
+  // The server keeps serving.
+  auto ok = test::http_request(port_, "GET", "/x");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST_F(server_fixture, ChunkedBodyOverTheLimitIs413) {
+  server_options o;
+  o.max_body = 10;
+  start(o);
+  auto c = connection::open(port_);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->send("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"));
+  auto r = c->read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+}
+
+TEST_F(server_fixture, HeadersOverTheLimitAre431) {
+  server_options o;
+  o.max_header_size = 1024;
+  start(o);
+  auto r = test::http_request(port_, "GET", "/x", "", "X-Big: " + std::string(2000, 'a') + "\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 431);
+  EXPECT_NE(r->body.find("headers_too_large"), std::string::npos);
+}
+
+TEST_F(server_fixture, MalformedRequestIs400) {
+  start();
+  auto c = connection::open(port_);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->send("GARBAGE\r\n\r\n"));
+  auto r = c->read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("\"code\":\"bad_request\""), std::string::npos);
+}
+
+TEST_F(server_fixture, SlowHeadersAreCutOff) {
+  server_options o;
+  o.header_timeout = 200ms;
+  start(o);
+  auto c = connection::open(port_);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->send("GET /x HTTP/1.1\r\nHost: a\r\n"));  // never finished
+  EXPECT_TRUE(c->wait_closed(5s));
+  EXPECT_EQ(server_->connection_count(), 0u);
+  // The server keeps serving.
+  auto ok = test::http_request(port_, "GET", "/x");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST_F(server_fixture, SlowBodyIsCutOff) {
+  server_options o;
+  o.body_timeout = 200ms;
+  start(o);
+  auto c = connection::open(port_);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n123"));
+  EXPECT_TRUE(c->wait_closed(5s));
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_EQ(requests_, 0) << "an incomplete request reached the handler";
+}
+
+TEST_F(server_fixture, IdleKeepAliveConnectionIsClosed) {
+  server_options o;
+  o.idle_timeout = 200ms;
+  start(o);
+  auto c = connection::open(port_);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ASSERT_TRUE(c->read_response());
+  EXPECT_TRUE(c->wait_closed(5s));
+}
+
+TEST_F(server_fixture, ExpectContinueGetsA100First) {
+  start();
+  auto c = connection::open(port_);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"));
+  // read_response skips the 100; it must arrive before we send the body, or this would hang.
+  ASSERT_TRUE(c->send("body"));
+  auto r = c->read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "{\"method\":\"POST\",\"bytes\":4}");
+}
+
+TEST_F(server_fixture, ConnectionsOverTheLimitGet503) {
+  server_options o;
+  o.max_connections = 2;
+  start(o);
+  auto a = connection::open(port_);
+  auto b = connection::open(port_);
+  ASSERT_TRUE(a && b);
+  // Make sure both are accepted before the third arrives.
+  for (auto* c : {&*a, &*b}) {
+    ASSERT_TRUE(c->send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n"));
+    ASSERT_TRUE(c->read_response());
+  }
+  auto third = connection::open(port_);
+  ASSERT_TRUE(third);
+  auto r = third->read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_NE(r->body.find("too_many_connections"), std::string::npos);
+  EXPECT_TRUE(third->wait_closed());
+}
+
+TEST_F(server_fixture, ShutdownFinishesInFlightClosesIdleAndRefusesNew) {
+  start();
+  auto idle = connection::open(port_);
+  auto busy = connection::open(port_);
+  ASSERT_TRUE(idle && busy);
+  ASSERT_TRUE(idle->send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ASSERT_TRUE(idle->read_response());
+  ASSERT_TRUE(busy->send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345"));
+  // Let the server see the partial request before shutdown starts.
+  for (int i = 0; i < 200 && server_->connection_count() < 2; ++i) std::this_thread::sleep_for(5ms);
+  std::this_thread::sleep_for(50ms);
+
+  server_->shutdown(10s);
+  EXPECT_TRUE(idle->wait_closed(5s)) << "the idle keep-alive connection stays open";
+  int err = 0;
+  bool refused = false;
+  for (int i = 0; i < 200 && !refused; ++i) {
+    refused = !connection::open(port_, &err, 1s);
+    if (!refused) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_EQ(err, ECONNREFUSED);
+
+  ASSERT_TRUE(busy->send("67890"));
+  auto r = busy->read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "{\"method\":\"POST\",\"bytes\":10}");
+  EXPECT_EQ(r->headers["connection"], "close");
+  server_->wait();
+  EXPECT_EQ(server_->connection_count(), 0u);
+}
+
+TEST_F(server_fixture, ShutdownGraceClosesWhatIsStillInFlight) {
+  start();
+  auto busy = connection::open(port_);
+  ASSERT_TRUE(busy);
+  ASSERT_TRUE(busy->send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345"));
+  for (int i = 0; i < 200 && server_->connection_count() < 1; ++i) std::this_thread::sleep_for(5ms);
+  auto t0 = std::chrono::steady_clock::now();
+  server_->shutdown(200ms);
+  server_->wait();
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 150ms) << "closed before the grace ran out";
+  EXPECT_TRUE(busy->wait_closed(5s));
+}
+
+}  // namespace
+}  // namespace fetchrelay::http
