@@ -1,0 +1,37 @@
+// The SSRF guard (DESIGN §8): which resolved addresses delivery may connect to.
+//
+// By default every address that is not public unicast is refused: loopback, private (RFC 1918),
+// CGNAT, link-local (and so cloud metadata at 169.254.169.254), unique-local, multicast,
+// unspecified, broadcast, documentation and benchmarking ranges, for IPv4 and IPv6. IPv4-mapped
+// IPv6 addresses (::ffff:a.b.c.d) are judged as the IPv4 address they carry; so are NAT64
+// (64:ff9b::/96) addresses.
+//
+// allow_private_networks opens all of them (development only); allow_networks opens chosen
+// blocks. Pure logic: the check runs on the resolved address, never on the host name.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/net.h"
+
+namespace fetchrelay {
+
+class address_policy {
+ public:
+  address_policy() = default;
+  address_policy(bool allow_private_networks, std::vector<cidr> allow_networks)
+      : allow_private_(allow_private_networks), allow_(std::move(allow_networks)) {}
+
+  /// True if delivery may connect to `a`.
+  bool permits(const ip_address& a) const;
+
+  /// The name of the refused range `a` falls in ("loopback", "private", ...), or "" if public.
+  static std::string restricted_range(const ip_address& a);
+
+ private:
+  bool allow_private_ = false;
+  std::vector<cidr> allow_;
+};
+
+}  // namespace fetchrelay

@@ -1,0 +1,151 @@
+#include "tests/support/test_origin.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+namespace fetchrelay::test {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
+
+struct test_origin::impl {
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::unique_ptr<ssl::context> tls;
+  std::thread accept_thread;
+  std::mutex mu;
+  std::vector<std::thread> workers;
+  std::vector<std::shared_ptr<tcp::socket>> sockets;
+  std::atomic<std::size_t> accepts{0};
+  std::atomic<std::size_t> requests{0};
+  std::atomic<bool> stopping{false};
+
+  template <class Stream>
+  void serve(Stream& stream, tcp::socket& raw) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      bhttp::request<bhttp::string_body> req;
+      beast::error_code ec;
+      bhttp::read(stream, buffer, req, ec);
+      if (ec) return;
+      ++requests;
+      std::string target(req.target());
+      std::string path = target.substr(0, target.find('?'));
+      bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
+      res.set(bhttp::field::content_type, "text/plain");
+      res.keep_alive(req.keep_alive());
+      if (path == "/ok") {
+        res.body() = "hello";
+      } else if (path == "/chunked") {
+        res.body() = "part1part2part3";
+      } else if (path == "/redirect") {
+        res.result(bhttp::status::found);
+        res.set(bhttp::field::location, "/ok");
+      } else if (path == "/big") {
+        res.body() = std::string(std::stoul(target.substr(target.find("n=") + 2)), 'x');
+      } else if (path == "/hang") {
+        while (!stopping.load() && raw.is_open()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return;
+      } else if (path == "/close-mid") {
+        std::string partial = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
+        net::write(stream, net::buffer(partial), ec);
+        return;
+      } else if (path == "/close") {
+        res.body() = "bye";
+        res.keep_alive(false);
+      } else if (path.rfind("/status/", 0) == 0) {
+        res.result(static_cast<unsigned>(std::stoi(path.substr(8))));
+      } else if (path == "/echo") {
+        nlohmann::json j;
+        j["method"] = std::string(req.method_string());
+        j["target"] = target;
+        j["headers"] = nlohmann::json::object();
+        for (const auto& f : req) {
+          std::string name(f.name_string());
+          for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          j["headers"][name] = std::string(f.value());
+        }
+        j["body"] = req.body();
+        res.body() = j.dump();
+        res.set(bhttp::field::content_type, "application/json");
+      } else {
+        res.result(bhttp::status::not_found);
+      }
+      res.prepare_payload();
+      if (path == "/chunked") res.chunked(true);  // after prepare_payload, which would undo it
+      bhttp::write(stream, res, ec);
+      if (ec || !res.keep_alive()) return;
+    }
+  }
+
+  void handle(std::shared_ptr<tcp::socket> sock) {
+    if (tls) {
+      beast::ssl_stream<tcp::socket&> stream(*sock, *tls);
+      beast::error_code ec;
+      stream.handshake(ssl::stream_base::server, ec);
+      if (!ec) serve(stream, *sock);
+    } else {
+      serve(*sock, *sock);
+    }
+    beast::error_code ignored;
+    sock->shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+  void accept_loop() {
+    for (;;) {
+      auto sock = std::make_shared<tcp::socket>(ioc);
+      beast::error_code ec;
+      acceptor.accept(*sock, ec);
+      if (ec || stopping.load()) return;
+      ++accepts;
+      std::lock_guard<std::mutex> lock(mu);
+      sockets.push_back(sock);
+      workers.emplace_back([this, sock] { handle(sock); });
+    }
+  }
+};
+
+test_origin::test_origin(const pem_pair* tls) : impl_(std::make_unique<impl>()) {
+  if (tls) {
+    impl_->tls = std::make_unique<ssl::context>(ssl::context::tls_server);
+    impl_->tls->use_certificate_chain(net::buffer(tls->cert));
+    impl_->tls->use_private_key(net::buffer(tls->key), ssl::context::pem);
+  }
+  tcp::endpoint ep(net::ip::make_address("127.0.0.1"), 0);
+  impl_->acceptor.open(ep.protocol());
+  impl_->acceptor.set_option(net::socket_base::reuse_address(true));
+  impl_->acceptor.bind(ep);
+  impl_->acceptor.listen(1024);
+  impl_->accept_thread = std::thread([this] { impl_->accept_loop(); });
+}
+
+test_origin::~test_origin() {
+  impl_->stopping = true;
+  beast::error_code ec;
+  impl_->acceptor.cancel(ec);
+  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
+  impl_->accept_thread.join();
+  std::vector<std::thread> workers;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (auto& s : impl_->sockets) s->shutdown(tcp::socket::shutdown_both, ec);
+    workers.swap(impl_->workers);
+  }
+  for (auto& w : workers) w.join();
+}
+
+std::uint16_t test_origin::port() const { return impl_->acceptor.local_endpoint().port(); }
+std::size_t test_origin::accepts() const { return impl_->accepts.load(); }
+std::size_t test_origin::requests() const { return impl_->requests.load(); }
+
+}  // namespace fetchrelay::test

@@ -1,0 +1,40 @@
+// A real Beast HTTP(S) server on 127.0.0.1:0 that plays a delivery target for client tests.
+// One thread per connection; it counts accepted connections and records requests.
+//
+// Routes (by path):
+//   /ok            200 "hello"
+//   /chunked       200, chunked body "part1part2part3"
+//   /redirect      302 Location: /ok
+//   /big?n=N       200 with an N-byte body
+//   /hang          never answers
+//   /close-mid     promises 100 bytes, sends 10, closes
+//   /close         200 "bye" with Connection: close
+//   /status/NNN    status NNN
+//   /echo          200, the request as JSON: method, target, headers {name: value}, body
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "tests/support/test_certs.h"
+
+namespace fetchrelay::test {
+
+class test_origin {
+ public:
+  /// Plain HTTP, or HTTPS with `tls` (certificate chain and key in PEM).
+  explicit test_origin(const pem_pair* tls = nullptr);
+  ~test_origin();  // closes everything and joins
+
+  std::uint16_t port() const;
+  std::size_t accepts() const;
+  std::size_t requests() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace fetchrelay::test
