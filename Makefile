@@ -6,7 +6,7 @@ CONFIG      ?= examples/fetchrelay.yaml
 BUILD_TYPE  ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-sanitize run clean format
+.PHONY: all deps build test test-sanitize run clean format bench-client
 
 all: build
 
@@ -30,6 +30,10 @@ test-sanitize: deps $(ASAN_BUILD)/build.ninja
 	@echo "test-sanitize: ASan+UBSan build; tests labelled 'perf' (memory/speed assertions) are left out"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 600 -LE perf
+
+# Outbound client: pooled vs new connection per request (docs/benchmarks.md). Not during a build.
+bench-client: build
+	$(BUILD)/bench/client_bench
 
 run: build
 	mkdir -p data

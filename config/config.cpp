@@ -106,6 +106,9 @@ class builder {
   void build_delivery(const json& d, delivery_config& out) {
     out.connect_timeout = positive(d["connect_timeout"], "delivery.connect_timeout");
     out.max_connections_per_origin = d["max_connections_per_origin"];
+    out.pool_idle_timeout = positive(d["pool_idle_timeout"], "delivery.pool_idle_timeout");
+    out.response_body_limit = size(d["response_body_limit"]);
+    if (out.response_body_limit < 4096) error("delivery.response_body_limit", "must be at least 4KiB");
     out.hibernate_after = dur(d["hibernate_after"]);
     if (!d["ca_file"].is_null()) out.ca_file = d["ca_file"].get<std::string>();
     out.allow_private_networks = d["allow_private_networks"];

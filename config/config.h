@@ -58,6 +58,8 @@ struct limits_config {
 struct delivery_config {
   millis connect_timeout{5'000};
   int max_connections_per_origin = 64;
+  millis pool_idle_timeout{4'000};
+  std::uint64_t response_body_limit = 1 << 20;
   millis hibernate_after{30'000};
   std::optional<std::string> ca_file;
   bool allow_private_networks = false;

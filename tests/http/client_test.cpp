@@ -302,6 +302,19 @@ TEST(Client, IdleConnectionsExpire) {
   EXPECT_EQ(o.accepts(), 2u);
 }
 
+TEST(Client, PooledConnectionClosedByThePeerIsRetriedOnceOnAFreshOne) {
+  test_origin o;
+  auto c = make_client();
+  ASSERT_TRUE(send_sync(*c, get(url(o, "/ok-then-drop"))).response);
+  std::this_thread::sleep_for(50ms);  // the peer's close reaches us while the connection is idle
+  auto r = send_sync(*c, get(url(o, "/ok")));
+  ASSERT_TRUE(r.response) << r.error->message;
+  EXPECT_EQ(r.response->status, 200);
+  EXPECT_FALSE(r.response->reused_connection);
+  EXPECT_EQ(o.accepts(), 2u);
+  EXPECT_EQ(o.requests(), 2u);
+}
+
 TEST(Client, ConnectionCloseIsNotReused) {
   test_origin o;
   auto c = make_client();

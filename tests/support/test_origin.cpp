@@ -44,7 +44,7 @@ struct test_origin::impl {
       bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
       res.set(bhttp::field::content_type, "text/plain");
       res.keep_alive(req.keep_alive());
-      if (path == "/ok") {
+      if (path == "/ok" || path == "/ok-then-drop") {
         res.body() = "hello";
       } else if (path == "/chunked") {
         res.body() = "part1part2part3";
@@ -85,6 +85,7 @@ struct test_origin::impl {
       if (path == "/chunked") res.chunked(true);  // after prepare_payload, which would undo it
       bhttp::write(stream, res, ec);
       if (ec || !res.keep_alive()) return;
+      if (path == "/ok-then-drop") return;  // promised keep-alive, closes anyway (an idle close)
     }
   }
 

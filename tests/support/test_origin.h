@@ -3,6 +3,7 @@
 //
 // Routes (by path):
 //   /ok            200 "hello"
+//   /ok-then-drop  200 "hello" with keep-alive, then closes the connection
 //   /chunked       200, chunked body "part1part2part3"
 //   /redirect      302 Location: /ok
 //   /big?n=N       200 with an N-byte body
