@@ -24,6 +24,7 @@
 #include <unordered_map>
 
 #include "core/address_policy.h"
+#include "http/ascii.h"
 
 namespace fetchrelay::http {
 
@@ -49,15 +50,7 @@ std::string_view to_string(error_class c) noexcept {
 
 namespace {
 
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
+using detail::iequals;
 
 bool is_hop_by_hop_or_reserved(std::string_view name) {
   static constexpr std::string_view names[] = {
@@ -65,7 +58,7 @@ bool is_hop_by_hop_or_reserved(std::string_view name) {
       "trailer",    "upgrade",        "proxy-authenticate", "proxy-authorization",
       "host",       "content-length", "user-agent"};
   for (auto n : names) {
-    if (iequal(name, n)) return true;
+    if (iequals(name, n)) return true;
   }
   return false;
 }
@@ -83,7 +76,7 @@ struct parsed_url {
 result<parsed_url> parse_url(const std::string& url) {
   parsed_url u;
   std::string_view s(url);
-  auto starts = [&](std::string_view p) { return s.size() >= p.size() && iequal(s.substr(0, p.size()), p); };
+  auto starts = [&](std::string_view p) { return s.size() >= p.size() && iequals(s.substr(0, p.size()), p); };
   if (starts("https://")) {
     u.tls = true;
     s.remove_prefix(8);
@@ -157,7 +150,7 @@ std::string address_text(const ip_address& a) { return to_endpoint(a, 0).address
 
 std::optional<std::string_view> outbound_response::header(std::string_view name) const {
   for (const auto& h : headers) {
-    if (iequal(h.name, name)) return std::string_view(h.value);
+    if (iequals(h.name, name)) return std::string_view(h.value);
   }
   return std::nullopt;
 }

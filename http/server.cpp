@@ -6,6 +6,8 @@
 // gone, late answers are dropped instead of touching a destroyed io_context.
 #include "http/server.h"
 
+#include "http/ascii.h"
+
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -31,17 +33,7 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
+using detail::iequals;
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <future>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -360,6 +361,28 @@ TEST(ClientSsrf, HostnameResolvingToAPrivateAddressIsBlocked) {
     EXPECT_EQ(r.error->kind, error_class::blocked) << host;
   }
   EXPECT_EQ(c->stats().connections_opened, 0u);
+}
+
+TEST(ClientSsrf, TableOfRestrictedAddressesBehindHostNamesIsBlockedBeforeAnyConnection) {
+  const char* addresses[] = {"127.0.0.1",       "127.1.2.3",       "::1",           "10.0.0.1",
+                             "172.16.0.1",      "172.31.255.254",  "192.168.1.1",   "169.254.169.254",
+                             "100.64.0.1",      "fc00::1",         "fd00:ec2::254", "fe80::1",
+                             "::ffff:127.0.0.1", "::ffff:10.0.0.1", "0.0.0.0",       "::",
+                             "224.0.0.1",       "ff02::1",         "255.255.255.255", "198.18.0.1",
+                             "64:ff9b::a9fe:a9fe"};
+  std::map<std::string, std::string> names;
+  for (size_t i = 0; i < std::size(addresses); ++i) names["h" + std::to_string(i) + ".test"] = addresses[i];
+  client_options opts;  // defaults: nothing private allowed
+  opts.dns.lookup = fake_dns(names);
+  auto c = make_client(opts);
+  for (const auto& [host, address] : names) {
+    auto r = send_sync(*c, get("http://" + host + ":8080/x"));
+    ASSERT_TRUE(r.error) << host << " -> " << address;
+    EXPECT_EQ(r.error->kind, error_class::blocked) << host << " -> " << address;
+  }
+  EXPECT_EQ(c->stats().connections_opened, 0u);
+  // The same guard lets a public address through (checked without contacting it).
+  EXPECT_TRUE(address_policy().permits(*parse_ip("93.184.216.34")));
 }
 
 // -- TLS -------------------------------------------------------------------------------------
