@@ -1,0 +1,73 @@
+#include "core/ulid.h"
+
+namespace fetchrelay {
+namespace {
+
+constexpr char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+int decode_char(char c) {
+  for (int i = 0; i < 32; ++i) {
+    if (alphabet[i] == c) return i;
+  }
+  return -1;
+}
+
+}  // namespace
+
+ulid_generator::ulid_generator(std::function<std::uint64_t()> random) : random_(std::move(random)) {}
+
+std::string ulid_generator::next(std::int64_t now_ms) {
+  if (now_ms <= last_ms_) {
+    // Same millisecond (or a clock step back): keep the last time, add one to the random part.
+    for (int i = 9; i >= 0; --i) {
+      if (++last_random_[i] != 0) break;
+    }
+  } else {
+    last_ms_ = now_ms;
+    std::uint64_t a = random_();
+    std::uint64_t b = random_();
+    for (int i = 0; i < 8; ++i) last_random_[i] = static_cast<std::uint8_t>(a >> (56 - 8 * i));
+    last_random_[8] = static_cast<std::uint8_t>(b >> 56);
+    last_random_[9] = static_cast<std::uint8_t>(b >> 48);
+    last_random_[0] &= 0x7f;  // headroom so increments within a millisecond never overflow
+  }
+  return encode_ulid(last_ms_, last_random_);
+}
+
+std::string encode_ulid(std::int64_t ms, const std::array<std::uint8_t, 10>& random) {
+  // 128 bits: 48 time + 80 random, written as 26 groups of 5 bits (the first holds 3).
+  std::array<std::uint8_t, 16> bytes{};
+  auto t = static_cast<std::uint64_t>(ms);
+  for (int i = 0; i < 6; ++i) bytes[i] = static_cast<std::uint8_t>(t >> (40 - 8 * i));
+  for (int i = 0; i < 10; ++i) bytes[6 + i] = random[i];
+  std::string out(26, '0');
+  for (int c = 0; c < 26; ++c) {
+    int bit = 128 - 5 * (26 - c);  // position of the group's top bit; the first starts at -2
+    int value = 0;
+    for (int k = 0; k < 5; ++k) {
+      int b = bit + k;
+      value <<= 1;
+      if (b >= 0) value |= (bytes[b / 8] >> (7 - b % 8)) & 1;
+    }
+    out[c] = alphabet[value];
+  }
+  return out;
+}
+
+bool is_job_id(std::string_view id) {
+  if (id.size() != 30 || id.substr(0, 4) != "job_") return false;
+  if (decode_char(id[4]) > 7) return false;  // the first character holds only 3 bits
+  for (char c : id.substr(4)) {
+    if (decode_char(c) < 0) return false;
+  }
+  return true;
+}
+
+std::int64_t job_id_time(std::string_view id) {
+  if (!is_job_id(id)) return -1;
+  std::uint64_t t = 0;
+  for (int c = 0; c < 10; ++c) t = (t << 5) | static_cast<std::uint64_t>(decode_char(id[4 + c]));
+  return static_cast<std::int64_t>(t);  // 10 chars = 2 padding bits + the 48-bit time
+}
+
+}  // namespace fetchrelay

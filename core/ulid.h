@@ -1,0 +1,40 @@
+// ULIDs (https://github.com/ulid/spec): 48-bit millisecond time + 80 random bits, written as 26
+// Crockford base32 characters, so ids sort by creation time as bytes and as strings.
+// Job ids are "job_" + a ULID.
+//
+// Thread-safety: a ulid_generator is used by one actor (the job manager) at a time.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace fetchrelay {
+
+class ulid_generator {
+ public:
+  /// `random` returns 64 random bits; injected so tests are deterministic.
+  explicit ulid_generator(std::function<std::uint64_t()> random);
+
+  /// A new ULID for `now_ms`. Within one millisecond (or if the clock steps back) ids stay
+  /// strictly increasing: the random part is incremented, as the spec's monotonic mode does.
+  std::string next(std::int64_t now_ms);
+
+ private:
+  std::function<std::uint64_t()> random_;
+  std::int64_t last_ms_ = -1;
+  std::array<std::uint8_t, 10> last_random_{};
+};
+
+/// The 26-character text of (time, 80-bit random).
+std::string encode_ulid(std::int64_t ms, const std::array<std::uint8_t, 10>& random);
+
+/// True if `id` is "job_" + 26 Crockford base32 characters.
+bool is_job_id(std::string_view id);
+
+/// The creation time (ms) encoded in a job id; -1 if it is not a job id.
+std::int64_t job_id_time(std::string_view id);
+
+}  // namespace fetchrelay

@@ -1,0 +1,318 @@
+#include "persistence/codec.h"
+
+namespace fetchrelay::persistence {
+namespace {
+
+constexpr std::uint8_t version_1 = 0x01;
+
+void put_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void put_string(std::string& out, std::string_view s) {
+  put_varint(out, s.size());
+  out.append(s);
+}
+
+void put_be64(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+void put_be32(std::string& out, std::uint32_t v) {
+  for (int i = 3; i >= 0; --i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+std::uint64_t get_be64(std::string_view s) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<std::uint8_t>(s[i]);
+  return v;
+}
+
+/// Reads values in order; the first problem sticks and every later read fails.
+class reader {
+ public:
+  explicit reader(std::string_view in) : in_(in) {}
+
+  bool ok() const { return ok_; }
+  bool at_end() const { return in_.empty(); }
+
+  std::uint64_t varint() {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift <= 63; shift += 7) {
+      if (in_.empty()) return fail();
+      auto b = static_cast<std::uint8_t>(in_.front());
+      in_.remove_prefix(1);
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    return fail();
+  }
+
+  std::uint8_t byte() {
+    if (in_.empty()) return static_cast<std::uint8_t>(fail());
+    auto b = static_cast<std::uint8_t>(in_.front());
+    in_.remove_prefix(1);
+    return b;
+  }
+
+  std::string string() {
+    std::uint64_t n = varint();
+    if (!ok_ || n > in_.size()) {
+      fail();
+      return {};
+    }
+    std::string s(in_.substr(0, n));
+    in_.remove_prefix(n);
+    return s;
+  }
+
+  std::vector<header_pair> headers() {
+    std::uint64_t n = varint();
+    std::vector<header_pair> out;
+    for (std::uint64_t i = 0; ok_ && i < n; ++i) {
+      std::string name = string();
+      std::string value = string();
+      out.push_back({std::move(name), std::move(value)});
+    }
+    return out;
+  }
+
+  void version(const char* what) {
+    std::uint8_t v = byte();
+    if (ok_ && v != version_1) {
+      ok_ = false;
+      problem_ = std::string(what) + " has unknown format version " + std::to_string(v);
+    }
+  }
+
+  status error(const char* what) const {
+    return data_loss(problem_.empty() ? std::string(what) + " is truncated or malformed" : problem_);
+  }
+
+ private:
+  std::uint64_t fail() {
+    ok_ = false;
+    return 0;
+  }
+  std::string_view in_;
+  bool ok_ = true;
+  std::string problem_;
+};
+
+void put_headers(std::string& out, const std::vector<header_pair>& headers) {
+  put_varint(out, headers.size());
+  for (const auto& h : headers) {
+    put_string(out, h.name);
+    put_string(out, h.value);
+  }
+}
+
+}  // namespace
+
+std::string job_key(std::string_view id) { return "job/" + std::string(id); }
+std::string body_key(std::string_view id) { return "body/" + std::string(id); }
+
+std::string due_key(std::int64_t due_ms, std::string_view id) {
+  std::string k(due_prefix);
+  put_be64(k, static_cast<std::uint64_t>(due_ms));
+  k.append(id);
+  return k;
+}
+
+bool parse_due_key(std::string_view key, std::int64_t& due_ms, std::string& id) {
+  if (key.size() < due_prefix.size() + 8 || key.substr(0, due_prefix.size()) != due_prefix) return false;
+  due_ms = static_cast<std::int64_t>(get_be64(key.substr(due_prefix.size())));
+  id = std::string(key.substr(due_prefix.size() + 8));
+  return true;
+}
+
+std::string list_prefix(std::string_view tenant, job_status status) {
+  std::string k = "list/";
+  k.append(tenant);
+  k.push_back('\0');
+  k.push_back(static_cast<char>(status));
+  return k;
+}
+
+std::string list_key(std::string_view tenant, job_status status, std::string_view id) {
+  return list_prefix(tenant, status) + std::string(id);
+}
+
+std::string idem_key(std::string_view tenant, std::string_view key) {
+  std::string k = "idem/";
+  k.append(tenant);
+  k.push_back('\0');
+  k.append(key);
+  return k;
+}
+
+std::string attempt_prefix(std::string_view id) { return "att/" + std::string(id); }
+
+std::string attempt_key(std::string_view id, std::uint32_t n) {
+  std::string k = attempt_prefix(id);
+  put_be32(k, n);
+  return k;
+}
+
+std::string encode(const job_state& s) {
+  std::string out;
+  out.push_back(static_cast<char>(version_1));
+  put_string(out, s.id);
+  put_string(out, s.tenant);
+  out.push_back(static_cast<char>(s.status));
+  put_string(out, s.method);
+  put_string(out, s.url);
+  put_string(out, s.policy);
+  put_varint(out, static_cast<std::uint64_t>(s.created_at_ms));
+  put_varint(out, static_cast<std::uint64_t>(s.run_at_ms));
+  put_varint(out, s.attempts);
+  put_varint(out, s.max_attempts);
+  put_varint(out, s.timeout_ms);
+  put_varint(out, s.last_status_code);
+  put_string(out, s.last_error);
+  put_string(out, s.defer_reason);
+  put_string(out, s.callback_url);
+  put_string(out, s.failure_callback_url);
+  put_string(out, s.parent_id);
+  put_string(out, s.idempotency_key);
+  put_varint(out, static_cast<std::uint64_t>(s.finished_at_ms));
+  out.push_back(s.response ? 1 : 0);
+  if (s.response) {
+    put_varint(out, s.response->status);
+    put_headers(out, s.response->headers);
+    put_string(out, s.response->body);
+  }
+  return out;
+}
+
+result<job_state> decode_job_state(std::string_view v) {
+  reader r(v);
+  job_state s;
+  r.version("job snapshot");
+  if (!r.ok()) return r.error("job snapshot");
+  s.id = r.string();
+  s.tenant = r.string();
+  std::uint8_t st = r.byte();
+  if (r.ok() && (st < 1 || st > 6)) return data_loss("job snapshot has unknown status " + std::to_string(st));
+  s.status = static_cast<job_status>(st);
+  s.method = r.string();
+  s.url = r.string();
+  s.policy = r.string();
+  s.created_at_ms = static_cast<std::int64_t>(r.varint());
+  s.run_at_ms = static_cast<std::int64_t>(r.varint());
+  s.attempts = static_cast<std::uint32_t>(r.varint());
+  s.max_attempts = static_cast<std::uint32_t>(r.varint());
+  s.timeout_ms = static_cast<std::uint32_t>(r.varint());
+  s.last_status_code = static_cast<std::uint16_t>(r.varint());
+  s.last_error = r.string();
+  s.defer_reason = r.string();
+  s.callback_url = r.string();
+  s.failure_callback_url = r.string();
+  s.parent_id = r.string();
+  s.idempotency_key = r.string();
+  s.finished_at_ms = static_cast<std::int64_t>(r.varint());
+  if (r.byte() == 1) {
+    response_summary resp;
+    resp.status = static_cast<std::uint16_t>(r.varint());
+    resp.headers = r.headers();
+    resp.body = r.string();
+    s.response = std::move(resp);
+  }
+  if (!r.ok() || !r.at_end()) return r.error("job snapshot");
+  return s;
+}
+
+std::string encode(const job_spec& s) {
+  std::string out;
+  out.push_back(static_cast<char>(version_1));
+  put_string(out, s.method);
+  put_string(out, s.url);
+  put_headers(out, s.headers);
+  put_string(out, s.body);
+  return out;
+}
+
+result<job_spec> decode_job_spec(std::string_view v) {
+  reader r(v);
+  job_spec s;
+  r.version("job body");
+  if (!r.ok()) return r.error("job body");
+  s.method = r.string();
+  s.url = r.string();
+  s.headers = r.headers();
+  s.body = r.string();
+  if (!r.ok() || !r.at_end()) return r.error("job body");
+  return s;
+}
+
+std::string encode(const attempt_record& a) {
+  std::string out;
+  out.push_back(static_cast<char>(version_1));
+  put_varint(out, a.n);
+  put_varint(out, static_cast<std::uint64_t>(a.started_at_ms));
+  put_varint(out, a.duration_ms);
+  put_varint(out, a.status_code);
+  put_string(out, a.error);
+  return out;
+}
+
+result<attempt_record> decode_attempt(std::string_view v) {
+  reader r(v);
+  attempt_record a;
+  r.version("attempt record");
+  if (!r.ok()) return r.error("attempt record");
+  a.n = static_cast<std::uint32_t>(r.varint());
+  a.started_at_ms = static_cast<std::int64_t>(r.varint());
+  a.duration_ms = static_cast<std::uint32_t>(r.varint());
+  a.status_code = static_cast<std::uint16_t>(r.varint());
+  a.error = r.string();
+  if (!r.ok() || !r.at_end()) return r.error("attempt record");
+  return a;
+}
+
+std::string encode(const idem_record& i) {
+  std::string out;
+  out.push_back(static_cast<char>(version_1));
+  put_string(out, i.id);
+  put_varint(out, static_cast<std::uint64_t>(i.expires_at_ms));
+  return out;
+}
+
+result<idem_record> decode_idem(std::string_view v) {
+  reader r(v);
+  idem_record i;
+  r.version("idempotency record");
+  if (!r.ok()) return r.error("idempotency record");
+  i.id = r.string();
+  i.expires_at_ms = static_cast<std::int64_t>(r.varint());
+  if (!r.ok() || !r.at_end()) return r.error("idempotency record");
+  return i;
+}
+
+std::string encode(const status_counters& c) {
+  std::string out;
+  out.push_back(static_cast<char>(version_1));
+  put_varint(out, c.size());
+  for (auto n : c) put_varint(out, static_cast<std::uint64_t>(n < 0 ? 0 : n));
+  return out;
+}
+
+result<status_counters> decode_counters(std::string_view v) {
+  reader r(v);
+  status_counters c{};
+  r.version("counters");
+  if (!r.ok()) return r.error("counters");
+  std::uint64_t n = r.varint();
+  for (std::uint64_t i = 0; r.ok() && i < n; ++i) {
+    std::uint64_t x = r.varint();
+    if (i < c.size()) c[i] = static_cast<std::int64_t>(x);
+  }
+  if (!r.ok() || !r.at_end()) return r.error("counters");
+  return c;
+}
+
+}  // namespace fetchrelay::persistence

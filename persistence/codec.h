@@ -1,0 +1,80 @@
+// Keys and values of the LevelDB store (DESIGN §4). Internal to persistence/.
+//
+// Key space. Integers in keys are big-endian so keys sort numerically; <id> is the 30-byte job
+// id ("job_" + ULID), so ids sort by creation time.
+//
+//   meta/format                        -> "fetchrelay-store 1"
+//   meta/counters                      -> counters
+//   job/<id>                           -> job_state
+//   body/<id>                          -> job_spec            written once
+//   due/<u64 due_ms><id>               -> ""                  until the job is terminal
+//   list/<tenant> 0x00 <u8 status><id> -> ""                  the listing index
+//   idem/<tenant> 0x00 <key>           -> idem_record
+//   att/<id><u32 n>                    -> attempt_record
+//
+// Values, in the style of LevelDB's write_batch.cc:
+//
+//   job_state      := 0x01 (version) id tenant u8:status method url policy
+//                     varint:created_at_ms varint:run_at_ms varint:attempts varint:max_attempts
+//                     varint:timeout_ms varint:last_status_code last_error defer_reason
+//                     callback_url failure_callback_url parent_id idempotency_key
+//                     varint:finished_at_ms u8:has_response [response]
+//   response       := varint:status varint:count (name value)* body
+//   job_spec       := 0x01 method url varint:count (name value)* body
+//   attempt_record := 0x01 varint:n varint:started_at_ms varint:duration_ms varint:status error
+//   idem_record    := 0x01 id varint:expires_at_ms
+//   counters       := 0x01 varint:count varint:n*   (jobs by status, indexed by status value)
+//   string         := varint:length bytes
+//   varint         := LevelDB varint64 (7 bits a byte, low first); times are never negative
+//
+// A value whose version byte is unknown, or that ends early, decodes as data_loss.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/job.h"
+#include "core/status.h"
+
+namespace fetchrelay::persistence {
+
+inline constexpr std::string_view format_key = "meta/format";
+inline constexpr std::string_view format_value = "fetchrelay-store 1";
+inline constexpr std::string_view counters_key = "meta/counters";
+inline constexpr std::string_view due_prefix = "due/";
+
+std::string job_key(std::string_view id);
+std::string body_key(std::string_view id);
+std::string due_key(std::int64_t due_ms, std::string_view id);
+/// Splits a due/ key; false if it is not one.
+bool parse_due_key(std::string_view key, std::int64_t& due_ms, std::string& id);
+std::string list_prefix(std::string_view tenant, job_status status);
+std::string list_key(std::string_view tenant, job_status status, std::string_view id);
+std::string idem_key(std::string_view tenant, std::string_view key);
+std::string attempt_prefix(std::string_view id);
+std::string attempt_key(std::string_view id, std::uint32_t n);
+
+struct idem_record {
+  std::string id;
+  std::int64_t expires_at_ms = 0;
+  bool operator==(const idem_record&) const = default;
+};
+
+/// Jobs by status, indexed by the status's numeric value (index 0 unused).
+using status_counters = std::array<std::int64_t, 7>;
+
+std::string encode(const job_state& s);
+std::string encode(const job_spec& s);
+std::string encode(const attempt_record& a);
+std::string encode(const idem_record& r);
+std::string encode(const status_counters& c);
+
+result<job_state> decode_job_state(std::string_view v);
+result<job_spec> decode_job_spec(std::string_view v);
+result<attempt_record> decode_attempt(std::string_view v);
+result<idem_record> decode_idem(std::string_view v);
+result<status_counters> decode_counters(std::string_view v);
+
+}  // namespace fetchrelay::persistence

@@ -1,0 +1,39 @@
+#include "core/ulid.h"
+
+#include <gtest/gtest.h>
+
+namespace fetchrelay {
+namespace {
+
+TEST(Ulid, KnownEncoding) {
+  // Time 1469918176385 ms with all-zero randomness: the spec's example time prefix.
+  EXPECT_EQ(encode_ulid(1469918176385, {}), "01ARYZ6S410000000000000000");
+  std::array<std::uint8_t, 10> ones;
+  ones.fill(0xff);
+  EXPECT_EQ(encode_ulid(0, ones), "0000000000ZZZZZZZZZZZZZZZZ");
+}
+
+TEST(Ulid, IdsSortByTimeAndStayMonotonicWithinAMillisecond) {
+  std::uint64_t seed = 42;
+  ulid_generator g([&] { return seed = seed * 6364136223846793005ULL + 1442695040888963407ULL; });
+  std::string prev;
+  for (std::int64_t t : {1000, 1000, 1000, 1001, 999 /* clock stepped back */, 5000}) {
+    std::string id = "job_" + g.next(t);
+    EXPECT_TRUE(is_job_id(id)) << id;
+    EXPECT_GT(id, prev);
+    prev = id;
+  }
+}
+
+TEST(Ulid, JobIdTimeRoundTrips) {
+  ulid_generator g([] { return 0x0123456789abcdefULL; });
+  std::string id = "job_" + g.next(1'764'300'000'123);
+  EXPECT_EQ(job_id_time(id), 1'764'300'000'123);
+  EXPECT_EQ(job_id_time("job_short"), -1);
+  EXPECT_FALSE(is_job_id("job_01ARYZ6S41000000000000000I"));  // I is not Crockford
+  EXPECT_FALSE(is_job_id("job_81ARYZ6S410000000000000000"));  // first char > 7
+  EXPECT_FALSE(is_job_id("task_01ARYZ6S4100000000000000"));
+}
+
+}  // namespace
+}  // namespace fetchrelay
