@@ -1,10 +1,10 @@
 // LevelDB implementation of the store. LevelDB types never leave this folder.
-//
-// Key space so far:
-//   "meta/format" -> "fetchrelay-store 1"   written when the store is created; checked on open.
+// The key space and value formats are in codec.h.
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 #include <leveldb/write_batch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <system_error>
 
@@ -13,20 +13,276 @@
 namespace fetchrelay::persistence {
 namespace {
 
-constexpr const char* format_key = "meta/format";
-constexpr const char* format_value = "fetchrelay-store 1";
+// -- fault injection: an Env whose writable files fail while the injector says so --------------
+
+class faulty_file final : public leveldb::WritableFile {
+ public:
+  faulty_file(leveldb::WritableFile* base, std::shared_ptr<fault_injection> f) : base_(base), faults_(std::move(f)) {}
+  ~faulty_file() override { delete base_; }
+  leveldb::Status Append(const leveldb::Slice& data) override {
+    if (faults_->failing()) return leveldb::Status::IOError("injected fault: append");
+    return base_->Append(data);
+  }
+  leveldb::Status Close() override { return base_->Close(); }
+  leveldb::Status Flush() override {
+    if (faults_->failing()) return leveldb::Status::IOError("injected fault: flush");
+    return base_->Flush();
+  }
+  leveldb::Status Sync() override {
+    if (faults_->failing()) return leveldb::Status::IOError("injected fault: sync");
+    return base_->Sync();
+  }
+
+ private:
+  leveldb::WritableFile* base_;
+  std::shared_ptr<fault_injection> faults_;
+};
+
+class faulty_env final : public leveldb::EnvWrapper {
+ public:
+  explicit faulty_env(std::shared_ptr<fault_injection> f) : EnvWrapper(leveldb::Env::Default()), faults_(std::move(f)) {}
+  leveldb::Status NewWritableFile(const std::string& name, leveldb::WritableFile** out) override {
+    return wrap(target()->NewWritableFile(name, out), out);
+  }
+  leveldb::Status NewAppendableFile(const std::string& name, leveldb::WritableFile** out) override {
+    return wrap(target()->NewAppendableFile(name, out), out);
+  }
+
+ private:
+  leveldb::Status wrap(leveldb::Status s, leveldb::WritableFile** out) {
+    if (s.ok()) *out = new faulty_file(*out, faults_);
+    return s;
+  }
+  std::shared_ptr<fault_injection> faults_;
+};
+
+// -- the store ------------------------------------------------------------------------------
+
+constexpr job_status all_statuses[] = {job_status::scheduled, job_status::active,   job_status::retrying,
+                                       job_status::delivered, job_status::failed,   job_status::cancelled};
 
 class leveldb_store final : public store {
  public:
-  leveldb_store(std::unique_ptr<leveldb::DB> db, std::string path)
-      : db_(std::move(db)), path_(std::move(path)) {}
+  explicit leveldb_store(leveldb_options o) : options_(std::move(o)) {
+    if (options_.faults) env_ = std::make_unique<faulty_env>(options_.faults);
+  }
 
-  status health() const override { return status::ok(); }
-  const std::string& location() const override { return path_; }
+  /// Opens the database and checks (or, for a new store, writes) the format marker.
+  status open(bool fresh) {
+    leveldb::Options o;
+    o.create_if_missing = fresh;
+    o.paranoid_checks = true;  // never skip a damaged record silently
+    if (env_) o.env = env_.get();
+    leveldb::DB* raw = nullptr;
+    leveldb::Status s = leveldb::DB::Open(o, options_.path, &raw);
+    const std::string& path = options_.path;
+    if (!s.ok()) {
+      std::string why = s.ToString();
+      if (s.IsIOError() && why.find("lock") != std::string::npos) {
+        return unavailable("the store at " + path + " is in use by another process (" + why + ")");
+      }
+      if (s.IsCorruption() || s.IsInvalidArgument() || !fresh) {
+        return data_loss("the store at " + path + " cannot be opened: " + why +
+                         ". It was left untouched: restore a backup or move it aside");
+      }
+      return unavailable("cannot open the store at " + path + ": " + why);
+    }
+    db_.reset(raw);
+    std::string marker;
+    s = db_->Get(leveldb::ReadOptions(), std::string(format_key), &marker);
+    if (s.IsNotFound()) {
+      if (!fresh) {
+        db_.reset();
+        return data_loss("the store at " + path + " is a LevelDB database but not a fetchrelay store (no meta/format)");
+      }
+      leveldb::WriteOptions w;
+      w.sync = options_.sync;
+      s = db_->Put(w, std::string(format_key), std::string(format_value));
+      if (!s.ok()) return unavailable("cannot write to the store at " + path + ": " + s.ToString());
+    } else if (!s.ok()) {
+      return data_loss("the store at " + path + " cannot be read: " + s.ToString());
+    } else if (marker != format_value) {
+      db_.reset();
+      return data_loss("the store at " + path + " has format \"" + marker +
+                       "\", which this version does not read (it expects \"" + std::string(format_value) + "\")");
+    }
+    std::string counters;
+    s = db_->Get(leveldb::ReadOptions(), std::string(counters_key), &counters);
+    if (s.ok()) {
+      auto c = decode_counters(counters);
+      if (!c) return c.error();
+      counters_ = *c;
+    } else if (!s.IsNotFound()) {
+      return data_loss("cannot read the counters: " + s.ToString());
+    }
+    health_ = status::ok();
+    return status::ok();
+  }
+
+  status health() const override { return health_; }
+  const std::string& location() const override { return options_.path; }
+  status_counters counters() const override { return counters_; }
+
+  status commit(std::span<const commit_batch> batches) override {
+    if (!health_.is_ok()) return health_;
+    leveldb::WriteBatch wb;
+    status_counters next = counters_;
+    bool sync = false;
+    for (const auto& b : batches) {
+      sync = sync || b.sync;
+      for (const auto& w : b.jobs) add_job(wb, w, next);
+      for (const auto& i : b.idempotency) wb.Put(idem_key(i.tenant, i.key), encode(i.record));
+      for (const auto& p : b.purge) add_purge(wb, p, next);
+    }
+    wb.Put(std::string(counters_key), encode(next));
+    leveldb::WriteOptions wo;
+    wo.sync = sync && options_.sync;
+    leveldb::Status s = db_->Write(wo, &wb);
+    if (!s.ok()) {
+      health_ = unavailable("the store at " + options_.path + " failed a write: " + s.ToString());
+      return health_;
+    }
+    counters_ = next;
+    return status::ok();
+  }
+
+  status reopen() override {
+    db_.reset();
+    auto s = open(false);
+    if (!s.is_ok()) health_ = unavailable(s.message());
+    return s;
+  }
+
+  result<std::optional<job_state>> get_job(const std::string& id) override {
+    std::string v;
+    auto s = get(job_key(id), v);
+    if (!s) return s.error();
+    if (!*s) return std::optional<job_state>();
+    auto d = decode_job_state(v);
+    if (!d) return d.error();
+    return std::optional<job_state>(std::move(*d));
+  }
+
+  result<std::optional<job_spec>> get_spec(const std::string& id) override {
+    std::string v;
+    auto s = get(body_key(id), v);
+    if (!s) return s.error();
+    if (!*s) return std::optional<job_spec>();
+    auto d = decode_job_spec(v);
+    if (!d) return d.error();
+    return std::optional<job_spec>(std::move(*d));
+  }
+
+  result<std::vector<attempt_record>> get_attempts(const std::string& id) override {
+    std::vector<attempt_record> out;
+    std::string prefix = attempt_prefix(id);
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      auto a = decode_attempt(std::string_view(it->value().data(), it->value().size()));
+      if (!a) return a.error();
+      out.push_back(std::move(*a));
+    }
+    if (!it->status().ok()) return data_loss(it->status().ToString());
+    return out;
+  }
+
+  result<std::optional<idem_record>> get_idem(const std::string& tenant, const std::string& key) override {
+    std::string v;
+    auto s = get(idem_key(tenant, key), v);
+    if (!s) return s.error();
+    if (!*s) return std::optional<idem_record>();
+    auto d = decode_idem(v);
+    if (!d) return d.error();
+    return std::optional<idem_record>(std::move(*d));
+  }
+
+  result<std::vector<due_entry>> scan_due(const std::optional<due_entry>& after, std::int64_t until_ms,
+                                          std::size_t limit) override {
+    std::vector<due_entry> out;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::string start = after ? due_key(after->due_ms, after->id) : std::string(due_prefix);
+    it->Seek(start);
+    if (after && it->Valid() && it->key() == leveldb::Slice(start)) it->Next();
+    for (; it->Valid() && out.size() < limit; it->Next()) {
+      due_entry e;
+      if (!parse_due_key(std::string_view(it->key().data(), it->key().size()), e.due_ms, e.id)) break;
+      if (e.due_ms > until_ms) break;
+      out.push_back(std::move(e));
+    }
+    if (!it->status().ok()) return data_loss(it->status().ToString());
+    return out;
+  }
+
+  result<job_page> list_jobs(const std::string& tenant, std::optional<job_status> status,
+                             const std::string& cursor, std::size_t limit) override {
+    // Newest first: walk each status's index backwards from the cursor, then merge by id.
+    std::vector<std::string> ids;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    for (job_status st : all_statuses) {
+      if (status && *status != st) continue;
+      std::string prefix = list_prefix(tenant, st);
+      std::string upper = cursor.empty() ? prefix + "\xff" : prefix + cursor;
+      it->Seek(upper);
+      if (it->Valid()) it->Prev();
+      else it->SeekToLast();
+      for (std::size_t n = 0; it->Valid() && n < limit && it->key().starts_with(prefix); it->Prev(), ++n) {
+        ids.emplace_back(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+      }
+      if (!it->status().ok()) return data_loss(it->status().ToString());
+    }
+    std::sort(ids.begin(), ids.end(), std::greater<>());
+    job_page page;
+    for (std::size_t i = 0; i < ids.size() && page.jobs.size() < limit; ++i) {
+      auto j = get_job(ids[i]);
+      if (!j) return j.error();
+      if (*j) page.jobs.push_back(std::move(**j));
+    }
+    // A full page may be followed by an empty one; that is cheaper than looking ahead.
+    if (page.jobs.size() == limit) page.next_cursor = page.jobs.back().id;
+    return page;
+  }
 
  private:
+  result<bool> get(const std::string& key, std::string& value) {
+    leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
+    if (s.IsNotFound()) return false;
+    if (!s.ok()) return data_loss("cannot read " + key + ": " + s.ToString());
+    return true;
+  }
+
+  static void add_job(leveldb::WriteBatch& wb, const job_write& w, status_counters& counters) {
+    const job_state& s = w.state;
+    wb.Put(job_key(s.id), encode(s));
+    if (w.spec) wb.Put(body_key(s.id), encode(*w.spec));
+    if (w.attempt) wb.Put(attempt_key(s.id, w.attempt->n), encode(*w.attempt));
+    bool terminal = is_terminal(s.status);
+    if (w.old_due_ms && (terminal || *w.old_due_ms != s.run_at_ms)) wb.Delete(due_key(*w.old_due_ms, s.id));
+    if (!terminal && (!w.old_due_ms || *w.old_due_ms != s.run_at_ms)) wb.Put(due_key(s.run_at_ms, s.id), "");
+    if (!w.old_status || *w.old_status != s.status) {
+      if (w.old_status) {
+        wb.Delete(list_key(s.tenant, *w.old_status, s.id));
+        --counters[static_cast<std::size_t>(*w.old_status)];
+      }
+      wb.Put(list_key(s.tenant, s.status, s.id), "");
+      ++counters[static_cast<std::size_t>(s.status)];
+    }
+  }
+
+  static void add_purge(leveldb::WriteBatch& wb, const job_state& s, status_counters& counters) {
+    wb.Delete(job_key(s.id));
+    wb.Delete(body_key(s.id));
+    wb.Delete(list_key(s.tenant, s.status, s.id));
+    for (std::uint32_t n = 1; n <= s.attempts; ++n) wb.Delete(attempt_key(s.id, n));
+    if (!s.idempotency_key.empty()) wb.Delete(idem_key(s.tenant, s.idempotency_key));
+    if (!is_terminal(s.status)) wb.Delete(due_key(s.run_at_ms, s.id));
+    --counters[static_cast<std::size_t>(s.status)];
+  }
+
+  leveldb_options options_;
+  std::unique_ptr<leveldb::Env> env_;  // outlives db_ (declared first)
   std::unique_ptr<leveldb::DB> db_;
-  std::string path_;
+  status health_ = status::ok();
+  status_counters counters_{};
 };
 
 }  // namespace
@@ -41,43 +297,9 @@ result<std::unique_ptr<store>> open_leveldb_store(const leveldb_options& options
                        (ec ? ec.message() : std::string("not a directory")));
   }
   bool fresh = !fs::exists(fs::path(path) / "CURRENT");
-
-  leveldb::Options o;
-  o.create_if_missing = fresh;
-  o.paranoid_checks = true;  // never skip a damaged record silently
-  leveldb::DB* raw = nullptr;
-  leveldb::Status s = leveldb::DB::Open(o, path, &raw);
-  if (!s.ok()) {
-    std::string why = s.ToString();
-    if (s.IsIOError() && why.find("lock") != std::string::npos) {
-      return unavailable("the store at " + path + " is in use by another process (" + why + ")");
-    }
-    if (s.IsCorruption() || s.IsInvalidArgument() || !fresh) {
-      return data_loss("the store at " + path + " cannot be opened: " + why +
-                       ". It was left untouched: restore a backup or move it aside");
-    }
-    return unavailable("cannot open the store at " + path + ": " + why);
-  }
-  std::unique_ptr<leveldb::DB> db(raw);
-
-  std::string marker;
-  s = db->Get(leveldb::ReadOptions(), format_key, &marker);
-  if (s.IsNotFound()) {
-    if (!fresh) {
-      return data_loss("the store at " + path +
-                       " is a LevelDB database but not a fetchrelay store (no meta/format)");
-    }
-    leveldb::WriteOptions w;
-    w.sync = options.sync;
-    s = db->Put(w, format_key, format_value);
-    if (!s.ok()) return unavailable("cannot write to the store at " + path + ": " + s.ToString());
-  } else if (!s.ok()) {
-    return data_loss("the store at " + path + " cannot be read: " + s.ToString());
-  } else if (marker != format_value) {
-    return data_loss("the store at " + path + " has format \"" + marker +
-                     "\", which this version does not read (it expects \"" + format_value + "\")");
-  }
-  return std::unique_ptr<store>(new leveldb_store(std::move(db), path));
+  auto s = std::make_unique<leveldb_store>(options);
+  if (auto st = s->open(fresh); !st) return st;
+  return std::unique_ptr<store>(std::move(s));
 }
 
 }  // namespace fetchrelay::persistence

@@ -1,31 +1,107 @@
-// The job store. This slice opens and checks the store at start-up; the durable-jobs issue
-// adds the job, due, list, idempotency and counter key spaces (DESIGN §4) and group commit.
+// The job store (DESIGN §4): durable job snapshots, request bodies, the due and listing
+// indexes, attempt records, idempotency keys and per-status counters.
 //
-// The interface carries no LevelDB type, so a PostgreSQL store (DESIGN §9) can implement it.
-// Thread-safety: a store is used by one actor (the store actor) at a time.
+// The interface speaks in jobs, not keys: no LevelDB type, iterator or write batch reaches a
+// caller, so a PostgreSQL store (DESIGN §9) can implement it. The LevelDB implementation is the
+// only one so far; its key space is in persistence/codec.h.
+//
+// Thread-safety: one store actor uses a store at a time (it blocks on fsync).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
+#include "core/job.h"
 #include "core/status.h"
+#include "persistence/codec.h"
 
 namespace fetchrelay::persistence {
+
+/// One job's changes in a commit.
+struct job_write {
+  job_state state;                         // the new snapshot
+  std::optional<job_status> old_status;    // nullopt: a new job
+  std::optional<std::int64_t> old_due_ms;  // the due entry the job had, if any
+  std::optional<job_spec> spec;            // new jobs: the request, written once
+  std::optional<attempt_record> attempt;   // an attempt to record
+};
+
+struct idem_write {
+  std::string tenant;
+  std::string key;
+  idem_record record;
+};
+
+/// Writes applied atomically: all or nothing.
+struct commit_batch {
+  std::vector<job_write> jobs;
+  std::vector<idem_write> idempotency;
+  std::vector<job_state> purge;  // terminal jobs past retention: every key of theirs goes
+  bool sync = true;              // fsync before answering (submissions, terminal states)
+};
+
+struct due_entry {
+  std::int64_t due_ms = 0;
+  std::string id;
+  bool operator==(const due_entry&) const = default;
+};
+
+struct job_page {
+  std::vector<job_state> jobs;  // newest first
+  std::string next_cursor;      // "" when there is nothing more
+};
+
+/// Test hook: makes the store's file writes and syncs fail while set (disk full, I/O error).
+class fault_injection {
+ public:
+  void fail_writes(bool on) { failing_.store(on); }
+  bool failing() const { return failing_.load(); }
+
+ private:
+  std::atomic<bool> failing_{false};
+};
 
 class store {
  public:
   virtual ~store() = default;
 
-  /// ok while writes are possible; unavailable after a failed write until reopened.
+  /// ok while writes are possible; unavailable after a failed write until reopen() succeeds.
   virtual status health() const = 0;
-
-  /// Where the store lives, for messages.
   virtual const std::string& location() const = 0;
+
+  /// Applies the batches as one atomic write, synced if any batch asks for it.
+  virtual status commit(std::span<const commit_batch> batches) = 0;
+  /// Closes and opens the database again, clearing a failed state.
+  virtual status reopen() = 0;
+
+  virtual result<std::optional<job_state>> get_job(const std::string& id) = 0;
+  virtual result<std::optional<job_spec>> get_spec(const std::string& id) = 0;
+  virtual result<std::vector<attempt_record>> get_attempts(const std::string& id) = 0;
+  virtual result<std::optional<idem_record>> get_idem(const std::string& tenant, const std::string& key) = 0;
+
+  /// Due entries after `after` (exclusive; nullopt: from the start) up to `until_ms`
+  /// (inclusive), in due order, at most `limit`.
+  virtual result<std::vector<due_entry>> scan_due(const std::optional<due_entry>& after,
+                                                  std::int64_t until_ms, std::size_t limit) = 0;
+
+  /// The tenant's jobs, newest first, optionally of one status; `cursor` is a previous page's
+  /// next_cursor.
+  virtual result<job_page> list_jobs(const std::string& tenant, std::optional<job_status> status,
+                                     const std::string& cursor, std::size_t limit) = 0;
+
+  /// Jobs by status, as of the last successful commit.
+  virtual status_counters counters() const = 0;
 };
 
 struct leveldb_options {
   std::string path;
-  bool sync = true;
+  bool sync = true;  // false: never fsync (storage.sync: false)
+  std::shared_ptr<fault_injection> faults;  // tests only
 };
 
 /// Opens (creating if missing) the LevelDB store at options.path with paranoid checks.

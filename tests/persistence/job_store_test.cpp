@@ -1,0 +1,208 @@
+// The LevelDB store's job operations on a real database in a temporary directory.
+#include <gtest/gtest.h>
+
+#include "persistence/store.h"
+#include "tests/support/process.h"
+
+namespace fetchrelay::persistence {
+namespace {
+
+std::string id_of(int n) {
+  char buf[31];
+  std::snprintf(buf, sizeof buf, "job_%026d", n);  // sorts like ULIDs of increasing time
+  return buf;
+}
+
+job_state new_job(int n, const std::string& tenant = "acme", std::int64_t run_at = 5'000) {
+  job_state s;
+  s.id = id_of(n);
+  s.tenant = tenant;
+  s.url = "http://example.com/" + std::to_string(n);
+  s.created_at_ms = 1'000 + n;
+  s.run_at_ms = run_at;
+  s.max_attempts = 3;
+  return s;
+}
+
+commit_batch submit(const job_state& s, std::string body = "{}") {
+  commit_batch b;
+  b.jobs.push_back({s, std::nullopt, std::nullopt, job_spec{"POST", s.url, {{"Content-Type", "application/json"}}, body}, std::nullopt});
+  return b;
+}
+
+class JobStore : public ::testing::Test {
+ protected:
+  void SetUp() override { open(); }
+  void open() {
+    store_.reset();
+    auto s = open_leveldb_store({dir_.file("data"), true, faults_});
+    ASSERT_TRUE(s.is_ok()) << s.error().message();
+    store_ = std::move(s.value());
+  }
+  status commit(const commit_batch& b) { return store_->commit(std::span<const commit_batch>(&b, 1)); }
+  std::int64_t count(job_status s) { return store_->counters()[static_cast<size_t>(s)]; }
+  std::vector<due_entry> due(std::int64_t until = 1LL << 60) { return *store_->scan_due(std::nullopt, until, 1000); }
+
+  test::temp_dir dir_;
+  std::shared_ptr<fault_injection> faults_ = std::make_shared<fault_injection>();
+  std::unique_ptr<store> store_;
+};
+
+TEST_F(JobStore, LifecycleMovesTheIndexesAndCounters) {
+  job_state s = new_job(1);
+  ASSERT_TRUE(commit(submit(s, "hello")).is_ok());
+  EXPECT_EQ(**store_->get_job(s.id), s);
+  EXPECT_EQ((*store_->get_spec(s.id))->body, "hello");
+  EXPECT_EQ(count(job_status::scheduled), 1);
+  EXPECT_EQ(due(), (std::vector<due_entry>{{5'000, s.id}}));
+
+  // scheduled -> active: the due entry stays (a crash now makes the job due again).
+  job_state active = s;
+  active.status = job_status::active;
+  commit_batch b1;
+  b1.jobs.push_back({active, job_status::scheduled, s.run_at_ms, std::nullopt, std::nullopt});
+  b1.sync = false;
+  ASSERT_TRUE(commit(b1).is_ok());
+  EXPECT_EQ(due(), (std::vector<due_entry>{{5'000, s.id}}));
+  EXPECT_EQ(count(job_status::scheduled), 0);
+  EXPECT_EQ(count(job_status::active), 1);
+
+  // active -> retrying at 65 s with the attempt recorded: the due entry moves.
+  job_state retrying = active;
+  retrying.status = job_status::retrying;
+  retrying.attempts = 1;
+  retrying.run_at_ms = 65'000;
+  commit_batch b2;
+  b2.jobs.push_back({retrying, job_status::active, active.run_at_ms, std::nullopt, attempt_record{1, 5'000, 20, 500, ""}});
+  ASSERT_TRUE(commit(b2).is_ok());
+  EXPECT_EQ(due(), (std::vector<due_entry>{{65'000, s.id}}));
+  EXPECT_EQ(*store_->get_attempts(s.id), (std::vector<attempt_record>{{1, 5'000, 20, 500, ""}}));
+
+  // -> delivered: terminal, no due entry.
+  job_state done = retrying;
+  done.status = job_status::delivered;
+  done.attempts = 2;
+  done.finished_at_ms = 65'100;
+  commit_batch b3;
+  b3.jobs.push_back({done, job_status::retrying, retrying.run_at_ms, std::nullopt, attempt_record{2, 65'000, 9, 200, ""}});
+  ASSERT_TRUE(commit(b3).is_ok());
+  EXPECT_TRUE(due().empty());
+  EXPECT_EQ(count(job_status::delivered), 1);
+  EXPECT_EQ(count(job_status::retrying), 0);
+  EXPECT_EQ(store_->get_attempts(s.id)->size(), 2u);
+
+  // Everything survives a reopen, counters included.
+  open();
+  EXPECT_EQ(**store_->get_job(s.id), done);
+  EXPECT_EQ(count(job_status::delivered), 1);
+  EXPECT_EQ(count(job_status::scheduled), 0);
+}
+
+TEST_F(JobStore, ListsNewestFirstWithPagingStatusFilterAndTenantIsolation) {
+  commit_batch b;
+  for (int i = 1; i <= 25; ++i) {
+    job_state s = new_job(i);
+    if (i % 5 == 0) s.status = job_status::failed;
+    b.jobs.push_back({s, std::nullopt, std::nullopt, job_spec{}, std::nullopt});
+  }
+  for (int i = 100; i < 105; ++i) b.jobs.push_back({new_job(i, "other"), std::nullopt, std::nullopt, job_spec{}, std::nullopt});
+  ASSERT_TRUE(commit(b).is_ok());
+
+  std::vector<std::string> seen;
+  std::string cursor;
+  for (int page = 0; page < 10; ++page) {
+    auto p = store_->list_jobs("acme", std::nullopt, cursor, 10);
+    ASSERT_TRUE(p.is_ok());
+    for (const auto& j : p->jobs) seen.push_back(j.id);
+    cursor = p->next_cursor;
+    if (cursor.empty()) break;
+  }
+  ASSERT_EQ(seen.size(), 25u);
+  for (int i = 0; i < 25; ++i) EXPECT_EQ(seen[i], id_of(25 - i));
+
+  auto failed = store_->list_jobs("acme", job_status::failed, "", 100);
+  ASSERT_TRUE(failed.is_ok());
+  ASSERT_EQ(failed->jobs.size(), 5u);
+  EXPECT_EQ(failed->jobs[0].id, id_of(25));
+  EXPECT_EQ(failed->jobs[4].id, id_of(5));
+
+  auto other = store_->list_jobs("other", std::nullopt, "", 100);
+  EXPECT_EQ(other->jobs.size(), 5u);
+  EXPECT_TRUE(store_->list_jobs("nobody", std::nullopt, "", 10)->jobs.empty());
+}
+
+TEST_F(JobStore, DueScanRespectsCursorHorizonAndLimit) {
+  commit_batch b;
+  for (int i = 1; i <= 10; ++i) b.jobs.push_back({new_job(i, "acme", i * 1'000), std::nullopt, std::nullopt, job_spec{}, std::nullopt});
+  ASSERT_TRUE(commit(b).is_ok());
+  auto first = store_->scan_due(std::nullopt, 5'000, 3);
+  ASSERT_TRUE(first.is_ok());
+  ASSERT_EQ(first->size(), 3u);
+  EXPECT_EQ((*first)[0], (due_entry{1'000, id_of(1)}));
+  auto rest = store_->scan_due(first->back(), 5'000, 100);
+  ASSERT_EQ(rest->size(), 2u);
+  EXPECT_EQ((*rest)[1], (due_entry{5'000, id_of(5)}));
+}
+
+TEST_F(JobStore, IdempotencyRecordsAndPurge) {
+  job_state s = new_job(7);
+  s.idempotency_key = "order-42";
+  commit_batch b = submit(s);
+  b.idempotency.push_back({"acme", "order-42", {s.id, 99'000}});
+  ASSERT_TRUE(commit(b).is_ok());
+  EXPECT_EQ(**store_->get_idem("acme", "order-42"), (idem_record{s.id, 99'000}));
+  EXPECT_FALSE(store_->get_idem("other", "order-42")->has_value());
+
+  job_state done = s;
+  done.status = job_status::failed;
+  done.attempts = 1;
+  commit_batch t;
+  t.jobs.push_back({done, job_status::scheduled, s.run_at_ms, std::nullopt, attempt_record{1, 5'000, 1, 0, "connect: refused"}});
+  ASSERT_TRUE(commit(t).is_ok());
+  commit_batch purge;
+  purge.purge.push_back(done);
+  ASSERT_TRUE(commit(purge).is_ok());
+  EXPECT_FALSE(store_->get_job(s.id)->has_value());
+  EXPECT_FALSE(store_->get_spec(s.id)->has_value());
+  EXPECT_TRUE(store_->get_attempts(s.id)->empty());
+  EXPECT_FALSE(store_->get_idem("acme", "order-42")->has_value());
+  EXPECT_TRUE(store_->list_jobs("acme", std::nullopt, "", 10)->jobs.empty());
+  EXPECT_EQ(count(job_status::failed), 0);
+}
+
+TEST_F(JobStore, FailedWriteAcknowledgesNothingAndReopenRecovers) {
+  ASSERT_TRUE(commit(submit(new_job(1))).is_ok());
+  faults_->fail_writes(true);
+  auto s = commit(submit(new_job(2)));
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.code(), status_code::unavailable);
+  EXPECT_EQ(store_->health().code(), status_code::unavailable);
+  // While unhealthy every commit is refused, even if the disk recovered.
+  faults_->fail_writes(false);
+  EXPECT_FALSE(commit(submit(new_job(3))).is_ok());
+  ASSERT_TRUE(store_->reopen().is_ok());
+  EXPECT_TRUE(store_->health().is_ok());
+  EXPECT_FALSE(store_->get_job(id_of(2))->has_value()) << "the failed submission was kept";
+  EXPECT_TRUE(store_->get_job(id_of(1))->has_value());
+  EXPECT_EQ(count(job_status::scheduled), 1);
+  ASSERT_TRUE(commit(submit(new_job(4))).is_ok());
+  EXPECT_EQ(count(job_status::scheduled), 2);
+}
+
+TEST_F(JobStore, GroupOfBatchesCommitsAtomically) {
+  std::vector<commit_batch> group;
+  for (int i = 1; i <= 50; ++i) group.push_back(submit(new_job(i)));
+  ASSERT_TRUE(store_->commit(group).is_ok());
+  EXPECT_EQ(count(job_status::scheduled), 50);
+  faults_->fail_writes(true);
+  std::vector<commit_batch> failing;
+  for (int i = 51; i <= 60; ++i) failing.push_back(submit(new_job(i)));
+  EXPECT_FALSE(store_->commit(failing).is_ok());
+  faults_->fail_writes(false);
+  ASSERT_TRUE(store_->reopen().is_ok());
+  for (int i = 51; i <= 60; ++i) EXPECT_FALSE(store_->get_job(id_of(i))->has_value());
+  EXPECT_EQ(count(job_status::scheduled), 50);
+}
+
+}  // namespace
+}  // namespace fetchrelay::persistence
