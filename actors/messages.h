@@ -2,18 +2,26 @@
 //
 // Asio code reaches an actor only through caf::anon_send; an actor answers it through a
 // `completion<T>` carried in the message, which the sender wrapped around its own reply path
-// (e.g. a handler posted to the connection's strand). Actors know nothing of HTTP.
+// (e.g. a handler posted to the connection's strand, or an anon_send back to an actor).
+// Actors know nothing of HTTP.
 #pragma once
 
 #include <caf/all.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "core/job.h"
+#include "core/status.h"
+#include "persistence/store.h"
 
 namespace fetchrelay::actors {
 
-/// A one-shot reply path out of the actor world. Copyable; the actor calls it from its handler.
+/// A one-shot reply path out of an actor. Copyable; called at most once in practice, from the
+/// handler of the actor that received it, and must not block.
 template <class T>
 class completion {
  public:
@@ -24,6 +32,7 @@ class completion {
   void operator()(T value) const {
     if (f_ && *f_) (*f_)(std::move(value));
   }
+  explicit operator bool() const { return f_ && *f_; }
 
  private:
   std::shared_ptr<std::function<void(T)>> f_;
@@ -35,8 +44,28 @@ struct health_report {
   std::int64_t uptime_ms = 0;
 };
 
+/// A job as GET /v1/jobs/{id} shows it.
+struct job_view {
+  job_state state;
+  std::vector<attempt_record> attempts;
+};
+
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using reopen_atom = caf::atom_constant<caf::atom("reopen")>;
+using read_atom = caf::atom_constant<caf::atom("read")>;
+using list_atom = caf::atom_constant<caf::atom("list")>;
 
 }  // namespace fetchrelay::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::health_report>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::status)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::status>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::persistence::commit_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::job_state)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::job_spec)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::job_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::job_view>>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::job_page>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<fetchrelay::job_status>)

@@ -81,6 +81,7 @@ class leveldb_store final : public store {
       if (s.IsIOError() && why.find("lock") != std::string::npos) {
         return unavailable("the store at " + path + " is in use by another process (" + why + ")");
       }
+      if (s.IsIOError()) return unavailable("cannot open the store at " + path + ": " + why);
       if (s.IsCorruption() || s.IsInvalidArgument() || !fresh) {
         return data_loss("the store at " + path + " cannot be opened: " + why +
                          ". It was left untouched: restore a backup or move it aside");

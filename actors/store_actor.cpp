@@ -1,0 +1,92 @@
+#include "actors/store_actor.h"
+
+#include <spdlog/spdlog.h>
+
+namespace fetchrelay::actors {
+
+store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_actor_state> self,
+                                            std::shared_ptr<persistence::store> store,
+                                            store_actor_options options,
+                                            std::shared_ptr<store_actor_stats> stats) {
+  if (options.ready) options.ready->store(store->health().is_ok());
+  auto flush = [self, store, options, stats] {
+    auto& st = self->state;
+    st.flush_scheduled = false;
+    if (st.pending.empty()) return;
+    status s = store->commit(st.pending);
+    if (stats) {
+      stats->commits.fetch_add(1, std::memory_order_relaxed);
+      stats->batches.fetch_add(st.pending.size(), std::memory_order_relaxed);
+    }
+    st.pending.clear();
+    auto waiters = std::move(st.waiters);
+    st.waiters.clear();
+    if (!s.is_ok()) {
+      if (stats) stats->failures.fetch_add(1, std::memory_order_relaxed);
+      spdlog::error("store write failed: {}; answering 503 until it reopens", s.message());
+      if (options.ready) options.ready->store(false);
+      if (!st.reopen_scheduled) {
+        st.reopen_scheduled = true;
+        self->delayed_send(self, options.reopen_every, reopen_atom::value);
+      }
+    }
+    for (auto& w : waiters) w(s);
+  };
+  return {
+      [self, store, options, flush](commit_atom, persistence::commit_batch& batch, completion<status>& done) {
+        auto& st = self->state;
+        status h = store->health();
+        if (!h.is_ok()) {
+          done(h);
+          return;
+        }
+        st.pending.push_back(std::move(batch));
+        st.waiters.push_back(std::move(done));
+        if (st.pending.size() >= options.max_batch) {
+          flush();
+        } else if (!st.flush_scheduled) {
+          st.flush_scheduled = true;
+          self->send(self, flush_atom::value);
+        }
+      },
+      [flush](flush_atom) { flush(); },
+      [self, store, options](reopen_atom) {
+        auto& st = self->state;
+        st.reopen_scheduled = false;
+        if (store->health().is_ok()) return;
+        status s = store->reopen();
+        if (s.is_ok()) {
+          spdlog::info("store reopened at {}", store->location());
+          if (options.ready) options.ready->store(true);
+          return;
+        }
+        spdlog::warn("store still failing: {}", s.message());
+        st.reopen_scheduled = true;
+        self->delayed_send(self, options.reopen_every, reopen_atom::value);
+      },
+      [store](read_atom, const std::string& tenant, const std::string& id,
+              const completion<result<std::optional<job_view>>>& done) {
+        auto j = store->get_job(id);
+        if (!j) {
+          done(j.error());
+          return;
+        }
+        if (!*j || (*j)->tenant != tenant) {
+          done(std::optional<job_view>());
+          return;
+        }
+        auto a = store->get_attempts(id);
+        if (!a) {
+          done(a.error());
+          return;
+        }
+        done(std::optional<job_view>(job_view{std::move(**j), std::move(*a)}));
+      },
+      [store](list_atom, const std::string& tenant, std::optional<job_status> status, const std::string& cursor,
+              std::uint32_t limit, const completion<result<persistence::job_page>>& done) {
+        done(store->list_jobs(tenant, status, cursor, limit));
+      },
+  };
+}
+
+}  // namespace fetchrelay::actors

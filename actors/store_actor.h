@@ -1,0 +1,58 @@
+// The store actor: the only writer to the job store. Spawn it detached in production (it
+// blocks on fsync); the spawn mode is the caller's, so tests can run it on the test coordinator.
+//
+// Group commit: a commit is not written at once; the actor queues it and sends itself a flush.
+// Commits that arrive before that flush is handled (in particular all that arrived while the
+// previous write was blocked on fsync) go into the same write. So a batch is committed as soon
+// as the previous commit finishes, with everything that arrived meanwhile, capped by
+// `max_batch` (DESIGN §1: caps are limits, not waits).
+//
+// After a failed write every queued and later commit is answered unavailable, `ready` turns
+// false, and the actor tries to reopen the store every `reopen_every` until it succeeds.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include "actors/messages.h"
+#include "persistence/store.h"
+
+namespace fetchrelay::actors {
+
+using store_actor = caf::typed_actor<
+    caf::reacts_to<commit_atom, persistence::commit_batch, completion<status>>,
+    caf::reacts_to<flush_atom>,
+    caf::reacts_to<reopen_atom>,
+    caf::reacts_to<read_atom, std::string, std::string, completion<result<std::optional<job_view>>>>,
+    caf::reacts_to<list_atom, std::string, std::optional<job_status>, std::string, std::uint32_t,
+                   completion<result<persistence::job_page>>>>;
+
+struct store_actor_options {
+  std::size_t max_batch = 1000;
+  std::chrono::milliseconds reopen_every{1000};
+  /// Set while the store accepts writes (for /readyz); may be null.
+  std::shared_ptr<std::atomic<bool>> ready;
+};
+
+struct store_actor_stats {
+  std::atomic<std::uint64_t> commits{0};    // writes to the store
+  std::atomic<std::uint64_t> batches{0};    // commit messages they carried
+  std::atomic<std::uint64_t> failures{0};
+};
+
+/// `read` answers the job with `id` if its tenant is `tenant` (else nullopt: another tenant's
+/// id answers 404). `stats` may be null.
+store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<struct store_actor_state> self,
+                                            std::shared_ptr<persistence::store> store,
+                                            store_actor_options options,
+                                            std::shared_ptr<store_actor_stats> stats);
+
+struct store_actor_state {
+  std::vector<persistence::commit_batch> pending;
+  std::vector<completion<status>> waiters;
+  bool flush_scheduled = false;
+  bool reopen_scheduled = false;
+};
+
+}  // namespace fetchrelay::actors
