@@ -69,3 +69,45 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::job_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::job_view>>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::job_page>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<fetchrelay::job_status>)
+
+namespace fetchrelay::actors {
+
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
+using outcome_atom = caf::atom_constant<caf::atom("outcome")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
+using submit_atom = caf::atom_constant<caf::atom("submit")>;
+using committed_atom = caf::atom_constant<caf::atom("committed")>;
+
+/// One attempt handed to a destination actor.
+struct attempt_request {
+  std::string job_id;
+  std::uint64_t generation = 0;  // echoed in the outcome; stale outcomes are ignored
+  std::string method;
+  std::string url;
+  std::vector<header_pair> headers;
+  std::string body;
+  std::chrono::milliseconds timeout{15'000};
+  caf::actor reply_to;
+};
+
+/// What happened to one attempt, as the job actor sees it.
+struct attempt_result {
+  std::uint64_t generation = 0;
+  int status = 0;  // 0: no response
+  std::vector<header_pair> headers;
+  std::string body;               // the first 4 KiB
+  std::string error_class;        // "" or dns, connect, tls, timeout, reset, protocol, blocked
+  std::string error;              // human-readable
+  std::int64_t started_at_ms = 0;
+  std::uint32_t duration_ms = 0;
+};
+
+enum class cancel_answer { cancelled, terminal, not_found };
+
+}  // namespace fetchrelay::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::attempt_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::attempt_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::cancel_answer>)

@@ -1,0 +1,182 @@
+#include "actors/job_actor.h"
+
+#include <spdlog/spdlog.h>
+
+namespace fetchrelay::actors {
+namespace {
+
+using self_ptr = job_actor::stateful_pointer<job_actor_state>;
+
+constexpr std::size_t kept_response_bytes = 4096;
+
+void commit(self_ptr self, const job_context& ctx, job_status old_status, std::int64_t old_due,
+            std::optional<attempt_record> attempt, bool sync, bool notify) {
+  persistence::commit_batch b;
+  b.sync = sync;
+  b.jobs.push_back({self->state.s, old_status, old_due, std::nullopt, std::move(attempt)});
+  completion<status> done;
+  if (notify) {
+    caf::actor me = caf::actor_cast<caf::actor>(self);
+    done = completion<status>([me](status s) { caf::anon_send(me, committed_atom::value, std::move(s)); });
+  }
+  self->send(ctx.store, commit_atom::value, std::move(b), std::move(done));
+}
+
+/// Arms the timer for s.run_at_ms in a new generation.
+void arm(self_ptr self, const job_context& ctx) {
+  auto gen = ++self->state.generation;
+  std::int64_t delay = self->state.s.run_at_ms - ctx.clock->now_ms();
+  if (delay <= 0) {
+    self->send(self, wake_atom::value, gen);
+  } else {
+    self->delayed_send(self, std::chrono::milliseconds(delay), wake_atom::value, gen);
+  }
+}
+
+void finish(self_ptr self, const job_context& ctx, job_status status, std::optional<attempt_record> attempt) {
+  auto& st = self->state;
+  job_status old = st.s.status;
+  std::int64_t old_due = st.s.run_at_ms;
+  st.s.status = status;
+  st.s.finished_at_ms = ctx.clock->now_ms();
+  st.finishing = true;
+  ++st.generation;  // any timer or outcome still on its way is now stale
+  commit(self, ctx, old, old_due, std::move(attempt), true, true);
+}
+
+void start_attempt(self_ptr self, const job_context& ctx) {
+  auto& st = self->state;
+  job_status old = st.s.status;
+  st.s.status = job_status::active;
+  // No sync: the due entry stays where it was, so a crash now makes the job due again.
+  commit(self, ctx, old, st.s.run_at_ms, std::nullopt, false, false);
+  attempt_request req;
+  req.job_id = st.s.id;
+  req.generation = st.generation;
+  req.method = st.spec.method;
+  req.url = st.spec.url;
+  req.headers = st.spec.headers;
+  req.headers.push_back({"X-Fetch-Job-Id", st.s.id});
+  req.headers.push_back({"X-Fetch-Attempt", std::to_string(st.s.attempts + 1)});
+  req.body = st.spec.body;
+  req.timeout = std::chrono::milliseconds(st.s.timeout_ms);
+  req.reply_to = caf::actor_cast<caf::actor>(self);
+  caf::anon_send(ctx.destination, deliver_atom::value, std::move(req));
+}
+
+std::string no_retry_header(const attempt_result& r) {
+  for (const auto& h : r.headers) {
+    if (h.name.size() == 16 && strncasecmp(h.name.c_str(), "X-Fetch-No-Retry", 16) == 0) return h.value;
+  }
+  return "";
+}
+
+std::optional<std::string> header_value(const attempt_result& r, const char* name) {
+  for (const auto& h : r.headers) {
+    if (strcasecmp(h.name.c_str(), name) == 0) return h.value;
+  }
+  return std::nullopt;
+}
+
+void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) {
+  auto& st = self->state;
+  if (r.generation != st.generation || st.s.status != job_status::active || st.finishing) return;
+  st.s.attempts += 1;
+  attempt_record rec{st.s.attempts, r.started_at_ms, r.duration_ms, static_cast<std::uint16_t>(r.status),
+                     r.error_class.empty() ? std::string() : r.error_class + ": " + r.error};
+  st.attempts.push_back(rec);
+  st.s.last_status_code = static_cast<std::uint16_t>(r.status);
+  if (r.status != 0) {
+    response_summary resp{static_cast<std::uint16_t>(r.status), r.headers, r.body.substr(0, kept_response_bytes)};
+    st.s.response = std::move(resp);
+    st.s.last_error = r.status >= 200 && r.status < 300 ? "" : "status " + std::to_string(r.status);
+  } else {
+    st.s.last_error = rec.error;
+  }
+
+  attempt_outcome o;
+  o.status = r.status;
+  o.permanent_error = r.error_class == "blocked" || r.error_class == "invalid_url";
+  std::string nr = no_retry_header(r);
+  o.no_retry_header = strcasecmp(nr.c_str(), "true") == 0;
+  if (r.status == 429 || r.status == 503) {
+    if (auto ra = header_value(r, "Retry-After")) o.retry_after = parse_retry_after(*ra, ctx.clock->now_ms());
+  }
+  classification c = classify(ctx.retry, o);
+  if (c.verdict == attempt_verdict::delivered) {
+    finish(self, ctx, job_status::delivered, rec);
+    return;
+  }
+  if (c.verdict == attempt_verdict::fail) {
+    if (!c.reason.empty()) st.s.last_error = st.s.last_error.empty() ? c.reason : st.s.last_error + "; " + c.reason;
+    finish(self, ctx, job_status::failed, rec);
+    return;
+  }
+  if (st.s.attempts >= st.s.max_attempts) {
+    st.s.last_error += (st.s.last_error.empty() ? "" : "; ") + std::string("gave up after ") +
+                       std::to_string(st.s.attempts) + " attempt" + (st.s.attempts == 1 ? "" : "s");
+    finish(self, ctx, job_status::failed, rec);
+    return;
+  }
+  millis wait = apply_jitter(backoff_delay(ctx.retry, st.s.attempts), ctx.retry.jitter, ctx.unit_random());
+  if (o.retry_after && *o.retry_after > wait) wait = *o.retry_after;
+  job_status old = st.s.status;
+  std::int64_t old_due = st.s.run_at_ms;
+  st.s.status = job_status::retrying;
+  st.s.run_at_ms = ctx.clock->now_ms() + wait.count();
+  commit(self, ctx, old, old_due, rec, false, false);
+  arm(self, ctx);
+}
+
+}  // namespace
+
+job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_state> self, job_state state,
+                                        job_spec spec, std::vector<attempt_record> attempts,
+                                        std::shared_ptr<const job_context> ctx) {
+  self->state.s = std::move(state);
+  self->state.spec = std::move(spec);
+  self->state.attempts = std::move(attempts);
+  // A job recovered while active had an attempt in flight at the crash: it runs again.
+  if (self->state.s.status == job_status::active) self->state.s.status = job_status::scheduled;
+  arm(self, *ctx);
+  return {
+      [self, ctx](wake_atom, std::uint64_t gen) {
+        auto& st = self->state;
+        if (gen != st.generation) return;
+        if (st.finishing) {  // the terminal snapshot failed to commit: try again
+          commit(self, *ctx, st.s.status, st.s.run_at_ms, std::nullopt, true, true);
+          return;
+        }
+        if (is_terminal(st.s.status) || st.s.status == job_status::active) return;
+        start_attempt(self, *ctx);
+      },
+      [self, ctx](outcome_atom, const attempt_result& r) { on_outcome(self, *ctx, r); },
+      [self, ctx](cancel_atom, const completion<cancel_answer>& reply) {
+        auto& st = self->state;
+        if (st.finishing || is_terminal(st.s.status)) {
+          reply(cancel_answer::terminal);
+          return;
+        }
+        st.s.last_error = st.s.last_error.empty() ? "cancelled" : st.s.last_error;
+        finish(self, *ctx, job_status::cancelled, std::nullopt);
+        reply(cancel_answer::cancelled);
+      },
+      [self](read_atom, const completion<result<std::optional<job_view>>>& reply) {
+        reply(std::optional<job_view>(job_view{self->state.s, self->state.attempts}));
+      },
+      [self, ctx](committed_atom, const status& s) {
+        auto& st = self->state;
+        if (!st.finishing) return;
+        if (!s.is_ok()) {
+          spdlog::warn("job {}: final state not stored ({}); retrying", st.s.id, s.message());
+          auto gen = st.generation;
+          self->delayed_send(self, std::chrono::seconds(1), wake_atom::value, gen);
+          return;
+        }
+        caf::anon_send(ctx->manager, done_atom::value, st.s.id, st.s);
+        self->quit();
+      },
+  };
+}
+
+}  // namespace fetchrelay::actors

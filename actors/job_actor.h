@@ -1,0 +1,56 @@
+// The job actor: one per live job (DESIGN §1, §3). It owns the job's state machine, its delay
+// and backoff timer and its retry state; it snapshots through the store actor on every
+// transition and hands each attempt to the destination actor of its origin.
+//
+//   scheduled --wake--> active --outcome--> delivered | failed
+//                         |                  retrying --wake--> active ...
+//   any non-terminal --cancel--> cancelled
+//
+// Timers are CAF delayed messages, which cannot be cancelled: each carries the generation it
+// was armed in, and a stale one is ignored. Outcomes carry the generation of their attempt.
+// When the job is terminal and its final snapshot is synced, the actor tells the manager
+// (done_atom, id, final state) and quits.
+#pragma once
+
+#include <memory>
+
+#include "actors/messages.h"
+#include "actors/store_actor.h"
+#include "core/clock.h"
+#include "core/retry.h"
+
+#include <strings.h>
+
+namespace fetchrelay::actors {
+
+using job_actor = caf::typed_actor<
+    caf::reacts_to<wake_atom, std::uint64_t>,
+    caf::reacts_to<outcome_atom, attempt_result>,
+    caf::reacts_to<cancel_atom, completion<cancel_answer>>,
+    caf::reacts_to<read_atom, completion<result<std::optional<job_view>>>>,
+    caf::reacts_to<committed_atom, status>>;
+
+/// What a job actor needs besides its own state.
+struct job_context {
+  store_actor store;
+  caf::actor destination;  // receives (deliver_atom, attempt_request)
+  caf::actor manager;      // receives (done_atom, std::string id, job_state)
+  std::shared_ptr<const wall_clock> clock;
+  retry_policy retry;
+  std::function<double()> unit_random;  // [0, 1), for jitter
+};
+
+struct job_actor_state {
+  job_state s;
+  job_spec spec;
+  std::vector<attempt_record> attempts;
+  std::uint64_t generation = 0;
+  bool finishing = false;  // the terminal snapshot is being synced
+};
+
+/// `attempts` are those already recorded (a recovered job).
+job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_state> self, job_state state,
+                                        job_spec spec, std::vector<attempt_record> attempts,
+                                        std::shared_ptr<const job_context> ctx);
+
+}  // namespace fetchrelay::actors

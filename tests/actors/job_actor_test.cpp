@@ -1,0 +1,252 @@
+// The job actor on the test coordinator with simulated time, a real store actor on LevelDB, and
+// a scripted destination: the test plays the target by sending outcomes.
+#include "actors/job_actor.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/caf_fixture.h"
+#include "tests/support/process.h"
+
+namespace fetchrelay::actors {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::int64_t t0 = 1'764'300'000'000;  // 2025-11-28T03:20:00Z
+
+struct recorder {
+  std::vector<attempt_request> attempts;
+  std::vector<job_state> finished;
+};
+
+class JobActor : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = persistence::open_leveldb_store({dir_.file("data"), true, nullptr});
+    ASSERT_TRUE(s.is_ok());
+    store_ = std::shared_ptr<persistence::store>(std::move(s.value()));
+    auto rec = rec_;
+    store_actor_ = f_.sys().spawn(store_actor_impl, store_, store_actor_options{}, nullptr);
+    destination_ = f_.sys().spawn(
+        [](caf::event_based_actor*, std::shared_ptr<recorder> r) -> caf::behavior {
+          return {[r](deliver_atom, const attempt_request& req) { r->attempts.push_back(req); }};
+        },
+        rec);
+    manager_ = f_.sys().spawn(
+        [](caf::event_based_actor*, std::shared_ptr<recorder> r) -> caf::behavior {
+          return {[r](done_atom, const std::string&, const job_state& s) { r->finished.push_back(s); }};
+        },
+        rec);
+    policy_.schedule = {5s, 5min};
+    policy_.attempts = 3;
+    policy_.jitter = 0;
+  }
+
+  void TearDown() override {
+    for (auto& a : jobs_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (auto& a : {caf::actor_cast<caf::actor>(store_actor_), destination_, manager_}) {
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    }
+    f_.run();
+  }
+
+  job_actor start(std::int64_t delay_ms, std::uint32_t max_attempts = 3, job_status status = job_status::scheduled) {
+    auto ctx = std::make_shared<job_context>();
+    ctx->store = store_actor_;
+    ctx->destination = destination_;
+    ctx->manager = manager_;
+    ctx->clock = clock_;
+    ctx->retry = policy_;
+    ctx->unit_random = [this] { return random_; };
+    job_state s;
+    s.id = "job_01JDQX7Z8Y9ABCDEFGHJKMNPQR";
+    s.tenant = "acme";
+    s.status = status;
+    s.url = "http://target.test/hook";
+    s.created_at_ms = clock_->now_ms();
+    s.run_at_ms = clock_->now_ms() + delay_ms;
+    s.max_attempts = max_attempts;
+    s.timeout_ms = 15'000;
+    job_spec spec{"POST", s.url, {{"Content-Type", "application/json"}}, "{\"userId\":\"user_456\"}"};
+    persistence::commit_batch b;
+    b.jobs.push_back({s, std::nullopt, std::nullopt, spec, std::nullopt});
+    EXPECT_TRUE(store_->commit(std::span<const persistence::commit_batch>(&b, 1)).is_ok());
+    auto a = f_.sys().spawn(job_actor_impl, s, spec, std::vector<attempt_record>{}, ctx);
+    jobs_.push_back(caf::actor_cast<caf::actor>(a));
+    f_.run();
+    return a;
+  }
+
+  /// Moves the wall clock and CAF's clock together, then runs what became due.
+  void advance(std::chrono::milliseconds d) {
+    clock_->advance(d);
+    f_.sched().advance_time(d);
+    f_.run();
+  }
+
+  void answer(const job_actor& a, int status, std::vector<header_pair> headers = {}, std::string error_class = "") {
+    ASSERT_FALSE(rec_->attempts.empty());
+    attempt_result r;
+    r.generation = rec_->attempts.back().generation;
+    r.status = status;
+    r.headers = std::move(headers);
+    r.error_class = std::move(error_class);
+    r.error = r.error_class.empty() ? "" : "simulated";
+    r.started_at_ms = clock_->now_ms();
+    r.duration_ms = 12;
+    caf::anon_send(a, outcome_atom::value, r);
+    f_.run();
+  }
+
+  job_state stored() { return **store_->get_job("job_01JDQX7Z8Y9ABCDEFGHJKMNPQR"); }
+
+  test::temp_dir dir_;
+  test::caf_fixture f_;
+  std::shared_ptr<manual_wall_clock> clock_ = std::make_shared<manual_wall_clock>(t0);
+  std::shared_ptr<persistence::store> store_;
+  std::shared_ptr<recorder> rec_ = std::make_shared<recorder>();
+  store_actor store_actor_;
+  caf::actor destination_;
+  caf::actor manager_;
+  std::vector<caf::actor> jobs_;  // told to exit at teardown, finished or not
+  retry_policy policy_;
+  double random_ = 0.5;
+};
+
+TEST_F(JobActor, DelayedJobFiresAtItsTimeAndNotBefore) {
+  auto a = start(24LL * 3'600'000);
+  EXPECT_TRUE(rec_->attempts.empty());
+  advance(24h - 1ms);
+  EXPECT_TRUE(rec_->attempts.empty()) << "fired early";
+  advance(1ms);
+  ASSERT_EQ(rec_->attempts.size(), 1u);
+  const auto& req = rec_->attempts[0];
+  EXPECT_EQ(req.url, "http://target.test/hook");
+  EXPECT_EQ(req.body, "{\"userId\":\"user_456\"}");
+  auto has = [&](const char* n, const std::string& v) {
+    for (const auto& h : req.headers) if (h.name == n && h.value == v) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("X-Fetch-Job-Id", "job_01JDQX7Z8Y9ABCDEFGHJKMNPQR"));
+  EXPECT_TRUE(has("X-Fetch-Attempt", "1"));
+  EXPECT_TRUE(has("Content-Type", "application/json"));
+  EXPECT_EQ(stored().status, job_status::active);
+  answer(a, 200);
+  ASSERT_EQ(rec_->finished.size(), 1u);
+  EXPECT_EQ(rec_->finished[0].status, job_status::delivered);
+  job_state s = stored();
+  EXPECT_EQ(s.status, job_status::delivered);
+  EXPECT_EQ(s.attempts, 1u);
+  EXPECT_EQ(s.finished_at_ms, t0 + 24LL * 3'600'000);
+  EXPECT_EQ(store_->get_attempts(s.id)->size(), 1u);
+  EXPECT_TRUE(store_->scan_due(std::nullopt, 1LL << 62, 10)->empty());
+}
+
+TEST_F(JobActor, BackoffScheduleIsFollowedExactlyThenRetriesRunOut) {
+  auto a = start(0);
+  ASSERT_EQ(rec_->attempts.size(), 1u);
+  answer(a, 500);
+  EXPECT_EQ(stored().status, job_status::retrying);
+  EXPECT_EQ(stored().run_at_ms, t0 + 5'000);
+  advance(4'999ms);
+  EXPECT_EQ(rec_->attempts.size(), 1u);
+  advance(1ms);
+  ASSERT_EQ(rec_->attempts.size(), 2u);
+  EXPECT_EQ(rec_->attempts[1].headers.back().value, "2");  // X-Fetch-Attempt
+  answer(a, 502);
+  advance(5min - 1ms);
+  EXPECT_EQ(rec_->attempts.size(), 2u);
+  advance(1ms);
+  ASSERT_EQ(rec_->attempts.size(), 3u);
+  answer(a, 0, {}, "timeout");
+  ASSERT_EQ(rec_->finished.size(), 1u);
+  job_state s = stored();
+  EXPECT_EQ(s.status, job_status::failed);
+  EXPECT_EQ(s.attempts, 3u);
+  EXPECT_EQ(s.last_error, "timeout: simulated; gave up after 3 attempts");
+  auto att = *store_->get_attempts(s.id);
+  ASSERT_EQ(att.size(), 3u);
+  EXPECT_EQ(att[0].status_code, 500);
+  EXPECT_EQ(att[1].status_code, 502);
+  EXPECT_EQ(att[2].error, "timeout: simulated");
+  advance(1h);
+  EXPECT_EQ(rec_->attempts.size(), 3u);
+}
+
+TEST_F(JobActor, JitterStaysWithinItsBounds) {
+  policy_.jitter = 0.2;
+  random_ = 0.0;
+  auto a = start(0);
+  answer(a, 500);
+  EXPECT_EQ(stored().run_at_ms, t0 + 4'000);  // 5 s - 20 %
+  random_ = 0.999999;
+  advance(4'000ms);
+  answer(a, 500);
+  EXPECT_EQ(stored().run_at_ms, t0 + 4'000 + 360'000);  // 5 min + 20 %
+}
+
+TEST_F(JobActor, GoneAndNoRetryFailAtOnce) {
+  auto a = start(0, 10);
+  answer(a, 410);
+  EXPECT_EQ(stored().status, job_status::failed);
+  EXPECT_EQ(stored().attempts, 1u);
+  EXPECT_EQ(stored().last_error, "status 410; status 410 is not retried (policy non_retryable)");
+}
+
+TEST_F(JobActor, NoRetryHeaderFailsAtOnce) {
+  auto a = start(0, 10);
+  answer(a, 500, {{"x-fetch-no-retry", "true"}});
+  EXPECT_EQ(stored().status, job_status::failed);
+  EXPECT_EQ(stored().attempts, 1u);
+}
+
+TEST_F(JobActor, BlockedFailsAtOnce) {
+  auto a = start(0, 10);
+  answer(a, 0, {}, "blocked");
+  EXPECT_EQ(stored().status, job_status::failed);
+  EXPECT_EQ(stored().attempts, 1u);
+}
+
+TEST_F(JobActor, RetryAfterIsHonoured) {
+  auto a = start(0);
+  answer(a, 503, {{"Retry-After", "120"}});
+  EXPECT_EQ(stored().run_at_ms, t0 + 120'000);
+  advance(119'999ms);
+  EXPECT_EQ(rec_->attempts.size(), 1u);
+  advance(1ms);
+  EXPECT_EQ(rec_->attempts.size(), 2u);
+  EXPECT_EQ(stored().attempts, 1u);  // Retry-After does not count as an attempt
+}
+
+TEST_F(JobActor, CancelDuringBackoff) {
+  auto a = start(0);
+  answer(a, 500);
+  std::optional<cancel_answer> got;
+  caf::anon_send(a, cancel_atom::value, completion<cancel_answer>([&](cancel_answer c) { got = c; }));
+  f_.run();
+  EXPECT_EQ(got, cancel_answer::cancelled);
+  EXPECT_EQ(stored().status, job_status::cancelled);
+  ASSERT_EQ(rec_->finished.size(), 1u);
+  advance(10min);
+  EXPECT_EQ(rec_->attempts.size(), 1u) << "the backoff timer fired after the cancel";
+  EXPECT_TRUE(store_->scan_due(std::nullopt, 1LL << 62, 10)->empty());
+}
+
+TEST_F(JobActor, OutcomeOfAnOldGenerationIsIgnored) {
+  auto a = start(0);
+  attempt_result stale;
+  stale.generation = 999;
+  stale.status = 200;
+  caf::anon_send(a, outcome_atom::value, stale);
+  f_.run();
+  EXPECT_EQ(stored().status, job_status::active);
+  EXPECT_TRUE(rec_->finished.empty());
+}
+
+TEST_F(JobActor, RecoveredActiveJobRunsAgain) {
+  start(0, 3, job_status::active);
+  ASSERT_EQ(rec_->attempts.size(), 1u);
+}
+
+}  // namespace
+}  // namespace fetchrelay::actors
