@@ -1,8 +1,14 @@
-// The HTTP routes: turns requests into actor messages and answers into responses.
-// The actors never see HTTP types.
+// The HTTP routes (DESIGN §2): validate, turn requests into actor messages, and answers into
+// responses. The actors never see HTTP types.
 #pragma once
 
+#include <atomic>
+#include <memory>
+
+#include "actors/job_manager.h"
 #include "actors/system.h"
+#include "config/config.h"
+#include "core/clock.h"
 #include "http/server.h"
 
 namespace fetchrelay::app {
@@ -10,8 +16,19 @@ namespace fetchrelay::app {
 struct api_deps {
   caf::actor_system* system = nullptr;
   actors::health_actor health;
+  caf::actor manager;
+  const config::relay_config* config = nullptr;
+  std::shared_ptr<const wall_clock> clock;
+  std::shared_ptr<std::atomic<bool>> ready;  // store open and recovery done
 };
 
 http::handler make_api_handler(api_deps deps);
+
+/// Constant-time comparison (no early exit on the first difference, nor on length).
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+/// X-Not-Before: unix seconds or RFC 3339 ("2026-11-28T10:00:00Z", fractions and offsets
+/// allowed); milliseconds since the epoch, or nullopt.
+std::optional<std::int64_t> parse_not_before(std::string_view v);
 
 }  // namespace fetchrelay::app

@@ -9,8 +9,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <thread>
 
+#include "actors/job_manager.h"
+#include "actors/store_actor.h"
 #include "actors/system.h"
 #include "app/api.h"
 #include "app/logging.h"
@@ -41,6 +44,65 @@ status write_port_file(const std::string& path, std::uint16_t port) {
   std::filesystem::rename(tmp, path, ec);
   if (ec) return unavailable("cannot rename " + tmp + " to " + path + ": " + ec.message());
   return status::ok();
+}
+
+/// Every unfinished job, from the due index (DESIGN §4). Hibernation will bound this to a
+/// horizon; until then every pending job is loaded.
+result<std::vector<actors::recovered_job>> recover_jobs(persistence::store& store) {
+  std::vector<actors::recovered_job> out;
+  std::optional<persistence::due_entry> after;
+  for (;;) {
+    auto page = store.scan_due(after, std::numeric_limits<std::int64_t>::max(), 10'000);
+    if (!page) return page.error();
+    if (page->empty()) break;
+    for (const auto& d : *page) {
+      auto job = store.get_job(d.id);
+      auto spec = store.get_spec(d.id);
+      auto attempts = store.get_attempts(d.id);
+      if (!job) return job.error();
+      if (!spec) return spec.error();
+      if (!attempts) return attempts.error();
+      if (!*job || !*spec) return data_loss("due entry for " + d.id + " has no job or body");
+      if (is_terminal((*job)->status)) continue;
+      out.push_back({std::move(**job), std::move(**spec), std::move(*attempts)});
+    }
+    after = page->back();
+  }
+  return out;
+}
+
+result<std::unique_ptr<http::client>> make_delivery_client(const config::relay_config& cfg) {
+  http::client_options o;
+  o.connect_timeout = cfg.delivery.connect_timeout;
+  o.max_connections_per_origin = cfg.delivery.max_connections_per_origin;
+  o.pool_idle_timeout = cfg.delivery.pool_idle_timeout;
+  o.max_body_bytes = cfg.delivery.response_body_limit;
+  o.ca_file = cfg.delivery.ca_file;
+  o.allow_private_networks = cfg.delivery.allow_private_networks;
+  o.allow_networks = cfg.delivery.allow_networks;
+  o.user_agent = "fetchrelay/" + std::string(version());
+  return http::client::create(std::move(o));
+}
+
+actors::manager_options manager_options_from(const config::relay_config& cfg) {
+  actors::manager_options m;
+  for (const auto& [name, p] : cfg.policies) {
+    actors::policy_runtime r;
+    r.timeout_ms = static_cast<std::uint32_t>(p.timeout.count());
+    r.retry.attempts = static_cast<std::uint32_t>(p.retry.attempts);
+    r.retry.exponential = p.retry.kind == config::backoff_kind::exponential;
+    r.retry.schedule = p.retry.schedule;
+    r.retry.base = p.retry.base;
+    r.retry.factor = p.retry.factor;
+    r.retry.max = p.retry.max;
+    r.retry.jitter = p.retry.jitter;
+    r.retry.non_retryable = p.non_retryable;
+    m.policies[name] = r;
+  }
+  m.max_pending_per_tenant = cfg.limits.max_pending_per_tenant;
+  m.max_in_flight_per_origin = cfg.delivery.max_connections_per_origin;
+  m.idempotency_window = cfg.limits.idempotency_window;
+  return m;
 }
 
 }  // namespace
@@ -106,12 +168,27 @@ int serve(const cli_options& options) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  auto store = persistence::open_leveldb_store({cfg.storage.path, cfg.storage.sync});
-  if (!store) {
-    spdlog::critical("{}", store.error().message());
+  auto opened = persistence::open_leveldb_store({cfg.storage.path, cfg.storage.sync, nullptr});
+  if (!opened) {
+    spdlog::critical("{}", opened.error().message());
     return 1;
   }
+  std::shared_ptr<persistence::store> store(std::move(opened.value()));
   spdlog::info("store open at {}", cfg.storage.path);
+  auto recovered = recover_jobs(*store);
+  if (!recovered) {
+    spdlog::critical("recovery failed: {}", recovered.error().message());
+    return 1;
+  }
+  spdlog::info("recovered {} unfinished job(s)", recovered->size());
+
+  auto client = make_delivery_client(cfg);
+  if (!client) {
+    spdlog::critical("{}", client.error().message());
+    return 1;
+  }
+  auto clock = std::make_shared<system_wall_clock>();
+  auto ready = std::make_shared<std::atomic<bool>>(false);
 
   caf::actor_system_config caf_cfg;
   actors::configure(caf_cfg, {cfg.server.worker_threads, false});
@@ -119,6 +196,19 @@ int serve(const cli_options& options) {
   {
     caf::actor_system system(caf_cfg);
     auto health = system.spawn(actors::health, std::chrono::steady_clock::now());
+    actors::store_actor_options store_options;
+    store_options.ready = ready;
+    // Detached: it blocks on fsync and must not hold one of the few scheduler threads.
+    auto store_actor = system.spawn<caf::detached>(actors::store_actor_impl, store, store_options,
+                                                   std::shared_ptr<actors::store_actor_stats>());
+    auto manager = system.spawn(actors::job_manager, manager_options_from(cfg), store_actor,
+                                std::shared_ptr<http::client>(std::move(client.value())), clock);
+    caf::anon_send(manager, actors::recover_atom::value, std::move(*recovered));
+    auto stop_actors = [&] {
+      caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(store_actor, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(health, caf::exit_reason::user_shutdown);
+    };
 
     http::server_options so;
     so.host = cfg.server.listen.host;
@@ -130,10 +220,10 @@ int serve(const cli_options& options) {
     so.idle_timeout = cfg.server.idle_timeout;
     so.max_header_size = cfg.limits.max_header_size;
     so.max_body = cfg.limits.max_body;
-    http::server server(so, make_api_handler({&system, health}));
+    http::server server(so, make_api_handler({&system, health, manager, &cfg, clock, ready}));
     if (auto s = server.start(); !s) {
       spdlog::critical("{}", s.message());
-      caf::anon_send_exit(health, caf::exit_reason::user_shutdown);
+      stop_actors();
       return 1;
     }
     spdlog::info("listening on {}", server.bound_address());
@@ -142,7 +232,7 @@ int serve(const cli_options& options) {
         spdlog::critical("{}", s.message());
         server.shutdown(http::millis(0));
         server.wait();
-        caf::anon_send_exit(health, caf::exit_reason::user_shutdown);
+        stop_actors();
         return 1;
       }
     }
@@ -168,8 +258,8 @@ int serve(const cli_options& options) {
     finished.store(true);
     pthread_kill(signal_thread.native_handle(), SIGTERM);
     signal_thread.join();
-    spdlog::info("server stopped; stopping actors");
-    caf::anon_send_exit(health, caf::exit_reason::user_shutdown);
+    spdlog::info("server stopped; stopping actors (unfinished jobs stay due in the store)");
+    stop_actors();
   }  // the actor system waits for its actors here
   spdlog::info("bye");
   return exit_code;

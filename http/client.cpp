@@ -148,6 +148,12 @@ std::string address_text(const ip_address& a) { return to_endpoint(a, 0).address
 
 }  // namespace
 
+result<std::string> url_origin(const std::string& url) {
+  auto u = parse_url(url);
+  if (!u) return u.error();
+  return u->origin;
+}
+
 std::optional<std::string_view> outbound_response::header(std::string_view name) const {
   for (const auto& h : headers) {
     if (iequals(h.name, name)) return std::string_view(h.value);

@@ -103,6 +103,10 @@ struct client_stats {
   std::uint64_t reused = 0;
 };
 
+/// Checks that `url` is an absolute http(s) URL the client can use and returns its origin,
+/// "scheme://host:port" (lower-case host, explicit port). The message says what is wrong.
+result<std::string> url_origin(const std::string& url);
+
 class client {
  public:
   /// Fails (invalid_argument) only if the TLS context cannot be built, e.g. a bad ca_file.

@@ -80,7 +80,9 @@ TEST(Serve, SigtermWhileABodyIsUploadingFinishesItRefusesNewAndExitsZero) {
   auto slow = connection::open(r.port);
   ASSERT_TRUE(slow);
   const std::string body(1000, 'b');
-  ASSERT_TRUE(slow->send("POST /v1/fetch HTTP/1.1\r\nHost: relay\r\nContent-Length: 1000\r\n\r\n"));
+  ASSERT_TRUE(slow->send(std::string("POST /v1/fetch HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer ") +
+                         secret_key + "\r\nX-Fetch-Url: http://127.0.0.1:9/x\r\nX-Delay: 1h\r\n"
+                         "Content-Length: 1000\r\n\r\n"));
   ASSERT_TRUE(slow->send(body.substr(0, 100)));
   std::this_thread::sleep_for(300ms);  // settle: the server has the partial request in hand
 
@@ -106,9 +108,9 @@ TEST(Serve, SigtermWhileABodyIsUploadingFinishesItRefusesNewAndExitsZero) {
   }
   auto resp = slow->read_response(10s);
   ASSERT_TRUE(resp) << r.proc->log();
-  EXPECT_EQ(resp->status, 404);  // no /v1/fetch route yet: a complete JSON answer all the same
+  EXPECT_EQ(resp->status, 202) << resp->body;  // the job was taken, durably, during shutdown
   EXPECT_EQ(resp->headers["connection"], "close");
-  EXPECT_NE(resp->body.find("\"code\":\"not_found\""), std::string::npos);
+  EXPECT_NE(resp->body.find("\"status\":\"scheduled\""), std::string::npos);
 
   auto info = r.proc->wait(20s);
   ASSERT_TRUE(info.exited) << r.proc->log();

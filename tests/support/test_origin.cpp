@@ -29,6 +29,9 @@ struct test_origin::impl {
   std::atomic<std::size_t> accepts{0};
   std::atomic<std::size_t> requests{0};
   std::atomic<bool> stopping{false};
+  mutable std::mutex log_mu;
+  std::vector<received_request> log;
+  std::map<std::string, int> fail_counts;
 
   template <class Stream>
   void serve(Stream& stream, tcp::socket& raw) {
@@ -40,11 +43,21 @@ struct test_origin::impl {
       if (ec) return;
       ++requests;
       std::string target(req.target());
+      {
+        received_request r{std::string(req.method_string()), target, {}, req.body(), std::chrono::system_clock::now()};
+        for (const auto& f : req) {
+          std::string name(f.name_string());
+          for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          r.headers[name] = std::string(f.value());
+        }
+        std::lock_guard<std::mutex> lock(log_mu);
+        log.push_back(std::move(r));
+      }
       std::string path = target.substr(0, target.find('?'));
       bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
       res.set(bhttp::field::content_type, "text/plain");
       res.keep_alive(req.keep_alive());
-      if (path == "/ok" || path == "/ok-then-drop") {
+      if (path == "/ok" || path == "/ok-then-drop" || path.rfind("/jobs/", 0) == 0) {
         res.body() = "hello";
       } else if (path == "/chunked") {
         res.body() = "part1part2part3";
@@ -63,6 +76,13 @@ struct test_origin::impl {
       } else if (path == "/close") {
         res.body() = "bye";
         res.keep_alive(false);
+      } else if (path.rfind("/fail/", 0) == 0) {
+        auto slash = path.find('/', 6);
+        int n = std::stoi(path.substr(6, slash - 6));
+        std::string key = path.substr(slash + 1);
+        std::lock_guard<std::mutex> lock(log_mu);
+        if (fail_counts[key]++ < n) res.result(bhttp::status::internal_server_error);
+        else res.body() = "ok";
       } else if (path.rfind("/status/", 0) == 0) {
         res.result(static_cast<unsigned>(std::stoi(path.substr(8))));
       } else if (path == "/echo") {
@@ -148,5 +168,10 @@ test_origin::~test_origin() {
 std::uint16_t test_origin::port() const { return impl_->acceptor.local_endpoint().port(); }
 std::size_t test_origin::accepts() const { return impl_->accepts.load(); }
 std::size_t test_origin::requests() const { return impl_->requests.load(); }
+
+std::vector<received_request> test_origin::received() const {
+  std::lock_guard<std::mutex> lock(impl_->log_mu);
+  return impl_->log;
+}
 
 }  // namespace fetchrelay::test

@@ -2,7 +2,7 @@
 // One thread per connection; it counts accepted connections and records requests.
 //
 // Routes (by path):
-//   /ok            200 "hello"
+//   /ok, /jobs/*   200 "hello"
 //   /ok-then-drop  200 "hello" with keep-alive, then closes the connection
 //   /chunked       200, chunked body "part1part2part3"
 //   /redirect      302 Location: /ok
@@ -12,16 +12,29 @@
 //   /close         200 "bye" with Connection: close
 //   /status/NNN    status NNN
 //   /echo          200, the request as JSON: method, target, headers {name: value}, body
+//   /fail/N/KEY    500 for the first N requests with this KEY, then 200
+// Every request is recorded (received()).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <chrono>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "tests/support/test_certs.h"
 
 namespace fetchrelay::test {
+
+struct received_request {
+  std::string method;
+  std::string target;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  std::chrono::system_clock::time_point at;
+};
 
 class test_origin {
  public:
@@ -32,6 +45,7 @@ class test_origin {
   std::uint16_t port() const;
   std::size_t accepts() const;
   std::size_t requests() const;
+  std::vector<received_request> received() const;
 
  private:
   struct impl;

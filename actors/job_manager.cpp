@@ -1,0 +1,206 @@
+#include "actors/job_manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include "actors/destination_actor.h"
+#include "core/job_json.h"
+
+namespace fetchrelay::actors {
+namespace {
+
+using self_ptr = caf::stateful_actor<manager_state>*;
+
+double unit_random() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+struct env {
+  manager_options options;
+  store_actor store;
+  std::shared_ptr<http::client> client;
+  std::shared_ptr<const wall_clock> clock;
+};
+
+caf::actor destination_for(self_ptr self, const env& e, const std::string& url) {
+  auto origin = http::url_origin(url);
+  std::string key = origin ? *origin : std::string("invalid");
+  auto& d = self->state.destinations[key];
+  if (!d) d = self->spawn<caf::linked>(destination_actor, key, e.client, e.options.max_in_flight_per_origin, e.clock);
+  return d;
+}
+
+void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vector<attempt_record> attempts) {
+  auto ctx = std::make_shared<job_context>();
+  ctx->store = e.store;
+  ctx->destination = destination_for(self, e, spec.url);
+  ctx->manager = caf::actor_cast<caf::actor>(self);
+  ctx->clock = e.clock;
+  auto p = e.options.policies.find(s.policy);
+  ctx->retry = p != e.options.policies.end() ? p->second.retry : e.options.policies.at("default").retry;
+  ctx->unit_random = unit_random;
+  std::string id = s.id;
+  std::string tenant = s.tenant;
+  auto a = self->spawn<caf::linked>(job_actor_impl, std::move(s), std::move(spec), std::move(attempts), ctx);
+  self->state.live[id] = {caf::actor_cast<caf::actor>(a), tenant};
+}
+
+void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply) {
+  auto& st = self->state;
+  std::int64_t now = e.clock->now_ms();
+  std::string idem_key;
+  if (!sub.idempotency_key.empty()) {
+    idem_key = sub.tenant + '\0' + sub.idempotency_key;
+    auto it = st.idem.find(idem_key);
+    if (it != st.idem.end() && it->second.expires_at_ms > now) {
+      submit_answer a{202, it->second.id, it->second.run_at_ms, true, "", ""};
+      if (it->second.committed) reply(a);
+      else it->second.waiters.push_back(std::move(reply));  // answered after the first's sync
+      return;
+    }
+  }
+  auto& count = st.tenant_pending[sub.tenant];
+  if (count >= e.options.max_pending_per_tenant) {
+    reply({429, "", 0, false, "too_many_pending",
+           "this tenant has " + std::to_string(count) + " jobs not yet finished (limits.max_pending_per_tenant)"});
+    return;
+  }
+  auto pol = e.options.policies.find(sub.policy);
+  if (pol == e.options.policies.end()) pol = e.options.policies.find("default");
+  job_state s;
+  s.id = "job_" + st.ids->next(now);
+  s.tenant = sub.tenant;
+  s.status = job_status::scheduled;
+  s.method = sub.spec.method;
+  s.url = sub.spec.url;
+  s.policy = pol->first;
+  s.created_at_ms = now;
+  s.run_at_ms = std::max(sub.run_at_ms, now);
+  s.max_attempts = sub.max_attempts.value_or(pol->second.retry.attempts);
+  s.timeout_ms = sub.timeout_ms.value_or(pol->second.timeout_ms);
+  s.callback_url = sub.callback_url;
+  s.failure_callback_url = sub.failure_callback_url;
+  s.parent_id = sub.parent_id;
+  s.idempotency_key = sub.idempotency_key;
+
+  persistence::commit_batch b;
+  b.sync = true;
+  b.jobs.push_back({s, std::nullopt, std::nullopt, sub.spec, std::nullopt});
+  if (!idem_key.empty()) {
+    auto expires = now + e.options.idempotency_window.count();
+    b.idempotency.push_back({sub.tenant, sub.idempotency_key, {s.id, expires}});
+    st.idem[idem_key] = {s.id, s.run_at_ms, expires, false, {}};
+  }
+  ++count;
+  std::string id = s.id;
+  st.pending[id] = {std::move(s), std::move(sub.spec), std::move(reply), idem_key};
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  self->send(e.store, commit_atom::value, std::move(b),
+             completion<status>([me, id](status r) { caf::anon_send(me, committed_atom::value, id, std::move(r)); }));
+}
+
+void on_committed(self_ptr self, const env& e, const std::string& id, const status& r) {
+  auto& st = self->state;
+  auto it = st.pending.find(id);
+  if (it == st.pending.end()) return;
+  auto p = std::move(it->second);
+  st.pending.erase(it);
+  std::vector<completion<submit_answer>> waiters;
+  if (!p.idem.empty()) {
+    auto i = st.idem.find(p.idem);
+    if (i != st.idem.end()) {
+      waiters = std::move(i->second.waiters);
+      if (r.is_ok()) i->second.committed = true;
+      else st.idem.erase(i);
+    }
+  }
+  if (!r.is_ok()) {
+    --st.tenant_pending[p.state.tenant];
+    submit_answer fail{503, "", 0, false, "store_unavailable", "the job could not be stored: " + r.message()};
+    p.reply(fail);
+    for (auto& w : waiters) w(fail);
+    return;
+  }
+  submit_answer ok{202, p.state.id, p.state.run_at_ms, false, "", ""};
+  p.reply(ok);
+  ok.deduplicated = true;
+  for (auto& w : waiters) w(ok);
+  spawn_job(self, e, std::move(p.state), std::move(p.spec), {});
+}
+
+void on_done(self_ptr self, const env& e, const std::string& id, const job_state& s) {
+  auto& st = self->state;
+  auto it = st.live.find(id);
+  if (it != st.live.end()) {
+    --st.tenant_pending[it->second.tenant];
+    st.live.erase(it);
+  }
+  const std::string& url = s.status == job_status::delivered ? s.callback_url
+                           : s.status == job_status::failed  ? s.failure_callback_url
+                                                             : std::string();
+  if (url.empty()) return;
+  submission cb;
+  cb.tenant = s.tenant;
+  cb.spec = job_spec{"POST", url, {{"Content-Type", "application/json"}}, report_json(s).dump()};
+  cb.run_at_ms = e.clock->now_ms();
+  cb.policy = s.policy;
+  cb.parent_id = s.id;
+  submit(self, e, std::move(cb), completion<submit_answer>([id](submit_answer a) {
+           if (a.http_status != 202) spdlog::warn("callback for {} not scheduled: {}", id, a.message);
+         }));
+}
+
+}  // namespace
+
+caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options, store_actor store,
+                          std::shared_ptr<http::client> client, std::shared_ptr<const wall_clock> clock) {
+  self->state.ids = std::make_unique<ulid_generator>([] {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    return rng();
+  });
+  auto e = std::make_shared<env>(env{std::move(options), std::move(store), std::move(client), std::move(clock)});
+  return {
+      [self, e](submit_atom, submission& sub, completion<submit_answer>& reply) {
+        submit(self, *e, std::move(sub), std::move(reply));
+      },
+      [self, e](committed_atom, const std::string& id, const status& r) { on_committed(self, *e, id, r); },
+      [self, e](done_atom, const std::string& id, const job_state& s) { on_done(self, *e, id, s); },
+      [self, e](read_atom, const std::string& tenant, const std::string& id,
+                const completion<result<std::optional<job_view>>>& reply) {
+        auto it = self->state.live.find(id);
+        if (it != self->state.live.end()) {
+          if (it->second.tenant != tenant) {
+            reply(std::optional<job_view>());
+            return;
+          }
+          caf::anon_send(it->second.actor, read_atom::value, reply);
+          return;
+        }
+        self->send(e->store, read_atom::value, tenant, id, reply);
+      },
+      [self, e](cancel_atom, const std::string& tenant, const std::string& id, const completion<cancel_answer>& reply) {
+        auto it = self->state.live.find(id);
+        if (it != self->state.live.end() && it->second.tenant == tenant) {
+          caf::anon_send(it->second.actor, cancel_atom::value, reply);
+          return;
+        }
+        // Not live: terminal (or unknown). The store tells which.
+        self->send(e->store, read_atom::value, tenant, id,
+                   completion<result<std::optional<job_view>>>([reply](result<std::optional<job_view>> r) {
+                     reply(r.is_ok() && r.value().has_value() ? cancel_answer::terminal : cancel_answer::not_found);
+                   }));
+      },
+      [self, e](list_atom, const std::string& tenant, std::optional<job_status> status, const std::string& cursor,
+                std::uint32_t limit, const completion<result<persistence::job_page>>& reply) {
+        self->send(e->store, list_atom::value, tenant, status, cursor, limit, reply);
+      },
+      [self, e](recover_atom, std::vector<recovered_job>& jobs) {
+        for (auto& j : jobs) {
+          ++self->state.tenant_pending[j.state.tenant];
+          spawn_job(self, *e, std::move(j.state), std::move(j.spec), std::move(j.attempts));
+        }
+      },
+  };
+}
+
+}  // namespace fetchrelay::actors

@@ -1,0 +1,97 @@
+// The job manager: admission, ids, idempotency, and the map from id to live job actor
+// (DESIGN §1). The API talks to it with anon_send and a completion; it never blocks.
+//
+// A submission is acknowledged only after its batch is synced by the store actor; then its
+// job actor is spawned. When a job ends, the manager forgets it and sends its callback (a
+// child job of its own, durable and retried like any job).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <random>
+#include <unordered_map>
+
+#include "actors/job_actor.h"
+#include "actors/store_actor.h"
+#include "core/ulid.h"
+#include "http/client.h"
+
+namespace fetchrelay::actors {
+
+using recover_atom = caf::atom_constant<caf::atom("recover")>;
+
+struct policy_runtime {
+  retry_policy retry;
+  std::uint32_t timeout_ms = 15'000;
+};
+
+struct manager_options {
+  std::map<std::string, policy_runtime> policies;  // holds "default"
+  std::int64_t max_pending_per_tenant = 10'000'000;
+  int max_in_flight_per_origin = 64;
+  std::chrono::milliseconds idempotency_window{86'400'000};
+};
+
+/// A validated POST /v1/fetch.
+struct submission {
+  std::string tenant;
+  job_spec spec;
+  std::int64_t run_at_ms = 0;
+  std::string policy = "default";
+  std::optional<std::uint32_t> max_attempts;  // from X-Retries; else the policy's
+  std::optional<std::uint32_t> timeout_ms;    // from X-Timeout; else the policy's
+  std::string callback_url;
+  std::string failure_callback_url;
+  std::string idempotency_key;
+  std::string parent_id;
+};
+
+struct submit_answer {
+  int http_status = 202;  // 202, 429 or 503
+  std::string id;
+  std::int64_t run_at_ms = 0;
+  bool deduplicated = false;
+  std::string error_code;
+  std::string message;
+};
+
+struct recovered_job {
+  job_state state;
+  job_spec spec;
+  std::vector<attempt_record> attempts;
+};
+
+struct manager_state {
+  struct pending_submission {
+    job_state state;
+    job_spec spec;
+    completion<submit_answer> reply;
+    std::string idem;  // key into idem, if any
+  };
+  struct idem_entry {
+    std::string id;
+    std::int64_t run_at_ms = 0;
+    std::int64_t expires_at_ms = 0;
+    bool committed = false;
+    std::vector<completion<submit_answer>> waiters;  // repeats that came before the sync
+  };
+  struct live_job {
+    caf::actor actor;
+    std::string tenant;
+  };
+  std::unique_ptr<ulid_generator> ids;
+  std::unordered_map<std::string, live_job> live;
+  std::unordered_map<std::string, caf::actor> destinations;
+  std::unordered_map<std::string, pending_submission> pending;
+  std::unordered_map<std::string, std::int64_t> tenant_pending;
+  std::unordered_map<std::string, idem_entry> idem;
+};
+
+caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options, store_actor store,
+                          std::shared_ptr<http::client> client, std::shared_ptr<const wall_clock> clock);
+
+}  // namespace fetchrelay::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::submission)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::submit_answer>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<fetchrelay::actors::recovered_job>)

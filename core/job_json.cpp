@@ -1,0 +1,55 @@
+#include "core/job_json.h"
+
+#include "core/base64.h"
+#include "core/clock.h"
+
+namespace fetchrelay {
+
+nlohmann::json report_json(const job_state& s) {
+  nlohmann::json r;
+  r["id"] = s.id;
+  r["status"] = std::string(to_string(s.status));
+  r["attempts"] = s.attempts;
+  r["last_status_code"] = s.last_status_code ? nlohmann::json(s.last_status_code) : nlohmann::json(nullptr);
+  r["last_error"] = s.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.last_error);
+  if (s.response) {
+    nlohmann::json headers = nlohmann::json::object();
+    for (const auto& h : s.response->headers) headers[h.name] = h.value;
+    r["response"] = {{"status", s.response->status}, {"headers", headers},
+                     {"body_base64", base64_encode(s.response->body)}};
+  } else {
+    r["response"] = nullptr;
+  }
+  r["finished_at"] = s.finished_at_ms ? nlohmann::json(format_rfc3339(s.finished_at_ms)) : nlohmann::json(nullptr);
+  return r;
+}
+
+nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& attempts) {
+  nlohmann::json j;
+  j["id"] = s.id;
+  j["status"] = std::string(to_string(s.status));
+  j["url"] = s.url;
+  j["method"] = s.method;
+  j["policy"] = s.policy;
+  j["created_at"] = format_rfc3339(s.created_at_ms);
+  j["run_at"] = format_rfc3339(s.run_at_ms);
+  bool waiting = !is_terminal(s.status) && s.status != job_status::active;
+  j["next_attempt_at"] = waiting ? nlohmann::json(format_rfc3339(s.run_at_ms)) : nlohmann::json(nullptr);
+  j["max_attempts"] = s.max_attempts;
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& a : attempts) {
+    list.push_back({{"n", a.n},
+                    {"started_at", format_rfc3339(a.started_at_ms)},
+                    {"duration_ms", a.duration_ms},
+                    {"status_code", a.status_code ? nlohmann::json(a.status_code) : nlohmann::json(nullptr)},
+                    {"error", a.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.error)}});
+  }
+  j["attempts"] = list;
+  j["last_error"] = s.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.last_error);
+  j["defer_reason"] = s.defer_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.defer_reason);
+  if (!s.parent_id.empty()) j["parent_id"] = s.parent_id;
+  j["report"] = is_terminal(s.status) ? report_json(s) : nlohmann::json(nullptr);
+  return j;
+}
+
+}  // namespace fetchrelay

@@ -1,0 +1,21 @@
+// The JSON shapes of a job (GET /v1/jobs/{id}, DESIGN §2) and of its terminal report (DESIGN §3,
+// also the body of callbacks).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/job.h"
+
+namespace fetchrelay {
+
+/// {status, attempts, last_status_code, last_error, response: {status, headers, body_base64},
+///  finished_at}
+nlohmann::json report_json(const job_state& s);
+
+/// The whole job: id, status, url, method, policy, created_at, run_at, next_attempt_at,
+/// attempts [{n, started_at, duration_ms, status_code|null, error|null}], last_error, defer_reason,
+/// and report once terminal.
+nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& attempts);
+
+}  // namespace fetchrelay

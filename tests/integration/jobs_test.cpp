@@ -1,0 +1,267 @@
+// The v1 API end to end: the real fetchrelay process on loopback, delivering to a real Beast
+// target (tests/support/test_origin).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/support/process.h"
+#include "tests/support/raw_http.h"
+#include "tests/support/test_origin.h"
+
+namespace fetchrelay::test {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+constexpr const char* key_a = "relay_sk_tenant_a_123";
+constexpr const char* key_b = "relay_sk_tenant_b_456";
+
+std::string config_text(const temp_dir& dir) {
+  return "server: {listen: 127.0.0.1:0}\n"
+         "storage: {path: " + dir.file("data") + "}\n"
+         "auth: {keys: [{tenant: a, key: " + key_a + "}, {tenant: b, key: " + key_b + "}]}\n"
+         "delivery: {allow_networks: [127.0.0.0/8]}\n"
+         "policies:\n  default: {timeout: 2s, retry: {attempts: 3, schedule: [200ms], jitter: 0}}\n";
+}
+
+class relay_process {
+ public:
+  explicit relay_process(const temp_dir& dir) : dir_(dir) { start(); }
+  void start() {
+    std::string cfg = dir_.write("relay.yaml", config_text(dir_));
+    std::remove(dir_.file("port").c_str());
+    proc_ = std::make_unique<process>(FETCHRELAY_BIN,
+                                      std::vector<std::string>{"serve", "--config", cfg, "--port-file", dir_.file("port")},
+                                      dir_.file("relay.log"));
+    auto p = wait_for_port_file(dir_.file("port"), 30s);
+    port_ = p ? *p : 0;
+  }
+  int stop() {
+    proc_->signal(SIGTERM);
+    auto info = proc_->wait(20s);
+    return info.exited ? info.code : -1;
+  }
+  std::uint16_t port() const { return port_; }
+  std::string log() const { return proc_->log(); }
+
+  std::optional<raw_response> call(const std::string& method, const std::string& target, const std::string& key,
+                                   const std::string& headers = "", const std::string& body = "") {
+    std::string auth = key.empty() ? "" : "Authorization: Bearer " + key + "\r\n";
+    return http_request(port_, method, target, body, auth + headers);
+  }
+
+  /// Polls GET /v1/jobs/{id} until its status is terminal (bounded).
+  json wait_terminal(const std::string& id, const std::string& key = key_a) {
+    for (int i = 0; i < 300; ++i) {
+      auto r = call("GET", "/v1/jobs/" + id, key);
+      if (r && r->status == 200) {
+        auto j = json::parse(r->body);
+        std::string s = j["status"];
+        if (s == "delivered" || s == "failed" || s == "cancelled") return j;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return json();
+  }
+
+ private:
+  const temp_dir& dir_;
+  std::unique_ptr<process> proc_;
+  std::uint16_t port_ = 0;
+};
+
+std::string fetch_headers(const test_origin& o, const std::string& path, const std::string& extra = "") {
+  return "X-Fetch-Url: http://127.0.0.1:" + std::to_string(o.port()) + path + "\r\n" + extra;
+}
+
+TEST(JobsApi, FetchApiExampleIsDeliveredAfterTheDelay) {
+  temp_dir dir;
+  test_origin origin;
+  relay_process relay(dir);
+  ASSERT_NE(relay.port(), 0) << relay.log();
+  auto t0 = std::chrono::system_clock::now();
+  auto r = relay.call("POST", "/v1/fetch", key_a,
+                      fetch_headers(origin, "/jobs/send-welcome-email", "X-Delay: 2s\r\nContent-Type: application/json\r\n"),
+                      R"({"userId":"user_456"})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  auto answer = json::parse(r->body);
+  std::string id = answer["id"];
+  EXPECT_EQ(id.rfind("job_", 0), 0u);
+  EXPECT_EQ(answer["status"], "scheduled");
+  EXPECT_EQ(answer["deduplicated"], false);
+
+  auto job = relay.wait_terminal(id);
+  ASSERT_EQ(job["status"], "delivered") << job.dump();
+  ASSERT_EQ(job["attempts"].size(), 1u);
+  EXPECT_EQ(job["attempts"][0]["status_code"], 200);
+  EXPECT_EQ(job["report"]["status"], "delivered");
+  auto got = origin.received();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].target, "/jobs/send-welcome-email");
+  EXPECT_EQ(got[0].method, "POST");
+  EXPECT_EQ(got[0].body, R"({"userId":"user_456"})");
+  EXPECT_EQ(got[0].headers["x-fetch-job-id"], id);
+  EXPECT_EQ(got[0].headers["x-fetch-attempt"], "1");
+  EXPECT_EQ(got[0].headers["content-type"], "application/json");
+  EXPECT_EQ(got[0].headers["user-agent"].rfind("fetchrelay/", 0), 0u);
+  EXPECT_GE(got[0].at - t0, 2s) << "delivered before the delay";
+}
+
+TEST(JobsApi, RetriesA500ThenDelivers) {
+  temp_dir dir;
+  test_origin origin;
+  relay_process relay(dir);
+  auto r = relay.call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/fail/1/k1"), "x");
+  ASSERT_TRUE(r && r->status == 202) << (r ? r->body : "no answer");
+  auto job = relay.wait_terminal(json::parse(r->body)["id"]);
+  ASSERT_EQ(job["status"], "delivered") << job.dump();
+  ASSERT_EQ(job["attempts"].size(), 2u);
+  EXPECT_EQ(job["attempts"][0]["status_code"], 500);
+  EXPECT_EQ(job["attempts"][1]["status_code"], 200);
+  EXPECT_EQ(origin.received().size(), 2u);
+}
+
+TEST(JobsApi, TimeoutAndRefusedConnectionFailAfterTheirAttempts) {
+  temp_dir dir;
+  test_origin origin;
+  relay_process relay(dir);
+  auto t = relay.call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/hang", "X-Timeout: 300ms\r\nX-Retries: 0\r\n"));
+  ASSERT_TRUE(t && t->status == 202) << (t ? t->body : "");
+  auto refused = relay.call("POST", "/v1/fetch", key_a, "X-Fetch-Url: http://127.0.0.1:9/x\r\nX-Retries: 1\r\n");
+  ASSERT_TRUE(refused && refused->status == 202);
+  auto tj = relay.wait_terminal(json::parse(t->body)["id"]);
+  ASSERT_EQ(tj["status"], "failed") << tj.dump();
+  ASSERT_EQ(tj["attempts"].size(), 1u);
+  EXPECT_EQ(tj["attempts"][0]["error"].get<std::string>().rfind("timeout: ", 0), 0u) << tj.dump();
+  auto rj = relay.wait_terminal(json::parse(refused->body)["id"]);
+  ASSERT_EQ(rj["status"], "failed") << rj.dump();
+  ASSERT_EQ(rj["attempts"].size(), 2u);
+  EXPECT_EQ(rj["attempts"][1]["error"].get<std::string>().rfind("connect: ", 0), 0u) << rj.dump();
+  EXPECT_EQ(rj["last_error"].get<std::string>().find("gave up after 2 attempts") != std::string::npos, true);
+}
+
+TEST(JobsApi, TenantsSeeOnlyTheirOwnJobs) {
+  temp_dir dir;
+  test_origin origin;
+  relay_process relay(dir);
+  auto r = relay.call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/ok", "X-Delay: 1h\r\n"));
+  ASSERT_TRUE(r && r->status == 202);
+  std::string id = json::parse(r->body)["id"];
+  EXPECT_EQ(relay.call("GET", "/v1/jobs/" + id, key_a)->status, 200);
+  auto other = relay.call("GET", "/v1/jobs/" + id, key_b);
+  EXPECT_EQ(other->status, 404);
+  EXPECT_EQ(relay.call("DELETE", "/v1/jobs/" + id, key_b)->status, 404);
+  EXPECT_EQ(json::parse(relay.call("GET", "/v1/jobs", key_b)->body)["jobs"].size(), 0u);
+  auto mine = json::parse(relay.call("GET", "/v1/jobs?status=scheduled", key_a)->body);
+  ASSERT_EQ(mine["jobs"].size(), 1u);
+  EXPECT_EQ(mine["jobs"][0]["id"], id);
+  // Cancel: 200, then 409 once it is terminal.
+  EXPECT_EQ(relay.call("DELETE", "/v1/jobs/" + id, key_a)->status, 200);
+  auto j = relay.wait_terminal(id);
+  EXPECT_EQ(j["status"], "cancelled");
+  EXPECT_EQ(relay.call("DELETE", "/v1/jobs/" + id, key_a)->status, 409);
+}
+
+TEST(JobsApi, IdempotencyKeyReturnsTheSameId) {
+  temp_dir dir;
+  test_origin origin;
+  relay_process relay(dir);
+  std::string h = fetch_headers(origin, "/ok", "X-Idempotency-Key: order-42\r\nX-Delay: 1h\r\n");
+  auto first = relay.call("POST", "/v1/fetch", key_a, h);
+  auto again = relay.call("POST", "/v1/fetch", key_a, h);
+  auto other_tenant = relay.call("POST", "/v1/fetch", key_b, h);
+  ASSERT_TRUE(first && again && other_tenant);
+  ASSERT_EQ(first->status, 202);
+  ASSERT_EQ(again->status, 202);
+  EXPECT_EQ(json::parse(again->body)["id"], json::parse(first->body)["id"]);
+  EXPECT_EQ(json::parse(again->body)["deduplicated"], true);
+  EXPECT_NE(json::parse(other_tenant->body)["id"], json::parse(first->body)["id"]);
+}
+
+TEST(JobsApi, AcknowledgedJobSurvivesARestart) {
+  temp_dir dir;
+  test_origin origin;
+  auto relay = std::make_unique<relay_process>(dir);
+  auto r = relay->call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/ok", "X-Delay: 2s\r\n"), "durable");
+  ASSERT_TRUE(r && r->status == 202);
+  std::string id = json::parse(r->body)["id"];
+  EXPECT_EQ(relay->stop(), 0);
+  EXPECT_TRUE(origin.received().empty());
+  relay->start();
+  ASSERT_NE(relay->port(), 0) << relay->log();
+  EXPECT_EQ(relay->call("GET", "/readyz", "")->status, 200);
+  auto j = relay->wait_terminal(id);
+  ASSERT_EQ(j["status"], "delivered") << j.dump() << relay->log();
+  ASSERT_EQ(origin.received().size(), 1u);
+  EXPECT_EQ(origin.received()[0].body, "durable");
+}
+
+TEST(JobsApi, BadInputGetsAClear4xxAndTheServerKeepsServing) {
+  temp_dir dir;
+  test_origin origin;
+  relay_process relay(dir);
+  std::string ok_url = fetch_headers(origin, "/ok");
+  struct bad {
+    std::string key, headers;
+    int status;
+    std::string code;
+  } cases[] = {
+      {key_a, "", 400, "missing_url"},
+      {key_a, "X-Fetch-Url: ftp://example.com/x\r\n", 400, "invalid_url"},
+      {key_a, "X-Fetch-Url: not a url\r\n", 400, "invalid_url"},
+      {key_a, "X-Fetch-Url: http://" + std::string(2100, 'a') + "/\r\n", 400, "url_too_long"},
+      {key_a, ok_url + "X-Delay: soon\r\n", 400, "invalid_delay"},
+      {key_a, ok_url + "X-Delay: -5s\r\n", 400, "invalid_delay"},
+      {key_a, ok_url + "X-Delay: 400d\r\n", 400, "delay_too_long"},
+      {key_a, ok_url + "X-Delay: 5s\r\nX-Not-Before: 1999999999\r\n", 400, "delay_and_not_before"},
+      {key_a, ok_url + "X-Not-Before: tomorrow\r\n", 400, "invalid_not_before"},
+      {key_a, ok_url + "X-Retries: -1\r\n", 400, "invalid_retries"},
+      {key_a, ok_url + "X-Retries: 101\r\n", 400, "invalid_retries"},
+      {key_a, ok_url + "X-Retries: three\r\n", 400, "invalid_retries"},
+      {key_a, ok_url + "X-Timeout: 0s\r\n", 400, "invalid_timeout"},
+      {key_a, ok_url + "X-Timeout: 1h\r\n", 400, "timeout_too_long"},
+      {key_a, ok_url + "X-Fetch-Method: TRACE\r\n", 400, "invalid_method"},
+      {key_a, ok_url + "X-Policy: nope\r\n", 400, "unknown_policy"},
+      {key_a, ok_url + "X-Callback: mailto:x@y\r\n", 400, "invalid_callback"},
+      {key_a, ok_url + "X-Idempotency-Key: " + std::string(300, 'k') + "\r\n", 400, "invalid_idempotency_key"},
+      {"", ok_url, 401, "unauthorized"},
+      {"wrong_key", ok_url, 401, "unauthorized"},
+      {key_a, ok_url + "X-Big: " + std::string(40000, 'h') + "\r\n", 431, "headers_too_large"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.code + " " + c.headers.substr(0, 60));
+    auto r = relay.call("POST", "/v1/fetch", c.key, c.headers);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, c.status) << r->body;
+    auto j = json::parse(r->body, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r->body;
+    EXPECT_EQ(j["error"]["code"], c.code) << r->body;
+    EXPECT_FALSE(j["error"]["message"].get<std::string>().empty());
+  }
+  // Over max_body, unknown job, bad routes and methods, garbage.
+  auto big = relay.call("POST", "/v1/fetch", key_a, ok_url, std::string((1 << 20) + 1, 'b'));
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+  EXPECT_EQ(relay.call("GET", "/v1/jobs/job_01M8G4C9VE6ZQQ9E3CHBJYQ15B", key_a)->status, 404);
+  EXPECT_EQ(relay.call("GET", "/v1/jobs/nonsense", key_a)->status, 404);
+  EXPECT_EQ(relay.call("GET", "/v1/jobs?status=weird", key_a)->status, 400);
+  EXPECT_EQ(relay.call("GET", "/v1/jobs?limit=0", key_a)->status, 400);
+  EXPECT_EQ(relay.call("PUT", "/v1/fetch", key_a)->status, 405);
+  auto garbage = connection::open(relay.port());
+  ASSERT_TRUE(garbage);
+  garbage->send(" not http at all\r\n\r\n");
+  auto g = garbage->read_response();
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->status, 400);
+  // Still serving, and a valid job is delivered.
+  auto good = relay.call("POST", "/v1/fetch", key_a, ok_url, "after");
+  ASSERT_TRUE(good && good->status == 202);
+  EXPECT_EQ(relay.wait_terminal(json::parse(good->body)["id"])["status"], "delivered");
+}
+
+}  // namespace
+}  // namespace fetchrelay::test
