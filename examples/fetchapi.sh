@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The FetchAPI example with curl: schedule a POST to a local endpoint 2 s from now, then
+# watch the job. Start the relay first with `make run` (the example config allows loopback).
+#   examples/fetchapi.sh [TARGET_URL]
+set -euo pipefail
+RELAY=${RELAY:-http://localhost:8080}
+KEY=${FETCHRELAY_API_KEY:-relay_sk_dev}
+TARGET=${1:-http://127.0.0.1:8080/healthz}
+
+answer=$(curl -s -X POST "$RELAY/v1/fetch" \
+  -H "Authorization: Bearer $KEY" \
+  -H "X-Fetch-Url: $TARGET" \
+  -H "X-Delay: 2s" \
+  -H "Content-Type: application/json" \
+  -d '{"userId":"user_456"}')
+echo "$answer"
+id=$(echo "$answer" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+sleep 3
+curl -s "$RELAY/v1/jobs/$id" -H "Authorization: Bearer $KEY"
+echo
