@@ -39,7 +39,7 @@ void start(caf::stateful_actor<destination_state>* self, attempt_request req, ht
 
 caf::behavior destination_actor(caf::stateful_actor<destination_state>* self, std::string origin,
                                 std::shared_ptr<http::client> client, int max_in_flight,
-                                std::shared_ptr<const wall_clock> clock) {
+                                std::shared_ptr<const wall_clock> clock, std::shared_ptr<relay_metrics> metrics) {
   (void)origin;
   return {
       [self, client, max_in_flight, clock](deliver_atom, attempt_request& req) {
@@ -49,8 +49,12 @@ caf::behavior destination_actor(caf::stateful_actor<destination_state>* self, st
           self->state.queue.push_back(std::move(req));
         }
       },
-      [self, client, clock](finished_atom, attempt_result& a, const caf::actor& reply_to) {
+      [self, client, clock, metrics](finished_atom, attempt_result& a, const caf::actor& reply_to) {
         --self->state.in_flight;
+        if (metrics) {
+          metrics->attempts[static_cast<size_t>(classify_attempt(a.status, a.error_class))].fetch_add(1, std::memory_order_relaxed);
+          metrics->delivery_latency.observe(a.duration_ms);
+        }
         caf::anon_send(reply_to, outcome_atom::value, std::move(a));
         if (!self->state.queue.empty()) {
           auto next = std::move(self->state.queue.front());

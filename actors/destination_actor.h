@@ -9,6 +9,7 @@
 
 #include "actors/messages.h"
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "http/client.h"
 
 namespace fetchrelay::actors {
@@ -21,6 +22,6 @@ struct destination_state {
 /// (deliver_atom, attempt_request) in; (outcome_atom, attempt_result) out to request.reply_to.
 caf::behavior destination_actor(caf::stateful_actor<destination_state>* self, std::string origin,
                                 std::shared_ptr<http::client> client, int max_in_flight,
-                                std::shared_ptr<const wall_clock> clock);
+                                std::shared_ptr<const wall_clock> clock, std::shared_ptr<relay_metrics> metrics);
 
 }  // namespace fetchrelay::actors

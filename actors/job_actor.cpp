@@ -46,6 +46,7 @@ void finish(self_ptr self, const job_context& ctx, job_status status, std::optio
 
 void start_attempt(self_ptr self, const job_context& ctx) {
   auto& st = self->state;
+  if (ctx.metrics) ctx.metrics->lateness.observe(static_cast<double>(ctx.clock->now_ms() - st.s.run_at_ms));
   job_status old = st.s.status;
   st.s.status = job_status::active;
   // No sync: the due entry stays where it was, so a crash now makes the job due again.

@@ -17,6 +17,7 @@
 #include "actors/messages.h"
 #include "actors/store_actor.h"
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "core/retry.h"
 
 #include <strings.h>
@@ -38,6 +39,7 @@ struct job_context {
   std::shared_ptr<const wall_clock> clock;
   retry_policy retry;
   std::function<double()> unit_random;  // [0, 1), for jitter
+  std::shared_ptr<relay_metrics> metrics;  // may be null
 };
 
 struct job_actor_state {

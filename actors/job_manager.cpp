@@ -20,13 +20,14 @@ struct env {
   store_actor store;
   std::shared_ptr<http::client> client;
   std::shared_ptr<const wall_clock> clock;
+  std::shared_ptr<relay_metrics> metrics;
 };
 
 caf::actor destination_for(self_ptr self, const env& e, const std::string& url) {
   auto origin = http::url_origin(url);
   std::string key = origin ? *origin : std::string("invalid");
   auto& d = self->state.destinations[key];
-  if (!d) d = self->spawn<caf::linked>(destination_actor, key, e.client, e.options.max_in_flight_per_origin, e.clock);
+  if (!d) d = self->spawn<caf::linked>(destination_actor, key, e.client, e.options.max_in_flight_per_origin, e.clock, e.metrics);
   return d;
 }
 
@@ -39,10 +40,12 @@ void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vec
   auto p = e.options.policies.find(s.policy);
   ctx->retry = p != e.options.policies.end() ? p->second.retry : e.options.policies.at("default").retry;
   ctx->unit_random = unit_random;
+  ctx->metrics = e.metrics;
   std::string id = s.id;
   std::string tenant = s.tenant;
   auto a = self->spawn<caf::linked>(job_actor_impl, std::move(s), std::move(spec), std::move(attempts), ctx);
   self->state.live[id] = {caf::actor_cast<caf::actor>(a), tenant};
+  if (e.metrics) e.metrics->live_job_actors.store(static_cast<std::int64_t>(self->state.live.size()));
 }
 
 void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply) {
@@ -134,6 +137,7 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
   if (it != st.live.end()) {
     --st.tenant_pending[it->second.tenant];
     st.live.erase(it);
+    if (e.metrics) e.metrics->live_job_actors.store(static_cast<std::int64_t>(st.live.size()));
   }
   const std::string& url = s.status == job_status::delivered ? s.callback_url
                            : s.status == job_status::failed  ? s.failure_callback_url
@@ -153,12 +157,13 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
 }  // namespace
 
 caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options, store_actor store,
-                          std::shared_ptr<http::client> client, std::shared_ptr<const wall_clock> clock) {
+                          std::shared_ptr<http::client> client, std::shared_ptr<const wall_clock> clock,
+                          std::shared_ptr<relay_metrics> metrics) {
   self->state.ids = std::make_unique<ulid_generator>([] {
     thread_local std::mt19937_64 rng{std::random_device{}()};
     return rng();
   });
-  auto e = std::make_shared<env>(env{std::move(options), std::move(store), std::move(client), std::move(clock)});
+  auto e = std::make_shared<env>(env{std::move(options), std::move(store), std::move(client), std::move(clock), std::move(metrics)});
   return {
       [self, e](submit_atom, submission& sub, completion<submit_answer>& reply) {
         submit(self, *e, std::move(sub), std::move(reply));

@@ -88,7 +88,8 @@ struct manager_state {
 };
 
 caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options, store_actor store,
-                          std::shared_ptr<http::client> client, std::shared_ptr<const wall_clock> clock);
+                          std::shared_ptr<http::client> client, std::shared_ptr<const wall_clock> clock,
+                          std::shared_ptr<relay_metrics> metrics);
 
 }  // namespace fetchrelay::actors
 

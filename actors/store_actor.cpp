@@ -9,11 +9,25 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
                                             store_actor_options options,
                                             std::shared_ptr<store_actor_stats> stats) {
   if (options.ready) options.ready->store(store->health().is_ok());
-  auto flush = [self, store, options, stats] {
+  auto publish = [store, options] {
+    if (!options.metrics) return;
+    auto c = store->counters();
+    for (size_t i = 0; i < c.size(); ++i) options.metrics->jobs_by_status[i].store(c[i]);
+  };
+  publish();
+  auto flush = [self, store, options, stats, publish] {
     auto& st = self->state;
     st.flush_scheduled = false;
     if (st.pending.empty()) return;
+    auto t0 = std::chrono::steady_clock::now();
     status s = store->commit(st.pending);
+    if (options.metrics) {
+      options.metrics->commit_latency.observe(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      options.metrics->commit_batch.observe(static_cast<double>(st.pending.size()));
+      if (!s.is_ok()) options.metrics->store_failures.fetch_add(1, std::memory_order_relaxed);
+      else publish();
+    }
     if (stats) {
       stats->commits.fetch_add(1, std::memory_order_relaxed);
       stats->batches.fetch_add(st.pending.size(), std::memory_order_relaxed);

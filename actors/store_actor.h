@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "actors/messages.h"
+#include "core/metrics.h"
 #include "persistence/store.h"
 
 namespace fetchrelay::actors {
@@ -33,6 +34,8 @@ struct store_actor_options {
   std::chrono::milliseconds reopen_every{1000};
   /// Set while the store accepts writes (for /readyz); may be null.
   std::shared_ptr<std::atomic<bool>> ready;
+  /// Commit latency, batch sizes, jobs by status; may be null.
+  std::shared_ptr<relay_metrics> metrics;
 };
 
 struct store_actor_stats {

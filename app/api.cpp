@@ -291,6 +291,14 @@ http::handler make_api_handler(api_deps deps) {
       if (deps.ready && deps.ready->load()) return reply.send(response::json(200, R"({"status":"ready"})"));
       return reply.send(response::error(503, "not_ready", "the store is not open or recovery is not finished"));
     }
+    if (path == "/metrics") {
+      if (req.method != "GET") return reply.send(method_not_allowed(req, "GET"));
+      response r;
+      r.status = 200;
+      r.content_type = "text/plain; version=0.0.4";
+      r.body = deps.metrics ? deps.metrics->render() : std::string();
+      return reply.send(std::move(r));
+    }
     if (path.rfind("/v1/", 0) != 0) {
       return reply.send(response::error(404, "not_found", "no route for " + req.method + " " + path));
     }

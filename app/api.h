@@ -9,6 +9,7 @@
 #include "actors/system.h"
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "http/server.h"
 
 namespace fetchrelay::app {
@@ -20,6 +21,7 @@ struct api_deps {
   const config::relay_config* config = nullptr;
   std::shared_ptr<const wall_clock> clock;
   std::shared_ptr<std::atomic<bool>> ready;  // store open and recovery done
+  std::shared_ptr<relay_metrics> metrics;
 };
 
 http::handler make_api_handler(api_deps deps);

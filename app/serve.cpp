@@ -189,6 +189,7 @@ int serve(const cli_options& options) {
   }
   auto clock = std::make_shared<system_wall_clock>();
   auto ready = std::make_shared<std::atomic<bool>>(false);
+  auto metrics = std::make_shared<relay_metrics>();
 
   caf::actor_system_config caf_cfg;
   actors::configure(caf_cfg, {cfg.server.worker_threads, false});
@@ -198,11 +199,12 @@ int serve(const cli_options& options) {
     auto health = system.spawn(actors::health, std::chrono::steady_clock::now());
     actors::store_actor_options store_options;
     store_options.ready = ready;
+    store_options.metrics = metrics;
     // Detached: it blocks on fsync and must not hold one of the few scheduler threads.
     auto store_actor = system.spawn<caf::detached>(actors::store_actor_impl, store, store_options,
                                                    std::shared_ptr<actors::store_actor_stats>());
     auto manager = system.spawn(actors::job_manager, manager_options_from(cfg), store_actor,
-                                std::shared_ptr<http::client>(std::move(client.value())), clock);
+                                std::shared_ptr<http::client>(std::move(client.value())), clock, metrics);
     caf::anon_send(manager, actors::recover_atom::value, std::move(*recovered));
     auto stop_actors = [&] {
       caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
@@ -220,7 +222,7 @@ int serve(const cli_options& options) {
     so.idle_timeout = cfg.server.idle_timeout;
     so.max_header_size = cfg.limits.max_header_size;
     so.max_body = cfg.limits.max_body;
-    http::server server(so, make_api_handler({&system, health, manager, &cfg, clock, ready}));
+    http::server server(so, make_api_handler({&system, health, manager, &cfg, clock, ready, metrics}));
     if (auto s = server.start(); !s) {
       spdlog::critical("{}", s.message());
       stop_actors();

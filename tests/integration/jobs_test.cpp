@@ -109,6 +109,22 @@ TEST(JobsApi, FetchApiExampleIsDeliveredAfterTheDelay) {
   EXPECT_EQ(got[0].headers["content-type"], "application/json");
   EXPECT_EQ(got[0].headers["user-agent"].rfind("fetchrelay/", 0), 0u);
   EXPECT_GE(got[0].at - t0, 2s) << "delivered before the delay";
+
+  // The terminal snapshot is synced just after the job reports delivered: poll briefly.
+  auto m = relay.call("GET", "/metrics", "");
+  for (int i = 0; i < 100 && m && m->body.find("fetchrelay_live_job_actors 0\n") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(20ms);
+    m = relay.call("GET", "/metrics", "");
+  }
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 200);
+  EXPECT_EQ(m->headers["content-type"], "text/plain; version=0.0.4");
+  for (const char* line : {"fetchrelay_jobs{status=\"delivered\"} 1\n", "fetchrelay_jobs{status=\"scheduled\"} 0\n",
+                           "fetchrelay_attempts_total{outcome=\"2xx\"} 1\n", "fetchrelay_delivery_latency_seconds_count 1\n",
+                           "fetchrelay_lateness_seconds_count 1\n", "fetchrelay_live_job_actors 0\n",
+                           "fetchrelay_store_commit_batch_size_bucket{le=\"+Inf\"} "}) {
+    EXPECT_NE(m->body.find(line), std::string::npos) << line << "\n" << m->body;
+  }
 }
 
 TEST(JobsApi, RetriesA500ThenDelivers) {

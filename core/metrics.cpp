@@ -1,0 +1,102 @@
+#include "core/metrics.h"
+
+#include <cstdio>
+
+namespace fetchrelay {
+
+histogram::histogram(std::vector<double> bounds_ms) : bounds_(std::move(bounds_ms)), buckets_(bounds_.size() + 1) {}
+
+void histogram::observe(double ms) {
+  size_t i = 0;
+  while (i < bounds_.size() && ms > bounds_[i]) ++i;
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_us_.fetch_add(static_cast<std::uint64_t>(ms < 0 ? 0 : ms * 1000), std::memory_order_relaxed);
+}
+
+void histogram::render(std::string& out, const std::string& name, const std::string& help, double divisor) const {
+  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " histogram\n";
+  std::uint64_t cumulative = 0;
+  char line[256];
+  for (size_t i = 0; i < buckets_.size(); ++i) {
+    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    if (i < bounds_.size()) {
+      std::snprintf(line, sizeof line, "%s_bucket{le=\"%g\"} %llu\n", name.c_str(), bounds_[i] / divisor,
+                    static_cast<unsigned long long>(cumulative));
+    } else {
+      std::snprintf(line, sizeof line, "%s_bucket{le=\"+Inf\"} %llu\n", name.c_str(),
+                    static_cast<unsigned long long>(cumulative));
+    }
+    out += line;
+  }
+  std::snprintf(line, sizeof line, "%s_sum %.6f\n%s_count %llu\n", name.c_str(),
+                static_cast<double>(sum_us_.load()) / (1000.0 * divisor), name.c_str(),
+                static_cast<unsigned long long>(count_.load()));
+  out += line;
+}
+
+std::string_view to_string(attempt_class c) noexcept {
+  switch (c) {
+    case attempt_class::s2xx: return "2xx";
+    case attempt_class::s3xx: return "3xx";
+    case attempt_class::s4xx: return "4xx";
+    case attempt_class::s5xx: return "5xx";
+    case attempt_class::dns: return "dns";
+    case attempt_class::connect: return "connect";
+    case attempt_class::tls: return "tls";
+    case attempt_class::timeout: return "timeout";
+    case attempt_class::reset: return "reset";
+    case attempt_class::protocol: return "protocol";
+    case attempt_class::blocked: return "blocked";
+    case attempt_class::count_: break;
+  }
+  return "other";
+}
+
+attempt_class classify_attempt(int status, std::string_view e) noexcept {
+  if (status >= 200 && status < 300) return attempt_class::s2xx;
+  if (status >= 300 && status < 400) return attempt_class::s3xx;
+  if (status >= 400 && status < 500) return attempt_class::s4xx;
+  if (status >= 500) return attempt_class::s5xx;
+  for (auto c : {attempt_class::dns, attempt_class::connect, attempt_class::tls, attempt_class::timeout,
+                 attempt_class::reset, attempt_class::blocked}) {
+    if (e == to_string(c)) return c;
+  }
+  return attempt_class::protocol;
+}
+
+namespace {
+const std::vector<double> latency_ms{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000};
+}  // namespace
+
+relay_metrics::relay_metrics()
+    : delivery_latency(latency_ms), lateness(latency_ms), commit_latency({0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250}),
+      commit_batch({1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}) {}
+
+std::string relay_metrics::render() const {
+  std::string out;
+  out += "# HELP fetchrelay_jobs Jobs in the store by status.\n# TYPE fetchrelay_jobs gauge\n";
+  for (auto s : {job_status::scheduled, job_status::active, job_status::retrying, job_status::delivered,
+                 job_status::failed, job_status::cancelled}) {
+    out += "fetchrelay_jobs{status=\"" + std::string(to_string(s)) + "\"} " +
+           std::to_string(jobs_by_status[static_cast<size_t>(s)].load()) + "\n";
+  }
+  out += "# HELP fetchrelay_attempts_total Delivery attempts by outcome class.\n# TYPE fetchrelay_attempts_total counter\n";
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    out += "fetchrelay_attempts_total{outcome=\"" + std::string(to_string(static_cast<attempt_class>(i))) + "\"} " +
+           std::to_string(attempts[i].load()) + "\n";
+  }
+  delivery_latency.render(out, "fetchrelay_delivery_latency_seconds", "Duration of delivery attempts.");
+  lateness.render(out, "fetchrelay_lateness_seconds", "Attempt start minus the time it was due.");
+  commit_latency.render(out, "fetchrelay_store_commit_seconds", "Store writes, fsync included.");
+  commit_batch.render(out, "fetchrelay_store_commit_batch_size", "Commit messages per store write.", 1.0);
+  out += "# HELP fetchrelay_live_job_actors Job actors in memory.\n# TYPE fetchrelay_live_job_actors gauge\n";
+  out += "fetchrelay_live_job_actors " + std::to_string(live_job_actors.load()) + "\n";
+  out += "# HELP fetchrelay_due_index_size Entries in the in-memory due index.\n# TYPE fetchrelay_due_index_size gauge\n";
+  out += "fetchrelay_due_index_size " + std::to_string(due_index_size.load()) + "\n";
+  out += "# HELP fetchrelay_store_failures_total Failed store writes.\n# TYPE fetchrelay_store_failures_total counter\n";
+  out += "fetchrelay_store_failures_total " + std::to_string(store_failures.load()) + "\n";
+  return out;
+}
+
+}  // namespace fetchrelay

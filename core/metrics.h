@@ -1,0 +1,53 @@
+// Process metrics for GET /metrics, in Prometheus text format. Lock-free updates (atomics) from
+// any thread; rendering reads a consistent-enough snapshot.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/job.h"
+
+namespace fetchrelay {
+
+/// A histogram with fixed upper bounds in milliseconds (plus +Inf).
+class histogram {
+ public:
+  explicit histogram(std::vector<double> bounds_ms);
+  void observe(double ms);
+  /// Appends the _bucket, _sum and _count lines of `name`; observed values are divided by
+  /// `divisor` (1000: milliseconds shown as seconds; 1: plain counts).
+  void render(std::string& out, const std::string& name, const std::string& help, double divisor = 1000.0) const;
+
+ private:
+  std::vector<double> bounds_;
+  std::vector<std::atomic<std::uint64_t>> buckets_;  // cumulative on render, not here
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<std::uint64_t> sum_us_{0};
+};
+
+/// Outcome classes of delivery attempts.
+enum class attempt_class : std::uint8_t { s2xx, s3xx, s4xx, s5xx, dns, connect, tls, timeout, reset, protocol, blocked, count_ };
+
+std::string_view to_string(attempt_class c) noexcept;
+attempt_class classify_attempt(int status, std::string_view error_class) noexcept;
+
+struct relay_metrics {
+  relay_metrics();
+
+  std::array<std::atomic<std::int64_t>, 7> jobs_by_status{};  // index: job_status value
+  std::array<std::atomic<std::uint64_t>, static_cast<size_t>(attempt_class::count_)> attempts{};
+  histogram delivery_latency;  // attempt duration
+  histogram lateness;          // attempt start minus due time
+  histogram commit_latency;    // store write incl. fsync
+  histogram commit_batch;      // submissions per store write (a count, not ms)
+  std::atomic<std::int64_t> live_job_actors{0};
+  std::atomic<std::int64_t> due_index_size{0};
+  std::atomic<std::uint64_t> store_failures{0};
+
+  std::string render() const;
+};
+
+}  // namespace fetchrelay
