@@ -175,8 +175,8 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
           return;
         }
         caf::anon_send(ctx->manager, done_atom::value, st.s.id, st.s);
-        self->quit();
       },
+      [self](forget_atom) { self->quit(); },
   };
 }
 

@@ -9,7 +9,8 @@
 // Timers are CAF delayed messages, which cannot be cancelled: each carries the generation it
 // was armed in, and a stale one is ignored. Outcomes carry the generation of their attempt.
 // When the job is terminal and its final snapshot is synced, the actor tells the manager
-// (done_atom, id, final state) and quits.
+// (done_atom, id, final state) and keeps answering reads and cancels (409) until the manager,
+// which has then forgotten it, sends forget_atom: no request the manager forwards is lost.
 #pragma once
 
 #include <memory>
@@ -29,7 +30,8 @@ using job_actor = caf::typed_actor<
     caf::reacts_to<outcome_atom, attempt_result>,
     caf::reacts_to<cancel_atom, completion<cancel_answer>>,
     caf::reacts_to<read_atom, completion<result<std::optional<job_view>>>>,
-    caf::reacts_to<committed_atom, status>>;
+    caf::reacts_to<committed_atom, status>,
+    caf::reacts_to<forget_atom>>;
 
 /// What a job actor needs besides its own state.
 struct job_context {

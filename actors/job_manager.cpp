@@ -136,6 +136,8 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
   auto it = st.live.find(id);
   if (it != st.live.end()) {
     --st.tenant_pending[it->second.tenant];
+    // After every request forwarded to it so far: the job actor may go.
+    caf::anon_send(it->second.actor, forget_atom::value);
     st.live.erase(it);
     if (e.metrics) e.metrics->live_job_actors.store(static_cast<std::int64_t>(st.live.size()));
   }
@@ -154,6 +156,37 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
          }));
 }
 
+/// Runs a failed or cancelled job again with a fresh retry budget (its attempt numbers go on).
+void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered_job>> r, completion<retry_answer> reply) {
+  if (!r) return reply({retry_answer::unavailable, 0, r.error().message()});
+  if (!r.value()) return reply({retry_answer::not_found, 0, ""});
+  recovered_job job = std::move(*r.value());
+  auto& st = self->state;
+  job_status old = job.state.status;
+  if ((old != job_status::failed && old != job_status::cancelled) || st.live.count(job.state.id) ||
+      st.retrying.count(job.state.id)) {
+    return reply({retry_answer::not_retryable, 0,
+                  "job " + job.state.id + " is " + std::string(to_string(old)) + "; only failed or cancelled jobs can be retried"});
+  }
+  auto pol = e.options.policies.find(job.state.policy);
+  std::uint32_t budget = pol != e.options.policies.end() ? pol->second.retry.attempts : 1;
+  job_state& s = job.state;
+  s.status = job_status::scheduled;
+  s.run_at_ms = e.clock->now_ms();
+  s.max_attempts = s.attempts + budget;
+  s.finished_at_ms = 0;
+  s.defer_reason.clear();
+  persistence::commit_batch b;
+  b.sync = true;
+  b.jobs.push_back({s, old, std::nullopt, std::nullopt, std::nullopt});
+  std::string id = s.id;
+  ++st.tenant_pending[s.tenant];
+  st.retrying[id] = {std::move(job), std::move(reply)};
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  self->send(e.store, commit_atom::value, std::move(b),
+             completion<status>([me, id](status c) { caf::anon_send(me, committed_atom::value, id, std::move(c)); }));
+}
+
 }  // namespace
 
 caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options, store_actor store,
@@ -168,7 +201,31 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
       [self, e](submit_atom, submission& sub, completion<submit_answer>& reply) {
         submit(self, *e, std::move(sub), std::move(reply));
       },
-      [self, e](committed_atom, const std::string& id, const status& r) { on_committed(self, *e, id, r); },
+      [self, e](committed_atom, const std::string& id, const status& r) {
+        auto it = self->state.retrying.find(id);
+        if (it == self->state.retrying.end()) return on_committed(self, *e, id, r);
+        auto [job, reply] = std::move(it->second);
+        self->state.retrying.erase(it);
+        if (!r.is_ok()) {
+          --self->state.tenant_pending[job.state.tenant];
+          return reply({retry_answer::unavailable, 0, r.message()});
+        }
+        reply({retry_answer::scheduled, job.state.run_at_ms, ""});
+        spawn_job(self, *e, std::move(job.state), std::move(job.spec), std::move(job.attempts));
+      },
+      [self, e](retry_atom, const std::string& tenant, const std::string& id, const completion<retry_answer>& reply) {
+        if (self->state.live.count(id)) {
+          return reply({retry_answer::not_retryable, 0, "job " + id + " is not finished; only failed or cancelled jobs can be retried"});
+        }
+        caf::actor me = caf::actor_cast<caf::actor>(self);
+        self->send(e->store, retry_atom::value, tenant, id,
+                   completion<result<std::optional<recovered_job>>>([me, reply](result<std::optional<recovered_job>> r) {
+                     caf::anon_send(me, loaded_atom::value, std::move(r), reply);
+                   }));
+      },
+      [self, e](loaded_atom, result<std::optional<recovered_job>>& r, const completion<retry_answer>& reply) {
+        on_retry_loaded(self, *e, std::move(r), reply);
+      },
       [self, e](done_atom, const std::string& id, const job_state& s) { on_done(self, *e, id, s); },
       [self, e](read_atom, const std::string& tenant, const std::string& id,
                 const completion<result<std::optional<job_view>>>& reply) {

@@ -55,10 +55,11 @@ struct submit_answer {
   std::string message;
 };
 
-struct recovered_job {
-  job_state state;
-  job_spec spec;
-  std::vector<attempt_record> attempts;
+/// POST /v1/jobs/{id}/retry.
+struct retry_answer {
+  enum kind { scheduled, not_retryable, not_found, unavailable } result = not_found;
+  std::int64_t run_at_ms = 0;
+  std::string message;
 };
 
 struct manager_state {
@@ -85,6 +86,7 @@ struct manager_state {
   std::unordered_map<std::string, pending_submission> pending;
   std::unordered_map<std::string, std::int64_t> tenant_pending;
   std::unordered_map<std::string, idem_entry> idem;
+  std::unordered_map<std::string, std::pair<recovered_job, completion<retry_answer>>> retrying;
 };
 
 caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options, store_actor store,
@@ -96,3 +98,4 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::submission)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::submit_answer>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<fetchrelay::actors::recovered_job>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::retry_answer>)

@@ -44,6 +44,13 @@ struct health_report {
   std::int64_t uptime_ms = 0;
 };
 
+/// Everything needed to bring a stored job back to life.
+struct recovered_job {
+  job_state state;
+  job_spec spec;
+  std::vector<attempt_record> attempts;
+};
+
 /// A job as GET /v1/jobs/{id} shows it.
 struct job_view {
   job_state state;
@@ -56,6 +63,9 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using reopen_atom = caf::atom_constant<caf::atom("reopen")>;
 using read_atom = caf::atom_constant<caf::atom("read")>;
 using list_atom = caf::atom_constant<caf::atom("list")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
+using forget_atom = caf::atom_constant<caf::atom("forget")>;
 
 }  // namespace fetchrelay::actors
 
@@ -69,6 +79,9 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::job_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::job_view>>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::job_page>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<fetchrelay::job_status>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::recovered_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::actors::recovered_job>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::recovered_job>>>)
 
 namespace fetchrelay::actors {
 

@@ -96,6 +96,19 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
         }
         done(std::optional<job_view>(job_view{std::move(**j), std::move(*a)}));
       },
+      [store](retry_atom, const std::string& tenant, const std::string& id,
+              const completion<result<std::optional<recovered_job>>>& done) {
+        // The whole job (state, request and attempts), for running it again.
+        auto j = store->get_job(id);
+        if (!j) return done(j.error());
+        if (!*j || (*j)->tenant != tenant) return done(std::optional<recovered_job>());
+        auto spec = store->get_spec(id);
+        if (!spec) return done(spec.error());
+        auto attempts = store->get_attempts(id);
+        if (!attempts) return done(attempts.error());
+        if (!*spec) return done(data_loss("job " + id + " has no stored request"));
+        done(std::optional<recovered_job>(recovered_job{std::move(**j), std::move(**spec), std::move(*attempts)}));
+      },
       [store](list_atom, const std::string& tenant, std::optional<job_status> status, const std::string& cursor,
               std::uint32_t limit, const completion<result<persistence::job_page>>& done) {
         done(store->list_jobs(tenant, status, cursor, limit));

@@ -369,6 +369,26 @@ http::handler make_api_handler(api_deps deps) {
                      }));
       return;
     }
+    if (path.rfind("/v1/jobs/", 0) == 0 && path.size() > 6 && path.compare(path.size() - 6, 6, "/retry") == 0) {
+      std::string id = job_id_from(path, "/v1/jobs/", "/retry");
+      if (req.method != "POST") return reply.send(method_not_allowed(req, "POST"));
+      if (!is_job_id(id)) return not_found_job(reply, id);
+      caf::anon_send(deps.manager, actors::retry_atom::value, *tenant, id,
+                     actors::completion<actors::retry_answer>([reply, id](actors::retry_answer a) {
+                       switch (a.result) {
+                         case actors::retry_answer::scheduled:
+                           return reply.send(response::json(
+                               202, nlohmann::json({{"id", id}, {"status", "scheduled"}, {"run_at", format_rfc3339(a.run_at_ms)}}).dump()));
+                         case actors::retry_answer::not_retryable:
+                           return reply.send(response::error(409, "job_not_retryable", a.message));
+                         case actors::retry_answer::not_found:
+                           return not_found_job(reply, id);
+                         case actors::retry_answer::unavailable:
+                           return reply.send(response::error(503, "store_unavailable", a.message));
+                       }
+                     }));
+      return;
+    }
     if (path.rfind("/v1/jobs/", 0) == 0) {
       std::string id = job_id_from(path, "/v1/jobs/");
       if (req.method == "GET" || req.method == "DELETE") {

@@ -216,6 +216,58 @@ TEST(JobsApi, AcknowledgedJobSurvivesARestart) {
   EXPECT_EQ(origin.received()[0].body, "durable");
 }
 
+TEST(JobsApi, CallbacksCarryTheReportAndFailedJobsCanBeRetried) {
+  temp_dir dir;
+  test_origin origin;
+  relay_process relay(dir);
+  std::string base = "http://127.0.0.1:" + std::to_string(origin.port());
+  // 410 fails at once; its failure callback receives the report.
+  auto r = relay.call("POST", "/v1/fetch", key_a,
+                      fetch_headers(origin, "/status/410", "X-Failure-Callback: " + base + "/jobs/failed-cb\r\n"
+                                    "X-Callback: " + base + "/jobs/ok-cb\r\n"), "payload");
+  ASSERT_TRUE(r && r->status == 202) << (r ? r->body : "");
+  std::string id = json::parse(r->body)["id"];
+  auto j = relay.wait_terminal(id);
+  ASSERT_EQ(j["status"], "failed") << j.dump();
+  std::optional<received_request> cb;
+  for (int i = 0; i < 200 && !cb; ++i) {
+    for (const auto& got : origin.received()) {
+      if (got.target == "/jobs/failed-cb") cb = got;
+    }
+    if (!cb) std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_TRUE(cb) << "no failure callback";
+  EXPECT_EQ(cb->method, "POST");
+  EXPECT_EQ(cb->headers["content-type"], "application/json");
+  auto report = json::parse(cb->body);
+  EXPECT_EQ(report["id"], id);
+  EXPECT_EQ(report["status"], "failed");
+  EXPECT_EQ(report["last_status_code"], 410);
+  EXPECT_EQ(report["response"]["status"], 410);
+  for (const auto& got : origin.received()) EXPECT_NE(got.target, "/jobs/ok-cb") << "success callback on failure";
+
+  // Retry: runs again with a fresh budget; attempt numbers go on.
+  auto again = relay.call("POST", "/v1/jobs/" + id + "/retry", key_a);
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->status, 202) << again->body;
+  EXPECT_EQ(json::parse(again->body)["status"], "scheduled");
+  std::this_thread::sleep_for(100ms);
+  auto j2 = relay.wait_terminal(id);
+  ASSERT_EQ(j2["status"], "failed") << j2.dump();
+  ASSERT_EQ(j2["attempts"].size(), 2u) << j2.dump();
+  EXPECT_EQ(j2["attempts"][1]["n"], 2);
+  EXPECT_EQ(relay.call("POST", "/v1/jobs/" + id + "/retry", key_b)->status, 404);
+  EXPECT_EQ(relay.call("GET", "/v1/jobs/" + id + "/retry", key_a)->status, 405);
+
+  // A delivered job cannot be retried.
+  auto ok = relay.call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/ok"));
+  std::string ok_id = json::parse(ok->body)["id"];
+  ASSERT_EQ(relay.wait_terminal(ok_id)["status"], "delivered");
+  auto conflict = relay.call("POST", "/v1/jobs/" + ok_id + "/retry", key_a);
+  EXPECT_EQ(conflict->status, 409);
+  EXPECT_EQ(json::parse(conflict->body)["error"]["code"], "job_not_retryable");
+}
+
 TEST(JobsApi, BadInputGetsAClear4xxAndTheServerKeepsServing) {
   temp_dir dir;
   test_origin origin;
