@@ -61,6 +61,19 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
       else it->second.waiters.push_back(std::move(reply));  // answered after the first's sync
       return;
     }
+    if (it == st.idem.end() && !sub.idem_checked) {
+      // Not in memory: it may have been given before a restart. Ask the store first.
+      auto& waiting = st.idem_lookups[idem_key];
+      waiting.emplace_back(std::move(sub), std::move(reply));
+      if (waiting.size() > 1) return;
+      caf::actor me = caf::actor_cast<caf::actor>(self);
+      const auto& first = waiting.front().first;
+      self->send(e.store, idem_atom::value, first.tenant, first.idempotency_key,
+                 completion<result<std::optional<idem_hit>>>([me, idem_key](result<std::optional<idem_hit>> r) {
+                   caf::anon_send(me, idem_loaded_atom::value, idem_key, std::move(r));
+                 }));
+      return;
+    }
   }
   auto& count = st.tenant_pending[sub.tenant];
   if (count >= e.options.max_pending_per_tenant) {
@@ -187,6 +200,27 @@ void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered
              completion<status>([me, id](status c) { caf::anon_send(me, committed_atom::value, id, std::move(c)); }));
 }
 
+void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key, const result<std::optional<idem_hit>>& r) {
+  auto& st = self->state;
+  auto waiting = std::move(st.idem_lookups[idem_key]);
+  st.idem_lookups.erase(idem_key);
+  if (r.is_ok() && r.value() && r.value()->expires_at_ms > e.clock->now_ms()) {
+    const idem_hit& hit = *r.value();
+    st.idem[idem_key] = {hit.id, hit.run_at_ms, hit.expires_at_ms, true, {}};
+    for (auto& [sub, reply] : waiting) reply({202, hit.id, hit.run_at_ms, true, "", ""});
+    return;
+  }
+  if (!r.is_ok()) {
+    for (auto& [sub, reply] : waiting) reply({503, "", 0, false, "store_unavailable", r.error().message()});
+    return;
+  }
+  // Unknown or expired: the first becomes the job; the others then find it pending in memory.
+  for (auto& [sub, reply] : waiting) {
+    sub.idem_checked = true;
+    submit(self, e, std::move(sub), std::move(reply));
+  }
+}
+
 }  // namespace
 
 caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options, store_actor store,
@@ -222,6 +256,9 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
                    completion<result<std::optional<recovered_job>>>([me, reply](result<std::optional<recovered_job>> r) {
                      caf::anon_send(me, loaded_atom::value, std::move(r), reply);
                    }));
+      },
+      [self, e](idem_loaded_atom, const std::string& idem_key, const result<std::optional<idem_hit>>& r) {
+        on_idem_loaded(self, *e, idem_key, r);
       },
       [self, e](loaded_atom, result<std::optional<recovered_job>>& r, const completion<retry_answer>& reply) {
         on_retry_loaded(self, *e, std::move(r), reply);

@@ -44,6 +44,7 @@ struct submission {
   std::string failure_callback_url;
   std::string idempotency_key;
   std::string parent_id;
+  bool idem_checked = false;  // the store was asked about idempotency_key already
 };
 
 struct submit_answer {
@@ -87,6 +88,8 @@ struct manager_state {
   std::unordered_map<std::string, std::int64_t> tenant_pending;
   std::unordered_map<std::string, idem_entry> idem;
   std::unordered_map<std::string, std::pair<recovered_job, completion<retry_answer>>> retrying;
+  // Idempotency keys not in memory (e.g. after a restart) being looked up in the store.
+  std::unordered_map<std::string, std::vector<std::pair<submission, completion<submit_answer>>>> idem_lookups;
 };
 
 caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options, store_actor store,

@@ -51,6 +51,13 @@ struct recovered_job {
   std::vector<attempt_record> attempts;
 };
 
+/// A stored idempotency key and its job's run time.
+struct idem_hit {
+  std::string id;
+  std::int64_t run_at_ms = 0;
+  std::int64_t expires_at_ms = 0;
+};
+
 /// A job as GET /v1/jobs/{id} shows it.
 struct job_view {
   job_state state;
@@ -66,6 +73,8 @@ using list_atom = caf::atom_constant<caf::atom("list")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
+using idem_atom = caf::atom_constant<caf::atom("idem")>;
+using idem_loaded_atom = caf::atom_constant<caf::atom("idemloaded")>;
 
 }  // namespace fetchrelay::actors
 
@@ -80,6 +89,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::job_page>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<fetchrelay::job_status>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::recovered_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::actors::idem_hit>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::idem_hit>>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::actors::recovered_job>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::recovered_job>>>)
 

@@ -109,6 +109,16 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
         if (!*spec) return done(data_loss("job " + id + " has no stored request"));
         done(std::optional<recovered_job>(recovered_job{std::move(**j), std::move(**spec), std::move(*attempts)}));
       },
+      [store](idem_atom, const std::string& tenant, const std::string& key,
+              const completion<result<std::optional<idem_hit>>>& done) {
+        auto r = store->get_idem(tenant, key);
+        if (!r) return done(r.error());
+        if (!*r) return done(std::optional<idem_hit>());
+        auto j = store->get_job((*r)->id);
+        if (!j) return done(j.error());
+        std::int64_t run_at = *j ? (*j)->run_at_ms : 0;
+        done(std::optional<idem_hit>(idem_hit{(*r)->id, run_at, (*r)->expires_at_ms}));
+      },
       [store](list_atom, const std::string& tenant, std::optional<job_status> status, const std::string& cursor,
               std::uint32_t limit, const completion<result<persistence::job_page>>& done) {
         done(store->list_jobs(tenant, status, cursor, limit));

@@ -28,7 +28,8 @@ using store_actor = caf::typed_actor<
     caf::reacts_to<read_atom, std::string, std::string, completion<result<std::optional<job_view>>>>,
     caf::reacts_to<list_atom, std::string, std::optional<job_status>, std::string, std::uint32_t,
                    completion<result<persistence::job_page>>>,
-    caf::reacts_to<retry_atom, std::string, std::string, completion<result<std::optional<recovered_job>>>>>;
+    caf::reacts_to<retry_atom, std::string, std::string, completion<result<std::optional<recovered_job>>>>,
+    caf::reacts_to<idem_atom, std::string, std::string, completion<result<std::optional<idem_hit>>>>>;
 
 struct store_actor_options {
   std::size_t max_batch = 1000;

@@ -198,6 +198,27 @@ TEST(JobsApi, IdempotencyKeyReturnsTheSameId) {
   EXPECT_NE(json::parse(other_tenant->body)["id"], json::parse(first->body)["id"]);
 }
 
+TEST(JobsApi, IdempotencyKeySurvivesARestart) {
+  temp_dir dir;
+  test_origin origin;
+  auto relay = std::make_unique<relay_process>(dir);
+  std::string h = fetch_headers(origin, "/ok", "X-Idempotency-Key: invoice-7\r\nX-Delay: 1h\r\n");
+  auto first = relay->call("POST", "/v1/fetch", key_a, h);
+  ASSERT_TRUE(first && first->status == 202);
+  EXPECT_EQ(relay->stop(), 0);
+  relay->start();
+  ASSERT_NE(relay->port(), 0) << relay->log();
+  auto again = relay->call("POST", "/v1/fetch", key_a, h);
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->status, 202) << again->body;
+  EXPECT_EQ(json::parse(again->body)["id"], json::parse(first->body)["id"]);
+  EXPECT_EQ(json::parse(again->body)["deduplicated"], true);
+  EXPECT_EQ(json::parse(again->body)["run_at"], json::parse(first->body)["run_at"]);
+  auto fresh = relay->call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/ok", "X-Idempotency-Key: invoice-8\r\nX-Delay: 1h\r\n"));
+  ASSERT_TRUE(fresh && fresh->status == 202);
+  EXPECT_EQ(json::parse(fresh->body)["deduplicated"], false);
+}
+
 TEST(JobsApi, AcknowledgedJobSurvivesARestart) {
   temp_dir dir;
   test_origin origin;
