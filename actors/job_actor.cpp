@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/ascii.h"
+
 namespace fetchrelay::actors {
 namespace {
 
@@ -65,16 +67,9 @@ void start_attempt(self_ptr self, const job_context& ctx) {
   caf::anon_send(ctx.destination, deliver_atom::value, std::move(req));
 }
 
-std::string no_retry_header(const attempt_result& r) {
+std::optional<std::string> header_value(const attempt_result& r, std::string_view name) {
   for (const auto& h : r.headers) {
-    if (h.name.size() == 16 && strncasecmp(h.name.c_str(), "X-Fetch-No-Retry", 16) == 0) return h.value;
-  }
-  return "";
-}
-
-std::optional<std::string> header_value(const attempt_result& r, const char* name) {
-  for (const auto& h : r.headers) {
-    if (strcasecmp(h.name.c_str(), name) == 0) return h.value;
+    if (iequals(h.name, name)) return h.value;
   }
   return std::nullopt;
 }
@@ -98,8 +93,7 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
   attempt_outcome o;
   o.status = r.status;
   o.permanent_error = r.error_class == "blocked" || r.error_class == "invalid_url";
-  std::string nr = no_retry_header(r);
-  o.no_retry_header = strcasecmp(nr.c_str(), "true") == 0;
+  o.no_retry_header = iequals(header_value(r, "X-Fetch-No-Retry").value_or(""), "true");
   if (r.status == 429 || r.status == 503) {
     if (auto ra = header_value(r, "Retry-After")) o.retry_after = parse_retry_after(*ra, ctx.clock->now_ms());
   }

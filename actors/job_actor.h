@@ -21,8 +21,6 @@
 #include "core/metrics.h"
 #include "core/retry.h"
 
-#include <strings.h>
-
 namespace fetchrelay::actors {
 
 using job_actor = caf::typed_actor<

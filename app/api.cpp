@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/ascii.h"
 #include "core/job_json.h"
 #include "core/ulid.h"
 #include "core/units.h"
@@ -21,24 +22,6 @@ http::response method_not_allowed(const http::request& req, const char* allow) {
                            req.method + " is not allowed on " + std::string(req.path()) + "; use " + allow);
   r.headers.push_back({"Allow", allow});
   return r;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(s[i])) != std::tolower(static_cast<unsigned char>(prefix[i]))) return false;
-  }
-  return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) { return a.size() == b.size() && istarts_with(a, b); }
-
-bool is_hop_by_hop(std::string_view name) {
-  for (const char* h : {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-                        "upgrade", "proxy-authenticate", "proxy-authorization", "host", "content-length"}) {
-    if (iequals(name, h)) return true;
-  }
-  return false;
 }
 
 std::string percent_decode(std::string_view s) {

@@ -24,7 +24,7 @@
 #include <unordered_map>
 
 #include "core/address_policy.h"
-#include "http/ascii.h"
+#include "core/ascii.h"
 
 namespace fetchrelay::http {
 
@@ -50,18 +50,8 @@ std::string_view to_string(error_class c) noexcept {
 
 namespace {
 
-using detail::iequals;
-
-bool is_hop_by_hop_or_reserved(std::string_view name) {
-  static constexpr std::string_view names[] = {
-      "connection", "keep-alive",     "proxy-connection", "transfer-encoding", "te",
-      "trailer",    "upgrade",        "proxy-authenticate", "proxy-authorization",
-      "host",       "content-length", "user-agent"};
-  for (auto n : names) {
-    if (iequals(name, n)) return true;
-  }
-  return false;
-}
+/// The client sets these itself: never taken from the caller.
+bool is_hop_by_hop_or_reserved(std::string_view name) { return is_hop_by_hop(name) || iequals(name, "user-agent"); }
 
 struct parsed_url {
   bool tls = false;

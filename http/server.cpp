@@ -6,7 +6,7 @@
 // gone, late answers are dropped instead of touching a destroyed io_context.
 #include "http/server.h"
 
-#include "http/ascii.h"
+#include "core/ascii.h"
 
 #include <spdlog/spdlog.h>
 
@@ -33,7 +33,6 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-using detail::iequals;
 
 }  // namespace
 

@@ -81,3 +81,32 @@ TEST(RaiseFdLimit, RefusesPastWhatTheKernelAllows) {
 
 }  // namespace
 }  // namespace fetchrelay::app
+
+#include "app/api.h"
+
+namespace fetchrelay::app {
+namespace {
+
+TEST(NotBefore, UnixSecondsAndRfc3339) {
+  EXPECT_EQ(parse_not_before("1764324000"), 1'764'324'000'000);
+  EXPECT_EQ(parse_not_before("2025-11-28T10:00:00Z"), 1'764'324'000'000);
+  EXPECT_EQ(parse_not_before("2025-11-28T10:00:00.25Z"), 1'764'324'000'250);
+  EXPECT_EQ(parse_not_before("2025-11-28T11:30:00+01:30"), 1'764'324'000'000);
+  EXPECT_EQ(parse_not_before("2025-11-28T08:00:00-02:00"), 1'764'324'000'000);
+  for (const char* bad : {"", "tomorrow", "2025-11-28", "2025-11-28T10:00:00", "2025-11-28T10:00:00Zx",
+                          "2025-11-28T10:00:00.Z", "1234567890123"}) {
+    EXPECT_EQ(parse_not_before(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(ConstantTimeEqual, ComparesWholeKeys) {
+  EXPECT_TRUE(constant_time_equal("relay_sk_dev", "relay_sk_dev"));
+  EXPECT_FALSE(constant_time_equal("relay_sk_dev", "relay_sk_de"));
+  EXPECT_FALSE(constant_time_equal("relay_sk_de", "relay_sk_dev"));
+  EXPECT_FALSE(constant_time_equal("relay_sk_dev", "relay_sk_deX"));
+  EXPECT_FALSE(constant_time_equal("", "x"));
+  EXPECT_TRUE(constant_time_equal("", ""));
+}
+
+}  // namespace
+}  // namespace fetchrelay::app

@@ -1,0 +1,31 @@
+// ASCII helpers for HTTP header names (case-insensitive) and the one list of headers the relay
+// never takes from a client or forwards to a target. Shared by the API, the server and the client.
+#pragma once
+
+#include <string_view>
+
+namespace fetchrelay {
+
+inline char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+inline bool istarts_with(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (ascii_lower(s[i]) != ascii_lower(prefix[i])) return false;
+  }
+  return true;
+}
+
+inline bool iequals(std::string_view a, std::string_view b) { return a.size() == b.size() && istarts_with(a, b); }
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1 and the classic list), plus Host and Content-Length: the
+/// connection that carries a request sets these, so they are never forwarded (DESIGN §2).
+inline bool is_hop_by_hop(std::string_view name) {
+  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
+                             "upgrade", "proxy-authenticate", "proxy-authorization", "host", "content-length"}) {
+    if (iequals(name, h)) return true;
+  }
+  return false;
+}
+
+}  // namespace fetchrelay

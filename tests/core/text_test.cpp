@@ -1,0 +1,38 @@
+#include <gtest/gtest.h>
+
+#include "core/ascii.h"
+#include "core/base64.h"
+
+namespace fetchrelay {
+namespace {
+
+TEST(Ascii, CaseInsensitiveHeaderNames) {
+  EXPECT_TRUE(iequals("Content-Type", "content-type"));
+  EXPECT_FALSE(iequals("Content-Type", "content-typ"));
+  EXPECT_TRUE(istarts_with("X-FETCH-Forward-Auth", "x-fetch-forward-"));
+  EXPECT_FALSE(istarts_with("X-Fetch", "x-fetch-forward-"));
+}
+
+TEST(Ascii, HopByHopHeadersAreNeverForwarded) {
+  for (const char* h : {"Connection", "keep-alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
+                        "Proxy-Authorization", "Host", "Content-Length"}) {
+    EXPECT_TRUE(is_hop_by_hop(h)) << h;
+  }
+  for (const char* h : {"Authorization", "Content-Type", "X-Fetch-Job-Id", "User-Agent"}) {
+    EXPECT_FALSE(is_hop_by_hop(h)) << h;
+  }
+}
+
+TEST(Base64, Rfc4648Vectors) {
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(base64_encode("foob"), "Zm9vYg==");
+  EXPECT_EQ(base64_encode("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64_encode(std::string("\xff\x00\xfe", 3)), "/wD+");
+}
+
+}  // namespace
+}  // namespace fetchrelay
