@@ -24,6 +24,10 @@ void commit(self_ptr self, const job_context& ctx, job_status old_status, std::i
   self->send(ctx.store, commit_atom::value, std::move(b), std::move(done));
 }
 
+bool waits_long(const job_state& s, const job_context& ctx) {
+  return s.run_at_ms - ctx.clock->now_ms() > ctx.hibernate_after.count();
+}
+
 /// Arms the timer for s.run_at_ms in a new generation.
 void arm(self_ptr self, const job_context& ctx) {
   auto gen = ++self->state.generation;
@@ -33,6 +37,16 @@ void arm(self_ptr self, const job_context& ctx) {
   } else {
     self->delayed_send(self, std::chrono::milliseconds(delay), wake_atom::value, gen);
   }
+}
+
+/// Leaves memory: the snapshot with its due time is on disk (synced), so the manager may forget
+/// the actor and the scheduler bring the job back when it is due.
+void park(self_ptr self, const job_context& ctx) {
+  auto& st = self->state;
+  st.parked = true;
+  ++st.generation;
+  if (ctx.metrics) ctx.metrics->jobs_hibernated.fetch_add(1, std::memory_order_relaxed);
+  caf::anon_send(ctx.manager, hibernated_atom::value, st.s.id, st.s.run_at_ms);
 }
 
 void finish(self_ptr self, const job_context& ctx, job_status status, std::optional<attempt_record> attempt) {
@@ -119,8 +133,19 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
   std::int64_t old_due = st.s.run_at_ms;
   st.s.status = job_status::retrying;
   st.s.run_at_ms = ctx.clock->now_ms() + wait.count();
-  commit(self, ctx, old, old_due, rec, false, false);
-  arm(self, ctx);
+  if (!waits_long(st.s, ctx)) {
+    commit(self, ctx, old, old_due, rec, false, false);
+    arm(self, ctx);
+    return;
+  }
+  // A backoff that hibernates the job waits for the sync (DESIGN §4).
+  auto gen = ++st.generation;
+  persistence::commit_batch b;
+  b.jobs.push_back({st.s, old, old_due, std::nullopt, std::move(rec)});
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  self->send(ctx.store, commit_atom::value, std::move(b), completion<status>([me, gen](status s) {
+               caf::anon_send(me, hibernate_atom::value, gen, std::move(s));
+             }));
 }
 
 }  // namespace
@@ -133,8 +158,17 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
   self->state.attempts = std::move(attempts);
   // A job recovered while active had an attempt in flight at the crash: it runs again.
   if (self->state.s.status == job_status::active) self->state.s.status = job_status::scheduled;
-  arm(self, *ctx);
+  // Brought back early (e.g. to be cancelled): what is stored is what it is, so it may go again.
+  if (ctx->hibernate_at_start && waits_long(self->state.s, *ctx)) park(self, *ctx);
+  else arm(self, *ctx);
   return {
+      [self, ctx](hibernate_atom, std::uint64_t gen, const status& s) {
+        auto& st = self->state;
+        if (gen != st.generation || st.finishing) return;  // cancelled meanwhile
+        if (s.is_ok()) return park(self, *ctx);
+        spdlog::warn("job {}: could not hibernate ({}); waiting in memory", st.s.id, s.message());
+        arm(self, *ctx);
+      },
       [self, ctx](wake_atom, std::uint64_t gen) {
         auto& st = self->state;
         if (gen != st.generation) return;
@@ -148,6 +182,10 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
       [self, ctx](outcome_atom, const attempt_result& r) { on_outcome(self, *ctx, r); },
       [self, ctx](cancel_atom, const completion<cancel_answer>& reply) {
         auto& st = self->state;
+        if (st.parked) {  // the manager has forgotten this actor, or is about to
+          caf::anon_send(ctx->manager, cancel_atom::value, st.s.tenant, st.s.id, reply);
+          return;
+        }
         if (st.finishing || is_terminal(st.s.status)) {
           reply(cancel_answer::terminal);
           return;

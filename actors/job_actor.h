@@ -11,6 +11,11 @@
 // When the job is terminal and its final snapshot is synced, the actor tells the manager
 // (done_atom, id, final state) and keeps answering reads and cancels (409) until the manager,
 // which has then forgotten it, sends forget_atom: no request the manager forwards is lost.
+//
+// Hibernation (DESIGN §1): when the next run is more than `hibernate_after` away, the actor
+// makes sure its snapshot and due time are synced, tells the manager (hibernated_atom, id,
+// due_ms) and parks: it still answers reads, hands cancels back to the manager (which brings
+// the job back from its snapshot to cancel it), and quits on forget_atom.
 #pragma once
 
 #include <memory>
@@ -23,23 +28,32 @@
 
 namespace fetchrelay::actors {
 
+using hibernate_atom = caf::atom_constant<caf::atom("hibernate")>;
+using hibernated_atom = caf::atom_constant<caf::atom("hibernated")>;
+
 using job_actor = caf::typed_actor<
     caf::reacts_to<wake_atom, std::uint64_t>,
     caf::reacts_to<outcome_atom, attempt_result>,
     caf::reacts_to<cancel_atom, completion<cancel_answer>>,
     caf::reacts_to<read_atom, completion<result<std::optional<job_view>>>>,
     caf::reacts_to<committed_atom, status>,
+    caf::reacts_to<hibernate_atom, std::uint64_t, status>,
     caf::reacts_to<forget_atom>>;
 
 /// What a job actor needs besides its own state.
 struct job_context {
   store_actor store;
   caf::actor destination;  // receives (deliver_atom, attempt_request)
-  caf::actor manager;      // receives (done_atom, std::string id, job_state)
+  caf::actor manager;      // receives (done_atom, std::string id, job_state), (hibernated_atom, id, due_ms)
+                           // and cancels handed back (cancel_atom, tenant, id, completion)
   std::shared_ptr<const wall_clock> clock;
   retry_policy retry;
   std::function<double()> unit_random;  // [0, 1), for jitter
   std::shared_ptr<relay_metrics> metrics;  // may be null
+  /// Waits longer than this are spent on disk, not in memory.
+  std::chrono::milliseconds hibernate_after = std::chrono::milliseconds::max();
+  /// False for a job brought back to be cancelled: it must not go straight back to disk.
+  bool hibernate_at_start = true;
 };
 
 struct job_actor_state {
@@ -48,6 +62,7 @@ struct job_actor_state {
   std::vector<attempt_record> attempts;
   std::uint64_t generation = 0;
   bool finishing = false;  // the terminal snapshot is being synced
+  bool parked = false;     // hibernated: waiting for forget_atom
 };
 
 /// `attempts` are those already recorded (a recovered job).

@@ -27,11 +27,18 @@ caf::actor destination_for(self_ptr self, const env& e, const std::string& url) 
   auto origin = http::url_origin(url);
   std::string key = origin ? *origin : std::string("invalid");
   auto& d = self->state.destinations[key];
-  if (!d) d = self->spawn<caf::linked>(destination_actor, key, e.client, e.options.max_in_flight_per_origin, e.clock, e.metrics);
+  if (d) return d;
+  if (e.options.make_destination) d = e.options.make_destination(self, key);
+  else d = self->spawn<caf::linked>(destination_actor, key, e.client, e.options.max_in_flight_per_origin, e.clock, e.metrics);
   return d;
 }
 
-void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vector<attempt_record> attempts) {
+void publish_live(self_ptr self, const env& e) {
+  if (e.metrics) e.metrics->live_job_actors.store(static_cast<std::int64_t>(self->state.live.size()));
+}
+
+void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vector<attempt_record> attempts,
+               bool may_hibernate = true) {
   auto ctx = std::make_shared<job_context>();
   ctx->store = e.store;
   ctx->destination = destination_for(self, e, spec.url);
@@ -41,16 +48,38 @@ void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vec
   ctx->retry = p != e.options.policies.end() ? p->second.retry : e.options.policies.at("default").retry;
   ctx->unit_random = unit_random;
   ctx->metrics = e.metrics;
+  ctx->hibernate_after = e.options.hibernate_after;
+  ctx->hibernate_at_start = may_hibernate;
   std::string id = s.id;
   std::string tenant = s.tenant;
   auto a = self->spawn<caf::linked>(job_actor_impl, std::move(s), std::move(spec), std::move(attempts), ctx);
   self->state.live[id] = {caf::actor_cast<caf::actor>(a), tenant};
-  if (e.metrics) e.metrics->live_job_actors.store(static_cast<std::int64_t>(self->state.live.size()));
+  publish_live(self, e);
+}
+
+/// Drops idempotency keys past their window, and the oldest past the in-memory cap (the store
+/// still has them).
+void prune_idempotency(self_ptr self, const env& e, std::int64_t now) {
+  auto& st = self->state;
+  while (!st.idem_order.empty() &&
+         (st.idem_order.front().second <= now || st.idem_order.size() > e.options.max_idempotency_in_memory)) {
+    auto it = st.idem.find(st.idem_order.front().first);
+    if (it != st.idem.end() && it->second.committed && it->second.expires_at_ms == st.idem_order.front().second) {
+      st.idem.erase(it);
+    }
+    st.idem_order.pop_front();
+  }
+}
+
+void remember_idempotency(self_ptr self, const std::string& key, manager_state::idem_entry entry) {
+  self->state.idem_order.emplace_back(key, entry.expires_at_ms);
+  self->state.idem[key] = std::move(entry);
 }
 
 void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply) {
   auto& st = self->state;
   std::int64_t now = e.clock->now_ms();
+  prune_idempotency(self, e, now);
   std::string idem_key;
   if (!sub.idempotency_key.empty()) {
     idem_key = sub.tenant + '\0' + sub.idempotency_key;
@@ -75,10 +104,16 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
       return;
     }
   }
+  if (st.pending.size() >= e.options.max_pending_commits) {
+    if (e.metrics) e.metrics->rejected_busy.fetch_add(1, std::memory_order_relaxed);
+    reply({503, "", 0, false, "busy",
+           std::to_string(st.pending.size()) + " submissions are waiting for the store; retry shortly", 1});
+    return;
+  }
   auto& count = st.tenant_pending[sub.tenant];
   if (count >= e.options.max_pending_per_tenant) {
     reply({429, "", 0, false, "too_many_pending",
-           "this tenant has " + std::to_string(count) + " jobs not yet finished (limits.max_pending_per_tenant)"});
+           "this tenant has " + std::to_string(count) + " jobs not yet finished (limits.max_pending_per_tenant)", 5});
     return;
   }
   auto pol = e.options.policies.find(sub.policy);
@@ -105,7 +140,7 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
   if (!idem_key.empty()) {
     auto expires = now + e.options.idempotency_window.count();
     b.idempotency.push_back({sub.tenant, sub.idempotency_key, {s.id, expires}});
-    st.idem[idem_key] = {s.id, s.run_at_ms, expires, false, {}};
+    remember_idempotency(self, idem_key, {s.id, s.run_at_ms, expires, false, {}});
   }
   ++count;
   std::string id = s.id;
@@ -132,7 +167,7 @@ void on_committed(self_ptr self, const env& e, const std::string& id, const stat
   }
   if (!r.is_ok()) {
     --st.tenant_pending[p.state.tenant];
-    submit_answer fail{503, "", 0, false, "store_unavailable", "the job could not be stored: " + r.message()};
+    submit_answer fail{503, "", 0, false, "store_unavailable", "the job could not be stored: " + r.message(), 1};
     p.reply(fail);
     for (auto& w : waiters) w(fail);
     return;
@@ -141,7 +176,57 @@ void on_committed(self_ptr self, const env& e, const std::string& id, const stat
   p.reply(ok);
   ok.deduplicated = true;
   for (auto& w : waiters) w(ok);
+  if (p.state.run_at_ms - e.clock->now_ms() > e.options.hibernate_after.count()) {
+    // A long wait starts on disk: the synced snapshot is all the job needs until it is due.
+    if (e.metrics) e.metrics->jobs_hibernated.fetch_add(1, std::memory_order_relaxed);
+    self->send(st.scheduler, schedule_atom::value, p.state.run_at_ms, p.state.id);
+    return;
+  }
   spawn_job(self, e, std::move(p.state), std::move(p.spec), {});
+}
+
+/// Brings jobs back from their snapshots (they are due, or are to be cancelled).
+void activate(self_ptr self, const env& e, const std::vector<std::string>& ids) {
+  auto& st = self->state;
+  std::vector<std::string> load;
+  for (const auto& id : ids) {
+    if (st.live.count(id) || st.activating.count(id)) continue;  // already in memory, or on its way
+    st.activating[id];
+    load.push_back(id);
+  }
+  if (load.empty()) return;
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  self->send(e.store, load_atom::value, load,
+             completion<result<std::vector<recovered_job>>>([me, load](result<std::vector<recovered_job>> r) {
+               caf::anon_send(me, activated_atom::value, load, std::move(r));
+             }));
+}
+
+void on_activated(self_ptr self, const env& e, const std::vector<std::string>& ids, result<std::vector<recovered_job>> r) {
+  auto& st = self->state;
+  if (!r) {
+    spdlog::warn("cannot load {} due job(s): {}; the scheduler offers them again", ids.size(), r.error().message());
+    for (const auto& id : ids) {
+      for (auto& c : st.activating[id]) c(cancel_answer::not_found);
+      st.activating.erase(id);
+    }
+    // Still due on disk: the next scan of the due index (at the latest on restart) finds them.
+    return;
+  }
+  for (auto& job : *r) {
+    std::string id = job.state.id;
+    auto cancels = std::move(st.activating[id]);
+    st.activating.erase(id);
+    bool to_cancel = !cancels.empty();
+    spawn_job(self, e, std::move(job.state), std::move(job.spec), std::move(job.attempts), !to_cancel);
+    for (auto& c : cancels) caf::anon_send(st.live[id].actor, cancel_atom::value, c);
+  }
+  for (const auto& id : ids) {  // finished or gone meanwhile
+    auto it = st.activating.find(id);
+    if (it == st.activating.end()) continue;
+    for (auto& c : it->second) c(cancel_answer::terminal);
+    st.activating.erase(it);
+  }
 }
 
 void on_done(self_ptr self, const env& e, const std::string& id, const job_state& s) {
@@ -152,7 +237,7 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
     // After every request forwarded to it so far: the job actor may go.
     caf::anon_send(it->second.actor, forget_atom::value);
     st.live.erase(it);
-    if (e.metrics) e.metrics->live_job_actors.store(static_cast<std::int64_t>(st.live.size()));
+    publish_live(self, e);
   }
   const std::string& url = s.status == job_status::delivered ? s.callback_url
                            : s.status == job_status::failed  ? s.failure_callback_url
@@ -206,7 +291,7 @@ void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key, co
   st.idem_lookups.erase(idem_key);
   if (r.is_ok() && r.value() && r.value()->expires_at_ms > e.clock->now_ms()) {
     const idem_hit& hit = *r.value();
-    st.idem[idem_key] = {hit.id, hit.run_at_ms, hit.expires_at_ms, true, {}};
+    remember_idempotency(self, idem_key, {hit.id, hit.run_at_ms, hit.expires_at_ms, true, {}});
     for (auto& [sub, reply] : waiting) reply({202, hit.id, hit.run_at_ms, true, "", ""});
     return;
   }
@@ -230,7 +315,11 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
     thread_local std::mt19937_64 rng{std::random_device{}()};
     return rng();
   });
+  for (const auto& [tenant, n] : options.initial_pending) self->state.tenant_pending[tenant] = n;
   auto e = std::make_shared<env>(env{std::move(options), std::move(store), std::move(client), std::move(clock), std::move(metrics)});
+  if (!e->options.scheduler.metrics) e->options.scheduler.metrics = e->metrics;
+  self->state.scheduler = self->spawn<caf::linked>(scheduler_actor, e->options.scheduler, e->store,
+                                                   caf::actor_cast<caf::actor>(self), e->clock);
   return {
       [self, e](submit_atom, submission& sub, completion<submit_answer>& reply) {
         submit(self, *e, std::move(sub), std::move(reply));
@@ -278,26 +367,52 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
         self->send(e->store, read_atom::value, tenant, id, reply);
       },
       [self, e](cancel_atom, const std::string& tenant, const std::string& id, const completion<cancel_answer>& reply) {
-        auto it = self->state.live.find(id);
-        if (it != self->state.live.end() && it->second.tenant == tenant) {
+        auto& st = self->state;
+        auto it = st.live.find(id);
+        if (it != st.live.end() && it->second.tenant == tenant) {
           caf::anon_send(it->second.actor, cancel_atom::value, reply);
           return;
         }
-        // Not live: terminal (or unknown). The store tells which.
+        if (auto a = st.activating.find(id); a != st.activating.end()) {
+          // Checked below before it was queued: on its way back, and this tenant's.
+          a->second.push_back(reply);
+          return;
+        }
+        // Not live: finished, hibernated or unknown. The store tells which.
+        caf::actor me = caf::actor_cast<caf::actor>(self);
         self->send(e->store, read_atom::value, tenant, id,
-                   completion<result<std::optional<job_view>>>([reply](result<std::optional<job_view>> r) {
-                     reply(r.is_ok() && r.value().has_value() ? cancel_answer::terminal : cancel_answer::not_found);
+                   completion<result<std::optional<job_view>>>([me, id, reply](result<std::optional<job_view>> r) {
+                     if (!r.is_ok() || !r.value()) return reply(cancel_answer::not_found);
+                     if (is_terminal(r.value()->state.status)) return reply(cancel_answer::terminal);
+                     caf::anon_send(me, cancel_found_atom::value, id, reply);  // hibernated
                    }));
+      },
+      [self, e](cancel_found_atom, const std::string& id, const completion<cancel_answer>& reply) {
+        // A hibernated job is cancelled like any other: brought back, then told.
+        auto& st = self->state;
+        if (auto it = st.live.find(id); it != st.live.end()) {
+          caf::anon_send(it->second.actor, cancel_atom::value, reply);
+          return;
+        }
+        if (!st.activating.count(id)) activate(self, *e, {id});
+        st.activating[id].push_back(reply);
+      },
+      [self, e](due_atom, const std::vector<std::string>& ids) { activate(self, *e, ids); },
+      [self, e](activated_atom, const std::vector<std::string>& ids, result<std::vector<recovered_job>>& r) {
+        on_activated(self, *e, ids, std::move(r));
+      },
+      [self, e](hibernated_atom, const std::string& id, std::int64_t due_ms) {
+        auto& st = self->state;
+        auto it = st.live.find(id);
+        if (it == st.live.end()) return;
+        caf::anon_send(it->second.actor, forget_atom::value);
+        st.live.erase(it);
+        publish_live(self, *e);
+        self->send(st.scheduler, schedule_atom::value, due_ms, id);
       },
       [self, e](list_atom, const std::string& tenant, std::optional<job_status> status, const std::string& cursor,
                 std::uint32_t limit, const completion<result<persistence::job_page>>& reply) {
         self->send(e->store, list_atom::value, tenant, status, cursor, limit, reply);
-      },
-      [self, e](recover_atom, std::vector<recovered_job>& jobs) {
-        for (auto& j : jobs) {
-          ++self->state.tenant_pending[j.state.tenant];
-          spawn_job(self, *e, std::move(j.state), std::move(j.spec), std::move(j.attempts));
-        }
       },
   };
 }

@@ -6,19 +6,26 @@
 // child job of its own, durable and retried like any job).
 #pragma once
 
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
 #include <unordered_map>
 
 #include "actors/job_actor.h"
+#include "actors/scheduler.h"
 #include "actors/store_actor.h"
 #include "core/ulid.h"
 #include "http/client.h"
 
 namespace fetchrelay::actors {
 
-using recover_atom = caf::atom_constant<caf::atom("recover")>;
+using activated_atom = caf::atom_constant<caf::atom("activated")>;
+using cancel_found_atom = caf::atom_constant<caf::atom("cancelfnd")>;
+
+/// Makes the destination actor of an origin (tests inject their own target).
+using destination_factory = std::function<caf::actor(caf::local_actor* manager, const std::string& origin)>;
 
 struct policy_runtime {
   retry_policy retry;
@@ -28,8 +35,17 @@ struct policy_runtime {
 struct manager_options {
   std::map<std::string, policy_runtime> policies;  // holds "default"
   std::int64_t max_pending_per_tenant = 10'000'000;
+  /// Unfinished jobs per tenant when the manager starts (persistence::store::pending_by_tenant).
+  std::map<std::string, std::int64_t> initial_pending;
   int max_in_flight_per_origin = 64;
   std::chrono::milliseconds idempotency_window{86'400'000};
+  /// Idempotency keys kept in memory at most; older ones are looked up in the store.
+  std::size_t max_idempotency_in_memory = 100'000;
+  /// Submissions waiting for the store at most; past it POST /v1/fetch answers 503.
+  std::size_t max_pending_commits = 50'000;
+  std::chrono::milliseconds hibernate_after{30'000};
+  scheduler_options scheduler;
+  destination_factory make_destination;  // null: destination_actor with the HTTP client
 };
 
 /// A validated POST /v1/fetch.
@@ -48,12 +64,13 @@ struct submission {
 };
 
 struct submit_answer {
-  int http_status = 202;  // 202, 429 or 503
+  int http_status = 202;  // 202, 429 or 503 (retry after `retry_after_s`)
   std::string id;
   std::int64_t run_at_ms = 0;
   bool deduplicated = false;
   std::string error_code;
   std::string message;
+  int retry_after_s = 0;
 };
 
 /// POST /v1/jobs/{id}/retry.
@@ -87,6 +104,10 @@ struct manager_state {
   std::unordered_map<std::string, pending_submission> pending;
   std::unordered_map<std::string, std::int64_t> tenant_pending;
   std::unordered_map<std::string, idem_entry> idem;
+  std::deque<std::pair<std::string, std::int64_t>> idem_order;  // (key, expiry), oldest first
+  caf::actor scheduler;
+  // Jobs being brought back from their snapshots, with the cancels waiting for them.
+  std::unordered_map<std::string, std::vector<completion<cancel_answer>>> activating;
   std::unordered_map<std::string, std::pair<recovered_job, completion<retry_answer>>> retrying;
   // Idempotency keys not in memory (e.g. after a restart) being looked up in the store.
   std::unordered_map<std::string, std::vector<std::pair<submission, completion<submit_answer>>>> idem_lookups;

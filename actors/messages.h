@@ -75,6 +75,9 @@ using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
 using idem_atom = caf::atom_constant<caf::atom("idem")>;
 using idem_loaded_atom = caf::atom_constant<caf::atom("idemloaded")>;
+using scan_atom = caf::atom_constant<caf::atom("scan")>;
+using load_atom = caf::atom_constant<caf::atom("load")>;
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 
 }  // namespace fetchrelay::actors
 
@@ -93,6 +96,11 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::actor
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::idem_hit>>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::actors::recovered_job>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::recovered_job>>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<fetchrelay::persistence::due_entry>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::vector<fetchrelay::persistence::due_entry>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::vector<fetchrelay::persistence::due_entry>>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::vector<fetchrelay::actors::recovered_job>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::vector<fetchrelay::actors::recovered_job>>>)
 
 namespace fetchrelay::actors {
 

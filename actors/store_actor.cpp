@@ -3,6 +3,22 @@
 #include <spdlog/spdlog.h>
 
 namespace fetchrelay::actors {
+namespace {
+
+/// The whole job (state, request and attempts), to run it again; nullopt if there is none.
+result<std::optional<recovered_job>> load_whole(persistence::store& store, const std::string& id) {
+  auto j = store.get_job(id);
+  if (!j) return j.error();
+  if (!*j) return std::optional<recovered_job>();
+  auto spec = store.get_spec(id);
+  if (!spec) return spec.error();
+  if (!*spec) return data_loss("job " + id + " has no stored request");
+  auto attempts = store.get_attempts(id);
+  if (!attempts) return attempts.error();
+  return std::optional<recovered_job>(recovered_job{std::move(**j), std::move(**spec), std::move(*attempts)});
+}
+
+}  // namespace
 
 store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_actor_state> self,
                                             std::shared_ptr<persistence::store> store,
@@ -15,6 +31,12 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
     for (size_t i = 0; i < c.size(); ++i) options.metrics->jobs_by_status[i].store(c[i]);
   };
   publish();
+  auto publish_disk = [store, options] {
+    if (options.metrics) options.metrics->store_disk_bytes.store(static_cast<std::int64_t>(store->disk_usage_bytes()));
+  };
+  publish_disk();
+  bool sweeping = options.retention.count() > 0 && options.clock;
+  if (sweeping) self->delayed_send(self, options.sweep_every, sweep_atom::value);
   auto flush = [self, store, options, stats, publish] {
     auto& st = self->state;
     st.flush_scheduled = false;
@@ -98,16 +120,41 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
       },
       [store](retry_atom, const std::string& tenant, const std::string& id,
               const completion<result<std::optional<recovered_job>>>& done) {
-        // The whole job (state, request and attempts), for running it again.
-        auto j = store->get_job(id);
-        if (!j) return done(j.error());
-        if (!*j || (*j)->tenant != tenant) return done(std::optional<recovered_job>());
-        auto spec = store->get_spec(id);
-        if (!spec) return done(spec.error());
-        auto attempts = store->get_attempts(id);
-        if (!attempts) return done(attempts.error());
-        if (!*spec) return done(data_loss("job " + id + " has no stored request"));
-        done(std::optional<recovered_job>(recovered_job{std::move(**j), std::move(**spec), std::move(*attempts)}));
+        auto j = load_whole(*store, id);
+        if (j.is_ok() && j.value() && j.value()->state.tenant != tenant) return done(std::optional<recovered_job>());
+        done(std::move(j));
+      },
+      [store, options](load_atom, const std::vector<std::string>& ids,
+                       const completion<result<std::vector<recovered_job>>>& done) {
+        std::vector<recovered_job> out;
+        for (const auto& id : ids) {
+          auto j = load_whole(*store, id);
+          if (!j) return done(j.error());
+          if (*j && !is_terminal((*j)->state.status)) out.push_back(std::move(**j));
+        }
+        if (options.metrics) options.metrics->jobs_activated.fetch_add(out.size(), std::memory_order_relaxed);
+        done(std::move(out));
+      },
+      [store](scan_atom, const std::optional<persistence::due_entry>& after, std::int64_t until, std::uint32_t limit,
+              const completion<result<std::vector<persistence::due_entry>>>& done) {
+        done(store->scan_due(after, until, limit));
+      },
+      [self, store, options, publish, publish_disk](sweep_atom) {
+        // Bounded per tick, so commits waiting behind the sweep are not held up for long.
+        constexpr std::size_t per_write = 1000;
+        std::int64_t cutoff = options.clock->now_ms() - options.retention.count();
+        for (int i = 0; i < 10 && store->health().is_ok(); ++i) {
+          auto n = store->purge_finished(cutoff, per_write);
+          if (!n) {
+            spdlog::warn("retention sweep failed: {}", n.error().message());
+            break;
+          }
+          if (options.metrics) options.metrics->jobs_purged.fetch_add(*n, std::memory_order_relaxed);
+          if (*n < per_write) break;
+        }
+        publish();
+        publish_disk();
+        self->delayed_send(self, options.sweep_every, sweep_atom::value);
       },
       [store](idem_atom, const std::string& tenant, const std::string& key,
               const completion<result<std::optional<idem_hit>>>& done) {

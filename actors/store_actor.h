@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "actors/messages.h"
+#include "core/clock.h"
 #include "core/metrics.h"
 #include "persistence/store.h"
 
@@ -29,15 +30,24 @@ using store_actor = caf::typed_actor<
     caf::reacts_to<list_atom, std::string, std::optional<job_status>, std::string, std::uint32_t,
                    completion<result<persistence::job_page>>>,
     caf::reacts_to<retry_atom, std::string, std::string, completion<result<std::optional<recovered_job>>>>,
-    caf::reacts_to<idem_atom, std::string, std::string, completion<result<std::optional<idem_hit>>>>>;
+    caf::reacts_to<idem_atom, std::string, std::string, completion<result<std::optional<idem_hit>>>>,
+    caf::reacts_to<scan_atom, std::optional<persistence::due_entry>, std::int64_t, std::uint32_t,
+                   completion<result<std::vector<persistence::due_entry>>>>,
+    caf::reacts_to<load_atom, std::vector<std::string>, completion<result<std::vector<recovered_job>>>>,
+    caf::reacts_to<sweep_atom>>;
 
 struct store_actor_options {
   std::size_t max_batch = 1000;
   std::chrono::milliseconds reopen_every{1000};
   /// Set while the store accepts writes (for /readyz); may be null.
   std::shared_ptr<std::atomic<bool>> ready;
-  /// Commit latency, batch sizes, jobs by status; may be null.
+  /// Commit latency, batch sizes, jobs by status, disk use; may be null.
   std::shared_ptr<relay_metrics> metrics;
+  /// Retention sweep (DESIGN §3): terminal jobs older than `retention` are deleted, checked
+  /// every `sweep_every`. A zero `retention` or a null clock turns the sweep off.
+  std::chrono::milliseconds retention{0};
+  std::chrono::milliseconds sweep_every{60'000};
+  std::shared_ptr<const wall_clock> clock;
 };
 
 struct store_actor_stats {
@@ -47,7 +57,9 @@ struct store_actor_stats {
 };
 
 /// `read` answers the job with `id` if its tenant is `tenant` (else nullopt: another tenant's
-/// id answers 404). `stats` may be null.
+/// id answers 404). `load` answers the jobs among `ids` that exist and are not finished, whole
+/// (state, request, attempts), to bring them back to life; `scan` reads due keys
+/// (persistence::store::scan_due). `stats` may be null.
 store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<struct store_actor_state> self,
                                             std::shared_ptr<persistence::store> store,
                                             store_actor_options options,

@@ -271,7 +271,9 @@ http::handler make_api_handler(api_deps deps) {
     }
     if (path == "/readyz") {
       if (req.method != "GET" && req.method != "HEAD") return reply.send(method_not_allowed(req, "GET"));
-      if (deps.ready && deps.ready->load()) return reply.send(response::json(200, R"({"status":"ready"})"));
+      if (deps.ready && deps.ready->load() && (!deps.loaded || deps.loaded->load())) {
+        return reply.send(response::json(200, R"({"status":"ready"})"));
+      }
       return reply.send(response::error(503, "not_ready", "the store is not open or recovery is not finished"));
     }
     if (path == "/metrics") {
@@ -305,7 +307,7 @@ http::handler make_api_handler(api_deps deps) {
                      actors::completion<actors::submit_answer>([reply](actors::submit_answer a) {
                        if (a.http_status != 202) {
                          auto r = response::error(a.http_status, a.error_code, a.message);
-                         r.headers.push_back({"Retry-After", "1"});
+                         r.headers.push_back({"Retry-After", std::to_string(std::max(1, a.retry_after_s))});
                          return reply.send(std::move(r));
                        }
                        nlohmann::json j = {{"id", a.id}, {"status", "scheduled"},

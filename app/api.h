@@ -20,7 +20,8 @@ struct api_deps {
   caf::actor manager;
   const config::relay_config* config = nullptr;
   std::shared_ptr<const wall_clock> clock;
-  std::shared_ptr<std::atomic<bool>> ready;  // store open and recovery done
+  std::shared_ptr<std::atomic<bool>> ready;   // the store is open and accepts writes
+  std::shared_ptr<std::atomic<bool>> loaded;  // the due index of the coming horizon is loaded
   std::shared_ptr<relay_metrics> metrics;
 };
 

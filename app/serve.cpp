@@ -46,31 +46,6 @@ status write_port_file(const std::string& path, std::uint16_t port) {
   return status::ok();
 }
 
-/// Every unfinished job, from the due index (DESIGN §4). Hibernation will bound this to a
-/// horizon; until then every pending job is loaded.
-result<std::vector<actors::recovered_job>> recover_jobs(persistence::store& store) {
-  std::vector<actors::recovered_job> out;
-  std::optional<persistence::due_entry> after;
-  for (;;) {
-    auto page = store.scan_due(after, std::numeric_limits<std::int64_t>::max(), 10'000);
-    if (!page) return page.error();
-    if (page->empty()) break;
-    for (const auto& d : *page) {
-      auto job = store.get_job(d.id);
-      auto spec = store.get_spec(d.id);
-      auto attempts = store.get_attempts(d.id);
-      if (!job) return job.error();
-      if (!spec) return spec.error();
-      if (!attempts) return attempts.error();
-      if (!*job || !*spec) return data_loss("due entry for " + d.id + " has no job or body");
-      if (is_terminal((*job)->status)) continue;
-      out.push_back({std::move(**job), std::move(**spec), std::move(*attempts)});
-    }
-    after = page->back();
-  }
-  return out;
-}
-
 result<std::unique_ptr<http::client>> make_delivery_client(const config::relay_config& cfg) {
   http::client_options o;
   o.connect_timeout = cfg.delivery.connect_timeout;
@@ -102,6 +77,7 @@ actors::manager_options manager_options_from(const config::relay_config& cfg) {
   m.max_pending_per_tenant = cfg.limits.max_pending_per_tenant;
   m.max_in_flight_per_origin = cfg.delivery.max_connections_per_origin;
   m.idempotency_window = cfg.limits.idempotency_window;
+  m.hibernate_after = cfg.delivery.hibernate_after;
   return m;
 }
 
@@ -174,13 +150,11 @@ int serve(const cli_options& options) {
     return 1;
   }
   std::shared_ptr<persistence::store> store(std::move(opened.value()));
-  spdlog::info("store open at {}", cfg.storage.path);
-  auto recovered = recover_jobs(*store);
-  if (!recovered) {
-    spdlog::critical("recovery failed: {}", recovered.error().message());
-    return 1;
-  }
-  spdlog::info("recovered {} unfinished job(s)", recovered->size());
+  auto initial_pending = store->pending_by_tenant();
+  auto counters = store->counters();
+  spdlog::info("store open at {}: {} scheduled, {} active, {} retrying", cfg.storage.path,
+               counters[static_cast<size_t>(job_status::scheduled)], counters[static_cast<size_t>(job_status::active)],
+               counters[static_cast<size_t>(job_status::retrying)]);
 
   auto client = make_delivery_client(cfg);
   if (!client) {
@@ -189,6 +163,7 @@ int serve(const cli_options& options) {
   }
   auto clock = std::make_shared<system_wall_clock>();
   auto ready = std::make_shared<std::atomic<bool>>(false);
+  auto horizon_loaded = std::make_shared<std::atomic<bool>>(false);
   auto metrics = std::make_shared<relay_metrics>();
 
   caf::actor_system_config caf_cfg;
@@ -200,12 +175,18 @@ int serve(const cli_options& options) {
     actors::store_actor_options store_options;
     store_options.ready = ready;
     store_options.metrics = metrics;
+    store_options.retention = cfg.storage.retention;
+    store_options.clock = clock;
     // Detached: it blocks on fsync and must not hold one of the few scheduler threads.
     auto store_actor = system.spawn<caf::detached>(actors::store_actor_impl, store, store_options,
                                                    std::shared_ptr<actors::store_actor_stats>());
-    auto manager = system.spawn(actors::job_manager, manager_options_from(cfg), store_actor,
+    // Recovery (DESIGN §4): the scheduler loads the due index of the coming horizon, jobs that
+    // were active included (their due time has passed); /readyz waits for it.
+    auto mo = manager_options_from(cfg);
+    mo.initial_pending = std::move(initial_pending);
+    mo.scheduler.loaded = horizon_loaded;
+    auto manager = system.spawn(actors::job_manager, std::move(mo), store_actor,
                                 std::shared_ptr<http::client>(std::move(client.value())), clock, metrics);
-    caf::anon_send(manager, actors::recover_atom::value, std::move(*recovered));
     auto stop_actors = [&] {
       caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(store_actor, caf::exit_reason::user_shutdown);
@@ -222,7 +203,7 @@ int serve(const cli_options& options) {
     so.idle_timeout = cfg.server.idle_timeout;
     so.max_header_size = cfg.limits.max_header_size;
     so.max_body = cfg.limits.max_body;
-    http::server server(so, make_api_handler({&system, health, manager, &cfg, clock, ready, metrics}));
+    http::server server(so, make_api_handler({&system, health, manager, &cfg, clock, ready, horizon_loaded, metrics}));
     if (auto s = server.start(); !s) {
       spdlog::critical("{}", s.message());
       stop_actors();

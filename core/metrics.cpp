@@ -90,12 +90,22 @@ std::string relay_metrics::render() const {
   lateness.render(out, "fetchrelay_lateness_seconds", "Attempt start minus the time it was due.");
   commit_latency.render(out, "fetchrelay_store_commit_seconds", "Store writes, fsync included.");
   commit_batch.render(out, "fetchrelay_store_commit_batch_size", "Commit messages per store write.", 1.0);
-  out += "# HELP fetchrelay_live_job_actors Job actors in memory.\n# TYPE fetchrelay_live_job_actors gauge\n";
-  out += "fetchrelay_live_job_actors " + std::to_string(live_job_actors.load()) + "\n";
-  out += "# HELP fetchrelay_due_index_size Entries in the in-memory due index.\n# TYPE fetchrelay_due_index_size gauge\n";
-  out += "fetchrelay_due_index_size " + std::to_string(due_index_size.load()) + "\n";
-  out += "# HELP fetchrelay_store_failures_total Failed store writes.\n# TYPE fetchrelay_store_failures_total counter\n";
-  out += "fetchrelay_store_failures_total " + std::to_string(store_failures.load()) + "\n";
+  auto line = [&out](const char* name, const char* type, const char* help, const std::string& value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + value + "\n";
+  };
+  line("fetchrelay_live_job_actors", "gauge", "Job actors in memory.", std::to_string(live_job_actors.load()));
+  line("fetchrelay_due_index_size", "gauge", "Entries in the in-memory due index.", std::to_string(due_index_size.load()));
+  line("fetchrelay_store_failures_total", "counter", "Failed store writes.", std::to_string(store_failures.load()));
+  line("fetchrelay_jobs_hibernated_total", "counter", "Times a job left memory to wait on disk.",
+       std::to_string(jobs_hibernated.load()));
+  line("fetchrelay_jobs_activated_total", "counter", "Times a hibernated job was brought back from its snapshot.",
+       std::to_string(jobs_activated.load()));
+  line("fetchrelay_jobs_purged_total", "counter", "Terminal jobs deleted by the retention sweep.",
+       std::to_string(jobs_purged.load()));
+  line("fetchrelay_store_disk_bytes", "gauge", "Bytes the store's files take on disk.", std::to_string(store_disk_bytes.load()));
+  line("fetchrelay_submissions_rejected_busy_total", "counter", "Submissions answered 503 because the store was behind.",
+       std::to_string(rejected_busy.load()));
+  line("fetchrelay_attempts_in_flight", "gauge", "Delivery attempts in flight, all origins.", std::to_string(in_flight.load()));
   return out;
 }
 

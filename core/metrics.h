@@ -46,6 +46,12 @@ struct relay_metrics {
   std::atomic<std::int64_t> live_job_actors{0};
   std::atomic<std::int64_t> due_index_size{0};
   std::atomic<std::uint64_t> store_failures{0};
+  std::atomic<std::uint64_t> jobs_hibernated{0};  // times a job left memory to wait on disk
+  std::atomic<std::uint64_t> jobs_activated{0};   // times a job was brought back from its snapshot
+  std::atomic<std::uint64_t> jobs_purged{0};      // terminal jobs deleted by the retention sweep
+  std::atomic<std::int64_t> store_disk_bytes{0};
+  std::atomic<std::uint64_t> rejected_busy{0};     // submissions refused: the store is behind
+  std::atomic<std::int64_t> in_flight{0};          // attempts in flight, all origins
 
   std::string render() const;
 };

@@ -34,12 +34,10 @@ std::string ulid_generator::next(std::int64_t now_ms) {
   return encode_ulid(last_ms_, last_random_);
 }
 
-std::string encode_ulid(std::int64_t ms, const std::array<std::uint8_t, 10>& random) {
-  // 128 bits: 48 time + 80 random, written as 26 groups of 5 bits (the first holds 3).
-  std::array<std::uint8_t, 16> bytes{};
-  auto t = static_cast<std::uint64_t>(ms);
-  for (int i = 0; i < 6; ++i) bytes[i] = static_cast<std::uint8_t>(t >> (40 - 8 * i));
-  for (int i = 0; i < 10; ++i) bytes[6 + i] = random[i];
+namespace {
+
+// 128 bits written as 26 groups of 5 bits (the first holds 3).
+std::string encode_bytes(const job_id_bytes& bytes) {
   std::string out(26, '0');
   for (int c = 0; c < 26; ++c) {
     int bit = 128 - 5 * (26 - c);  // position of the group's top bit; the first starts at -2
@@ -53,6 +51,33 @@ std::string encode_ulid(std::int64_t ms, const std::array<std::uint8_t, 10>& ran
   }
   return out;
 }
+
+}  // namespace
+
+std::string encode_ulid(std::int64_t ms, const std::array<std::uint8_t, 10>& random) {
+  // 48 time bits, then 80 random bits.
+  job_id_bytes bytes{};
+  auto t = static_cast<std::uint64_t>(ms);
+  for (int i = 0; i < 6; ++i) bytes[i] = static_cast<std::uint8_t>(t >> (40 - 8 * i));
+  for (int i = 0; i < 10; ++i) bytes[6 + i] = random[i];
+  return encode_bytes(bytes);
+}
+
+bool pack_job_id(std::string_view id, job_id_bytes& out) {
+  if (!is_job_id(id)) return false;
+  out.fill(0);
+  for (int c = 0; c < 26; ++c) {
+    int value = decode_char(id[4 + c]);
+    int bit = 128 - 5 * (26 - c);
+    for (int k = 0; k < 5; ++k) {
+      int b = bit + k;
+      if (b >= 0 && ((value >> (4 - k)) & 1)) out[b / 8] |= static_cast<std::uint8_t>(1 << (7 - b % 8));
+    }
+  }
+  return true;
+}
+
+std::string unpack_job_id(const job_id_bytes& bytes) { return "job_" + encode_bytes(bytes); }
 
 bool is_job_id(std::string_view id) {
   if (id.size() != 30 || id.substr(0, 4) != "job_") return false;

@@ -37,4 +37,11 @@ bool is_job_id(std::string_view id);
 /// The creation time (ms) encoded in a job id; -1 if it is not a job id.
 std::int64_t job_id_time(std::string_view id);
 
+/// A job id in 16 bytes (the ULID's 128 bits), for compact in-memory indexes. Byte order
+/// keeps the id order.
+using job_id_bytes = std::array<std::uint8_t, 16>;
+/// False if `id` is not a job id.
+bool pack_job_id(std::string_view id, job_id_bytes& out);
+std::string unpack_job_id(const job_id_bytes& bytes);
+
 }  // namespace fetchrelay

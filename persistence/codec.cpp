@@ -116,19 +116,37 @@ void put_headers(std::string& out, const std::vector<header_pair>& headers) {
 std::string job_key(std::string_view id) { return "job/" + std::string(id); }
 std::string body_key(std::string_view id) { return "body/" + std::string(id); }
 
-std::string due_key(std::int64_t due_ms, std::string_view id) {
-  std::string k(due_prefix);
-  put_be64(k, static_cast<std::uint64_t>(due_ms));
+namespace {
+
+std::string timed_key(std::string_view prefix, std::int64_t ms, std::string_view id) {
+  std::string k(prefix);
+  put_be64(k, static_cast<std::uint64_t>(ms));
   k.append(id);
   return k;
 }
 
-bool parse_due_key(std::string_view key, std::int64_t& due_ms, std::string& id) {
-  if (key.size() < due_prefix.size() + 8 || key.substr(0, due_prefix.size()) != due_prefix) return false;
-  due_ms = static_cast<std::int64_t>(get_be64(key.substr(due_prefix.size())));
-  id = std::string(key.substr(due_prefix.size() + 8));
+bool parse_timed_key(std::string_view prefix, std::string_view key, std::int64_t& ms, std::string& id) {
+  if (key.size() < prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) return false;
+  ms = static_cast<std::int64_t>(get_be64(key.substr(prefix.size())));
+  id = std::string(key.substr(prefix.size() + 8));
   return true;
 }
+
+}  // namespace
+
+std::string due_key(std::int64_t due_ms, std::string_view id) { return timed_key(due_prefix, due_ms, id); }
+
+bool parse_due_key(std::string_view key, std::int64_t& due_ms, std::string& id) {
+  return parse_timed_key(due_prefix, key, due_ms, id);
+}
+
+std::string done_key(std::int64_t finished_ms, std::string_view id) { return timed_key(done_prefix, finished_ms, id); }
+
+bool parse_done_key(std::string_view key, std::int64_t& finished_ms, std::string& id) {
+  return parse_timed_key(done_prefix, key, finished_ms, id);
+}
+
+std::string tenant_key(std::string_view tenant) { return std::string(tenant_prefix) + std::string(tenant); }
 
 std::string list_prefix(std::string_view tenant, job_status status) {
   std::string k = "list/";
@@ -291,6 +309,22 @@ result<idem_record> decode_idem(std::string_view v) {
   i.expires_at_ms = static_cast<std::int64_t>(r.varint());
   if (!r.ok() || !r.at_end()) return r.error("idempotency record");
   return i;
+}
+
+std::string encode_count(std::int64_t n) {
+  std::string out;
+  out.push_back(static_cast<char>(version_1));
+  put_varint(out, static_cast<std::uint64_t>(n < 0 ? 0 : n));
+  return out;
+}
+
+result<std::int64_t> decode_count(std::string_view v) {
+  reader r(v);
+  r.version("count");
+  if (!r.ok()) return r.error("count");
+  auto n = static_cast<std::int64_t>(r.varint());
+  if (!r.ok() || !r.at_end()) return r.error("count");
+  return n;
 }
 
 std::string encode(const status_counters& c) {

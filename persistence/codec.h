@@ -5,9 +5,11 @@
 //
 //   meta/format                        -> "fetchrelay-store 1"
 //   meta/counters                      -> counters
+//   meta/tenant/<tenant>               -> count               the tenant's unfinished jobs
 //   job/<id>                           -> job_state
 //   body/<id>                          -> job_spec            written once
 //   due/<u64 due_ms><id>               -> ""                  until the job is terminal
+//   done/<u64 finished_ms><id>         -> ""                  terminal jobs, for the retention sweep
 //   list/<tenant> 0x00 <u8 status><id> -> ""                  the listing index
 //   idem/<tenant> 0x00 <key>           -> idem_record
 //   att/<id><u32 n>                    -> attempt_record
@@ -24,6 +26,7 @@
 //   attempt_record := 0x01 varint:n varint:started_at_ms varint:duration_ms varint:status error
 //   idem_record    := 0x01 id varint:expires_at_ms
 //   counters       := 0x01 varint:count varint:n*   (jobs by status, indexed by status value)
+//   count          := 0x01 varint:n
 //   string         := varint:length bytes
 //   varint         := LevelDB varint64 (7 bits a byte, low first); times are never negative
 //
@@ -44,12 +47,17 @@ inline constexpr std::string_view format_key = "meta/format";
 inline constexpr std::string_view format_value = "fetchrelay-store 1";
 inline constexpr std::string_view counters_key = "meta/counters";
 inline constexpr std::string_view due_prefix = "due/";
+inline constexpr std::string_view done_prefix = "done/";
+inline constexpr std::string_view tenant_prefix = "meta/tenant/";
 
 std::string job_key(std::string_view id);
 std::string body_key(std::string_view id);
 std::string due_key(std::int64_t due_ms, std::string_view id);
 /// Splits a due/ key; false if it is not one.
 bool parse_due_key(std::string_view key, std::int64_t& due_ms, std::string& id);
+std::string done_key(std::int64_t finished_ms, std::string_view id);
+bool parse_done_key(std::string_view key, std::int64_t& finished_ms, std::string& id);
+std::string tenant_key(std::string_view tenant);
 std::string list_prefix(std::string_view tenant, job_status status);
 std::string list_key(std::string_view tenant, job_status status, std::string_view id);
 std::string idem_key(std::string_view tenant, std::string_view key);
@@ -70,11 +78,13 @@ std::string encode(const job_spec& s);
 std::string encode(const attempt_record& a);
 std::string encode(const idem_record& r);
 std::string encode(const status_counters& c);
+std::string encode_count(std::int64_t n);
 
 result<job_state> decode_job_state(std::string_view v);
 result<job_spec> decode_job_spec(std::string_view v);
 result<attempt_record> decode_attempt(std::string_view v);
 result<idem_record> decode_idem(std::string_view v);
 result<status_counters> decode_counters(std::string_view v);
+result<std::int64_t> decode_count(std::string_view v);
 
 }  // namespace fetchrelay::persistence

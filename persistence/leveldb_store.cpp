@@ -116,6 +116,14 @@ class leveldb_store final : public store {
     } else if (!s.IsNotFound()) {
       return data_loss("cannot read the counters: " + s.ToString());
     }
+    tenants_.clear();
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek(std::string(tenant_prefix)); it->Valid() && it->key().starts_with(std::string(tenant_prefix)); it->Next()) {
+      auto n = decode_count(std::string_view(it->value().data(), it->value().size()));
+      if (!n) return n.error();
+      tenants_[it->key().ToString().substr(tenant_prefix.size())] = *n;
+    }
+    if (!it->status().ok()) return data_loss("cannot read the tenant counts: " + it->status().ToString());
     health_ = status::ok();
     return status::ok();
   }
@@ -123,28 +131,54 @@ class leveldb_store final : public store {
   status health() const override { return health_; }
   const std::string& location() const override { return options_.path; }
   status_counters counters() const override { return counters_; }
+  std::map<std::string, std::int64_t> pending_by_tenant() const override { return tenants_; }
+
+  std::uint64_t disk_usage_bytes() const override {
+    std::uint64_t total = 0;
+    std::error_code ec;
+    for (const auto& f : std::filesystem::directory_iterator(options_.path, ec)) {
+      std::error_code fe;
+      if (f.is_regular_file(fe)) total += f.file_size(fe);
+    }
+    return total;
+  }
 
   status commit(std::span<const commit_batch> batches) override {
     if (!health_.is_ok()) return health_;
     leveldb::WriteBatch wb;
-    status_counters next = counters_;
+    changes c{counters_, {}};
     bool sync = false;
     for (const auto& b : batches) {
       sync = sync || b.sync;
-      for (const auto& w : b.jobs) add_job(wb, w, next);
+      for (const auto& w : b.jobs) add_job(wb, w, c);
       for (const auto& i : b.idempotency) wb.Put(idem_key(i.tenant, i.key), encode(i.record));
-      for (const auto& p : b.purge) add_purge(wb, p, next);
     }
-    wb.Put(std::string(counters_key), encode(next));
-    leveldb::WriteOptions wo;
-    wo.sync = sync && options_.sync;
-    leveldb::Status s = db_->Write(wo, &wb);
-    if (!s.ok()) {
-      health_ = unavailable("the store at " + options_.path + " failed a write: " + s.ToString());
-      return health_;
+    return write(wb, c, sync);
+  }
+
+  result<std::size_t> purge_finished(std::int64_t finished_before_ms, std::size_t limit) override {
+    if (!health_.is_ok()) return health_;
+    leveldb::WriteBatch wb;
+    changes c{counters_, {}};
+    std::size_t purged = 0;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::string prefix(done_prefix);
+    for (it->Seek(prefix); it->Valid() && purged < limit; it->Next()) {
+      std::int64_t finished = 0;
+      std::string id;
+      if (!parse_done_key(std::string_view(it->key().data(), it->key().size()), finished, id)) break;
+      if (finished > finished_before_ms) break;
+      wb.Delete(it->key());
+      auto j = get_job(id);
+      if (!j) return j.error();
+      // A job run again (POST /retry) left this entry behind; its current state decides.
+      if (!*j || !is_terminal((*j)->status) || (*j)->finished_at_ms != finished) continue;
+      add_purge(wb, **j, c);
+      ++purged;
     }
-    counters_ = next;
-    return status::ok();
+    if (!it->status().ok()) return data_loss(it->status().ToString());
+    if (auto s = write(wb, c, false); !s) return s;
+    return purged;
   }
 
   status reopen() override {
@@ -251,7 +285,39 @@ class leveldb_store final : public store {
     return true;
   }
 
-  static void add_job(leveldb::WriteBatch& wb, const job_write& w, status_counters& counters) {
+  /// Counter changes of one write, applied when it succeeds.
+  struct changes {
+    status_counters counters;
+    std::map<std::string, std::int64_t> tenant_delta;
+  };
+
+  status write(leveldb::WriteBatch& wb, changes& c, bool sync) {
+    wb.Put(std::string(counters_key), encode(c.counters));
+    std::map<std::string, std::int64_t> tenants;
+    for (const auto& [t, d] : c.tenant_delta) {
+      if (d == 0) continue;
+      std::int64_t n = (tenants_.count(t) ? tenants_.at(t) : 0) + d;
+      tenants[t] = n;
+      if (n > 0) wb.Put(tenant_key(t), encode_count(n));
+      else wb.Delete(tenant_key(t));
+    }
+    leveldb::WriteOptions wo;
+    wo.sync = sync && options_.sync;
+    leveldb::Status s = db_->Write(wo, &wb);
+    if (!s.ok()) {
+      health_ = unavailable("the store at " + options_.path + " failed a write: " + s.ToString());
+      return health_;
+    }
+    counters_ = c.counters;
+    for (const auto& [t, n] : tenants) {
+      if (n > 0) tenants_[t] = n;
+      else tenants_.erase(t);
+    }
+    return status::ok();
+  }
+
+  static void add_job(leveldb::WriteBatch& wb, const job_write& w, changes& c) {
+    status_counters& counters = c.counters;
     const job_state& s = w.state;
     wb.Put(job_key(s.id), encode(s));
     if (w.spec) wb.Put(body_key(s.id), encode(*w.spec));
@@ -267,15 +333,18 @@ class leveldb_store final : public store {
       wb.Put(list_key(s.tenant, s.status, s.id), "");
       ++counters[static_cast<std::size_t>(s.status)];
     }
+    bool was_pending = w.old_status && !is_terminal(*w.old_status);
+    if (terminal && (!w.old_status || was_pending)) wb.Put(done_key(s.finished_at_ms, s.id), "");
+    c.tenant_delta[s.tenant] += (terminal ? 0 : 1) - (was_pending ? 1 : 0);
   }
 
-  static void add_purge(leveldb::WriteBatch& wb, const job_state& s, status_counters& counters) {
+  static void add_purge(leveldb::WriteBatch& wb, const job_state& s, changes& c) {
+    status_counters& counters = c.counters;
     wb.Delete(job_key(s.id));
     wb.Delete(body_key(s.id));
     wb.Delete(list_key(s.tenant, s.status, s.id));
     for (std::uint32_t n = 1; n <= s.attempts; ++n) wb.Delete(attempt_key(s.id, n));
     if (!s.idempotency_key.empty()) wb.Delete(idem_key(s.tenant, s.idempotency_key));
-    if (!is_terminal(s.status)) wb.Delete(due_key(s.run_at_ms, s.id));
     --counters[static_cast<std::size_t>(s.status)];
   }
 
@@ -284,6 +353,7 @@ class leveldb_store final : public store {
   std::unique_ptr<leveldb::DB> db_;
   status health_ = status::ok();
   status_counters counters_{};
+  std::map<std::string, std::int64_t> tenants_;  // unfinished jobs per tenant
 };
 
 }  // namespace

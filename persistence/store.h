@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -41,7 +42,6 @@ struct idem_write {
 struct commit_batch {
   std::vector<job_write> jobs;
   std::vector<idem_write> idempotency;
-  std::vector<job_state> purge;  // terminal jobs past retention: every key of theirs goes
   bool sync = true;              // fsync before answering (submissions, terminal states)
 };
 
@@ -96,6 +96,17 @@ class store {
 
   /// Jobs by status, as of the last successful commit.
   virtual status_counters counters() const = 0;
+
+  /// Unfinished jobs per tenant (every tenant that has one), as of the last successful commit.
+  virtual std::map<std::string, std::int64_t> pending_by_tenant() const = 0;
+
+  /// Deletes every key of at most `limit` terminal jobs that finished at or before
+  /// `finished_before_ms` (the retention sweep); returns how many went. Not synced: a purge
+  /// lost in a crash is simply done again.
+  virtual result<std::size_t> purge_finished(std::int64_t finished_before_ms, std::size_t limit) = 0;
+
+  /// Bytes the store's files take on disk.
+  virtual std::uint64_t disk_usage_bytes() const = 0;
 };
 
 struct leveldb_options {

@@ -35,5 +35,23 @@ TEST(Ulid, JobIdTimeRoundTrips) {
   EXPECT_FALSE(is_job_id("task_01ARYZ6S4100000000000000"));
 }
 
+TEST(Ulid, JobIdsPackIntoSixteenBytesAndBackKeepingTheirOrder) {
+  std::uint64_t seed = 7;
+  ulid_generator g([&] { return seed = seed * 6364136223846793005ULL + 1442695040888963407ULL; });
+  job_id_bytes prev{};
+  for (std::int64_t t : {0LL, 1LL, 1LL, 1'764'300'000'123LL, 281'474'976'710'655LL /* 2^48 - 1 */}) {
+    std::string id = "job_" + g.next(t);
+    job_id_bytes b{};
+    ASSERT_TRUE(pack_job_id(id, b)) << id;
+    EXPECT_EQ(unpack_job_id(b), id);
+    EXPECT_GT(b, prev) << id;
+    prev = b;
+  }
+  job_id_bytes b{};
+  EXPECT_TRUE(pack_job_id("job_7ZZZZZZZZZZZZZZZZZZZZZZZZZ", b));
+  for (auto byte : b) EXPECT_EQ(byte, 0xff);
+  EXPECT_FALSE(pack_job_id("job_short", b));
+}
+
 }  // namespace
 }  // namespace fetchrelay

@@ -144,7 +144,7 @@ TEST_F(JobStore, DueScanRespectsCursorHorizonAndLimit) {
   EXPECT_EQ((*rest)[1], (due_entry{5'000, id_of(5)}));
 }
 
-TEST_F(JobStore, IdempotencyRecordsAndPurge) {
+TEST_F(JobStore, IdempotencyRecordsAndRetentionPurge) {
   job_state s = new_job(7);
   s.idempotency_key = "order-42";
   commit_batch b = submit(s);
@@ -156,18 +156,73 @@ TEST_F(JobStore, IdempotencyRecordsAndPurge) {
   job_state done = s;
   done.status = job_status::failed;
   done.attempts = 1;
+  done.finished_at_ms = 6'000;
   commit_batch t;
   t.jobs.push_back({done, job_status::scheduled, s.run_at_ms, std::nullopt, attempt_record{1, 5'000, 1, 0, "connect: refused"}});
   ASSERT_TRUE(commit(t).is_ok());
-  commit_batch purge;
-  purge.purge.push_back(done);
-  ASSERT_TRUE(commit(purge).is_ok());
+  EXPECT_EQ(*store_->purge_finished(5'999, 100), 0u) << "finished after the cut-off: kept";
+  EXPECT_TRUE(store_->get_job(s.id)->has_value());
+  EXPECT_EQ(*store_->purge_finished(6'000, 100), 1u);
   EXPECT_FALSE(store_->get_job(s.id)->has_value());
   EXPECT_FALSE(store_->get_spec(s.id)->has_value());
   EXPECT_TRUE(store_->get_attempts(s.id)->empty());
   EXPECT_FALSE(store_->get_idem("acme", "order-42")->has_value());
   EXPECT_TRUE(store_->list_jobs("acme", std::nullopt, "", 10)->jobs.empty());
   EXPECT_EQ(count(job_status::failed), 0);
+}
+
+TEST_F(JobStore, RetentionSweepSkipsJobsRunAgainAndHonoursItsLimit) {
+  for (int n = 1; n <= 3; ++n) {
+    job_state s = new_job(n);
+    ASSERT_TRUE(commit(submit(s)).is_ok());
+    job_state d = s;
+    d.status = job_status::delivered;
+    d.finished_at_ms = 6'000 + n;
+    commit_batch b;
+    b.jobs.push_back({d, job_status::scheduled, s.run_at_ms, std::nullopt, std::nullopt});
+    ASSERT_TRUE(commit(b).is_ok());
+  }
+  // Job 2 is run again (POST /retry): it is pending now and must survive the sweep.
+  job_state again = **store_->get_job(id_of(2));
+  job_status old = again.status;
+  again.status = job_status::scheduled;
+  again.finished_at_ms = 0;
+  again.run_at_ms = 7'000;
+  commit_batch r;
+  r.jobs.push_back({again, old, std::nullopt, std::nullopt, std::nullopt});
+  ASSERT_TRUE(commit(r).is_ok());
+  EXPECT_EQ(store_->pending_by_tenant().at("acme"), 1);
+
+  EXPECT_EQ(*store_->purge_finished(1LL << 60, 1), 1u);
+  EXPECT_FALSE(store_->get_job(id_of(1))->has_value());
+  EXPECT_TRUE(store_->get_job(id_of(3))->has_value()) << "limit 1";
+  EXPECT_EQ(*store_->purge_finished(1LL << 60, 100), 1u);
+  EXPECT_TRUE(store_->get_job(id_of(2))->has_value()) << "a job run again is not swept";
+  EXPECT_FALSE(store_->get_job(id_of(3))->has_value());
+  EXPECT_EQ(count(job_status::delivered), 0);
+  EXPECT_EQ(count(job_status::scheduled), 1);
+  EXPECT_GT(store_->disk_usage_bytes(), 0u);
+}
+
+TEST_F(JobStore, UnfinishedJobsPerTenantSurviveAReopen) {
+  ASSERT_TRUE(commit(submit(new_job(1, "acme"))).is_ok());
+  ASSERT_TRUE(commit(submit(new_job(2, "acme"))).is_ok());
+  ASSERT_TRUE(commit(submit(new_job(3, "globex"))).is_ok());
+  job_state c = new_job(3, "globex");
+  c.status = job_status::cancelled;
+  c.finished_at_ms = 9'000;
+  commit_batch b;
+  b.jobs.push_back({c, job_status::scheduled, c.run_at_ms, std::nullopt, std::nullopt});
+  ASSERT_TRUE(commit(b).is_ok());
+  using counts = std::map<std::string, std::int64_t>;
+  EXPECT_EQ(store_->pending_by_tenant(), (counts{{"acme", 2}}));
+  open();
+  EXPECT_EQ(store_->pending_by_tenant(), (counts{{"acme", 2}}));
+  // A failed write changes nothing.
+  faults_->fail_writes(true);
+  EXPECT_FALSE(commit(submit(new_job(4, "acme"))).is_ok());
+  EXPECT_EQ(store_->pending_by_tenant(), (counts{{"acme", 2}}));
+  faults_->fail_writes(false);
 }
 
 TEST_F(JobStore, FailedWriteAcknowledgesNothingAndReopenRecovers) {

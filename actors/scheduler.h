@@ -1,0 +1,63 @@
+// The scheduler: the compact due-index of hibernated jobs (DESIGN §1, §4).
+//
+// A job that waits longer than delivery.hibernate_after leaves memory; its snapshot and its
+// due/ key are on disk. The scheduler keeps (due_ms, 16-byte id) pairs, 24 bytes each, in a
+// binary min-heap, for the jobs due within `horizon` only, and refills it from the store's due/
+// keys as time moves on. When an entry is due it asks the manager to activate the job.
+//
+// What has been loaded is described by a cursor: every due/ key up to it (in key order) is in
+// the heap, was handed out, or belongs to a live job. A job scheduled at or before the cursor
+// goes straight into the heap; one after it stays on disk until a scan reaches it. So memory is
+// bounded by the horizon (and by `max_entries`), never by the number of pending jobs.
+//
+// Entries may repeat (a scan and a hibernation can both bring a job in) and may be stale (the
+// job was cancelled): the manager activates a job only if it is neither live nor finished.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "actors/store_actor.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "core/ulid.h"
+
+namespace fetchrelay::actors {
+
+/// (schedule_atom, due_ms, id): a job was stored with this due time and is not live.
+using schedule_atom = caf::atom_constant<caf::atom("schedule")>;
+/// (due_atom, ids) to the manager: these jobs are due; activate them.
+using due_atom = caf::atom_constant<caf::atom("due")>;
+
+struct scheduler_options {
+  std::chrono::milliseconds horizon{600'000};
+  std::size_t max_entries = 1'000'000;  // 24 MB of heap at most
+  std::uint32_t page = 10'000;          // due keys per store scan
+  std::size_t wake_batch = 1'000;       // ids per due_atom message
+  /// Set once the first horizon is loaded (for /readyz); may be null.
+  std::shared_ptr<std::atomic<bool>> loaded;
+  std::shared_ptr<relay_metrics> metrics;  // due_index_size; may be null
+};
+
+struct due_slot {
+  std::int64_t due_ms = 0;
+  job_id_bytes id{};
+  auto operator<=>(const due_slot&) const = default;
+};
+
+struct scheduler_state {
+  std::vector<due_slot> heap;  // std::push_heap with greater<>: the earliest on top
+  due_slot cursor{};           // loaded through here, inclusive
+  bool scanning = false;
+  std::vector<due_slot> arrived_while_scanning;
+  std::uint64_t timer_generation = 0;
+  std::int64_t timer_at_ms = 0;  // when the armed wake timer fires; 0: none armed
+};
+
+caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self, scheduler_options options,
+                              store_actor store, caf::actor manager, std::shared_ptr<const wall_clock> clock);
+
+}  // namespace fetchrelay::actors
