@@ -5,9 +5,11 @@ namespace {
 
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 
-void start(caf::stateful_actor<destination_state>* self, attempt_request req, http::client& client,
-           const wall_clock& clock) {
+using self_ptr = caf::stateful_actor<destination_state>*;
+
+void start(self_ptr self, attempt_request req, http::client& client, const wall_clock& clock, relay_metrics* metrics) {
   ++self->state.in_flight;
+  if (metrics) metrics->in_flight.fetch_add(1, std::memory_order_relaxed);
   http::outbound_request out;
   out.method = req.method;
   out.url = req.url;
@@ -37,30 +39,79 @@ void start(caf::stateful_actor<destination_state>* self, attempt_request req, ht
 
 }  // namespace
 
-caf::behavior destination_actor(caf::stateful_actor<destination_state>* self, std::string origin,
-                                std::shared_ptr<http::client> client, int max_in_flight,
+bool inflight_gate::try_acquire(const caf::actor& waiter) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (used_ < cap_) {
+    ++used_;
+    return true;
+  }
+  waiters_.push_back(waiter);
+  return false;
+}
+
+void inflight_gate::release() {
+  caf::actor next;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (waiters_.empty()) {
+      --used_;
+      return;
+    }
+    next = std::move(waiters_.front());
+    waiters_.pop_front();
+  }
+  caf::anon_send(next, gate_atom::value);  // the slot passes on; used_ stays
+}
+
+int inflight_gate::used() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return used_;
+}
+
+caf::behavior destination_actor(self_ptr self, std::string origin, std::shared_ptr<http::client> client,
+                                int max_in_flight, std::shared_ptr<inflight_gate> gate,
                                 std::shared_ptr<const wall_clock> clock, std::shared_ptr<relay_metrics> metrics) {
   (void)origin;
+  // Starts queued attempts while this origin's cap and the global gate allow.
+  auto pump = [self, client, max_in_flight, gate, clock, metrics] {
+    auto& st = self->state;
+    while (!st.queue.empty() && st.in_flight < max_in_flight && !st.waiting_for_gate) {
+      if (gate && !gate->try_acquire(caf::actor_cast<caf::actor>(self))) {
+        st.waiting_for_gate = true;
+        return;
+      }
+      auto next = std::move(st.queue.front());
+      st.queue.pop_front();
+      start(self, std::move(next), *client, *clock, metrics.get());
+    }
+  };
   return {
-      [self, client, max_in_flight, clock](deliver_atom, attempt_request& req) {
-        if (self->state.in_flight < max_in_flight) {
-          start(self, std::move(req), *client, *clock);
-        } else {
-          self->state.queue.push_back(std::move(req));
-        }
+      [self, pump](deliver_atom, attempt_request& req) {
+        self->state.queue.push_back(std::move(req));
+        pump();
       },
-      [self, client, clock, metrics](finished_atom, attempt_result& a, const caf::actor& reply_to) {
+      [self, client, max_in_flight, gate, clock, metrics, pump](gate_atom) {
+        auto& st = self->state;
+        st.waiting_for_gate = false;
+        if (st.queue.empty() || st.in_flight >= max_in_flight) {
+          gate->release();
+        } else {
+          auto next = std::move(st.queue.front());
+          st.queue.pop_front();
+          start(self, std::move(next), *client, *clock, metrics.get());
+        }
+        pump();
+      },
+      [self, gate, metrics, pump](finished_atom, attempt_result& a, const caf::actor& reply_to) {
         --self->state.in_flight;
+        if (gate) gate->release();
         if (metrics) {
+          metrics->in_flight.fetch_sub(1, std::memory_order_relaxed);
           metrics->attempts[static_cast<size_t>(classify_attempt(a.status, a.error_class))].fetch_add(1, std::memory_order_relaxed);
           metrics->delivery_latency.observe(a.duration_ms);
         }
         caf::anon_send(reply_to, outcome_atom::value, std::move(a));
-        if (!self->state.queue.empty()) {
-          auto next = std::move(self->state.queue.front());
-          self->state.queue.pop_front();
-          start(self, std::move(next), *client, *clock);
-        }
+        pump();
       },
   };
 }

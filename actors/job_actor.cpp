@@ -11,15 +11,29 @@ using self_ptr = job_actor::stateful_pointer<job_actor_state>;
 
 constexpr std::size_t kept_response_bytes = 4096;
 
+/// What to do once a commit is answered.
+enum class then { nothing, finished, hibernate };
+
+/// Writes the snapshot. `old_status` and `old_due` are what the store holds, unless a write was
+/// skipped since (a short deferral): then the store still holds what was there before it.
 void commit(self_ptr self, const job_context& ctx, job_status old_status, std::int64_t old_due,
-            std::optional<attempt_record> attempt, bool sync, bool notify) {
+            std::optional<attempt_record> attempt, bool sync, then after) {
+  auto& st = self->state;
+  if (st.unsaved) {
+    old_status = st.unsaved->first;
+    old_due = st.unsaved->second;
+    st.unsaved.reset();
+  }
   persistence::commit_batch b;
   b.sync = sync;
-  b.jobs.push_back({self->state.s, old_status, old_due, std::nullopt, std::move(attempt)});
+  b.jobs.push_back({st.s, old_status, old_due, std::nullopt, std::move(attempt)});
   completion<status> done;
-  if (notify) {
-    caf::actor me = caf::actor_cast<caf::actor>(self);
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  if (after == then::finished) {
     done = completion<status>([me](status s) { caf::anon_send(me, committed_atom::value, std::move(s)); });
+  } else if (after == then::hibernate) {
+    done = completion<status>(
+        [me, gen = st.generation](status s) { caf::anon_send(me, hibernate_atom::value, gen, std::move(s)); });
   }
   self->send(ctx.store, commit_atom::value, std::move(b), std::move(done));
 }
@@ -49,7 +63,8 @@ void park(self_ptr self, const job_context& ctx) {
   caf::anon_send(ctx.manager, hibernated_atom::value, st.s.id, st.s.run_at_ms);
 }
 
-void finish(self_ptr self, const job_context& ctx, job_status status, std::optional<attempt_record> attempt) {
+void finish(self_ptr self, const job_context& ctx, job_status status,
+            std::optional<attempt_record> attempt) {
   auto& st = self->state;
   job_status old = st.s.status;
   std::int64_t old_due = st.s.run_at_ms;
@@ -57,16 +72,17 @@ void finish(self_ptr self, const job_context& ctx, job_status status, std::optio
   st.s.finished_at_ms = ctx.clock->now_ms();
   st.finishing = true;
   ++st.generation;  // any timer or outcome still on its way is now stale
-  commit(self, ctx, old, old_due, std::move(attempt), true, true);
+  commit(self, ctx, old, old_due, std::move(attempt), true, then::finished);
 }
 
 void start_attempt(self_ptr self, const job_context& ctx) {
   auto& st = self->state;
-  if (ctx.metrics) ctx.metrics->lateness.observe(static_cast<double>(ctx.clock->now_ms() - st.s.run_at_ms));
+  if (ctx.metrics)
+    ctx.metrics->lateness.observe(static_cast<double>(ctx.clock->now_ms() - st.s.run_at_ms));
   job_status old = st.s.status;
   st.s.status = job_status::active;
   // No sync: the due entry stays where it was, so a crash now makes the job due again.
-  commit(self, ctx, old, st.s.run_at_ms, std::nullopt, false, false);
+  commit(self, ctx, old, st.s.run_at_ms, std::nullopt, false, then::nothing);
   attempt_request req;
   req.job_id = st.s.id;
   req.generation = st.generation;
@@ -81,6 +97,22 @@ void start_attempt(self_ptr self, const job_context& ctx) {
   caf::anon_send(ctx.destination, deliver_atom::value, std::move(req));
 }
 
+/// The job now waits for s.run_at_ms: in memory, or past hibernate_after on disk (synced first:
+/// DESIGN §4), after which it parks. A short wait is written only if `write_short` (a deferral
+/// is not: after a crash the job is simply due again).
+void wait_for_run(self_ptr self, const job_context& ctx, job_status old, std::int64_t old_due,
+                  std::optional<attempt_record> rec, bool write_short) {
+  auto& st = self->state;
+  if (!waits_long(st.s, ctx)) {
+    if (write_short) commit(self, ctx, old, old_due, std::move(rec), false, then::nothing);
+    else if (!st.unsaved) st.unsaved = std::make_pair(old, old_due);
+    arm(self, ctx);
+    return;
+  }
+  ++st.generation;  // no timer: the scheduler brings it back
+  commit(self, ctx, old, old_due, std::move(rec), true, then::hibernate);
+}
+
 std::optional<std::string> header_value(const attempt_result& r, std::string_view name) {
   for (const auto& h : r.headers) {
     if (iequals(h.name, name)) return h.value;
@@ -91,13 +123,25 @@ std::optional<std::string> header_value(const attempt_result& r, std::string_vie
 void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) {
   auto& st = self->state;
   if (r.generation != st.generation || st.s.status != job_status::active || st.finishing) return;
+  if (r.deferred) {
+    // Defer is not failure (DESIGN §3): back to scheduled with a reason, no attempt counted.
+    std::int64_t old_due = st.s.run_at_ms;
+    st.s.status = job_status::scheduled;
+    st.s.run_at_ms = std::max(r.defer_until_ms, ctx.clock->now_ms());
+    st.s.defer_reason = r.defer_reason;
+    if (ctx.metrics) ctx.metrics->deferrals.fetch_add(1, std::memory_order_relaxed);
+    wait_for_run(self, ctx, job_status::active, old_due, std::nullopt, false);
+    return;
+  }
   st.s.attempts += 1;
-  attempt_record rec{st.s.attempts, r.started_at_ms, r.duration_ms, static_cast<std::uint16_t>(r.status),
+  attempt_record rec{st.s.attempts, r.started_at_ms, r.duration_ms,
+                     static_cast<std::uint16_t>(r.status),
                      r.error_class.empty() ? std::string() : r.error_class + ": " + r.error};
   st.attempts.push_back(rec);
   st.s.last_status_code = static_cast<std::uint16_t>(r.status);
   if (r.status != 0) {
-    response_summary resp{static_cast<std::uint16_t>(r.status), r.headers, r.body.substr(0, kept_response_bytes)};
+    response_summary resp{static_cast<std::uint16_t>(r.status), r.headers,
+                          r.body.substr(0, kept_response_bytes)};
     st.s.response = std::move(resp);
     st.s.last_error = r.status >= 200 && r.status < 300 ? "" : "status " + std::to_string(r.status);
   } else {
@@ -109,7 +153,8 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
   o.permanent_error = r.error_class == "blocked" || r.error_class == "invalid_url";
   o.no_retry_header = iequals(header_value(r, "X-Fetch-No-Retry").value_or(""), "true");
   if (r.status == 429 || r.status == 503) {
-    if (auto ra = header_value(r, "Retry-After")) o.retry_after = parse_retry_after(*ra, ctx.clock->now_ms());
+    if (auto ra = header_value(r, "Retry-After"))
+      o.retry_after = parse_retry_after(*ra, ctx.clock->now_ms());
   }
   classification c = classify(ctx.retry, o);
   if (c.verdict == attempt_verdict::delivered) {
@@ -117,7 +162,8 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
     return;
   }
   if (c.verdict == attempt_verdict::fail) {
-    if (!c.reason.empty()) st.s.last_error = st.s.last_error.empty() ? c.reason : st.s.last_error + "; " + c.reason;
+    if (!c.reason.empty())
+      st.s.last_error = st.s.last_error.empty() ? c.reason : st.s.last_error + "; " + c.reason;
     finish(self, ctx, job_status::failed, rec);
     return;
   }
@@ -127,60 +173,59 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
     finish(self, ctx, job_status::failed, rec);
     return;
   }
-  millis wait = apply_jitter(backoff_delay(ctx.retry, st.s.attempts), ctx.retry.jitter, ctx.unit_random());
+  millis wait =
+      apply_jitter(backoff_delay(ctx.retry, st.s.attempts), ctx.retry.jitter, ctx.unit_random());
   if (o.retry_after && *o.retry_after > wait) wait = *o.retry_after;
   job_status old = st.s.status;
   std::int64_t old_due = st.s.run_at_ms;
   st.s.status = job_status::retrying;
   st.s.run_at_ms = ctx.clock->now_ms() + wait.count();
-  if (!waits_long(st.s, ctx)) {
-    commit(self, ctx, old, old_due, rec, false, false);
-    arm(self, ctx);
-    return;
-  }
-  // A backoff that hibernates the job waits for the sync (DESIGN §4).
-  auto gen = ++st.generation;
-  persistence::commit_batch b;
-  b.jobs.push_back({st.s, old, old_due, std::nullopt, std::move(rec)});
-  caf::actor me = caf::actor_cast<caf::actor>(self);
-  self->send(ctx.store, commit_atom::value, std::move(b), completion<status>([me, gen](status s) {
-               caf::anon_send(me, hibernate_atom::value, gen, std::move(s));
-             }));
+  wait_for_run(self, ctx, old, old_due, rec, true);
 }
 
 }  // namespace
 
-job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_state> self, job_state state,
-                                        job_spec spec, std::vector<attempt_record> attempts,
+job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_state> self,
+                                        job_state state, job_spec spec,
+                                        std::vector<attempt_record> attempts,
                                         std::shared_ptr<const job_context> ctx) {
+  self->state.ctx = ctx;  // in the state: it goes when the actor quits (see job_manager.cpp)
   self->state.s = std::move(state);
   self->state.spec = std::move(spec);
   self->state.attempts = std::move(attempts);
   // A job recovered while active had an attempt in flight at the crash: it runs again.
   if (self->state.s.status == job_status::active) self->state.s.status = job_status::scheduled;
   // Brought back early (e.g. to be cancelled): what is stored is what it is, so it may go again.
-  if (ctx->hibernate_at_start && waits_long(self->state.s, *ctx)) park(self, *ctx);
-  else arm(self, *ctx);
+  if (ctx->hibernate_at_start && waits_long(self->state.s, *ctx))
+    park(self, *ctx);
+  else
+    arm(self, *ctx);
   return {
-      [self, ctx](hibernate_atom, std::uint64_t gen, const status& s) {
+      [self](hibernate_atom, std::uint64_t gen, const status& s) {
+        auto ctx = self->state.ctx;
         auto& st = self->state;
         if (gen != st.generation || st.finishing) return;  // cancelled meanwhile
         if (s.is_ok()) return park(self, *ctx);
         spdlog::warn("job {}: could not hibernate ({}); waiting in memory", st.s.id, s.message());
         arm(self, *ctx);
       },
-      [self, ctx](wake_atom, std::uint64_t gen) {
+      [self](wake_atom, std::uint64_t gen) {
+        auto ctx = self->state.ctx;
         auto& st = self->state;
         if (gen != st.generation) return;
         if (st.finishing) {  // the terminal snapshot failed to commit: try again
-          commit(self, *ctx, st.s.status, st.s.run_at_ms, std::nullopt, true, true);
+          commit(self, *ctx, st.s.status, st.s.run_at_ms, std::nullopt, true, then::finished);
           return;
         }
         if (is_terminal(st.s.status) || st.s.status == job_status::active) return;
         start_attempt(self, *ctx);
       },
-      [self, ctx](outcome_atom, const attempt_result& r) { on_outcome(self, *ctx, r); },
-      [self, ctx](cancel_atom, const completion<cancel_answer>& reply) {
+      [self](outcome_atom, const attempt_result& r) {
+        auto ctx = self->state.ctx;
+        on_outcome(self, *ctx, r);
+      },
+      [self](cancel_atom, const completion<cancel_answer>& reply) {
+        auto ctx = self->state.ctx;
         auto& st = self->state;
         if (st.parked) {  // the manager has forgotten this actor, or is about to
           caf::anon_send(ctx->manager, cancel_atom::value, st.s.tenant, st.s.id, reply);
@@ -197,7 +242,8 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
       [self](read_atom, const completion<result<std::optional<job_view>>>& reply) {
         reply(std::optional<job_view>(job_view{self->state.s, self->state.attempts}));
       },
-      [self, ctx](committed_atom, const status& s) {
+      [self](committed_atom, const status& s) {
+        auto ctx = self->state.ctx;
         auto& st = self->state;
         if (!st.finishing) return;
         if (!s.is_ok()) {

@@ -15,7 +15,9 @@ double unit_random() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
-struct env {
+}  // namespace
+
+struct manager_env {
   manager_options options;
   store_actor store;
   std::shared_ptr<http::client> client;
@@ -23,36 +25,47 @@ struct env {
   std::shared_ptr<relay_metrics> metrics;
 };
 
+namespace {
+
+using env = manager_env;
+
 caf::actor destination_for(self_ptr self, const env& e, const std::string& url) {
   auto origin = http::url_origin(url);
   std::string key = origin ? *origin : std::string("invalid");
   auto& d = self->state.destinations[key];
   if (d) return d;
-  if (e.options.make_destination) d = e.options.make_destination(self, key);
-  else d = self->spawn<caf::linked>(destination_actor, key, e.client, e.options.max_in_flight_per_origin, e.clock, e.metrics);
+  if (e.options.make_destination)
+    d = e.options.make_destination(self, key);
+  else
+    d = self->spawn<caf::linked>(destination_actor, key, e.client,
+                                 e.options.max_in_flight_per_origin, self->state.gate, e.clock,
+                                 e.metrics);
   return d;
 }
 
 void publish_live(self_ptr self, const env& e) {
-  if (e.metrics) e.metrics->live_job_actors.store(static_cast<std::int64_t>(self->state.live.size()));
+  if (e.metrics)
+    e.metrics->live_job_actors.store(static_cast<std::int64_t>(self->state.live.size()));
 }
 
-void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vector<attempt_record> attempts,
-               bool may_hibernate = true) {
+void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec,
+               std::vector<attempt_record> attempts, bool may_hibernate = true) {
   auto ctx = std::make_shared<job_context>();
   ctx->store = e.store;
   ctx->destination = destination_for(self, e, spec.url);
   ctx->manager = caf::actor_cast<caf::actor>(self);
   ctx->clock = e.clock;
   auto p = e.options.policies.find(s.policy);
-  ctx->retry = p != e.options.policies.end() ? p->second.retry : e.options.policies.at("default").retry;
+  ctx->retry =
+      p != e.options.policies.end() ? p->second.retry : e.options.policies.at("default").retry;
   ctx->unit_random = unit_random;
   ctx->metrics = e.metrics;
   ctx->hibernate_after = e.options.hibernate_after;
   ctx->hibernate_at_start = may_hibernate;
   std::string id = s.id;
   std::string tenant = s.tenant;
-  auto a = self->spawn<caf::linked>(job_actor_impl, std::move(s), std::move(spec), std::move(attempts), ctx);
+  auto a = self->spawn<caf::linked>(job_actor_impl, std::move(s), std::move(spec),
+                                    std::move(attempts), ctx);
   self->state.live[id] = {caf::actor_cast<caf::actor>(a), tenant};
   publish_live(self, e);
 }
@@ -61,10 +74,11 @@ void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vec
 /// still has them).
 void prune_idempotency(self_ptr self, const env& e, std::int64_t now) {
   auto& st = self->state;
-  while (!st.idem_order.empty() &&
-         (st.idem_order.front().second <= now || st.idem_order.size() > e.options.max_idempotency_in_memory)) {
+  while (!st.idem_order.empty() && (st.idem_order.front().second <= now ||
+                                    st.idem_order.size() > e.options.max_idempotency_in_memory)) {
     auto it = st.idem.find(st.idem_order.front().first);
-    if (it != st.idem.end() && it->second.committed && it->second.expires_at_ms == st.idem_order.front().second) {
+    if (it != st.idem.end() && it->second.committed &&
+        it->second.expires_at_ms == st.idem_order.front().second) {
       st.idem.erase(it);
     }
     st.idem_order.pop_front();
@@ -86,8 +100,10 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
     auto it = st.idem.find(idem_key);
     if (it != st.idem.end() && it->second.expires_at_ms > now) {
       submit_answer a{202, it->second.id, it->second.run_at_ms, true, "", ""};
-      if (it->second.committed) reply(a);
-      else it->second.waiters.push_back(std::move(reply));  // answered after the first's sync
+      if (it->second.committed)
+        reply(a);
+      else
+        it->second.waiters.push_back(std::move(reply));  // answered after the first's sync
       return;
     }
     if (it == st.idem.end() && !sub.idem_checked) {
@@ -98,22 +114,27 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
       caf::actor me = caf::actor_cast<caf::actor>(self);
       const auto& first = waiting.front().first;
       self->send(e.store, idem_atom::value, first.tenant, first.idempotency_key,
-                 completion<result<std::optional<idem_hit>>>([me, idem_key](result<std::optional<idem_hit>> r) {
-                   caf::anon_send(me, idem_loaded_atom::value, idem_key, std::move(r));
-                 }));
+                 completion<result<std::optional<idem_hit>>>(
+                     [me, idem_key](result<std::optional<idem_hit>> r) {
+                       caf::anon_send(me, idem_loaded_atom::value, idem_key, std::move(r));
+                     }));
       return;
     }
   }
   if (st.pending.size() >= e.options.max_pending_commits) {
     if (e.metrics) e.metrics->rejected_busy.fetch_add(1, std::memory_order_relaxed);
     reply({503, "", 0, false, "busy",
-           std::to_string(st.pending.size()) + " submissions are waiting for the store; retry shortly", 1});
+           std::to_string(st.pending.size()) +
+               " submissions are waiting for the store; retry shortly",
+           1});
     return;
   }
   auto& count = st.tenant_pending[sub.tenant];
   if (count >= e.options.max_pending_per_tenant) {
     reply({429, "", 0, false, "too_many_pending",
-           "this tenant has " + std::to_string(count) + " jobs not yet finished (limits.max_pending_per_tenant)", 5});
+           "this tenant has " + std::to_string(count) +
+               " jobs not yet finished (limits.max_pending_per_tenant)",
+           5});
     return;
   }
   auto pol = e.options.policies.find(sub.policy);
@@ -146,8 +167,9 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
   std::string id = s.id;
   st.pending[id] = {std::move(s), std::move(sub.spec), std::move(reply), idem_key};
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  self->send(e.store, commit_atom::value, std::move(b),
-             completion<status>([me, id](status r) { caf::anon_send(me, committed_atom::value, id, std::move(r)); }));
+  self->send(e.store, commit_atom::value, std::move(b), completion<status>([me, id](status r) {
+               caf::anon_send(me, committed_atom::value, id, std::move(r));
+             }));
 }
 
 void on_committed(self_ptr self, const env& e, const std::string& id, const status& r) {
@@ -161,13 +183,16 @@ void on_committed(self_ptr self, const env& e, const std::string& id, const stat
     auto i = st.idem.find(p.idem);
     if (i != st.idem.end()) {
       waiters = std::move(i->second.waiters);
-      if (r.is_ok()) i->second.committed = true;
-      else st.idem.erase(i);
+      if (r.is_ok())
+        i->second.committed = true;
+      else
+        st.idem.erase(i);
     }
   }
   if (!r.is_ok()) {
     --st.tenant_pending[p.state.tenant];
-    submit_answer fail{503, "", 0, false, "store_unavailable", "the job could not be stored: " + r.message(), 1};
+    submit_answer fail{
+        503, "", 0, false, "store_unavailable", "the job could not be stored: " + r.message(), 1};
     p.reply(fail);
     for (auto& w : waiters) w(fail);
     return;
@@ -197,15 +222,18 @@ void activate(self_ptr self, const env& e, const std::vector<std::string>& ids) 
   if (load.empty()) return;
   caf::actor me = caf::actor_cast<caf::actor>(self);
   self->send(e.store, load_atom::value, load,
-             completion<result<std::vector<recovered_job>>>([me, load](result<std::vector<recovered_job>> r) {
-               caf::anon_send(me, activated_atom::value, load, std::move(r));
-             }));
+             completion<result<std::vector<recovered_job>>>(
+                 [me, load](result<std::vector<recovered_job>> r) {
+                   caf::anon_send(me, activated_atom::value, load, std::move(r));
+                 }));
 }
 
-void on_activated(self_ptr self, const env& e, const std::vector<std::string>& ids, result<std::vector<recovered_job>> r) {
+void on_activated(self_ptr self, const env& e, const std::vector<std::string>& ids,
+                  result<std::vector<recovered_job>> r) {
   auto& st = self->state;
   if (!r) {
-    spdlog::warn("cannot load {} due job(s): {}; the scheduler offers them again", ids.size(), r.error().message());
+    spdlog::warn("cannot load {} due job(s): {}; the scheduler offers them again", ids.size(),
+                 r.error().message());
     for (const auto& id : ids) {
       for (auto& c : st.activating[id]) c(cancel_answer::not_found);
       st.activating.erase(id);
@@ -218,7 +246,8 @@ void on_activated(self_ptr self, const env& e, const std::vector<std::string>& i
     auto cancels = std::move(st.activating[id]);
     st.activating.erase(id);
     bool to_cancel = !cancels.empty();
-    spawn_job(self, e, std::move(job.state), std::move(job.spec), std::move(job.attempts), !to_cancel);
+    spawn_job(self, e, std::move(job.state), std::move(job.spec), std::move(job.attempts),
+              !to_cancel);
     for (auto& c : cancels) caf::anon_send(st.live[id].actor, cancel_atom::value, c);
   }
   for (const auto& id : ids) {  // finished or gone meanwhile
@@ -250,12 +279,14 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
   cb.policy = s.policy;
   cb.parent_id = s.id;
   submit(self, e, std::move(cb), completion<submit_answer>([id](submit_answer a) {
-           if (a.http_status != 202) spdlog::warn("callback for {} not scheduled: {}", id, a.message);
+           if (a.http_status != 202)
+             spdlog::warn("callback for {} not scheduled: {}", id, a.message);
          }));
 }
 
 /// Runs a failed or cancelled job again with a fresh retry budget (its attempt numbers go on).
-void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered_job>> r, completion<retry_answer> reply) {
+void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered_job>> r,
+                     completion<retry_answer> reply) {
   if (!r) return reply({retry_answer::unavailable, 0, r.error().message()});
   if (!r.value()) return reply({retry_answer::not_found, 0, ""});
   recovered_job job = std::move(*r.value());
@@ -264,7 +295,8 @@ void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered
   if ((old != job_status::failed && old != job_status::cancelled) || st.live.count(job.state.id) ||
       st.retrying.count(job.state.id)) {
     return reply({retry_answer::not_retryable, 0,
-                  "job " + job.state.id + " is " + std::string(to_string(old)) + "; only failed or cancelled jobs can be retried"});
+                  "job " + job.state.id + " is " + std::string(to_string(old)) +
+                      "; only failed or cancelled jobs can be retried"});
   }
   auto pol = e.options.policies.find(job.state.policy);
   std::uint32_t budget = pol != e.options.policies.end() ? pol->second.retry.attempts : 1;
@@ -281,11 +313,13 @@ void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered
   ++st.tenant_pending[s.tenant];
   st.retrying[id] = {std::move(job), std::move(reply)};
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  self->send(e.store, commit_atom::value, std::move(b),
-             completion<status>([me, id](status c) { caf::anon_send(me, committed_atom::value, id, std::move(c)); }));
+  self->send(e.store, commit_atom::value, std::move(b), completion<status>([me, id](status c) {
+               caf::anon_send(me, committed_atom::value, id, std::move(c));
+             }));
 }
 
-void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key, const result<std::optional<idem_hit>>& r) {
+void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key,
+                    const result<std::optional<idem_hit>>& r) {
   auto& st = self->state;
   auto waiting = std::move(st.idem_lookups[idem_key]);
   st.idem_lookups.erase(idem_key);
@@ -296,7 +330,8 @@ void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key, co
     return;
   }
   if (!r.is_ok()) {
-    for (auto& [sub, reply] : waiting) reply({503, "", 0, false, "store_unavailable", r.error().message()});
+    for (auto& [sub, reply] : waiting)
+      reply({503, "", 0, false, "store_unavailable", r.error().message()});
     return;
   }
   // Unknown or expired: the first becomes the job; the others then find it pending in memory.
@@ -308,23 +343,37 @@ void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key, co
 
 }  // namespace
 
-caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options, store_actor store,
-                          std::shared_ptr<http::client> client, std::shared_ptr<const wall_clock> clock,
+caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options,
+                          store_actor store, std::shared_ptr<http::client> client,
+                          std::shared_ptr<const wall_clock> clock,
                           std::shared_ptr<relay_metrics> metrics) {
   self->state.ids = std::make_unique<ulid_generator>([] {
     thread_local std::mt19937_64 rng{std::random_device{}()};
     return rng();
   });
   for (const auto& [tenant, n] : options.initial_pending) self->state.tenant_pending[tenant] = n;
-  auto e = std::make_shared<env>(env{std::move(options), std::move(store), std::move(client), std::move(clock), std::move(metrics)});
+  self->state.gate = std::make_shared<inflight_gate>(options.max_in_flight);
+  auto e = std::make_shared<env>(env{std::move(options), std::move(store), std::move(client),
+                                     std::move(clock), std::move(metrics)});
+  // Kept in the state, not in the handlers: the state goes when the actor quits, so a pending
+  // timer that keeps this actor's memory alive does not also keep the store actor alive.
+  self->state.env = e;
   if (!e->options.scheduler.metrics) e->options.scheduler.metrics = e->metrics;
   self->state.scheduler = self->spawn<caf::linked>(scheduler_actor, e->options.scheduler, e->store,
                                                    caf::actor_cast<caf::actor>(self), e->clock);
+  self->delayed_send(self, e->options.sweep_every, sweep_atom::value);
   return {
-      [self, e](submit_atom, submission& sub, completion<submit_answer>& reply) {
+      [self](sweep_atom) {
+        auto e = self->state.env;
+        self->send(e->store, sweep_atom::value);
+        self->delayed_send(self, e->options.sweep_every, sweep_atom::value);
+      },
+      [self](submit_atom, submission& sub, completion<submit_answer>& reply) {
+        auto e = self->state.env;
         submit(self, *e, std::move(sub), std::move(reply));
       },
-      [self, e](committed_atom, const std::string& id, const status& r) {
+      [self](committed_atom, const std::string& id, const status& r) {
+        auto e = self->state.env;
         auto it = self->state.retrying.find(id);
         if (it == self->state.retrying.end()) return on_committed(self, *e, id, r);
         auto [job, reply] = std::move(it->second);
@@ -336,25 +385,38 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
         reply({retry_answer::scheduled, job.state.run_at_ms, ""});
         spawn_job(self, *e, std::move(job.state), std::move(job.spec), std::move(job.attempts));
       },
-      [self, e](retry_atom, const std::string& tenant, const std::string& id, const completion<retry_answer>& reply) {
+      [self](retry_atom, const std::string& tenant, const std::string& id,
+             const completion<retry_answer>& reply) {
+        auto e = self->state.env;
         if (self->state.live.count(id)) {
-          return reply({retry_answer::not_retryable, 0, "job " + id + " is not finished; only failed or cancelled jobs can be retried"});
+          return reply(
+              {retry_answer::not_retryable, 0,
+               "job " + id + " is not finished; only failed or cancelled jobs can be retried"});
         }
         caf::actor me = caf::actor_cast<caf::actor>(self);
         self->send(e->store, retry_atom::value, tenant, id,
-                   completion<result<std::optional<recovered_job>>>([me, reply](result<std::optional<recovered_job>> r) {
-                     caf::anon_send(me, loaded_atom::value, std::move(r), reply);
-                   }));
+                   completion<result<std::optional<recovered_job>>>(
+                       [me, reply](result<std::optional<recovered_job>> r) {
+                         caf::anon_send(me, loaded_atom::value, std::move(r), reply);
+                       }));
       },
-      [self, e](idem_loaded_atom, const std::string& idem_key, const result<std::optional<idem_hit>>& r) {
+      [self](idem_loaded_atom, const std::string& idem_key,
+             const result<std::optional<idem_hit>>& r) {
+        auto e = self->state.env;
         on_idem_loaded(self, *e, idem_key, r);
       },
-      [self, e](loaded_atom, result<std::optional<recovered_job>>& r, const completion<retry_answer>& reply) {
+      [self](loaded_atom, result<std::optional<recovered_job>>& r,
+             const completion<retry_answer>& reply) {
+        auto e = self->state.env;
         on_retry_loaded(self, *e, std::move(r), reply);
       },
-      [self, e](done_atom, const std::string& id, const job_state& s) { on_done(self, *e, id, s); },
-      [self, e](read_atom, const std::string& tenant, const std::string& id,
-                const completion<result<std::optional<job_view>>>& reply) {
+      [self](done_atom, const std::string& id, const job_state& s) {
+        auto e = self->state.env;
+        on_done(self, *e, id, s);
+      },
+      [self](read_atom, const std::string& tenant, const std::string& id,
+             const completion<result<std::optional<job_view>>>& reply) {
+        auto e = self->state.env;
         auto it = self->state.live.find(id);
         if (it != self->state.live.end()) {
           if (it->second.tenant != tenant) {
@@ -366,7 +428,9 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
         }
         self->send(e->store, read_atom::value, tenant, id, reply);
       },
-      [self, e](cancel_atom, const std::string& tenant, const std::string& id, const completion<cancel_answer>& reply) {
+      [self](cancel_atom, const std::string& tenant, const std::string& id,
+             const completion<cancel_answer>& reply) {
+        auto e = self->state.env;
         auto& st = self->state;
         auto it = st.live.find(id);
         if (it != st.live.end() && it->second.tenant == tenant) {
@@ -381,13 +445,16 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
         // Not live: finished, hibernated or unknown. The store tells which.
         caf::actor me = caf::actor_cast<caf::actor>(self);
         self->send(e->store, read_atom::value, tenant, id,
-                   completion<result<std::optional<job_view>>>([me, id, reply](result<std::optional<job_view>> r) {
-                     if (!r.is_ok() || !r.value()) return reply(cancel_answer::not_found);
-                     if (is_terminal(r.value()->state.status)) return reply(cancel_answer::terminal);
-                     caf::anon_send(me, cancel_found_atom::value, id, reply);  // hibernated
-                   }));
+                   completion<result<std::optional<job_view>>>(
+                       [me, id, reply](result<std::optional<job_view>> r) {
+                         if (!r.is_ok() || !r.value()) return reply(cancel_answer::not_found);
+                         if (is_terminal(r.value()->state.status))
+                           return reply(cancel_answer::terminal);
+                         caf::anon_send(me, cancel_found_atom::value, id, reply);  // hibernated
+                       }));
       },
-      [self, e](cancel_found_atom, const std::string& id, const completion<cancel_answer>& reply) {
+      [self](cancel_found_atom, const std::string& id, const completion<cancel_answer>& reply) {
+        auto e = self->state.env;
         // A hibernated job is cancelled like any other: brought back, then told.
         auto& st = self->state;
         if (auto it = st.live.find(id); it != st.live.end()) {
@@ -397,11 +464,17 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
         if (!st.activating.count(id)) activate(self, *e, {id});
         st.activating[id].push_back(reply);
       },
-      [self, e](due_atom, const std::vector<std::string>& ids) { activate(self, *e, ids); },
-      [self, e](activated_atom, const std::vector<std::string>& ids, result<std::vector<recovered_job>>& r) {
+      [self](due_atom, const std::vector<std::string>& ids) {
+        auto e = self->state.env;
+        activate(self, *e, ids);
+      },
+      [self](activated_atom, const std::vector<std::string>& ids,
+             result<std::vector<recovered_job>>& r) {
+        auto e = self->state.env;
         on_activated(self, *e, ids, std::move(r));
       },
-      [self, e](hibernated_atom, const std::string& id, std::int64_t due_ms) {
+      [self](hibernated_atom, const std::string& id, std::int64_t due_ms) {
+        auto e = self->state.env;
         auto& st = self->state;
         auto it = st.live.find(id);
         if (it == st.live.end()) return;
@@ -410,8 +483,10 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
         publish_live(self, *e);
         self->send(st.scheduler, schedule_atom::value, due_ms, id);
       },
-      [self, e](list_atom, const std::string& tenant, std::optional<job_status> status, const std::string& cursor,
-                std::uint32_t limit, const completion<result<persistence::job_page>>& reply) {
+      [self](list_atom, const std::string& tenant, std::optional<job_status> status,
+             const std::string& cursor, std::uint32_t limit,
+             const completion<result<persistence::job_page>>& reply) {
+        auto e = self->state.env;
         self->send(e->store, list_atom::value, tenant, status, cursor, limit, reply);
       },
   };

@@ -13,6 +13,7 @@
 #include <random>
 #include <unordered_map>
 
+#include "actors/destination_actor.h"
 #include "actors/job_actor.h"
 #include "actors/scheduler.h"
 #include "actors/store_actor.h"
@@ -38,12 +39,15 @@ struct manager_options {
   /// Unfinished jobs per tenant when the manager starts (persistence::store::pending_by_tenant).
   std::map<std::string, std::int64_t> initial_pending;
   int max_in_flight_per_origin = 64;
+  int max_in_flight = 4096;  // all origins together (limits.max_in_flight)
   std::chrono::milliseconds idempotency_window{86'400'000};
   /// Idempotency keys kept in memory at most; older ones are looked up in the store.
   std::size_t max_idempotency_in_memory = 100'000;
   /// Submissions waiting for the store at most; past it POST /v1/fetch answers 503.
   std::size_t max_pending_commits = 50'000;
   std::chrono::milliseconds hibernate_after{30'000};
+  /// How often the store is told to sweep finished jobs past retention and report disk use.
+  std::chrono::milliseconds sweep_every{60'000};
   scheduler_options scheduler;
   destination_factory make_destination;  // null: destination_actor with the HTTP client
 };
@@ -80,7 +84,10 @@ struct retry_answer {
   std::string message;
 };
 
+struct manager_env;
+
 struct manager_state {
+  std::shared_ptr<manager_env> env;
   struct pending_submission {
     job_state state;
     job_spec spec;
@@ -101,6 +108,7 @@ struct manager_state {
   std::unique_ptr<ulid_generator> ids;
   std::unordered_map<std::string, live_job> live;
   std::unordered_map<std::string, caf::actor> destinations;
+  std::shared_ptr<inflight_gate> gate;
   std::unordered_map<std::string, pending_submission> pending;
   std::unordered_map<std::string, std::int64_t> tenant_pending;
   std::unordered_map<std::string, idem_entry> idem;

@@ -134,6 +134,10 @@ struct attempt_result {
   std::string error;              // human-readable
   std::int64_t started_at_ms = 0;
   std::uint32_t duration_ms = 0;
+  /// Not attempted: a plugin deferred it (rate limit, open breaker) until this time.
+  bool deferred = false;
+  std::int64_t defer_until_ms = 0;
+  std::string defer_reason;
 };
 
 enum class cancel_answer { cancelled, terminal, not_found };

@@ -14,12 +14,18 @@ using timer_atom = caf::atom_constant<caf::atom("timer")>;
 using refill_atom = caf::atom_constant<caf::atom("refill")>;
 using rescan_atom = caf::atom_constant<caf::atom("rescan")>;
 
-struct env {
+}  // namespace
+
+struct scheduler_env {
   scheduler_options options;
   store_actor store;
   caf::actor manager;
   std::shared_ptr<const wall_clock> clock;
 };
+
+namespace {
+
+using env = scheduler_env;
 
 due_slot max_slot_at(std::int64_t ms) {
   due_slot s{ms, {}};
@@ -36,7 +42,8 @@ due_slot predecessor(due_slot s) {
 }
 
 void publish_size(self_ptr self, const env& e) {
-  if (e.options.metrics) e.options.metrics->due_index_size.store(static_cast<std::int64_t>(self->state.heap.size()));
+  if (e.options.metrics)
+    e.options.metrics->due_index_size.store(static_cast<std::int64_t>(self->state.heap.size()));
 }
 
 /// Adds an entry known to be at or before the cursor. A full heap gives the entry back to the
@@ -57,12 +64,15 @@ void scan(self_ptr self, const env& e, bool now) {
   auto& st = self->state;
   std::int64_t t = e.clock->now_ms();
   std::int64_t until = t + e.options.horizon.count();
-  if (st.scanning || st.heap.size() >= e.options.max_entries || st.cursor >= max_slot_at(until)) return;
+  if (st.scanning || st.heap.size() >= e.options.max_entries || st.cursor >= max_slot_at(until))
+    return;
   if (!now && st.cursor.due_ms >= t + e.options.horizon.count() / 2) return;
   st.scanning = true;
-  auto limit = static_cast<std::uint32_t>(std::min<std::size_t>(e.options.page, e.options.max_entries - st.heap.size()));
+  auto limit = static_cast<std::uint32_t>(
+      std::min<std::size_t>(e.options.page, e.options.max_entries - st.heap.size()));
   std::optional<persistence::due_entry> after;
-  if (st.cursor != due_slot{}) after = persistence::due_entry{st.cursor.due_ms, unpack_job_id(st.cursor.id)};
+  if (st.cursor != due_slot{})
+    after = persistence::due_entry{st.cursor.due_ms, unpack_job_id(st.cursor.id)};
   caf::actor me = caf::actor_cast<caf::actor>(self);
   self->send(e.store, scan_atom::value, after, until, limit,
              completion<result<std::vector<persistence::due_entry>>>(
@@ -92,7 +102,8 @@ void wake_due(self_ptr self, const env& e) {
   if (st.timer_at_ms != 0 && st.timer_at_ms <= next) return;  // an earlier timer will do
   st.timer_at_ms = next;
   auto gen = ++st.timer_generation;
-  self->delayed_send(self, std::chrono::milliseconds(std::max<std::int64_t>(0, next - now)), timer_atom::value, gen);
+  self->delayed_send(self, std::chrono::milliseconds(std::max<std::int64_t>(0, next - now)),
+                     timer_atom::value, gen);
 }
 
 void on_scanned(self_ptr self, const env& e, std::int64_t until, std::uint32_t limit,
@@ -124,7 +135,8 @@ void on_scanned(self_ptr self, const env& e, std::int64_t until, std::uint32_t l
   if (full_page && st.heap.size() < e.options.max_entries) {
     scan(self, e, true);  // more within the horizon
   } else if (e.options.loaded && !e.options.loaded->load()) {
-    spdlog::info("scheduler: {} job(s) due within {} s loaded", st.heap.size(), e.options.horizon.count() / 1000);
+    spdlog::info("scheduler: {} job(s) due within {} s loaded", st.heap.size(),
+                 e.options.horizon.count() / 1000);
     e.options.loaded->store(true);
   }
   wake_due(self, e);
@@ -133,14 +145,19 @@ void on_scanned(self_ptr self, const env& e, std::int64_t until, std::uint32_t l
 }  // namespace
 
 caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self, scheduler_options options,
-                              store_actor store, caf::actor manager, std::shared_ptr<const wall_clock> clock) {
-  auto e = std::make_shared<env>(env{std::move(options), std::move(store), std::move(manager), std::move(clock)});
+                              store_actor store, caf::actor manager,
+                              std::shared_ptr<const wall_clock> clock) {
+  auto e = std::make_shared<env>(
+      env{std::move(options), std::move(store), std::move(manager), std::move(clock)});
+  self->state.env = e;  // in the state: it goes when the actor quits (see job_manager.cpp)
   scan(self, *e, true);
   // Refill well before the loaded part of the horizon runs out.
-  auto refill_every = std::max<std::chrono::milliseconds>(e->options.horizon / 4, std::chrono::milliseconds(1));
+  auto refill_every =
+      std::max<std::chrono::milliseconds>(e->options.horizon / 4, std::chrono::milliseconds(1));
   self->delayed_send(self, refill_every, refill_atom::value);
   return {
-      [self, e](schedule_atom, std::int64_t due_ms, const std::string& id) {
+      [self](schedule_atom, std::int64_t due_ms, const std::string& id) {
+        auto e = self->state.env;
         auto& st = self->state;
         due_slot s{due_ms, {}};
         if (!pack_job_id(id, s.id)) return;
@@ -152,16 +169,24 @@ caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self, schedu
         }
         // Otherwise a later scan reads it from the store.
       },
-      [self, e](scanned_atom, std::int64_t until, std::uint32_t limit,
-                const result<std::vector<persistence::due_entry>>& r) { on_scanned(self, *e, until, limit, r); },
-      [self, e](timer_atom, std::uint64_t gen) {
+      [self](scanned_atom, std::int64_t until, std::uint32_t limit,
+             const result<std::vector<persistence::due_entry>>& r) {
+        auto e = self->state.env;
+        on_scanned(self, *e, until, limit, r);
+      },
+      [self](timer_atom, std::uint64_t gen) {
+        auto e = self->state.env;
         if (gen != self->state.timer_generation) return;
         self->state.timer_at_ms = 0;
         wake_due(self, *e);
         scan(self, *e, false);
       },
-      [self, e](rescan_atom) { scan(self, *e, true); },
-      [self, e, refill_every](refill_atom) {
+      [self](rescan_atom) {
+        auto e = self->state.env;
+        scan(self, *e, true);
+      },
+      [self, refill_every](refill_atom) {
+        auto e = self->state.env;
         scan(self, *e, false);
         wake_due(self, *e);
         self->delayed_send(self, refill_every, refill_atom::value);

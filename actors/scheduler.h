@@ -48,7 +48,10 @@ struct due_slot {
   auto operator<=>(const due_slot&) const = default;
 };
 
+struct scheduler_env;
+
 struct scheduler_state {
+  std::shared_ptr<scheduler_env> env;
   std::vector<due_slot> heap;  // std::push_heap with greater<>: the earliest on top
   due_slot cursor{};           // loaded through here, inclusive
   bool scanning = false;

@@ -35,8 +35,6 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
     if (options.metrics) options.metrics->store_disk_bytes.store(static_cast<std::int64_t>(store->disk_usage_bytes()));
   };
   publish_disk();
-  bool sweeping = options.retention.count() > 0 && options.clock;
-  if (sweeping) self->delayed_send(self, options.sweep_every, sweep_atom::value);
   auto flush = [self, store, options, stats, publish] {
     auto& st = self->state;
     st.flush_scheduled = false;
@@ -139,7 +137,9 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
               const completion<result<std::vector<persistence::due_entry>>>& done) {
         done(store->scan_due(after, until, limit));
       },
-      [self, store, options, publish, publish_disk](sweep_atom) {
+      [store, options, publish, publish_disk](sweep_atom) {
+        publish_disk();
+        if (options.retention.count() <= 0 || !options.clock) return;
         // Bounded per tick, so commits waiting behind the sweep are not held up for long.
         constexpr std::size_t per_write = 1000;
         std::int64_t cutoff = options.clock->now_ms() - options.retention.count();
@@ -153,8 +153,6 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
           if (*n < per_write) break;
         }
         publish();
-        publish_disk();
-        self->delayed_send(self, options.sweep_every, sweep_atom::value);
       },
       [store](idem_atom, const std::string& tenant, const std::string& key,
               const completion<result<std::optional<idem_hit>>>& done) {

@@ -43,10 +43,11 @@ struct store_actor_options {
   std::shared_ptr<std::atomic<bool>> ready;
   /// Commit latency, batch sizes, jobs by status, disk use; may be null.
   std::shared_ptr<relay_metrics> metrics;
-  /// Retention sweep (DESIGN §3): terminal jobs older than `retention` are deleted, checked
-  /// every `sweep_every`. A zero `retention` or a null clock turns the sweep off.
+  /// Retention sweep (DESIGN §3): on each (sweep_atom), terminal jobs that finished more than
+  /// `retention` ago are deleted. A zero `retention` or a null clock turns it off. The ticks come
+  /// from the manager: a detached actor must not keep timers of its own, since a pending
+  /// delayed message keeps it (and the actor system's shutdown) alive until it fires.
   std::chrono::milliseconds retention{0};
-  std::chrono::milliseconds sweep_every{60'000};
   std::shared_ptr<const wall_clock> clock;
 };
 

@@ -9,18 +9,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <thread>
 
-#include "actors/job_manager.h"
-#include "actors/store_actor.h"
-#include "actors/system.h"
-#include "app/api.h"
 #include "app/logging.h"
+#include "app/relay.h"
 #include "config/config.h"
 #include "core/version.h"
-#include "http/server.h"
-#include "persistence/store.h"
 
 namespace fetchrelay::app {
 namespace {
@@ -44,41 +38,6 @@ status write_port_file(const std::string& path, std::uint16_t port) {
   std::filesystem::rename(tmp, path, ec);
   if (ec) return unavailable("cannot rename " + tmp + " to " + path + ": " + ec.message());
   return status::ok();
-}
-
-result<std::unique_ptr<http::client>> make_delivery_client(const config::relay_config& cfg) {
-  http::client_options o;
-  o.connect_timeout = cfg.delivery.connect_timeout;
-  o.max_connections_per_origin = cfg.delivery.max_connections_per_origin;
-  o.pool_idle_timeout = cfg.delivery.pool_idle_timeout;
-  o.max_body_bytes = cfg.delivery.response_body_limit;
-  o.ca_file = cfg.delivery.ca_file;
-  o.allow_private_networks = cfg.delivery.allow_private_networks;
-  o.allow_networks = cfg.delivery.allow_networks;
-  o.user_agent = "fetchrelay/" + std::string(version());
-  return http::client::create(std::move(o));
-}
-
-actors::manager_options manager_options_from(const config::relay_config& cfg) {
-  actors::manager_options m;
-  for (const auto& [name, p] : cfg.policies) {
-    actors::policy_runtime r;
-    r.timeout_ms = static_cast<std::uint32_t>(p.timeout.count());
-    r.retry.attempts = static_cast<std::uint32_t>(p.retry.attempts);
-    r.retry.exponential = p.retry.kind == config::backoff_kind::exponential;
-    r.retry.schedule = p.retry.schedule;
-    r.retry.base = p.retry.base;
-    r.retry.factor = p.retry.factor;
-    r.retry.max = p.retry.max;
-    r.retry.jitter = p.retry.jitter;
-    r.retry.non_retryable = p.non_retryable;
-    m.policies[name] = r;
-  }
-  m.max_pending_per_tenant = cfg.limits.max_pending_per_tenant;
-  m.max_in_flight_per_origin = cfg.delivery.max_connections_per_origin;
-  m.idempotency_window = cfg.limits.idempotency_window;
-  m.hibernate_after = cfg.delivery.hibernate_after;
-  return m;
 }
 
 }  // namespace
@@ -144,78 +103,17 @@ int serve(const cli_options& options) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  auto opened = persistence::open_leveldb_store({cfg.storage.path, cfg.storage.sync, nullptr});
-  if (!opened) {
-    spdlog::critical("{}", opened.error().message());
-    return 1;
-  }
-  std::shared_ptr<persistence::store> store(std::move(opened.value()));
-  auto initial_pending = store->pending_by_tenant();
-  auto counters = store->counters();
-  spdlog::info("store open at {}: {} scheduled, {} active, {} retrying", cfg.storage.path,
-               counters[static_cast<size_t>(job_status::scheduled)], counters[static_cast<size_t>(job_status::active)],
-               counters[static_cast<size_t>(job_status::retrying)]);
-
-  auto client = make_delivery_client(cfg);
-  if (!client) {
-    spdlog::critical("{}", client.error().message());
-    return 1;
-  }
-  auto clock = std::make_shared<system_wall_clock>();
-  auto ready = std::make_shared<std::atomic<bool>>(false);
-  auto horizon_loaded = std::make_shared<std::atomic<bool>>(false);
-  auto metrics = std::make_shared<relay_metrics>();
-
-  caf::actor_system_config caf_cfg;
-  actors::configure(caf_cfg, {cfg.server.worker_threads, false});
   int exit_code = 0;
   {
-    caf::actor_system system(caf_cfg);
-    auto health = system.spawn(actors::health, std::chrono::steady_clock::now());
-    actors::store_actor_options store_options;
-    store_options.ready = ready;
-    store_options.metrics = metrics;
-    store_options.retention = cfg.storage.retention;
-    store_options.clock = clock;
-    // Detached: it blocks on fsync and must not hold one of the few scheduler threads.
-    auto store_actor = system.spawn<caf::detached>(actors::store_actor_impl, store, store_options,
-                                                   std::shared_ptr<actors::store_actor_stats>());
-    // Recovery (DESIGN §4): the scheduler loads the due index of the coming horizon, jobs that
-    // were active included (their due time has passed); /readyz waits for it.
-    auto mo = manager_options_from(cfg);
-    mo.initial_pending = std::move(initial_pending);
-    mo.scheduler.loaded = horizon_loaded;
-    auto manager = system.spawn(actors::job_manager, std::move(mo), store_actor,
-                                std::shared_ptr<http::client>(std::move(client.value())), clock, metrics);
-    auto stop_actors = [&] {
-      caf::anon_send_exit(manager, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(store_actor, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(health, caf::exit_reason::user_shutdown);
-    };
-
-    http::server_options so;
-    so.host = cfg.server.listen.host;
-    so.port = cfg.server.listen.port;
-    so.io_threads = cfg.server.io_threads;
-    so.max_connections = cfg.server.max_connections;
-    so.header_timeout = cfg.server.header_timeout;
-    so.body_timeout = cfg.server.body_timeout;
-    so.idle_timeout = cfg.server.idle_timeout;
-    so.max_header_size = cfg.limits.max_header_size;
-    so.max_body = cfg.limits.max_body;
-    http::server server(so, make_api_handler({&system, health, manager, &cfg, clock, ready, horizon_loaded, metrics}));
-    if (auto s = server.start(); !s) {
-      spdlog::critical("{}", s.message());
-      stop_actors();
+    auto started = relay::start(cfg);
+    if (!started) {
+      spdlog::critical("{}", started.error().message());
       return 1;
     }
-    spdlog::info("listening on {}", server.bound_address());
+    relay& server = *started.value();
     if (!options.port_file.empty()) {
       if (auto s = write_port_file(options.port_file, server.port()); !s) {
         spdlog::critical("{}", s.message());
-        server.shutdown(http::millis(0));
-        server.wait();
-        stop_actors();
         return 1;
       }
     }
@@ -233,7 +131,7 @@ int serve(const cli_options& options) {
           server.shutdown(cfg.server.shutdown_grace);
         } else {
           spdlog::warn("second signal: closing all connections now");
-          server.shutdown(http::millis(0));
+          server.shutdown(std::chrono::milliseconds(0));
         }
       }
     });
@@ -241,9 +139,7 @@ int serve(const cli_options& options) {
     finished.store(true);
     pthread_kill(signal_thread.native_handle(), SIGTERM);
     signal_thread.join();
-    spdlog::info("server stopped; stopping actors (unfinished jobs stay due in the store)");
-    stop_actors();
-  }  // the actor system waits for its actors here
+  }  // ~relay stops the actors and waits for them
   spdlog::info("bye");
   return exit_code;
 }

@@ -105,6 +105,8 @@ std::string relay_metrics::render() const {
   line("fetchrelay_store_disk_bytes", "gauge", "Bytes the store's files take on disk.", std::to_string(store_disk_bytes.load()));
   line("fetchrelay_submissions_rejected_busy_total", "counter", "Submissions answered 503 because the store was behind.",
        std::to_string(rejected_busy.load()));
+  line("fetchrelay_deferrals_total", "counter", "Attempts deferred by a plugin (no attempt counted).",
+       std::to_string(deferrals.load()));
   line("fetchrelay_attempts_in_flight", "gauge", "Delivery attempts in flight, all origins.", std::to_string(in_flight.load()));
   return out;
 }

@@ -52,6 +52,7 @@ struct relay_metrics {
   std::atomic<std::int64_t> store_disk_bytes{0};
   std::atomic<std::uint64_t> rejected_busy{0};     // submissions refused: the store is behind
   std::atomic<std::int64_t> in_flight{0};          // attempts in flight, all origins
+  std::atomic<std::uint64_t> deferrals{0};         // attempts deferred (not counted as attempts)
 
   std::string render() const;
 };

@@ -1,0 +1,150 @@
+#include "app/relay.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+
+#include "actors/job_manager.h"
+#include "actors/store_actor.h"
+#include "actors/system.h"
+#include "app/api.h"
+#include "core/version.h"
+#include "http/server.h"
+
+namespace fetchrelay::app {
+namespace {
+
+result<std::unique_ptr<http::client>> make_delivery_client(const config::relay_config& cfg) {
+  http::client_options o;
+  o.connect_timeout = cfg.delivery.connect_timeout;
+  o.max_connections_per_origin = cfg.delivery.max_connections_per_origin;
+  o.pool_idle_timeout = cfg.delivery.pool_idle_timeout;
+  o.max_body_bytes = cfg.delivery.response_body_limit;
+  o.ca_file = cfg.delivery.ca_file;
+  o.allow_private_networks = cfg.delivery.allow_private_networks;
+  o.allow_networks = cfg.delivery.allow_networks;
+  o.user_agent = "fetchrelay/" + std::string(version());
+  return http::client::create(std::move(o));
+}
+
+actors::manager_options manager_options_from(const config::relay_config& cfg) {
+  actors::manager_options m;
+  for (const auto& [name, p] : cfg.policies) {
+    actors::policy_runtime r;
+    r.timeout_ms = static_cast<std::uint32_t>(p.timeout.count());
+    r.retry.attempts = static_cast<std::uint32_t>(p.retry.attempts);
+    r.retry.exponential = p.retry.kind == config::backoff_kind::exponential;
+    r.retry.schedule = p.retry.schedule;
+    r.retry.base = p.retry.base;
+    r.retry.factor = p.retry.factor;
+    r.retry.max = p.retry.max;
+    r.retry.jitter = p.retry.jitter;
+    r.retry.non_retryable = p.non_retryable;
+    m.policies[name] = r;
+  }
+  m.max_pending_per_tenant = cfg.limits.max_pending_per_tenant;
+  m.max_in_flight_per_origin = cfg.delivery.max_connections_per_origin;
+  m.max_in_flight = cfg.limits.max_in_flight;
+  m.idempotency_window = cfg.limits.idempotency_window;
+  m.hibernate_after = cfg.delivery.hibernate_after;
+  return m;
+}
+
+}  // namespace
+
+struct relay::impl {
+  config::relay_config cfg;
+  std::shared_ptr<const wall_clock> clock = std::make_shared<system_wall_clock>();
+  std::shared_ptr<std::atomic<bool>> ready = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> horizon_loaded = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<relay_metrics> metrics = std::make_shared<relay_metrics>();
+  caf::actor_system_config caf_cfg;
+  std::unique_ptr<caf::actor_system> system;
+  actors::health_actor health;
+  actors::store_actor store;
+  caf::actor manager;
+  std::unique_ptr<http::server> server;
+
+  /// Tells the actors to quit and drops the handles: a handle kept here would keep its actor,
+  /// and so the actor system's shutdown, waiting.
+  void stop_actors() {
+    for (auto& a : {caf::actor_cast<caf::actor>(health), caf::actor_cast<caf::actor>(store), manager}) {
+      if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    }
+    health = nullptr;
+    store = nullptr;
+    manager = nullptr;
+  }
+};
+
+relay::relay(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+relay::~relay() {
+  if (impl_->server) {
+    impl_->server->shutdown(std::chrono::milliseconds(0));
+    impl_->server->wait();
+    impl_->server.reset();
+  }
+  spdlog::info("server stopped; stopping actors (unfinished jobs stay due in the store)");
+  impl_->stop_actors();
+  impl_->system.reset();  // waits for every actor
+}
+
+result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, relay_hooks hooks) {
+  auto opened = persistence::open_leveldb_store({cfg.storage.path, cfg.storage.sync, hooks.faults});
+  if (!opened) return opened.error();
+  std::shared_ptr<persistence::store> store(std::move(opened.value()));
+  auto initial_pending = store->pending_by_tenant();
+  auto counters = store->counters();
+  spdlog::info("store open at {}: {} scheduled, {} active, {} retrying", cfg.storage.path,
+               counters[static_cast<size_t>(job_status::scheduled)], counters[static_cast<size_t>(job_status::active)],
+               counters[static_cast<size_t>(job_status::retrying)]);
+  auto client = make_delivery_client(cfg);
+  if (!client) return client.error();
+
+  auto p = std::make_unique<impl>();
+  p->cfg = cfg;
+  actors::configure(p->caf_cfg, {cfg.server.worker_threads, false});
+  p->system = std::make_unique<caf::actor_system>(p->caf_cfg);
+  p->health = p->system->spawn(actors::health, std::chrono::steady_clock::now());
+  actors::store_actor_options so;
+  so.ready = p->ready;
+  so.metrics = p->metrics;
+  so.retention = cfg.storage.retention;
+  so.clock = p->clock;
+  so.reopen_every = hooks.reopen_every;
+  // Detached: it blocks on fsync and must not hold one of the few scheduler threads.
+  p->store = p->system->spawn<caf::detached>(actors::store_actor_impl, store, so,
+                                             std::shared_ptr<actors::store_actor_stats>());
+  // Recovery (DESIGN §4): the scheduler loads the due index of the coming horizon, jobs that
+  // were active included (their due time has passed); /readyz waits for it.
+  auto mo = manager_options_from(cfg);
+  mo.initial_pending = std::move(initial_pending);
+  mo.scheduler.loaded = p->horizon_loaded;
+  p->manager = p->system->spawn(actors::job_manager, std::move(mo), p->store,
+                                std::shared_ptr<http::client>(std::move(client.value())), p->clock, p->metrics);
+
+  http::server_options o;
+  o.host = cfg.server.listen.host;
+  o.port = cfg.server.listen.port;
+  o.io_threads = cfg.server.io_threads;
+  o.max_connections = cfg.server.max_connections;
+  o.header_timeout = cfg.server.header_timeout;
+  o.body_timeout = cfg.server.body_timeout;
+  o.idle_timeout = cfg.server.idle_timeout;
+  o.max_header_size = cfg.limits.max_header_size;
+  o.max_body = cfg.limits.max_body;
+  p->server = std::make_unique<http::server>(
+      o, make_api_handler({p->system.get(), p->health, p->manager, &p->cfg, p->clock, p->ready, p->horizon_loaded, p->metrics}));
+  std::unique_ptr<relay> r(new relay(std::move(p)));
+  if (auto s = r->impl_->server->start(); !s) return s;  // ~relay stops the actors
+  spdlog::info("listening on {}", r->bound_address());
+  return r;
+}
+
+std::uint16_t relay::port() const { return impl_->server->port(); }
+std::string relay::bound_address() const { return impl_->server->bound_address(); }
+void relay::shutdown(std::chrono::milliseconds grace) { impl_->server->shutdown(grace); }
+void relay::wait() { impl_->server->wait(); }
+
+}  // namespace fetchrelay::app

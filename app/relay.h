@@ -1,0 +1,47 @@
+// The running relay: store, actors and HTTP server wired from a config (DESIGN §1). `serve`
+// adds the process concerns (logging, descriptor limit, signals, port file); tests start a
+// relay in-process when they need a hook the process does not have (an injected store fault).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "core/status.h"
+#include "persistence/store.h"
+
+namespace fetchrelay::app {
+
+struct relay_hooks {
+  std::shared_ptr<persistence::fault_injection> faults;  // tests only
+  std::chrono::milliseconds reopen_every{1000};           // after a failed store write
+};
+
+class relay {
+ public:
+  /// Opens the store, starts the actors (the scheduler loads the coming horizon) and the
+  /// listener. Errors: the store cannot be opened (with what to do), the listener cannot bind,
+  /// the delivery client cannot be set up.
+  static result<std::unique_ptr<relay>> start(const config::relay_config& cfg, relay_hooks hooks = {});
+  ~relay();  // stops the listener at once if still running, then the actors, and waits for them
+
+  relay(const relay&) = delete;
+  relay& operator=(const relay&) = delete;
+
+  std::uint16_t port() const;
+  std::string bound_address() const;
+  /// Stops accepting; requests in flight get `grace` to finish. Any thread.
+  void shutdown(std::chrono::milliseconds grace);
+  /// Blocks until the server has stopped.
+  void wait();
+
+  struct impl;
+
+ private:
+  explicit relay(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace fetchrelay::app
