@@ -1,40 +1,134 @@
 #include "actors/destination_actor.h"
 
+#include <spdlog/spdlog.h>
+
+#include "core/ascii.h"
+#include "core/retry.h"
+
 namespace fetchrelay::actors {
 namespace {
 
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 
 using self_ptr = caf::stateful_actor<destination_state>*;
+using opts_ptr = std::shared_ptr<const destination_options>;
 
-void start(self_ptr self, attempt_request req, http::client& client, const wall_clock& clock, relay_metrics* metrics) {
-  ++self->state.in_flight;
-  if (metrics) metrics->in_flight.fetch_add(1, std::memory_order_relaxed);
+/// The chain for `policy` at this origin, made on first use; null if the policy has no plugins
+/// (or its chain could not be made: then `error` says why).
+plugins::chain* chain_for(self_ptr self, const destination_options& o, const std::string& policy, std::string& error) {
+  auto& st = self->state;
+  if (!o.pipelines) return nullptr;
+  if (auto e = st.chain_errors.find(policy); e != st.chain_errors.end()) {
+    error = e->second;
+    return nullptr;
+  }
+  if (auto c = st.chains.find(policy); c != st.chains.end()) return c->second.get();
+  auto steps = o.pipelines->steps.find(policy);
+  if (steps == o.pipelines->steps.end() || steps->second.empty()) {
+    st.chains[policy] = nullptr;
+    return nullptr;
+  }
+  auto made = plugins::chain::create(*o.pipelines->registry, policy, steps->second, o.pipelines->services);
+  if (!made) {
+    spdlog::error("{}: {}", o.origin, made.error().message());
+    st.chain_errors[policy] = error = made.error().message();
+    return nullptr;
+  }
+  return (st.chains[policy] = std::move(made.value())).get();
+}
+
+void reply_not_sent(const attempt_request& req, const plugins::chain::verdict& v, const wall_clock& clock) {
+  attempt_result a;
+  a.generation = req.generation;
+  a.started_at_ms = clock.now_ms();
+  if (v.kind == FR_DEFER) {
+    a.deferred = true;
+    a.defer_until_ms = v.defer_until_ms;
+    a.defer_reason = v.reason;
+  } else {
+    a.error_class = "rejected";
+    a.error = v.reason;
+  }
+  caf::anon_send(req.reply_to, outcome_atom::value, std::move(a));
+}
+
+/// Runs the attempt through its chain and sends it. False if a plugin stopped it (the job
+/// actor has its answer then; no slot is held).
+bool start(self_ptr self, const destination_options& o, attempt_request req) {
+  auto& st = self->state;
+  std::uint64_t ticket = 0;
+  std::string chain_error;
+  plugins::chain* c = chain_for(self, o, req.policy, chain_error);
+  if (!chain_error.empty()) {
+    reply_not_sent(req, {FR_REJECT, 0, "the plugin pipeline cannot be set up: " + chain_error, 0}, *o.clock);
+    if (o.metrics) o.metrics->attempts[static_cast<size_t>(attempt_class::rejected)].fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (c) {
+    plugins::attempt_data d{std::move(req.method), std::move(req.url),   std::move(req.job_id), req.tenant,
+                            req.policy,            req.attempt,          std::move(req.headers), std::move(req.body)};
+    auto v = c->on_attempt(d);
+    if (v.kind != FR_PROCEED) {
+      c->on_outcome(d, {0, v.kind == FR_DEFER ? "deferred" : "rejected", -1, 0}, v.proceeded);
+      if (v.kind == FR_REJECT && o.metrics) {
+        o.metrics->attempts[static_cast<size_t>(attempt_class::rejected)].fetch_add(1, std::memory_order_relaxed);
+      }
+      req.job_id = std::move(d.job_id);
+      reply_not_sent(req, v, *o.clock);
+      return false;
+    }
+    // The plugins may have changed headers and body; on_outcome sees what was sent.
+    req.method = d.method;
+    req.url = d.url;
+    req.headers = d.headers;
+    req.body = d.body;
+    ticket = st.next_ticket++;
+    st.chained_in_flight[ticket] = {c, v.proceeded, std::move(d)};
+  }
+  ++st.in_flight;
+  if (o.metrics) o.metrics->in_flight.fetch_add(1, std::memory_order_relaxed);
   http::outbound_request out;
-  out.method = req.method;
-  out.url = req.url;
+  out.method = std::move(req.method);
+  out.url = std::move(req.url);
   for (auto& h : req.headers) out.headers.push_back({std::move(h.name), std::move(h.value)});
   out.body = std::move(req.body);
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  std::int64_t started = clock.now_ms();
+  std::int64_t started = o.clock->now_ms();
   auto t0 = std::chrono::steady_clock::now();
-  client.send(std::move(out), req.timeout,
-              [me, reply_to = req.reply_to, gen = req.generation, started, t0](http::outbound_result r) {
-                attempt_result a;
-                a.generation = gen;
-                a.started_at_ms = started;
-                a.duration_ms = static_cast<std::uint32_t>(
-                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
-                if (r.response) {
-                  a.status = r.response->status;
-                  for (auto& h : r.response->headers) a.headers.push_back({std::move(h.name), std::move(h.value)});
-                  a.body = std::move(r.response->body);
-                } else if (r.error) {
-                  a.error_class = std::string(http::to_string(r.error->kind));
-                  a.error = std::move(r.error->message);
-                }
-                caf::anon_send(me, finished_atom::value, std::move(a), reply_to);
-              });
+  o.client->send(std::move(out), req.timeout,
+                 [me, reply_to = req.reply_to, gen = req.generation, started, t0, ticket](http::outbound_result r) {
+                   attempt_result a;
+                   a.generation = gen;
+                   a.started_at_ms = started;
+                   a.duration_ms = static_cast<std::uint32_t>(
+                       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+                   if (r.response) {
+                     a.status = r.response->status;
+                     for (auto& h : r.response->headers) a.headers.push_back({std::move(h.name), std::move(h.value)});
+                     a.body = std::move(r.response->body);
+                   } else if (r.error) {
+                     a.error_class = std::string(http::to_string(r.error->kind));
+                     a.error = std::move(r.error->message);
+                   }
+                   caf::anon_send(me, finished_atom::value, std::move(a), reply_to, ticket);
+                 });
+  return true;
+}
+
+/// on_outcome for an attempt that went through a chain.
+void report_outcome(self_ptr self, const destination_options& o, std::uint64_t ticket, const attempt_result& a) {
+  auto& st = self->state;
+  auto it = st.chained_in_flight.find(ticket);
+  if (it == st.chained_in_flight.end()) return;
+  plugins::outcome_data od{a.status, a.error_class, -1, a.duration_ms};
+  for (const auto& h : a.headers) {
+    if (iequals(h.name, "Retry-After")) {
+      std::int64_t now = o.clock->now_ms();
+      if (auto ms = parse_retry_after(h.value, now)) od.retry_after_ms = now + ms->count();
+    }
+  }
+  it->second.chain->on_outcome(it->second.data, od, it->second.proceeded);
+  st.chained_in_flight.erase(it);
 }
 
 }  // namespace
@@ -68,21 +162,19 @@ int inflight_gate::used() const {
   return used_;
 }
 
-caf::behavior destination_actor(self_ptr self, std::string origin, std::shared_ptr<http::client> client,
-                                int max_in_flight, std::shared_ptr<inflight_gate> gate,
-                                std::shared_ptr<const wall_clock> clock, std::shared_ptr<relay_metrics> metrics) {
-  (void)origin;
+caf::behavior destination_actor(self_ptr self, destination_options options) {
+  auto o = std::make_shared<const destination_options>(std::move(options));
   // Starts queued attempts while this origin's cap and the global gate allow.
-  auto pump = [self, client, max_in_flight, gate, clock, metrics] {
+  auto pump = [self, o] {
     auto& st = self->state;
-    while (!st.queue.empty() && st.in_flight < max_in_flight && !st.waiting_for_gate) {
-      if (gate && !gate->try_acquire(caf::actor_cast<caf::actor>(self))) {
+    while (!st.queue.empty() && st.in_flight < o->max_in_flight && !st.waiting_for_gate) {
+      if (o->gate && !o->gate->try_acquire(caf::actor_cast<caf::actor>(self))) {
         st.waiting_for_gate = true;
         return;
       }
       auto next = std::move(st.queue.front());
       st.queue.pop_front();
-      start(self, std::move(next), *client, *clock, metrics.get());
+      if (!start(self, *o, std::move(next)) && o->gate) o->gate->release();
     }
   };
   return {
@@ -90,25 +182,27 @@ caf::behavior destination_actor(self_ptr self, std::string origin, std::shared_p
         self->state.queue.push_back(std::move(req));
         pump();
       },
-      [self, client, max_in_flight, gate, clock, metrics, pump](gate_atom) {
+      [self, o, pump](gate_atom) {
+        // A slot handed over by the gate: use it for the next queued attempt, or give it back.
         auto& st = self->state;
         st.waiting_for_gate = false;
-        if (st.queue.empty() || st.in_flight >= max_in_flight) {
-          gate->release();
-        } else {
+        bool used = false;
+        while (!used && !st.queue.empty() && st.in_flight < o->max_in_flight) {
           auto next = std::move(st.queue.front());
           st.queue.pop_front();
-          start(self, std::move(next), *client, *clock, metrics.get());
+          used = start(self, *o, std::move(next));
         }
+        if (!used) o->gate->release();
         pump();
       },
-      [self, gate, metrics, pump](finished_atom, attempt_result& a, const caf::actor& reply_to) {
+      [self, o, pump](finished_atom, attempt_result& a, const caf::actor& reply_to, std::uint64_t ticket) {
         --self->state.in_flight;
-        if (gate) gate->release();
-        if (metrics) {
-          metrics->in_flight.fetch_sub(1, std::memory_order_relaxed);
-          metrics->attempts[static_cast<size_t>(classify_attempt(a.status, a.error_class))].fetch_add(1, std::memory_order_relaxed);
-          metrics->delivery_latency.observe(a.duration_ms);
+        if (o->gate) o->gate->release();
+        if (ticket != 0) report_outcome(self, *o, ticket, a);
+        if (o->metrics) {
+          o->metrics->in_flight.fetch_sub(1, std::memory_order_relaxed);
+          o->metrics->attempts[static_cast<size_t>(classify_attempt(a.status, a.error_class))].fetch_add(1, std::memory_order_relaxed);
+          o->metrics->delivery_latency.observe(a.duration_ms);
         }
         caf::anon_send(reply_to, outcome_atom::value, std::move(a));
         pump();

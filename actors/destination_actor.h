@@ -1,17 +1,21 @@
 // The destination actor: one per origin (scheme://host:port). It owns the origin's in-flight
-// cap and runs each attempt through the plugin chain (none yet: the plugin issue adds it) and
-// the HTTP client. The client's completion comes back as a message (anon_send from the
+// cap and one plugin chain per policy that has jobs to the origin (DESIGN §1), and runs each
+// attempt through that chain and the HTTP client. A plugin that defers or rejects stops the
+// attempt before it is sent; the job actor gets a deferred or rejected outcome. The client's completion comes back as a message (anon_send from the
 // client's io thread); the outcome then goes to the job actor that asked.
 #pragma once
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 
 #include "actors/messages.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "http/client.h"
+#include "plugins/host/plugin_host.h"
 
 namespace fetchrelay::actors {
 
@@ -38,17 +42,43 @@ class inflight_gate {
   std::deque<caf::actor> waiters_;
 };
 
+/// What destinations build their chains from: the loaded plugins, each policy's pipeline
+/// (policies without plugins are absent) and the host services plugins use.
+struct pipeline_set {
+  std::shared_ptr<const plugins::registry> registry;
+  std::map<std::string, std::vector<config::plugin_step>> steps;
+  plugins::services services;
+};
+
 struct destination_state {
   int in_flight = 0;
   bool waiting_for_gate = false;
   std::deque<attempt_request> queue;
+  // Chains by policy, made on first use; a policy whose chain could not be made maps to null
+  // and its error.
+  std::map<std::string, std::unique_ptr<plugins::chain>> chains;
+  std::map<std::string, std::string> chain_errors;
+  // Attempts in flight that went through a chain: on_outcome needs them back.
+  struct chained {
+    plugins::chain* chain = nullptr;
+    std::size_t proceeded = 0;
+    plugins::attempt_data data;
+  };
+  std::uint64_t next_ticket = 1;
+  std::unordered_map<std::uint64_t, chained> chained_in_flight;
+};
+
+struct destination_options {
+  std::string origin;
+  std::shared_ptr<http::client> client;
+  int max_in_flight = 64;                     // this origin's cap
+  std::shared_ptr<inflight_gate> gate;        // the global cap; may be null
+  std::shared_ptr<const pipeline_set> pipelines; // may be null: no plugins
+  std::shared_ptr<const wall_clock> clock;
+  std::shared_ptr<relay_metrics> metrics;     // may be null
 };
 
 /// (deliver_atom, attempt_request) in; (outcome_atom, attempt_result) out to request.reply_to.
-/// `gate` may be null (no global cap).
-caf::behavior destination_actor(caf::stateful_actor<destination_state>* self, std::string origin,
-                                std::shared_ptr<http::client> client, int max_in_flight,
-                                std::shared_ptr<inflight_gate> gate, std::shared_ptr<const wall_clock> clock,
-                                std::shared_ptr<relay_metrics> metrics);
+caf::behavior destination_actor(caf::stateful_actor<destination_state>* self, destination_options options);
 
 }  // namespace fetchrelay::actors

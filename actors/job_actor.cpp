@@ -92,6 +92,9 @@ void start_attempt(self_ptr self, const job_context& ctx) {
   req.headers.push_back({"X-Fetch-Job-Id", st.s.id});
   req.headers.push_back({"X-Fetch-Attempt", std::to_string(st.s.attempts + 1)});
   req.body = st.spec.body;
+  req.tenant = st.s.tenant;
+  req.policy = st.s.policy;
+  req.attempt = st.s.attempts + 1;
   req.timeout = std::chrono::milliseconds(st.s.timeout_ms);
   req.reply_to = caf::actor_cast<caf::actor>(self);
   caf::anon_send(ctx.destination, deliver_atom::value, std::move(req));
@@ -150,7 +153,7 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
 
   attempt_outcome o;
   o.status = r.status;
-  o.permanent_error = r.error_class == "blocked" || r.error_class == "invalid_url";
+  o.permanent_error = r.error_class == "blocked" || r.error_class == "invalid_url" || r.error_class == "rejected";
   o.no_retry_header = iequals(header_value(r, "X-Fetch-No-Retry").value_or(""), "true");
   if (r.status == 429 || r.status == 503) {
     if (auto ra = header_value(r, "Retry-After"))

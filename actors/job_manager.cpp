@@ -37,9 +37,9 @@ caf::actor destination_for(self_ptr self, const env& e, const std::string& url) 
   if (e.options.make_destination)
     d = e.options.make_destination(self, key);
   else
-    d = self->spawn<caf::linked>(destination_actor, key, e.client,
-                                 e.options.max_in_flight_per_origin, self->state.gate, e.clock,
-                                 e.metrics);
+    d = self->spawn<caf::linked>(destination_actor,
+                                 destination_options{key, e.client, e.options.max_in_flight_per_origin, self->state.gate,
+                                                     e.options.pipelines, e.clock, e.metrics});
   return d;
 }
 

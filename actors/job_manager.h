@@ -50,6 +50,7 @@ struct manager_options {
   std::chrono::milliseconds sweep_every{60'000};
   scheduler_options scheduler;
   destination_factory make_destination;  // null: destination_actor with the HTTP client
+  std::shared_ptr<const pipeline_set> pipelines;  // the plugin chains' makings; may be null
 };
 
 /// A validated POST /v1/fetch.

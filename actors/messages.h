@@ -122,6 +122,9 @@ struct attempt_request {
   std::string body;
   std::chrono::milliseconds timeout{15'000};
   caf::actor reply_to;
+  std::string tenant;
+  std::string policy = "default";  // picks the plugin chain
+  std::uint32_t attempt = 1;       // 1-based
 };
 
 /// What happened to one attempt, as the job actor sees it.

@@ -10,6 +10,7 @@
 #include "app/api.h"
 #include "core/version.h"
 #include "http/server.h"
+#include "plugins/host/plugin_host.h"
 
 namespace fetchrelay::app {
 namespace {
@@ -51,6 +52,19 @@ actors::manager_options manager_options_from(const config::relay_config& cfg) {
 }
 
 }  // namespace
+
+result<std::shared_ptr<const plugins::registry>> load_plugins(const config::relay_config& cfg) {
+  auto r = plugins::registry::load(cfg.plugins.load, cfg.plugins.search_path);
+  if (!r) return r.error();
+  std::vector<config::config_error> errors;
+  r.value()->check(cfg, errors);
+  if (!errors.empty()) {
+    std::string text;
+    for (const auto& e : errors) text += (text.empty() ? "" : "\n") + e.to_string();
+    return status{status_code::invalid_argument, text};
+  }
+  return r;
+}
 
 struct relay::impl {
   config::relay_config cfg;
@@ -101,6 +115,8 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
                counters[static_cast<size_t>(job_status::retrying)]);
   auto client = make_delivery_client(cfg);
   if (!client) return client.error();
+  auto registry = load_plugins(cfg);
+  if (!registry) return registry.error();
 
   auto p = std::make_unique<impl>();
   p->cfg = cfg;
@@ -121,6 +137,13 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   auto mo = manager_options_from(cfg);
   mo.initial_pending = std::move(initial_pending);
   mo.scheduler.loaded = p->horizon_loaded;
+  auto pl = std::make_shared<actors::pipeline_set>();
+  pl->registry = registry.value();
+  for (const auto& [name, policy] : cfg.policies) {
+    if (!policy.pipeline.empty()) pl->steps[name] = policy.pipeline;
+  }
+  pl->services = {p->clock, nullptr, p->metrics};
+  mo.pipelines = std::move(pl);
   p->manager = p->system->spawn(actors::job_manager, std::move(mo), p->store,
                                 std::shared_ptr<http::client>(std::move(client.value())), p->clock, p->metrics);
 

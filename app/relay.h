@@ -12,7 +12,15 @@
 #include "core/status.h"
 #include "persistence/store.h"
 
+namespace fetchrelay::plugins {
+class registry;
+}
+
 namespace fetchrelay::app {
+
+/// Loads plugins.load from plugins.search_path and checks every pipeline block against its
+/// plugin's schema; the error's message has one line per problem.
+result<std::shared_ptr<const plugins::registry>> load_plugins(const config::relay_config& cfg);
 
 struct relay_hooks {
   std::shared_ptr<persistence::fault_injection> faults;  // tests only

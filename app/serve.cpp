@@ -50,6 +50,11 @@ int check_config(const std::string& path) {
                  loaded.errors.size() == 1 ? "" : "s");
     return 2;
   }
+  // The pipeline blocks are checked against the plugins' own schemas: load them.
+  if (auto plugins = load_plugins(*loaded.config); !plugins) {
+    std::fprintf(stderr, "%s\n%s: invalid (plugins)\n", plugins.error().message().c_str(), path.c_str());
+    return 2;
+  }
   std::fprintf(stderr, "%s: ok\n", path.c_str());
   return 0;
 }

@@ -48,6 +48,7 @@ std::string_view to_string(attempt_class c) noexcept {
     case attempt_class::reset: return "reset";
     case attempt_class::protocol: return "protocol";
     case attempt_class::blocked: return "blocked";
+    case attempt_class::rejected: return "rejected";
     case attempt_class::count_: break;
   }
   return "other";
@@ -59,7 +60,7 @@ attempt_class classify_attempt(int status, std::string_view e) noexcept {
   if (status >= 400 && status < 500) return attempt_class::s4xx;
   if (status >= 500) return attempt_class::s5xx;
   for (auto c : {attempt_class::dns, attempt_class::connect, attempt_class::tls, attempt_class::timeout,
-                 attempt_class::reset, attempt_class::blocked}) {
+                 attempt_class::reset, attempt_class::blocked, attempt_class::rejected}) {
     if (e == to_string(c)) return c;
   }
   return attempt_class::protocol;
@@ -72,6 +73,11 @@ const std::vector<double> latency_ms{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2
 relay_metrics::relay_metrics()
     : delivery_latency(latency_ms), lateness(latency_ms), commit_latency({0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250}),
       commit_batch({1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}) {}
+
+void relay_metrics::add_plugin_count(const std::string& name, std::uint64_t delta) {
+  std::lock_guard<std::mutex> lock(plugin_mu_);
+  plugin_counts_[name] += delta;
+}
 
 std::string relay_metrics::render() const {
   std::string out;
@@ -108,6 +114,8 @@ std::string relay_metrics::render() const {
   line("fetchrelay_deferrals_total", "counter", "Attempts deferred by a plugin (no attempt counted).",
        std::to_string(deferrals.load()));
   line("fetchrelay_attempts_in_flight", "gauge", "Delivery attempts in flight, all origins.", std::to_string(in_flight.load()));
+  std::lock_guard<std::mutex> lock(plugin_mu_);
+  for (const auto& [name, n] : plugin_counts_) line(name.c_str(), "counter", "Counted by a plugin.", std::to_string(n));
   return out;
 }
 

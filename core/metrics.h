@@ -5,6 +5,8 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -29,7 +31,7 @@ class histogram {
 };
 
 /// Outcome classes of delivery attempts.
-enum class attempt_class : std::uint8_t { s2xx, s3xx, s4xx, s5xx, dns, connect, tls, timeout, reset, protocol, blocked, count_ };
+enum class attempt_class : std::uint8_t { s2xx, s3xx, s4xx, s5xx, dns, connect, tls, timeout, reset, protocol, blocked, rejected, count_ };
 
 std::string_view to_string(attempt_class c) noexcept;
 attempt_class classify_attempt(int status, std::string_view error_class) noexcept;
@@ -54,7 +56,14 @@ struct relay_metrics {
   std::atomic<std::int64_t> in_flight{0};          // attempts in flight, all origins
   std::atomic<std::uint64_t> deferrals{0};         // attempts deferred (not counted as attempts)
 
+  /// Adds to a counter a plugin named (full metric name, e.g. fetchrelay_plugin_signing_signed_total).
+  void add_plugin_count(const std::string& name, std::uint64_t delta);
+
   std::string render() const;
+
+ private:
+  mutable std::mutex plugin_mu_;
+  std::map<std::string, std::uint64_t> plugin_counts_;
 };
 
 }  // namespace fetchrelay

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
+#include <map>
 #include <thread>
 
 #include "actors/system.h"
@@ -38,7 +40,7 @@ TEST(Destination, TheGlobalCapHoldsAcrossOriginsAndEveryAttemptStillRuns) {
   std::vector<caf::actor> dests;
   for (auto* origin : {&a_origin, &b_origin}) {
     std::string key = "http://127.0.0.1:" + std::to_string(origin->port());
-    dests.push_back(sys.spawn(destination_actor, key, client, 8, gate, clock, metrics));
+    dests.push_back(sys.spawn(destination_actor, destination_options{key, client, 8, gate, nullptr, clock, metrics}));
     for (int i = 0; i < 3; ++i) {
       attempt_request req;
       req.job_id = "job_" + std::to_string(i);
@@ -67,6 +69,68 @@ TEST(Destination, TheGlobalCapHoldsAcrossOriginsAndEveryAttemptStillRuns) {
   EXPECT_EQ(gate->used(), 0) << "every slot came back";
   for (auto& d : dests) caf::anon_send_exit(d, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(collector, caf::exit_reason::user_shutdown);
+}
+
+TEST(Destination, PluginsChangeTheRequestOrStopItBeforeItIsSent) {
+  test::test_origin origin;
+  http::client_options o;
+  o.allow_networks = {*parse_cidr("127.0.0.0/8")};
+  auto client = std::shared_ptr<http::client>(std::move(http::client::create(o).value()));
+  auto reg = plugins::registry::load({"stamp", "defer", "throws"}, {FETCHRELAY_TEST_PLUGIN_DIR});
+  ASSERT_TRUE(reg.is_ok()) << reg.error().message();
+  auto clock = std::make_shared<manual_wall_clock>(5'000);
+  auto metrics = std::make_shared<relay_metrics>();
+  auto pl = std::make_shared<pipeline_set>();
+  pl->registry = reg.value();
+  pl->steps["stamped"] = {{"stamp", config::json::object()}};
+  pl->steps["slow"] = {{"stamp", config::json::object()}, {"defer", {{"for_ms", 700}}}};
+  pl->steps["broken"] = {{"throws", config::json::object()}};
+  pl->services = {clock, nullptr, metrics};
+
+  caf::actor_system_config cfg;
+  configure(cfg, {1, false});
+  caf::actor_system sys(cfg);
+  std::string key = "http://127.0.0.1:" + std::to_string(origin.port());
+  auto dest = sys.spawn(destination_actor, destination_options{key, client, 8, nullptr, pl, clock, metrics});
+  std::vector<std::string> policies = {"default", "stamped", "slow", "broken"};
+  // One attempt per policy, one at a time, each answered to an actor of its own.
+  std::map<std::string, attempt_result> got;
+  for (const auto& p : policies) {
+    auto done = std::make_shared<std::promise<attempt_result>>();
+    auto waiter = sys.spawn(
+        [](caf::event_based_actor*, std::shared_ptr<std::promise<attempt_result>> d) -> caf::behavior {
+          return {[d](outcome_atom, attempt_result& a) { d->set_value(std::move(a)); }};
+        },
+        done);
+    attempt_request req;
+    req.job_id = "job_" + p;
+    req.method = "POST";
+    req.url = key + "/echo";
+    req.policy = p;
+    req.attempt = 2;
+    req.timeout = 5s;
+    req.reply_to = waiter;
+    caf::anon_send(dest, deliver_atom::value, std::move(req));
+    auto f = done->get_future();
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready) << p;
+    got[p] = f.get();
+    caf::anon_send_exit(waiter, caf::exit_reason::user_shutdown);
+  }
+  auto received = origin.received();
+  ASSERT_EQ(received.size(), 2u) << "only default and stamped were sent";
+  EXPECT_EQ(received[0].headers.count("x-stamp"), 0u);
+  EXPECT_EQ(received[1].headers["x-stamp"], "5000/2/stamped");
+  EXPECT_EQ(got["stamped"].status, 200);
+  EXPECT_TRUE(got["slow"].deferred);
+  EXPECT_EQ(got["slow"].defer_until_ms, 5'700);
+  EXPECT_EQ(got["slow"].defer_reason, "test: waiting");
+  EXPECT_EQ(got["broken"].error_class, "rejected");
+  EXPECT_EQ(got["broken"].error, "throws threw: boom");
+  std::string text = metrics->render();
+  EXPECT_NE(text.find("fetchrelay_plugin_stamp_succeeded_total 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("fetchrelay_plugin_stamp_not_sent_total 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("fetchrelay_attempts_total{outcome=\"rejected\"} 1\n"), std::string::npos) << text;
+  caf::anon_send_exit(dest, caf::exit_reason::user_shutdown);
 }
 
 }  // namespace
