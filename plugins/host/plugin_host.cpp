@@ -196,7 +196,14 @@ void registry::check(const config::relay_config& cfg, std::vector<config::config
       const module* m = find(s.name);
       if (!m) continue;  // the config check already named a plugin that is not loaded
       std::string path = config::join_path(config::index_path("policies." + policy + ".pipeline", i), s.name);
-      config::validate(m->schema, s.config.is_null() ? config::json::object() : s.config, path, errors);
+      std::size_t before = errors.size();
+      config::json block = s.config.is_null() ? config::json::object() : s.config;
+      config::validate(m->schema, block, path, errors);
+      if (errors.size() != before) continue;
+      // The schema cannot say everything (a rate's syntax, a secret's encoding): the plugin
+      // itself must accept the block, now rather than at the first attempt.
+      auto c = chain::create(*this, policy, {s}, {std::make_shared<system_wall_clock>(), nullptr, nullptr});
+      if (!c) errors.push_back({path, c.error().message().substr(c.error().message().find("): ") + 3)});
     }
   }
 }

@@ -31,6 +31,32 @@ namespace fetchrelay::sdk {
 
 inline std::string_view view(fr_str s) { return {s.data, s.size}; }
 
+/// "250ms", "30s", "5m", "2h", "1d", or a sequence such as "1m30s", in milliseconds; nullopt
+/// if it is not one (the host's schema format "duration" accepts exactly these).
+inline std::optional<std::int64_t> parse_duration_ms(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  std::int64_t total = 0;
+  while (!s.empty()) {
+    std::size_t i = 0;
+    std::int64_t n = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (n > 1'000'000'000'000LL) return std::nullopt;
+      n = n * 10 + (s[i++] - '0');
+    }
+    if (i == 0) return std::nullopt;
+    s.remove_prefix(i);
+    std::int64_t unit = 0;
+    if (s.substr(0, 2) == "ms") unit = 1, s.remove_prefix(2);
+    else if (!s.empty() && s[0] == 's') unit = 1000, s.remove_prefix(1);
+    else if (!s.empty() && s[0] == 'm') unit = 60'000, s.remove_prefix(1);
+    else if (!s.empty() && s[0] == 'h') unit = 3'600'000, s.remove_prefix(1);
+    else if (!s.empty() && s[0] == 'd') unit = 86'400'000, s.remove_prefix(1);
+    else return std::nullopt;
+    total += n * unit;
+  }
+  return total;
+}
+
 /// The host's services: clock, randomness, logging, counters. Cheap to copy.
 class host {
  public:
