@@ -13,13 +13,13 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <regex>
 #include <thread>
 
 #include "actors/job_manager.h"
 #include "tests/support/caf_fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/raw_http.h"
+#include "tests/support/relay_process.h"
 #include "tests/support/scripted_target.h"
 
 namespace fetchrelay::actors {
@@ -36,13 +36,6 @@ std::int64_t rss_bytes() {
   std::int64_t size = 0, resident = 0;
   statm >> size >> resident;
   return resident * sysconf(_SC_PAGESIZE);
-}
-
-/// The value of an unlabelled or labelled sample in Prometheus text, or -1.
-double metric(const std::string& text, const std::string& name) {
-  std::smatch m;
-  std::regex re("(^|\\n)" + std::regex_replace(name, std::regex(R"([{}"])"), R"(\$&)") + " ([0-9.e+-]+)");
-  return std::regex_search(text, m, re) ? std::stod(m[2]) : -1;
 }
 
 TEST(Hibernation, AMillionJobsWaitOnDiskNotInMemoryAndARestartReadsNoneOfThem) {
@@ -144,11 +137,11 @@ TEST(Hibernation, AMillionJobsWaitOnDiskNotInMemoryAndARestartReadsNoneOfThem) {
   auto m = test::http_request(*port, "GET", "/metrics", "", "");
   ASSERT_TRUE(m && m->status == 200);
   std::printf("[ hibernation ] restart to /readyz: %.0f ms\n", ready_ms);
-  EXPECT_EQ(metric(m->body, "fetchrelay_jobs{status=\"scheduled\"}"), jobs - 1001);
-  EXPECT_EQ(metric(m->body, "fetchrelay_jobs{status=\"delivered\"}"), 1001);
-  EXPECT_EQ(metric(m->body, "fetchrelay_jobs_activated_total"), 0) << "no job was read into memory";
-  EXPECT_EQ(metric(m->body, "fetchrelay_due_index_size"), 0) << "none is due within the horizon";
-  EXPECT_EQ(metric(m->body, "fetchrelay_live_job_actors"), 0);
+  EXPECT_EQ(test::metric_value(m->body, "fetchrelay_jobs{status=\"scheduled\"}"), jobs - 1001);
+  EXPECT_EQ(test::metric_value(m->body, "fetchrelay_jobs{status=\"delivered\"}"), 1001);
+  EXPECT_EQ(test::metric_value(m->body, "fetchrelay_jobs_activated_total"), 0) << "no job was read into memory";
+  EXPECT_EQ(test::metric_value(m->body, "fetchrelay_due_index_size"), 0) << "none is due within the horizon";
+  EXPECT_EQ(test::metric_value(m->body, "fetchrelay_live_job_actors"), 0);
   relay.signal(SIGTERM);
   EXPECT_TRUE(relay.wait(20s).exited);
 }

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "tests/support/process.h"
+#include "tests/support/relay_process.h"
 #include "tests/support/raw_http.h"
 #include "tests/support/test_origin.h"
 
@@ -27,52 +28,6 @@ std::string config_text(const temp_dir& dir) {
          "policies:\n  default: {timeout: 2s, retry: {attempts: 3, schedule: [200ms], jitter: 0}}\n";
 }
 
-class relay_process {
- public:
-  explicit relay_process(const temp_dir& dir) : dir_(dir) { start(); }
-  void start() {
-    std::string cfg = dir_.write("relay.yaml", config_text(dir_));
-    std::remove(dir_.file("port").c_str());
-    proc_ = std::make_unique<process>(FETCHRELAY_BIN,
-                                      std::vector<std::string>{"serve", "--config", cfg, "--port-file", dir_.file("port")},
-                                      dir_.file("relay.log"));
-    auto p = wait_for_port_file(dir_.file("port"), 30s);
-    port_ = p ? *p : 0;
-  }
-  int stop() {
-    proc_->signal(SIGTERM);
-    auto info = proc_->wait(20s);
-    return info.exited ? info.code : -1;
-  }
-  std::uint16_t port() const { return port_; }
-  std::string log() const { return proc_->log(); }
-
-  std::optional<raw_response> call(const std::string& method, const std::string& target, const std::string& key,
-                                   const std::string& headers = "", const std::string& body = "") {
-    std::string auth = key.empty() ? "" : "Authorization: Bearer " + key + "\r\n";
-    return http_request(port_, method, target, body, auth + headers);
-  }
-
-  /// Polls GET /v1/jobs/{id} until its status is terminal (bounded).
-  json wait_terminal(const std::string& id, const std::string& key = key_a) {
-    for (int i = 0; i < 300; ++i) {
-      auto r = call("GET", "/v1/jobs/" + id, key);
-      if (r && r->status == 200) {
-        auto j = json::parse(r->body);
-        std::string s = j["status"];
-        if (s == "delivered" || s == "failed" || s == "cancelled") return j;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return json();
-  }
-
- private:
-  const temp_dir& dir_;
-  std::unique_ptr<process> proc_;
-  std::uint16_t port_ = 0;
-};
-
 std::string fetch_headers(const test_origin& o, const std::string& path, const std::string& extra = "") {
   return "X-Fetch-Url: http://127.0.0.1:" + std::to_string(o.port()) + path + "\r\n" + extra;
 }
@@ -80,7 +35,7 @@ std::string fetch_headers(const test_origin& o, const std::string& path, const s
 TEST(JobsApi, FetchApiExampleIsDeliveredAfterTheDelay) {
   temp_dir dir;
   test_origin origin;
-  relay_process relay(dir);
+  relay_process relay(dir, config_text(dir), key_a);
   ASSERT_NE(relay.port(), 0) << relay.log();
   auto t0 = std::chrono::system_clock::now();
   auto r = relay.call("POST", "/v1/fetch", key_a,
@@ -130,7 +85,7 @@ TEST(JobsApi, FetchApiExampleIsDeliveredAfterTheDelay) {
 TEST(JobsApi, RetriesA500ThenDelivers) {
   temp_dir dir;
   test_origin origin;
-  relay_process relay(dir);
+  relay_process relay(dir, config_text(dir), key_a);
   auto r = relay.call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/fail/1/k1"), "x");
   ASSERT_TRUE(r && r->status == 202) << (r ? r->body : "no answer");
   auto job = relay.wait_terminal(json::parse(r->body)["id"]);
@@ -144,7 +99,7 @@ TEST(JobsApi, RetriesA500ThenDelivers) {
 TEST(JobsApi, TimeoutAndRefusedConnectionFailAfterTheirAttempts) {
   temp_dir dir;
   test_origin origin;
-  relay_process relay(dir);
+  relay_process relay(dir, config_text(dir), key_a);
   auto t = relay.call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/hang", "X-Timeout: 300ms\r\nX-Retries: 0\r\n"));
   ASSERT_TRUE(t && t->status == 202) << (t ? t->body : "");
   auto refused = relay.call("POST", "/v1/fetch", key_a, "X-Fetch-Url: http://127.0.0.1:9/x\r\nX-Retries: 1\r\n");
@@ -163,7 +118,7 @@ TEST(JobsApi, TimeoutAndRefusedConnectionFailAfterTheirAttempts) {
 TEST(JobsApi, TenantsSeeOnlyTheirOwnJobs) {
   temp_dir dir;
   test_origin origin;
-  relay_process relay(dir);
+  relay_process relay(dir, config_text(dir), key_a);
   auto r = relay.call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/ok", "X-Delay: 1h\r\n"));
   ASSERT_TRUE(r && r->status == 202);
   std::string id = json::parse(r->body)["id"];
@@ -185,7 +140,7 @@ TEST(JobsApi, TenantsSeeOnlyTheirOwnJobs) {
 TEST(JobsApi, IdempotencyKeyReturnsTheSameId) {
   temp_dir dir;
   test_origin origin;
-  relay_process relay(dir);
+  relay_process relay(dir, config_text(dir), key_a);
   std::string h = fetch_headers(origin, "/ok", "X-Idempotency-Key: order-42\r\nX-Delay: 1h\r\n");
   auto first = relay.call("POST", "/v1/fetch", key_a, h);
   auto again = relay.call("POST", "/v1/fetch", key_a, h);
@@ -201,7 +156,7 @@ TEST(JobsApi, IdempotencyKeyReturnsTheSameId) {
 TEST(JobsApi, IdempotencyKeySurvivesARestart) {
   temp_dir dir;
   test_origin origin;
-  auto relay = std::make_unique<relay_process>(dir);
+  auto relay = std::make_unique<relay_process>(dir, config_text(dir), key_a);
   std::string h = fetch_headers(origin, "/ok", "X-Idempotency-Key: invoice-7\r\nX-Delay: 1h\r\n");
   auto first = relay->call("POST", "/v1/fetch", key_a, h);
   ASSERT_TRUE(first && first->status == 202);
@@ -222,7 +177,7 @@ TEST(JobsApi, IdempotencyKeySurvivesARestart) {
 TEST(JobsApi, AcknowledgedJobSurvivesARestart) {
   temp_dir dir;
   test_origin origin;
-  auto relay = std::make_unique<relay_process>(dir);
+  auto relay = std::make_unique<relay_process>(dir, config_text(dir), key_a);
   auto r = relay->call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/ok", "X-Delay: 2s\r\n"), "durable");
   ASSERT_TRUE(r && r->status == 202);
   std::string id = json::parse(r->body)["id"];
@@ -240,7 +195,7 @@ TEST(JobsApi, AcknowledgedJobSurvivesARestart) {
 TEST(JobsApi, CallbacksCarryTheReportAndFailedJobsCanBeRetried) {
   temp_dir dir;
   test_origin origin;
-  relay_process relay(dir);
+  relay_process relay(dir, config_text(dir), key_a);
   std::string base = "http://127.0.0.1:" + std::to_string(origin.port());
   // 410 fails at once; its failure callback receives the report.
   auto r = relay.call("POST", "/v1/fetch", key_a,
@@ -292,7 +247,7 @@ TEST(JobsApi, CallbacksCarryTheReportAndFailedJobsCanBeRetried) {
 TEST(JobsApi, BadInputGetsAClear4xxAndTheServerKeepsServing) {
   temp_dir dir;
   test_origin origin;
-  relay_process relay(dir);
+  relay_process relay(dir, config_text(dir), key_a);
   std::string ok_url = fetch_headers(origin, "/ok");
   struct bad {
     std::string key, headers;

@@ -32,6 +32,7 @@ struct test_origin::impl {
   mutable std::mutex log_mu;
   std::vector<received_request> log;
   std::map<std::string, int> fail_counts;
+  std::atomic<int> switch_status{503};
 
   template <class Stream>
   void serve(Stream& stream, tcp::socket& raw) {
@@ -57,7 +58,10 @@ struct test_origin::impl {
       bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
       res.set(bhttp::field::content_type, "text/plain");
       res.keep_alive(req.keep_alive());
-      if (path == "/ok" || path == "/ok-then-drop" || path.rfind("/jobs/", 0) == 0) {
+      if (path == "/switch") {
+        res.result(static_cast<unsigned>(switch_status.load()));
+        res.body() = "switch";
+      } else if (path == "/ok" || path == "/ok-then-drop" || path.rfind("/jobs/", 0) == 0) {
         res.body() = "hello";
       } else if (path == "/chunked") {
         res.body() = "part1part2part3";
@@ -168,6 +172,8 @@ test_origin::~test_origin() {
 std::uint16_t test_origin::port() const { return impl_->acceptor.local_endpoint().port(); }
 std::size_t test_origin::accepts() const { return impl_->accepts.load(); }
 std::size_t test_origin::requests() const { return impl_->requests.load(); }
+
+void test_origin::set_switch(int status) { impl_->switch_status.store(status); }
 
 std::vector<received_request> test_origin::received() const {
   std::lock_guard<std::mutex> lock(impl_->log_mu);

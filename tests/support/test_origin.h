@@ -13,6 +13,7 @@
 //   /status/NNN    status NNN
 //   /echo          200, the request as JSON: method, target, headers {name: value}, body
 //   /fail/N/KEY    500 for the first N requests with this KEY, then 200
+//   /switch        the status set with set_switch() (503 until then)
 // Every request is recorded (received()).
 #pragma once
 
@@ -46,6 +47,7 @@ class test_origin {
   std::size_t accepts() const;
   std::size_t requests() const;
   std::vector<received_request> received() const;
+  void set_switch(int status);
 
  private:
   struct impl;
