@@ -185,7 +185,14 @@ TEST(JobsApi, AcknowledgedJobSurvivesARestart) {
   EXPECT_TRUE(origin.received().empty());
   relay->start();
   ASSERT_NE(relay->port(), 0) << relay->log();
-  EXPECT_EQ(relay->call("GET", "/readyz", "")->status, 200);
+  // Ready once the due index of the coming horizon is loaded (a moment after the port opens).
+  int ready = 0;
+  for (int i = 0; i < 200 && ready != 200; ++i) {
+    auto r = relay->call("GET", "/readyz", "");
+    ready = r ? r->status : 0;
+    if (ready != 200) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(ready, 200);
   auto j = relay->wait_terminal(id);
   ASSERT_EQ(j["status"], "delivered") << j.dump() << relay->log();
   ASSERT_EQ(origin.received().size(), 1u);

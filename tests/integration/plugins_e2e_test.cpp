@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -73,7 +74,9 @@ TEST(PluginsEndToEnd, ARateLimitOf20PerSecondHoldsInEveryWindowAndEveryJobArrive
   for (const auto& r : got) seen.insert(r.headers.at("x-fetch-job-id"));
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
   // Every window [t_i, t_j] holds at most 1 + 20·(t_j − t_i) arrivals. Arrival times are taken
-  // by the sink after reading each request, so 3 ms of scheduling noise is allowed per window.
+  // by the sink's thread after reading each request, on 2 shared cores (and under the sanitizer),
+  // so 10 ms of scheduling noise is allowed per window: two attempts sent in one 50 ms slot would
+  // still be caught.
   std::vector<std::int64_t> t;
   for (const auto& r : got) {
     t.push_back(std::chrono::duration_cast<std::chrono::microseconds>(r.at.time_since_epoch()).count());
@@ -82,13 +85,13 @@ TEST(PluginsEndToEnd, ARateLimitOf20PerSecondHoldsInEveryWindowAndEveryJobArrive
   int worst_excess = 0;
   for (std::size_t i = 0; i < t.size(); ++i) {
     for (std::size_t j = i + 1; j < t.size(); ++j) {
-      double allowed = 1.0 + 20.0 * static_cast<double>(t[j] - t[i] + 3'000) / 1e6;
+      double allowed = 1.0 + 20.0 * static_cast<double>(t[j] - t[i] + 10'000) / 1e6;
       int count = static_cast<int>(j - i + 1);
       if (count > allowed) worst_excess = std::max(worst_excess, count - static_cast<int>(allowed));
     }
   }
   EXPECT_EQ(worst_excess, 0);
-  EXPECT_GE(t.back() - t.front(), 99 * 50'000 - 99 * 3'000) << "100 attempts at 20/s take about 5 s";
+  EXPECT_GE(t.back() - t.front(), 99 * 50'000 - 10'000) << "100 attempts at 20/s take about 5 s";
   auto m = relay.call("GET", "/metrics", "");
   EXPECT_GT(metric_value(m->body, "fetchrelay_plugin_rate_limit_deferred_total"), 0);
   EXPECT_EQ(metric_value(m->body, "fetchrelay_jobs{status=\"delivered\"}"), 100);
@@ -127,6 +130,65 @@ TEST(PluginsEndToEnd, ABreakerStopsHammeringADeadTargetAndEveryJobIsDeliveredOnc
   EXPECT_EQ(metric_value(m->body, "fetchrelay_jobs{status=\"delivered\"}"), 20);
   EXPECT_EQ(metric_value(m->body, "fetchrelay_jobs{status=\"failed\"}"), 0);
   EXPECT_GE(metric_value(m->body, "fetchrelay_plugin_circuit_breaker_closed_total"), 1);
+}
+
+TEST(PluginsEndToEnd, SignaturesVerifyWithTheStandardWebhooksPackageOnANodeReceiver) {
+  temp_dir dir;
+  // The receiver and its dependencies, installed from the committed lockfile.
+  std::string src = FETCHRELAY_SOURCE_DIR "/tests/integration/node/";
+  for (const char* f : {"package.json", "package-lock.json", "receiver.mjs"}) {
+    std::string out;
+    ASSERT_TRUE(run_command("/bin/cp", {src + f, dir.path()}, out, 10s).exited);
+  }
+  std::string npm_out;
+  auto npm = run_command("/usr/bin/env", {"npm", "ci", "--prefix", dir.path(), "--no-audit", "--no-fund"}, npm_out, 180s);
+  ASSERT_TRUE(npm.exited && npm.code == 0) << "npm ci failed (the npm registry must be reachable):\n" << npm_out;
+  const std::string current = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  const std::string retired = "whsec_cmV0aXJlZC1rZXktZm9yLXRoZS10ZXN0";
+  process receiver("/usr/bin/env", {"node", dir.file("receiver.mjs"), current, dir.file("receiver.port"), dir.file("receiver.log")},
+                   dir.file("receiver.out"));
+  auto port = wait_for_port_file(dir.file("receiver.port"), 30s);
+  ASSERT_TRUE(port) << receiver.log();
+
+  std::string cfg = "server: {listen: 127.0.0.1:0}\n"
+                    "storage: {path: " + dir.file("data") + "}\n"
+                    "auth: {keys: [{tenant: a, key: " + std::string(key) + "}]}\n"
+                    "delivery: {allow_networks: [127.0.0.0/8]}\n"
+                    "plugins: {search_path: [" FETCHRELAY_BUILTIN_PLUGIN_DIR "], load: [signing]}\n"
+                    "policies:\n"
+                    "  default: {timeout: 2s, retry: {attempts: 1}}\n"
+                    "  rotating:\n"
+                    "    retry: {attempts: 1}\n"
+                    "    pipeline: [{signing: {secrets: [" + retired + ", " + current + "]}}]\n"
+                    "  stale:\n"
+                    "    retry: {attempts: 1}\n"
+                    "    pipeline: [{signing: {secrets: [" + retired + "]}}]\n";
+  relay_process relay(dir, cfg, key);
+  ASSERT_NE(relay.port(), 0) << relay.log();
+  std::string url = "X-Fetch-Url: http://127.0.0.1:" + std::to_string(*port) + "/hooks\r\nContent-Type: application/json\r\n";
+  std::vector<std::string> signed_ids;
+  for (int i = 0; i < 5; ++i) {
+    auto r = relay.call("POST", "/v1/fetch", key, url + "X-Policy: rotating\r\n",
+                        "{\"n\":" + std::to_string(i) + ",\"text\":\"h\u00e9llo \u2713\"}");
+    ASSERT_TRUE(r && r->status == 202);
+    signed_ids.push_back(json::parse(r->body)["id"]);
+  }
+  auto bad = relay.call("POST", "/v1/fetch", key, url + "X-Policy: stale\r\n", "{}");
+  ASSERT_TRUE(bad && bad->status == 202);
+  for (const auto& id : signed_ids) EXPECT_EQ(relay.wait_terminal(id)["status"], "delivered") << id;
+  auto failed = relay.wait_terminal(json::parse(bad->body)["id"]);
+  EXPECT_EQ(failed["status"], "failed") << "signed only with a secret the receiver does not know";
+  EXPECT_EQ(failed["report"]["last_status_code"], 401);
+
+  std::ifstream in(dir.file("receiver.log"));
+  std::string line;
+  int verified = 0, rejected = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("verified ", 0) == 0) ++verified;
+    if (line.rfind("rejected ", 0) == 0) ++rejected;
+  }
+  EXPECT_EQ(verified, 5);
+  EXPECT_EQ(rejected, 1);
 }
 
 }  // namespace
