@@ -28,7 +28,9 @@ plugins::chain* chain_for(self_ptr self, const destination_options& o, const std
     st.chains[policy] = nullptr;
     return nullptr;
   }
-  auto made = plugins::chain::create(*o.pipelines->registry, policy, steps->second, o.pipelines->services);
+  plugins::services svc = o.pipelines->services;
+  svc.labels = "origin=\"" + o.origin + "\",policy=\"" + policy + "\"";
+  auto made = plugins::chain::create(*o.pipelines->registry, policy, steps->second, svc);
   if (!made) {
     spdlog::error("{}: {}", o.origin, made.error().message());
     st.chain_errors[policy] = error = made.error().message();
@@ -70,8 +72,10 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
     auto v = c->on_attempt(d);
     if (v.kind != FR_PROCEED) {
       c->on_outcome(d, {0, v.kind == FR_DEFER ? "deferred" : "rejected", -1, 0}, v.proceeded);
-      if (v.kind == FR_REJECT && o.metrics) {
+      if (o.metrics && v.kind == FR_REJECT) {
         o.metrics->attempts[static_cast<size_t>(attempt_class::rejected)].fetch_add(1, std::memory_order_relaxed);
+      } else if (o.metrics) {
+        o.metrics->add_count("fetchrelay_deferrals_total", "plugin=\"" + v.by + "\"", 1);
       }
       req.job_id = std::move(d.job_id);
       reply_not_sent(req, v, *o.clock);

@@ -74,9 +74,16 @@ relay_metrics::relay_metrics()
     : delivery_latency(latency_ms), lateness(latency_ms), commit_latency({0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250}),
       commit_batch({1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}) {}
 
-void relay_metrics::add_plugin_count(const std::string& name, std::uint64_t delta) {
-  std::lock_guard<std::mutex> lock(plugin_mu_);
-  plugin_counts_[name] += delta;
+void relay_metrics::add_count(const std::string& family, const std::string& labels, std::uint64_t delta) {
+  std::lock_guard<std::mutex> lock(named_mu_);
+  named_[family].samples[labels] += static_cast<std::int64_t>(delta);
+}
+
+void relay_metrics::set_gauge(const std::string& family, const std::string& labels, std::int64_t value) {
+  std::lock_guard<std::mutex> lock(named_mu_);
+  auto& f = named_[family];
+  f.gauge = true;
+  f.samples[labels] = value;
 }
 
 std::string relay_metrics::render() const {
@@ -111,11 +118,16 @@ std::string relay_metrics::render() const {
   line("fetchrelay_store_disk_bytes", "gauge", "Bytes the store's files take on disk.", std::to_string(store_disk_bytes.load()));
   line("fetchrelay_submissions_rejected_busy_total", "counter", "Submissions answered 503 because the store was behind.",
        std::to_string(rejected_busy.load()));
-  line("fetchrelay_deferrals_total", "counter", "Attempts deferred by a plugin (no attempt counted).",
+  line("fetchrelay_jobs_deferred_total", "counter", "Times a job was deferred by a plugin (no attempt counted).",
        std::to_string(deferrals.load()));
   line("fetchrelay_attempts_in_flight", "gauge", "Delivery attempts in flight, all origins.", std::to_string(in_flight.load()));
-  std::lock_guard<std::mutex> lock(plugin_mu_);
-  for (const auto& [name, n] : plugin_counts_) line(name.c_str(), "counter", "Counted by a plugin.", std::to_string(n));
+  std::lock_guard<std::mutex> lock(named_mu_);
+  for (const auto& [name, f] : named_) {
+    out += "# TYPE " + name + (f.gauge ? " gauge\n" : " counter\n");
+    for (const auto& [labels, v] : f.samples) {
+      out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + std::to_string(v) + "\n";
+    }
+  }
   return out;
 }
 

@@ -56,14 +56,20 @@ struct relay_metrics {
   std::atomic<std::int64_t> in_flight{0};          // attempts in flight, all origins
   std::atomic<std::uint64_t> deferrals{0};         // attempts deferred (not counted as attempts)
 
-  /// Adds to a counter a plugin named (full metric name, e.g. fetchrelay_plugin_signing_signed_total).
-  void add_plugin_count(const std::string& name, std::uint64_t delta);
+  /// Counters and gauges named at run time (by plugins, by deferral reasons). `labels` is the
+  /// Prometheus label list without braces (`origin="http://a:80",policy="default"`) or "".
+  void add_count(const std::string& family, const std::string& labels, std::uint64_t delta);
+  void set_gauge(const std::string& family, const std::string& labels, std::int64_t value);
 
   std::string render() const;
 
  private:
-  mutable std::mutex plugin_mu_;
-  std::map<std::string, std::uint64_t> plugin_counts_;
+  struct family {
+    bool gauge = false;
+    std::map<std::string, std::int64_t> samples;  // by labels
+  };
+  mutable std::mutex named_mu_;
+  std::map<std::string, family> named_;
 };
 
 }  // namespace fetchrelay

@@ -5,7 +5,8 @@
 //   half-open ──probe succeeds──► closed        half-open ──probe fails──► open, open_for doubled
 //                                               (up to max_open_for), with jitter
 //
-// Only network errors, timeouts, 5xx and 429 count as failures. While it is open (or half-open
+// Only network errors, timeouts, 5xx and 429 count as failures. Gauge
+// fetchrelay_plugin_circuit_breaker_state{origin,policy}: 0 closed, 1 open, 2 half-open. While it is open (or half-open
 // with its probes out) attempts are deferred, so no attempt is counted and no job fails.
 #include <algorithm>
 #include <deque>
@@ -38,6 +39,7 @@ class circuit_breaker final : public fetchrelay::sdk::plugin {
     probes_ = c.at("half_open_probes").get<int>();
     jitter_ = c.at("jitter").get<double>();
     if (max_open_for_ms_ < open_for_ms_) throw std::runtime_error("max_open_for: shorter than open_for");
+    host_.gauge("state", 0);
   }
 
   verdict on_attempt(fetchrelay::sdk::attempt& a) override {
@@ -47,6 +49,7 @@ class circuit_breaker final : public fetchrelay::sdk::plugin {
       state_ = state::half_open;
       probes_out_ = 0;
       host_.count("half_opened");
+      host_.gauge("state", 2);
     }
     if (state_ == state::half_open) {
       if (probes_out_ >= probes_) {
@@ -94,6 +97,7 @@ class circuit_breaker final : public fetchrelay::sdk::plugin {
     double factor = 1.0 + jitter_ * (2.0 * host_.random_unit() - 1.0);
     open_until_ms_ = now + static_cast<std::int64_t>(static_cast<double>(current_open_ms_) * factor);
     state_ = state::open;
+    host_.gauge("state", 1);
     window_.clear();
     consecutive_ = 0;
     host_.count("opened");
@@ -102,6 +106,7 @@ class circuit_breaker final : public fetchrelay::sdk::plugin {
 
   void close() {
     state_ = state::closed;
+    host_.gauge("state", 0);
     current_open_ms_ = open_for_ms_;
     host_.count("closed");
     host_.log(FR_LOG_INFO, "circuit closed");

@@ -109,7 +109,12 @@ fr_host_v1 make_host(chain::step* s) {
   h.count = [](void* ctx, const char* name, uint64_t delta) {
     auto& s = step_of(ctx);
     if (!s.svc.metrics || !valid_name(name)) return;
-    s.svc.metrics->add_plugin_count("fetchrelay_plugin_" + s.m->name + "_" + name + "_total", delta);
+    s.svc.metrics->add_count("fetchrelay_plugin_" + s.m->name + "_" + name + "_total", s.svc.labels, delta);
+  };
+  h.gauge = [](void* ctx, const char* name, int64_t value) {
+    auto& s = step_of(ctx);
+    if (!s.svc.metrics || !valid_name(name)) return;
+    s.svc.metrics->set_gauge("fetchrelay_plugin_" + s.m->name + "_" + name, s.svc.labels, value);
   };
   return h;
 }
@@ -245,6 +250,7 @@ chain::verdict chain::on_attempt(attempt_data& a) {
       continue;
     }
     v.kind = out.kind == FR_DEFER ? FR_DEFER : FR_REJECT;
+    v.by = s->m->name;
     v.defer_until_ms = out.defer_until_ms;
     v.reason = out.reason;
     if (v.reason.empty()) v.reason = s->m->name + (v.kind == FR_DEFER ? " deferred the attempt" : " rejected the attempt");

@@ -78,6 +78,7 @@ struct services {
   std::shared_ptr<const wall_clock> clock;
   std::function<std::uint64_t()> random;    // null: a per-chain generator seeded from random_device
   std::shared_ptr<relay_metrics> metrics;   // plugin counters; may be null
+  std::string labels;                       // on every plugin metric, e.g. origin="…",policy="…"
 };
 
 class chain {
@@ -87,6 +88,7 @@ class chain {
     std::int64_t defer_until_ms = 0;
     std::string reason;
     std::size_t proceeded = 0;  // plugins whose on_attempt proceeded: they get on_outcome
+    std::string by;             // the plugin that deferred or rejected
   };
 
   /// One instance per step, configured by its block (defaults applied). An error names the

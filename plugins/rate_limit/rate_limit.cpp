@@ -74,6 +74,7 @@ class rate_limit final : public fetchrelay::sdk::plugin {
     if (reservations_.size() > 100'000) prune(now);
     reservations_[id] = slot;
     host_.count("deferred");
+    host_.count("wait_ms", static_cast<std::uint64_t>((slot - now + 999) / 1000));
     return defer_until(slot, "rate_limit: over " + rate_text_);
   }
 

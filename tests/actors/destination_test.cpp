@@ -127,8 +127,10 @@ TEST(Destination, PluginsChangeTheRequestOrStopItBeforeItIsSent) {
   EXPECT_EQ(got["broken"].error_class, "rejected");
   EXPECT_EQ(got["broken"].error, "throws threw: boom");
   std::string text = metrics->render();
-  EXPECT_NE(text.find("fetchrelay_plugin_stamp_succeeded_total 1\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("fetchrelay_plugin_stamp_not_sent_total 1\n"), std::string::npos) << text;
+  std::string origin_label = "{origin=\"" + key + "\",policy=";
+  EXPECT_NE(text.find("fetchrelay_plugin_stamp_succeeded_total" + origin_label + "\"stamped\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("fetchrelay_plugin_stamp_not_sent_total" + origin_label + "\"slow\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("fetchrelay_deferrals_total{plugin=\"defer\"} 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("fetchrelay_attempts_total{outcome=\"rejected\"} 1\n"), std::string::npos) << text;
   caf::anon_send_exit(dest, caf::exit_reason::user_shutdown);
 }

@@ -21,6 +21,16 @@ inline double metric_value(const std::string& text, const std::string& sample) {
   return std::regex_search(text, m, re) ? std::stod(m[2]) : -1;
 }
 
+/// The sum of every sample of a family, labelled or not; 0 if there is none.
+inline double metric_sum(const std::string& text, const std::string& family) {
+  double sum = 0;
+  std::regex re("(^|\\n)" + family + "(\\{[^}]*\\})? ([0-9.e+-]+)");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it) {
+    sum += std::stod((*it)[3]);
+  }
+  return sum;
+}
+
 class relay_process {
  public:
   /// `key`: the API key wait_terminal uses unless told another.

@@ -103,8 +103,11 @@ typedef struct fr_host_v1 {
   uint64_t (*random_u64)(void* ctx);
   /* One log line (NUL-terminated), tagged with the plugin's name. Never log secrets. */
   void (*log)(void* ctx, int32_t level, const char* message);
-  /* Adds to counter fetchrelay_plugin_<plugin>_<name>_total in /metrics (name: [a-z0-9_]+). */
+  /* Adds to counter fetchrelay_plugin_<plugin>_<name>_total in /metrics (name: [a-z0-9_]+),
+   * labelled with the instance's origin and policy. */
   void (*count)(void* ctx, const char* name, uint64_t delta);
+  /* Sets gauge fetchrelay_plugin_<plugin>_<name>, labelled likewise. */
+  void (*gauge)(void* ctx, const char* name, int64_t value);
 } fr_host_v1;
 
 /* The plugin's table. */

@@ -68,6 +68,8 @@ class host {
   void log(fr_log_level level, const std::string& message) const { h_->log(h_->ctx, level, message.c_str()); }
   /// Adds to fetchrelay_plugin_<plugin>_<name>_total.
   void count(const char* name, std::uint64_t delta = 1) const { h_->count(h_->ctx, name, delta); }
+  /// Sets fetchrelay_plugin_<plugin>_<name> (a gauge).
+  void gauge(const char* name, std::int64_t value) const { h_->gauge(h_->ctx, name, value); }
   const fr_host_v1* raw() const { return h_; }
 
  private:
