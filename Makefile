@@ -6,7 +6,7 @@ CONFIG      ?= examples/fetchrelay.yaml
 BUILD_TYPE  ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-sanitize run clean format bench-client
+.PHONY: all deps build test test-sanitize run clean format bench-client bench
 
 all: build
 
@@ -34,6 +34,11 @@ test-sanitize: deps $(ASAN_BUILD)/build.ninja
 # Outbound client: pooled vs new connection per request (docs/benchmarks.md). Not during a build.
 bench-client: build
 	$(BUILD)/bench/client_bench
+
+# The benchmark (bench/run.sh): direct ceiling and W1, medians of 3. Not during a build.
+bench: build
+	@scripts/install-deps.sh --bench
+	bench/run.sh
 
 run: build
 	mkdir -p data
