@@ -17,6 +17,7 @@ BUILD=${BUILD:-build}
 JOBS=${JOBS:-50000}
 RUNS=${RUNS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
+# RELAY_SERVER: extra keys for the relay's `server` block, for experiments, e.g. "worker_threads: 1".
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADGEN="$ROOT/$BUILD/bench/fetchrelay_loadgen"
 RELAY="$ROOT/$BUILD/fetchrelay"
@@ -88,7 +89,7 @@ EOF
 start_relay() {
   rm -rf "$WORK/data" "$WORK/port"
   cat >"$WORK/relay.yaml" <<EOF
-server: {listen: 127.0.0.1:0}
+server: {listen: 127.0.0.1:0${RELAY_SERVER:+, $RELAY_SERVER}}
 storage: {path: $WORK/data}
 auth: {keys: [{tenant: bench, key: relay_sk_bench_0123456789}]}
 log: {level: warn}

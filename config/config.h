@@ -26,7 +26,7 @@ struct log_config {
 struct server_config {
   listen_address listen;
   int io_threads = 1;
-  int worker_threads = 2;
+  int worker_threads = 1;
   int max_connections = 10000;
   millis header_timeout{10'000};
   millis body_timeout{60'000};

@@ -148,7 +148,7 @@ TEST(Defaults, MinimalConfigGetsTheDocumentedDefaults) {
   const relay_config& c = *r.config;
   EXPECT_EQ(c.server.listen.to_string(), "127.0.0.1:8080");
   EXPECT_EQ(c.server.io_threads, 1);
-  EXPECT_EQ(c.server.worker_threads, 2);
+  EXPECT_EQ(c.server.worker_threads, 1);
   EXPECT_EQ(c.server.shutdown_grace, millis(10'000));
   EXPECT_TRUE(c.storage.sync);
   EXPECT_EQ(c.storage.retention, millis(7LL * 86'400'000));
