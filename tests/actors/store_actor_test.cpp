@@ -67,6 +67,35 @@ TEST_F(StoreActor, CommitsThatArriveTogetherShareOneWrite) {
   EXPECT_EQ(stats_->commits.load(), 2u);
 }
 
+TEST_F(StoreActor, ASweepDeletesJobsFinishedLongerAgoThanRetentionAndReportsDiskUse) {
+  const std::int64_t now = 100'000'000;
+  auto metrics = std::make_shared<relay_metrics>();
+  store_actor_options o;
+  o.metrics = metrics;
+  o.retention = std::chrono::hours(1);
+  o.clock = std::make_shared<manual_wall_clock>(now);
+  auto sweeper = f_.sys().spawn(store_actor_impl, store_, o, nullptr);
+  std::vector<status> answers;
+  for (int i : {1, 2}) {
+    auto b = submit(i);
+    job_state done = b.jobs[0].state;
+    done.status = job_status::delivered;
+    done.finished_at_ms = i == 1 ? now - 2 * 3'600'000 : now - 600'000;  // 2 h ago, 10 min ago
+    b.jobs.push_back({done, job_status::scheduled, 1000, std::nullopt, std::nullopt});
+    caf::anon_send(sweeper, commit_atom::value, std::move(b), record(answers));
+  }
+  f_.run();
+  ASSERT_EQ(answers.size(), 2u);
+  caf::anon_send(sweeper, sweep_atom::value);
+  f_.run();
+  EXPECT_FALSE(store_->get_job("job_00000000000000000000000001")->has_value()) << "past retention";
+  EXPECT_TRUE(store_->get_job("job_00000000000000000000000002")->has_value()) << "within retention";
+  EXPECT_EQ(metrics->jobs_purged.load(), 1u);
+  EXPECT_EQ(metrics->jobs_by_status[static_cast<size_t>(job_status::delivered)].load(), 1);
+  EXPECT_GT(metrics->store_disk_bytes.load(), 0);
+  caf::anon_send_exit(sweeper, caf::exit_reason::user_shutdown);
+}
+
 TEST_F(StoreActor, FailedWriteAnswersUnavailableThenReopens) {
   std::vector<status> answers;
   faults_->fail_writes(true);
