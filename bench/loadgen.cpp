@@ -4,7 +4,13 @@
 // code path, so the two figures compare.
 //
 //   fetchrelay_loadgen --port P [--path /v1/fetch] [--count N] [--connections C] [--seconds S]
-//                      [--header "Name: value"]... [--body TEXT] [--ids FILE]
+//                      [--header "Name: value"]... [--body TEXT] [--ids FILE] [--due-spread LO:HI]
+//
+// --due-spread LO:HI (ms): each job is due at its send time plus a uniform random LO..HI ms (fixed
+// seed), sent as X-Not-Before (RFC 3339 with milliseconds) and forwarded to the target as X-Due-Ms
+// (X-Fetch-Forward-X-Due-Ms), so the sink's log gives each delivery's lateness exactly.
+// If the server goes away (W4 kills it), connections that cannot reconnect are dropped and the
+// run ends when none is left.
 //
 // Prints one JSON line: requests sent and answered, answers by status, errors, the rate over
 // the run, and the first and last 2xx time (ms since the epoch). With --ids, writes one line per
@@ -19,11 +25,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +48,7 @@ struct options {
   std::vector<std::string> headers;
   std::string body = "{}";
   std::string ids_file;
+  std::int64_t due_lo_ms = -1, due_hi_ms = -1;  // --due-spread
 };
 
 std::int64_t now_ms() {
@@ -54,8 +64,21 @@ bool iequals_prefix(std::string_view s, std::string_view prefix) {
   return true;
 }
 
+/// RFC 3339 UTC with milliseconds, e.g. 2026-11-28T07:44:16.123Z.
+std::string rfc3339_ms(std::int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms % 1000));
+  return buf;
+}
+
 struct connection {
   int fd = -1;
+  bool dead = false;  // could not reconnect
+  std::string out;    // the request being written
   std::string in;
   std::size_t out_off = 0;
   bool busy = false;  // a request is out, its answer not yet read
@@ -64,10 +87,20 @@ struct connection {
 class loadgen {
  public:
   explicit loadgen(options o) : o_(std::move(o)) {
-    request_ = "POST " + o_.path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + std::to_string(o_.body.size()) +
-               "\r\n";
-    for (const auto& h : o_.headers) request_ += h + "\r\n";
-    request_ += "\r\n" + o_.body;
+    head_ = "POST " + o_.path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + std::to_string(o_.body.size()) +
+            "\r\n";
+    for (const auto& h : o_.headers) head_ += h + "\r\n";
+    tail_ = "\r\n" + o_.body;
+  }
+
+  /// The next request: the fixed one, or with its own due time (--due-spread).
+  void build_request(std::string& out) {
+    out = head_;
+    if (o_.due_lo_ms >= 0) {
+      std::int64_t due = now_ms() + std::uniform_int_distribution<std::int64_t>(o_.due_lo_ms, o_.due_hi_ms)(rng_);
+      out += "X-Not-Before: " + rfc3339_ms(due) + "\r\nX-Fetch-Forward-X-Due-Ms: " + std::to_string(due) + "\r\n";
+    }
+    out += tail_;
   }
 
   int run() {
@@ -81,7 +114,7 @@ class loadgen {
       send_next(i);
     }
     std::vector<epoll_event> events(conns_.size());
-    while (answered_ + errors_ < sent_ || sent_ < o_.count) {
+    while ((answered_ + errors_ < sent_ || sent_ < o_.count) && live_ > 0) {
       if (std::chrono::steady_clock::now() > deadline) break;
       int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 100);
       for (int k = 0; k < n; ++k) on_event(events[static_cast<std::size_t>(k)].data.u32, events[static_cast<std::size_t>(k)].events);
@@ -90,9 +123,9 @@ class loadgen {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::string by_status;
     for (const auto& [s, n] : statuses_) by_status += (by_status.empty() ? "" : ",") + std::string("\"") + std::to_string(s) + "\":" + std::to_string(n);
-    std::printf("{\"sent\":%ld,\"answered\":%ld,\"errors\":%ld,\"status\":{%s},\"seconds\":%.3f,\"rate\":%.0f,"
+    std::printf("{\"sent\":%ld,\"answered\":%ld,\"errors\":%ld,\"dropped_connections\":%d,\"status\":{%s},\"seconds\":%.3f,\"rate\":%.0f,"
                 "\"first_ok_ms\":%lld,\"last_ok_ms\":%lld}\n",
-                sent_, answered_, errors_, by_status.c_str(), secs, static_cast<double>(answered_) / secs,
+                sent_, answered_, errors_, o_.connections - live_, by_status.c_str(), secs, static_cast<double>(answered_) / secs,
                 static_cast<long long>(first_ok_), static_cast<long long>(last_ok_));
     if (ids_) std::fclose(ids_);
     return 0;
@@ -106,8 +139,10 @@ class loadgen {
     a.sin_port = htons(static_cast<std::uint16_t>(o_.port));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      std::fprintf(stderr, "connect to 127.0.0.1:%d: %s\n", o_.port, std::strerror(errno));
+      if (!conns_[i].dead) std::fprintf(stderr, "connect to 127.0.0.1:%d: %s\n", o_.port, std::strerror(errno));
       close(fd);
+      if (!conns_[i].dead && conns_[i].fd >= 0) --live_;
+      conns_[i].dead = true;
       return false;
     }
     int one = 1;
@@ -117,7 +152,11 @@ class loadgen {
     ev.events = EPOLLIN;
     ev.data.u32 = static_cast<std::uint32_t>(i);
     epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
-    conns_[i] = connection{fd, {}, 0, false};
+    if (conns_[i].fd < 0) ++live_;
+    conns_[i].fd = fd;
+    conns_[i].in.clear();
+    conns_[i].out_off = 0;
+    conns_[i].busy = false;
     return true;
   }
 
@@ -127,13 +166,14 @@ class loadgen {
     ++sent_;
     c.busy = true;
     c.out_off = 0;
+    build_request(c.out);
     write_some(i);
   }
 
   void write_some(std::size_t i) {
     auto& c = conns_[i];
-    while (c.out_off < request_.size()) {
-      ssize_t w = write(c.fd, request_.data() + c.out_off, request_.size() - c.out_off);
+    while (c.out_off < c.out.size()) {
+      ssize_t w = write(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off);
       if (w > 0) {
         c.out_off += static_cast<std::size_t>(w);
         continue;
@@ -161,7 +201,7 @@ class loadgen {
     auto& c = conns_[i];
     if (what & EPOLLOUT) {
       write_some(i);
-      if (c.out_off >= request_.size()) {
+      if (c.out_off >= c.out.size()) {
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u32 = idx;
@@ -228,7 +268,9 @@ class loadgen {
   }
 
   options o_;
-  std::string request_;
+  std::string head_, tail_;
+  std::mt19937_64 rng_{42};
+  int live_ = 0;  // connections open (or reconnecting)
   int ep_ = -1;
   std::vector<connection> conns_;
   long sent_ = 0, answered_ = 0, errors_ = 0;
@@ -240,6 +282,7 @@ class loadgen {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // a killed server (W4) resets connections mid-write
   options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -258,6 +301,13 @@ int main(int argc, char** argv) {
     else if (a == "--header") o.headers.push_back(next());
     else if (a == "--body") o.body = next();
     else if (a == "--ids") o.ids_file = next();
+    else if (a == "--due-spread") {
+      std::string v = next();
+      if (std::sscanf(v.c_str(), "%ld:%ld", &o.due_lo_ms, &o.due_hi_ms) != 2 || o.due_lo_ms < 0 || o.due_hi_ms < o.due_lo_ms) {
+        std::fprintf(stderr, "--due-spread wants LO:HI in ms, e.g. 10000:20000\n");
+        return 2;
+      }
+    }
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -265,7 +315,7 @@ int main(int argc, char** argv) {
   }
   if (o.port <= 0 || o.count <= 0 || o.connections <= 0) {
     std::fprintf(stderr, "usage: fetchrelay_loadgen --port P [--path /v1/fetch] [--count N] [--connections C] "
-                         "[--seconds S] [--header 'Name: value']... [--body TEXT] [--ids FILE]\n");
+                         "[--seconds S] [--header 'Name: value']... [--body TEXT] [--ids FILE] [--due-spread LO:HI]\n");
     return 2;
   }
   return loadgen(std::move(o)).run();

@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
-# `make bench`: the direct ceiling and W1 (DESIGN §7), alternating, medians of RUNS runs.
+# `make bench`: the workloads of DESIGN §7 against the direct ceiling, on this machine.
 #
-#   direct  fetchrelay_loadgen -> nginx /ok                       (requests/s: the physical ceiling)
-#   W1      fetchrelay_loadgen -> fetchrelay POST /v1/fetch -> nginx /ok, a burst of JOBS immediate jobs:
-#           enqueue acks/s (loadgen), deliveries/s from the first 202 to the last delivery (the sink's
-#           access log), the relay's peak RSS and CPU seconds.
+#   direct   fetchrelay_loadgen -> nginx /ok                      requests/s: the physical ceiling
+#   W1       a burst of JOBS immediate jobs (loadgen -> fetchrelay -> nginx /ok): enqueue acks/s,
+#            deliveries/s from the first 202 to the last delivery, the relay's peak RSS and CPU s;
+#            pipeline off (policy default) and on (policy piped: signing + rate_limit with a high
+#            limit + circuit_breaker). RUNS runs, alternating direct / W1 off / W1 on; medians.
+#   W2       W2_JOBS jobs each due 10-20 s after it is sent (X-Not-Before; the due time also
+#            forwarded as X-Due-Ms): lateness p50/p99/max at the sink, early deliveries.
+#   W3       W3_JOBS jobs to /flaky (500 while X-Fetch-Attempt <= 2) on a 100 ms retry schedule:
+#            attempts per job, undelivered.
+#   W4       W1 with kill -9 of the relay once half the jobs are acknowledged; restart on the same
+#            store, submit the rest, wait: acknowledged-but-never-delivered (lost), duplicates.
+#   W5       W5_JOBS pending jobs due in 1-6 h, written straight into the store by
+#            fetchrelay_w5_fill (not through HTTP), then the relay started on it: time to /readyz
+#            200, RSS when ready and 10 s later.
 #
+# W2-W4 run RUNS times (medians); W5 once. WORKLOADS picks some, e.g. WORKLOADS="w1 w4".
 # The sink is nginx started here on a free loopback port; its access log records per request the
 # receive time, X-Fetch-Job-Id, X-Fetch-Attempt, X-Due-Ms and the status. Figures go to stdout and
-# to bench/results/w1-<date>.json. Never run while a build is running: the machine has 2 cores.
-#
-# Not yet here (benchmark issue, next slices): W2-W5, the pipeline-on run.
+# bench/results/bench-<date>.json. Never run while a build is running: the machine has 2 cores.
 set -euo pipefail
 
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-50000}
+W2_JOBS=${W2_JOBS:-200000}
+W3_JOBS=${W3_JOBS:-20000}
+W5_JOBS=${W5_JOBS:-10000000}
 RUNS=${RUNS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
+WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5}
 # RELAY_SERVER: extra keys for the relay's `server` block, for experiments, e.g. "worker_threads: 1".
+# BENCH_KEEP: a directory to keep the sink's access log and each relay's /metrics in (debugging).
+# PERF_OUT: record the relay's W1 runs (pipeline off) with perf (call graphs through DWARF) into this file.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADGEN="$ROOT/$BUILD/bench/fetchrelay_loadgen"
+FILL="$ROOT/$BUILD/bench/fetchrelay_w5_fill"
 RELAY="$ROOT/$BUILD/fetchrelay"
+KEY=relay_sk_bench_0123456789
 WORK=$(mktemp -d /tmp/fetchrelay-bench.XXXXXX)
 NGINX_PID=""
 RELAY_PID=""
@@ -29,9 +46,12 @@ cleanup() {
   [ -n "$RELAY_PID" ] && kill "$RELAY_PID" 2>/dev/null || true
   [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null || true
   wait 2>/dev/null || true
+  if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP"; cp "$WORK/nginx/access.log" "$WORK/relay.log" "$BENCH_KEEP/" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 
 free_port() {
   local p
@@ -51,8 +71,11 @@ wait_port() {
 }
 
 json_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
-
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+median_of() { printf '%s\n' "$@" | median; }
+list() { local IFS=,; echo "$*"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+pct() { awk -v a="$1" -v d="$2" 'BEGIN {printf "%.1f", 100 * a / d}'; }
 
 start_sink() {
   SINK_PORT=$(free_port)
@@ -86,86 +109,266 @@ EOF
   wait_port "$SINK_PORT"
 }
 
+# start_relay [keep]: a relay on a free port with the store in $DATA (emptied unless "keep").
+DATA="$WORK/data"
 start_relay() {
-  rm -rf "$WORK/data" "$WORK/port"
+  [ "${1:-}" = keep ] || rm -rf "$DATA"
+  rm -f "$WORK/port"
   cat >"$WORK/relay.yaml" <<EOF
 server: {listen: 127.0.0.1:0${RELAY_SERVER:+, $RELAY_SERVER}}
-storage: {path: $WORK/data}
-auth: {keys: [{tenant: bench, key: relay_sk_bench_0123456789}]}
+storage: {path: $DATA}
+auth: {keys: [{tenant: bench, key: $KEY}]}
 log: {level: warn}
 delivery: {allow_networks: [127.0.0.0/8], max_connections_per_origin: 64}
 limits: {max_pending_per_tenant: 100000000}
+plugins: {search_path: [$ROOT/$BUILD/plugins], load: [signing, rate_limit, circuit_breaker]}
+policies:
+  default: {}
+  fast:
+    retry: {attempts: 5, schedule: [100ms], jitter: 0}
+  piped:
+    pipeline:
+      - signing: {scheme: standard-webhooks, secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}
+      - rate_limit: {rate: 1000000/s, burst: 100000}
+      - circuit_breaker: {}
 EOF
-  "$RELAY" serve --config "$WORK/relay.yaml" --port-file "$WORK/port" >"$WORK/relay.log" 2>&1 &
+  RELAY_STARTED_MS=$(now_ms)
+  "$RELAY" serve --config "$WORK/relay.yaml" --port-file "$WORK/port" >>"$WORK/relay.log" 2>&1 &
   RELAY_PID=$!
-  for _ in $(seq 1 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done
+  for _ in $(seq 1 600); do [ -s "$WORK/port" ] && break; sleep 0.02; done
+  if [ ! -s "$WORK/port" ]; then echo "the relay did not start:" >&2; tail "$WORK/relay.log" >&2; exit 1; fi
   RELAY_PORT=$(cat "$WORK/port")
 }
 
+# Waits for /readyz 200; prints the ms since start_relay.
+wait_ready() {
+  for _ in $(seq 1 3000); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$RELAY_PORT/readyz")" = 200 ]; then
+      echo $(($(now_ms) - RELAY_STARTED_MS)); return
+    fi
+    sleep 0.01
+  done
+  echo "the relay never became ready" >&2; exit 1
+}
+
+STOPS=0
 stop_relay() {
+  STOPS=$((STOPS + 1))
+  if [ -n "${BENCH_KEEP:-}" ]; then
+    mkdir -p "$BENCH_KEEP"
+    curl -s "http://127.0.0.1:$RELAY_PORT/metrics" >"$BENCH_KEEP/metrics-$STOPS.txt" || true
+  fi
   kill -TERM "$RELAY_PID"
   wait "$RELAY_PID" || true
   RELAY_PID=""
 }
 
-# The sink's log lines of this W1 run: those after byte LOG_FROM, with a job id.
+relay_rss_kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$RELAY_PID/status"; }
+relay_cpu_s() { awk -v t="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / t}' "/proc/$RELAY_PID/stat"; }
+
+# The sink's log lines since mark_log, with a job id: "<s.ms> <id> <attempt> <due-ms|-> <status>".
+mark_log() {
+  sleep 1.2  # nginx flushes its log buffer every second
+  LOG_FROM=$(stat -c %s "$WORK/nginx/access.log" 2>/dev/null || echo 0)
+}
 run_log() { tail -c +$((LOG_FROM + 1)) "$WORK/nginx/access.log" | grep ' job_' || true; }
-delivered_lines() { run_log | wc -l; }
+delivered_ok() { run_log | awk '$5 == 200 {print $2}' | sort -u | wc -l; }
+
+# Waits until `delivered_ok` reaches $1 or $2 seconds pass.
+wait_delivered() {
+  local deadline=$((SECONDS + $2))
+  while [ "$(delivered_ok)" -lt "$1" ] && [ $SECONDS -lt "$deadline" ]; do sleep 0.5; done
+  sleep 1.2
+}
+
+submit() {  # submit COUNT [loadgen options...]: jobs to the relay; prints loadgen's JSON line
+  local count=$1; shift
+  "$LOADGEN" --port "$RELAY_PORT" --count "$count" --connections "$CONNECTIONS" --seconds 300 \
+    --header "Authorization: Bearer $KEY" --header "Content-Type: application/json" \
+    --body '{"userId":"user_456"}' "$@"
+}
 
 run_direct() {
-  "$LOADGEN" --port "$SINK_PORT" --path /ok --count "$JOBS" --connections "$CONNECTIONS" --seconds 120 --body '{}'
-}
-
-run_w1() {
-  sleep 1.2  # the direct run's lines are flushed (nginx flushes its log buffer every second)
-  LOG_FROM=$(stat -c %s "$WORK/nginx/access.log" 2>/dev/null || echo 0)
-  start_relay
   local out
-  out=$("$LOADGEN" --port "$RELAY_PORT" --count "$JOBS" --connections "$CONNECTIONS" --seconds 120 \
-    --header "Authorization: Bearer relay_sk_bench_0123456789" \
-    --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" --header "Content-Type: application/json" \
-    --body '{"userId":"user_456"}')
-  local first_ack
-  first_ack=$(json_field "$out" first_ok_ms)
-  local deadline=$((SECONDS + 180))
-  while [ "$(delivered_lines)" -lt "$JOBS" ] && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
-  sleep 1.2  # nginx flushes its log buffer every second
-  local delivered last_ms rss cpu ticks
-  delivered=$(delivered_lines)
-  last_ms=$(run_log | awk '{printf "%.0f\n", $1 * 1000}' | sort -n | tail -1)
-  rss=$(awk '/VmHWM/ {print $2}' "/proc/$RELAY_PID/status")
-  ticks=$(getconf CLK_TCK)
-  cpu=$(awk -v t="$ticks" '{printf "%.1f", ($14 + $15) / t}' "/proc/$RELAY_PID/stat")
-  stop_relay
-  local deliveries_per_s
-  deliveries_per_s=$(awk -v n="$delivered" -v a="$first_ack" -v b="$last_ms" 'BEGIN {printf "%.0f", n * 1000 / (b - a)}')
-  echo "$(json_field "$out" rate) $deliveries_per_s $delivered $rss $cpu"
+  out=$("$LOADGEN" --port "$SINK_PORT" --path /ok --count "$JOBS" --connections "$CONNECTIONS" --seconds 120 --body '{}')
+  json_field "$out" rate
 }
 
-echo "bench: $JOBS jobs per run, $RUNS runs alternating direct and W1, $CONNECTIONS connections"
+# run_w1 POLICY: prints "acks/s deliveries/s delivered peak-RSS-KiB CPU-s".
+run_w1() {
+  mark_log
+  start_relay
+  local perf_pid=""
+  if [ -n "${PERF_OUT:-}" ] && [ "$1" = default ]; then
+    perf record -F 999 --call-graph dwarf,32768 -p "$RELAY_PID" -o "$PERF_OUT" >/dev/null 2>&1 &
+    perf_pid=$!
+    sleep 0.5
+  fi
+  local out first_ack delivered last_ms rss cpu
+  out=$(submit "$JOBS" --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" --header "X-Policy: $1")
+  first_ack=$(json_field "$out" first_ok_ms)
+  wait_delivered "$JOBS" 180
+  delivered=$(delivered_ok)
+  last_ms=$(run_log | awk '{printf "%.0f\n", $1 * 1000}' | sort -n | tail -1)
+  rss=$(relay_rss_kib VmHWM)
+  cpu=$(relay_cpu_s)
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+  stop_relay
+  echo "$(json_field "$out" rate) $(awk -v n="$delivered" -v a="$first_ack" -v b="$last_ms" 'BEGIN {printf "%.0f", n * 1000 / (b - a)}') $delivered $rss $cpu"
+}
+
+# W2: prints "p50 p99 max early delivered acked peak-RSS-KiB".
+run_w2() {
+  mark_log
+  start_relay
+  local out acked
+  out=$(submit "$W2_JOBS" --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" --due-spread 10000:20000)
+  acked=$(sed -n 's/.*"202":\([0-9]*\).*/\1/p' <<<"$out")
+  wait_delivered "${acked:-0}" 120
+  local rss
+  rss=$(relay_rss_kib VmHWM)
+  stop_relay
+  run_log | awk '$5 == 200 && $4 != "-" {printf "%.0f\n", $1 * 1000 - $4}' | sort -n |
+    awk -v acked="${acked:-0}" -v rss="$rss" '{a[NR]=$1; if ($1 < 0) early++}
+      END {p50 = a[int((NR - 1) * 0.50) + 1]; p99 = a[int((NR - 1) * 0.99) + 1];
+           printf "%d %d %d %d %d %d %s\n", p50, p99, a[NR], early, NR, acked, rss}'
+}
+
+# W3: prints "jobs-with-exactly-3-attempts other undelivered acked".
+run_w3() {
+  mark_log
+  start_relay
+  local out acked
+  out=$(submit "$W3_JOBS" --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/flaky" --header "X-Policy: fast")
+  acked=$(sed -n 's/.*"202":\([0-9]*\).*/\1/p' <<<"$out")
+  wait_delivered "${acked:-0}" 120
+  stop_relay
+  run_log | awk -v acked="${acked:-0}" '{n[$2]++; if ($5 == 200) ok[$2] = 1}
+      END {for (id in n) { if (n[id] == 3) three++; else other++; if (!(id in ok)) undelivered++ }
+           printf "%d %d %d %d\n", three, other, undelivered + (acked - length(n)), acked}'
+}
+
+# W4: prints "acked lost duplicates unacked-delivered". The last: jobs stored but killed before
+# their 202 went out, delivered anyway (the client, seeing no answer, would send them again).
+run_w4() {
+  mark_log
+  start_relay
+  local ids1="$WORK/ids1" ids2="$WORK/ids2"
+  rm -f "$ids1" "$ids2"
+  submit "$JOBS" --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" --ids "$ids1" >"$WORK/w4-first.json" 2>/dev/null &
+  local gen=$!
+  while [ "$(wc -l <"$ids1" 2>/dev/null || echo 0)" -lt $((JOBS / 2)) ] && kill -0 "$gen" 2>/dev/null; do sleep 0.02; done
+  kill -9 "$RELAY_PID"
+  wait "$RELAY_PID" 2>/dev/null || true
+  RELAY_PID=""
+  wait "$gen" || true
+  local first
+  first=$(wc -l <"$ids1")
+  start_relay keep
+  wait_ready >/dev/null
+  submit $((JOBS - first)) --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" --ids "$ids2" >/dev/null
+  local acked
+  acked=$(cat "$ids1" "$ids2" | wc -l)
+  wait_delivered "$acked" 120
+  stop_relay
+  run_log | awk '$5 == 200 {print $2}' | sort >"$WORK/w4-delivered"
+  local lost dups unacked
+  cat "$ids1" "$ids2" | awk '{print $2}' | sort -u >"$WORK/w4-acked"
+  lost=$(comm -23 "$WORK/w4-acked" <(sort -u "$WORK/w4-delivered") | wc -l)
+  unacked=$(comm -13 "$WORK/w4-acked" <(sort -u "$WORK/w4-delivered") | wc -l)
+  dups=$(uniq -d -c "$WORK/w4-delivered" | awk '{s += $1 - 1} END {print s + 0}')
+  echo "$acked $lost $dups $unacked"
+}
+
+# W5: prints "jobs fill-s ready-ms rss-ready-KiB rss-10s-KiB peak-KiB scheduled".
+run_w5() {
+  local fill
+  DATA="$WORK/w5data"
+  rm -rf "$DATA"
+  fill=$("$FILL" --data "$DATA" --jobs "$W5_JOBS" --url "http://127.0.0.1:$SINK_PORT/ok")
+  start_relay keep
+  local ready rss_ready rss_later peak scheduled
+  ready=$(wait_ready)
+  rss_ready=$(relay_rss_kib VmRSS)
+  sleep 10
+  rss_later=$(relay_rss_kib VmRSS)
+  peak=$(relay_rss_kib VmHWM)
+  scheduled=$(curl -s "http://127.0.0.1:$RELAY_PORT/metrics" | awk '/^fetchrelay_jobs\{status="scheduled"\}/ {print $2}')
+  stop_relay
+  rm -rf "$DATA"
+  DATA="$WORK/data"
+  echo "$W5_JOBS $(json_field "$fill" seconds) $ready $rss_ready $rss_later $peak ${scheduled:-?}"
+}
+
+echo "bench: WORKLOADS='$WORKLOADS', RUNS=$RUNS, $CONNECTIONS connections, build $BUILD"
 start_sink
-direct=() acks=() deliv=() rss=() cpu=() count=()
-for r in $(seq 1 "$RUNS"); do
-  d=$(run_direct)
-  direct+=("$(json_field "$d" rate)")
-  read -r a b c m u <<<"$(run_w1)"
-  acks+=("$a") deliv+=("$b") count+=("$c") rss+=("$m") cpu+=("$u")
-  echo "run $r: direct ${direct[-1]} req/s; W1 acks ${a}/s, deliveries ${b}/s ($c delivered), peak RSS ${m} KiB, CPU ${u} s"
-done
-md=$(printf '%s\n' "${direct[@]}" | median)
-ma=$(printf '%s\n' "${acks[@]}" | median)
-mb=$(printf '%s\n' "${deliv[@]}" | median)
-mr=$(printf '%s\n' "${rss[@]}" | median)
-mc=$(printf '%s\n' "${cpu[@]}" | median)
-ra=$(awk -v a="$ma" -v d="$md" 'BEGIN {printf "%.1f", 100 * a / d}')
-rb=$(awk -v a="$mb" -v d="$md" 'BEGIN {printf "%.1f", 100 * a / d}')
-echo "median: direct $md req/s | W1 enqueue $ma acks/s ($ra % of direct) | W1 delivery $mb/s ($rb % of direct) | peak RSS $mr KiB | CPU $mc s"
+RESULT="$ROOT/bench/results/bench-$(date -u +%Y%m%dT%H%M%SZ).json"
 mkdir -p "$ROOT/bench/results"
-cat >"$ROOT/bench/results/w1-$(date -u +%Y%m%dT%H%M%SZ).json" <<EOF
-{"jobs": $JOBS, "runs": $RUNS, "connections": $CONNECTIONS,
- "direct_rps": [$(IFS=,; echo "${direct[*]}")], "w1_acks_per_s": [$(IFS=,; echo "${acks[*]}")],
- "w1_deliveries_per_s": [$(IFS=,; echo "${deliv[*]}")], "w1_delivered": [$(IFS=,; echo "${count[*]}")],
- "relay_peak_rss_kib": [$(IFS=,; echo "${rss[*]}")], "relay_cpu_s": [$(IFS=,; echo "${cpu[*]}")],
- "median": {"direct_rps": $md, "w1_acks_per_s": $ma, "w1_deliveries_per_s": $mb,
-            "w1_acks_pct_of_direct": $ra, "w1_deliveries_pct_of_direct": $rb}}
-EOF
+sections=()
+
+if wants w1; then
+  direct=() acks=() deliv=() rss=() cpu=() count=() packs=() pdeliv=() pcount=()
+  for r in $(seq 1 "$RUNS"); do
+    direct+=("$(run_direct)")
+    read -r a b c m u <<<"$(run_w1 default)"
+    acks+=("$a") deliv+=("$b") count+=("$c") rss+=("$m") cpu+=("$u")
+    read -r pa pb pc _ _ <<<"$(run_w1 piped)"
+    packs+=("$pa") pdeliv+=("$pb") pcount+=("$pc")
+    echo "run $r: direct ${direct[-1]} req/s | W1 acks ${a}/s, deliveries ${b}/s ($c delivered), peak RSS ${m} KiB, CPU ${u} s | pipeline on: acks ${pa}/s, deliveries ${pb}/s ($pc delivered)"
+  done
+  md=$(median_of "${direct[@]}") ma=$(median_of "${acks[@]}") mb=$(median_of "${deliv[@]}")
+  mr=$(median_of "${rss[@]}") mc=$(median_of "${cpu[@]}")
+  mpa=$(median_of "${packs[@]}") mpb=$(median_of "${pdeliv[@]}")
+  cost=$(awk -v off="$mb" -v on="$mpb" 'BEGIN {printf "%.1f", 100 * (off - on) / off}')
+  echo "W1 median: direct $md req/s | enqueue $ma acks/s ($(pct "$ma" "$md") % of direct) | delivery $mb/s ($(pct "$mb" "$md") % of direct) | peak RSS $mr KiB | CPU $mc s"
+  echo "W1 pipeline on, median: enqueue $mpa acks/s | delivery $mpb/s | cost $cost % of deliveries/s versus off"
+  sections+=("\"w1\": {\"jobs\": $JOBS, \"direct_rps\": [$(list "${direct[@]}")], \"acks_per_s\": [$(list "${acks[@]}")],
+  \"deliveries_per_s\": [$(list "${deliv[@]}")], \"delivered\": [$(list "${count[@]}")],
+  \"relay_peak_rss_kib\": [$(list "${rss[@]}")], \"relay_cpu_s\": [$(list "${cpu[@]}")],
+  \"pipeline_on\": {\"acks_per_s\": [$(list "${packs[@]}")], \"deliveries_per_s\": [$(list "${pdeliv[@]}")], \"delivered\": [$(list "${pcount[@]}")]},
+  \"median\": {\"direct_rps\": $md, \"acks_per_s\": $ma, \"deliveries_per_s\": $mb, \"acks_pct_of_direct\": $(pct "$ma" "$md"),
+             \"deliveries_pct_of_direct\": $(pct "$mb" "$md"), \"pipeline_on_deliveries_per_s\": $mpb, \"pipeline_cost_pct\": $cost}}")
+fi
+
+if wants w2; then
+  p50s=() p99s=() maxs=() earlies=() lines=()
+  for r in $(seq 1 "$RUNS"); do
+    read -r p50 p99 mx early n acked rss <<<"$(run_w2)"
+    p50s+=("$p50") p99s+=("$p99") maxs+=("$mx") earlies+=("$early") lines+=("$n/$acked")
+    echo "W2 run $r: lateness p50 $p50 ms, p99 $p99 ms, max $mx ms; early $early; delivered $n of $acked acknowledged; peak RSS $rss KiB"
+  done
+  echo "W2 median: lateness p50 $(median_of "${p50s[@]}") ms, p99 $(median_of "${p99s[@]}") ms, max $(median_of "${maxs[@]}") ms; early $(median_of "${earlies[@]}")"
+  sections+=("\"w2\": {\"jobs\": $W2_JOBS, \"p50_ms\": [$(list "${p50s[@]}")], \"p99_ms\": [$(list "${p99s[@]}")], \"max_ms\": [$(list "${maxs[@]}")],
+  \"early\": [$(list "${earlies[@]}")], \"delivered_of_acked\": [\"$(IFS=; printf '%s","' "${lines[@]}" | sed 's/","$//')\"]}")
+fi
+
+if wants w3; then
+  threes=() others=() undel=()
+  for r in $(seq 1 "$RUNS"); do
+    read -r three other u acked <<<"$(run_w3)"
+    threes+=("$three") others+=("$other") undel+=("$u")
+    echo "W3 run $r: $three of $acked jobs took exactly 3 attempts; $other other; $u undelivered"
+  done
+  sections+=("\"w3\": {\"jobs\": $W3_JOBS, \"exactly_3_attempts\": [$(list "${threes[@]}")], \"other\": [$(list "${others[@]}")], \"undelivered\": [$(list "${undel[@]}")]}")
+fi
+
+if wants w4; then
+  losts=() dupss=() ackeds=() unackeds=()
+  for r in $(seq 1 "$RUNS"); do
+    read -r acked lost dups unacked <<<"$(run_w4)"
+    losts+=("$lost") dupss+=("$dups") ackeds+=("$acked") unackeds+=("$unacked")
+    echo "W4 run $r: $acked acknowledged, $lost lost, $dups duplicate deliveries, $unacked delivered that the kill left unacknowledged"
+  done
+  sections+=("\"w4\": {\"jobs\": $JOBS, \"acked\": [$(list "${ackeds[@]}")], \"lost\": [$(list "${losts[@]}")], \"duplicates\": [$(list "${dupss[@]}")], \"unacked_delivered\": [$(list "${unackeds[@]}")]}")
+fi
+
+if wants w5; then
+  read -r jobs fill ready rr rl peak sched <<<"$(run_w5)"
+  echo "W5: $jobs pending jobs written in $fill s; restart to /readyz 200 in $ready ms; RSS $rr KiB when ready, $rl KiB 10 s later, peak $peak KiB; /metrics scheduled $sched"
+  sections+=("\"w5\": {\"jobs\": $jobs, \"fill_s\": $fill, \"ready_ms\": $ready, \"rss_ready_kib\": $rr, \"rss_10s_kib\": $rl, \"peak_rss_kib\": $peak, \"scheduled\": \"$sched\"}")
+fi
+
+{ echo "{\"date\": \"$(date -u +%FT%TZ)\", \"runs\": $RUNS, \"connections\": $CONNECTIONS,"
+  (IFS=$'\n'; printf '%s,\n' "${sections[@]}") | sed '$ s/,$//'
+  echo "}"; } >"$RESULT"
+echo "figures: $RESULT"
