@@ -199,6 +199,20 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
   // A job recovered while active had an attempt in flight at the crash: it runs again.
   if (self->state.s.status == job_status::active) self->state.s.status = job_status::scheduled;
   // Brought back early (e.g. to be cancelled): what is stored is what it is, so it may go again.
+  // Not linked to the manager: a job that throws leaves its snapshot to the scheduler (as a
+  // hibernated one does) rather than taking every other job down with it.
+  self->set_exception_handler([self](std::exception_ptr& e) -> caf::error {
+    auto& st = self->state;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      spdlog::error("job {}: {}; it goes back to the store and runs again when due", st.s.id, x.what());
+    } catch (...) {
+      spdlog::error("job {}: unknown exception; it goes back to the store and runs again when due", st.s.id);
+    }
+    caf::anon_send(st.ctx->manager, hibernated_atom::value, st.s.id, st.s.run_at_ms);
+    return caf::exit_reason::unhandled_exception;
+  });
   if (ctx->hibernate_at_start && waits_long(self->state.s, *ctx))
     park(self, *ctx);
   else

@@ -138,6 +138,21 @@ TEST_F(JobManager, ADayLongDelayHibernatesAndFiresAtADayNotBefore) {
   EXPECT_EQ(metrics_->due_index_size.load(), 0);
 }
 
+// Job actors are not linked to the manager (linking is O(live jobs) per spawn in CAF 0.17), so the
+// manager must end them itself: otherwise the actor system's shutdown would wait forever.
+TEST_F(JobManager, AManagerThatStopsEndsItsWaitingJobActors) {
+  start();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(submit(10'000).http_status, 202);
+  ASSERT_EQ(live(), 3) << "jobs due in 10 s wait in memory";
+  auto before = f_.sys().registry().running();
+  caf::anon_send_exit(manager_, caf::exit_reason::user_shutdown);
+  f_.run();
+  manager_ = nullptr;
+  // Left running: the store actor only (manager, scheduler, destination and the 3 jobs are gone).
+  EXPECT_EQ(f_.sys().registry().running(), 1u) << "was " << before;
+  EXPECT_TRUE(log_->hits.empty());
+}
+
 TEST_F(JobManager, ALongBackoffHibernatesAndTheAttemptsGoOnAfterwards) {
   start();
   log_->script = {500, 502};
