@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/destination_actor.h"
+#include "core/reply_batch.h"
 #include "core/job_json.h"
 
 namespace fetchrelay::actors {
@@ -174,10 +175,25 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
   ++count;
   std::string id = s.id;
   st.pending[id] = {std::move(s), std::move(sub.spec), std::move(reply), idem_key};
+  if (st.outbox_ids.empty()) self->send(self, flush_atom::value);  // after the submissions queued now
+  for (auto& j : b.jobs) st.outbox.jobs.push_back(std::move(j));
+  for (auto& k : b.idempotency) st.outbox.idempotency.push_back(std::move(k));
+  st.outbox_ids.push_back(std::move(id));
+}
+
+/// Hands the submissions gathered in this turn to the store as one synced commit.
+void flush_submissions(self_ptr self, const env& e) {
+  auto& st = self->state;
+  if (st.outbox_ids.empty()) return;
+  persistence::commit_batch b = std::move(st.outbox);
+  st.outbox = {};
+  b.sync = true;
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  self->send(e.store, commit_atom::value, std::move(b), completion<status>([me, id](status r) {
-               caf::anon_send(me, committed_atom::value, id, std::move(r));
+  self->send(e.store, commit_atom::value, std::move(b),
+             completion<status>([me, ids = std::move(st.outbox_ids)](status r) {
+               caf::anon_send(me, committed_atom::value, ids, std::move(r));
              }));
+  st.outbox_ids.clear();
 }
 
 void on_committed(self_ptr self, const env& e, const std::string& id, const status& r) {
@@ -388,6 +404,15 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
       [self](submit_atom, submission& sub, completion<submit_answer>& reply) {
         auto e = self->state.env;
         submit(self, *e, std::move(sub), std::move(reply));
+      },
+      [self](flush_atom) {
+        auto e = self->state.env;
+        flush_submissions(self, *e);
+      },
+      [self](committed_atom, const std::vector<std::string>& ids, const status& r) {
+        auto e = self->state.env;
+        reply_batch replies;  // the 202s of one group commit leave together
+        for (const auto& id : ids) on_committed(self, *e, id, r);
       },
       [self](committed_atom, const std::string& id, const status& r) {
         auto e = self->state.env;

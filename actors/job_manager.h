@@ -111,6 +111,10 @@ struct manager_state {
   std::unordered_map<std::string, caf::actor> destinations;
   std::shared_ptr<inflight_gate> gate;
   std::unordered_map<std::string, pending_submission> pending;
+  // Submissions not yet handed to the store: one commit (and one answer back) for all that
+  // arrived in one turn of the mailbox.
+  persistence::commit_batch outbox;
+  std::vector<std::string> outbox_ids;
   std::unordered_map<std::string, std::int64_t> tenant_pending;
   std::unordered_map<std::string, idem_entry> idem;
   std::deque<std::pair<std::string, std::int64_t>> idem_order;  // (key, expiry), oldest first

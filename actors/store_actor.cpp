@@ -1,5 +1,6 @@
 #include "actors/store_actor.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 namespace fetchrelay::actors {
@@ -24,6 +25,7 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
                                             std::shared_ptr<persistence::store> store,
                                             store_actor_options options,
                                             std::shared_ptr<store_actor_stats> stats) {
+  pthread_setname_np(pthread_self(), "fr-store");  // a detached actor: its own thread
   if (options.ready) options.ready->store(store->health().is_ok());
   auto publish = [store, options] {
     if (!options.metrics) return;

@@ -32,7 +32,8 @@ CONNECTIONS=${CONNECTIONS:-64}
 WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5}
 # RELAY_SERVER: extra keys for the relay's `server` block, for experiments, e.g. "worker_threads: 1".
 # BENCH_KEEP: a directory to keep the sink's access log and each relay's /metrics in (debugging).
-# PERF_OUT: record the relay's W1 runs (pipeline off) with perf (call graphs through DWARF) into this file.
+# BENCH_THREADS=1: print each relay thread's CPU seconds after each W1 run (to stderr).
+# PERF_OUT: record the relay's W1 runs of policy PERF_POLICY (default: pipeline off) with perf (call graphs through DWARF) into this file.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADGEN="$ROOT/$BUILD/bench/fetchrelay_loadgen"
 FILL="$ROOT/$BUILD/bench/fetchrelay_w5_fill"
@@ -199,7 +200,7 @@ run_w1() {
   mark_log
   start_relay
   local perf_pid=""
-  if [ -n "${PERF_OUT:-}" ] && [ "$1" = default ]; then
+  if [ -n "${PERF_OUT:-}" ] && [ "$1" = "${PERF_POLICY:-default}" ]; then
     perf record -F 999 --call-graph dwarf,32768 -p "$RELAY_PID" -o "$PERF_OUT" >/dev/null 2>&1 &
     perf_pid=$!
     sleep 0.5
@@ -212,6 +213,12 @@ run_w1() {
   last_ms=$(run_log | awk '{printf "%.0f\n", $1 * 1000}' | sort -n | tail -1)
   rss=$(relay_rss_kib VmHWM)
   cpu=$(relay_cpu_s)
+  if [ -n "${BENCH_THREADS:-}" ]; then
+    for t in /proc/"$RELAY_PID"/task/*; do
+      awk -v n="$(cat "$t/comm")" -v k="$(getconf CLK_TCK)" '{printf "%s:%.2f ", n, ($14 + $15) / k}' "$t/stat"
+    done >&2
+    echo "($1)" >&2
+  fi
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   stop_relay
   echo "$(json_field "$out" rate) $(awk -v n="$delivered" -v a="$first_ack" -v b="$last_ms" 'BEGIN {printf "%.0f", n * 1000 / (b - a)}') $delivered $rss $cpu"

@@ -10,6 +10,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <pthread.h>
+
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -605,7 +607,10 @@ result<std::unique_ptr<client>> client::create(client_options options) {
   i->tls_ctx.set_verify_mode(ssl::verify_peer);
   i->sweep();
   impl* raw = i.get();
-  i->thread = std::thread([raw] { raw->ioc.run(); });
+  i->thread = std::thread([raw] {
+    pthread_setname_np(pthread_self(), "fr-http-out");
+    raw->ioc.run();
+  });
   return std::unique_ptr<client>(new client(std::move(i)));
 }
 

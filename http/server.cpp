@@ -7,8 +7,11 @@
 #include "http/server.h"
 
 #include "core/ascii.h"
+#include "core/reply_batch.h"
 
 #include <spdlog/spdlog.h>
+
+#include <pthread.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -73,6 +76,7 @@ namespace detail {
 struct pending_response {
   std::weak_ptr<session> target;
   std::shared_ptr<gate> g;
+  net::io_context* ioc = nullptr;
   std::atomic<bool> sent{false};
 
   void deliver(response r);
@@ -273,6 +277,7 @@ class session : public std::enable_shared_from_this<session> {
     auto pending = std::make_shared<detail::pending_response>();
     pending->target = weak_from_this();
     pending->g = srv_.answer_gate;
+    pending->ioc = &srv_.ioc;
     try {
       srv_.on_request(std::move(req), responder(std::move(pending)));
     } catch (const std::exception& e) {
@@ -346,8 +351,54 @@ class session : public std::enable_shared_from_this<session> {
   std::size_t drained_ = 0;
 };
 
+namespace {
+
+/// Answers given inside a reply_batch on this thread, waiting for it to close.
+struct held_answer {
+  std::weak_ptr<session> target;
+  std::shared_ptr<gate> g;
+  net::io_context* ioc;
+  response r;
+};
+thread_local std::vector<held_answer> held;
+
+/// One post per server for all the answers held: the io thread wakes once, then hands each to
+/// its connection (inline when the connection has no strand, i.e. with one io thread).
+void flush_held() {
+  auto items = std::move(held);
+  held.clear();
+  while (!items.empty()) {
+    auto g = items.front().g;
+    auto* ioc = items.front().ioc;
+    std::vector<std::pair<std::shared_ptr<session>, response>> mine;
+    std::vector<held_answer> rest;
+    for (auto& it : items) {
+      if (it.g != g) {
+        rest.push_back(std::move(it));
+      } else if (auto s = it.target.lock()) {
+        mine.emplace_back(std::move(s), std::move(it.r));
+      }
+    }
+    items = std::move(rest);
+    std::lock_guard<std::mutex> lock(g->mu);
+    if (!g->open || mine.empty()) continue;
+    net::post(*ioc, [mine = std::move(mine)]() mutable {
+      for (auto& [s, r] : mine) {
+        net::dispatch(s->executor(), [s = s, r = std::move(r)]() mutable { s->on_answer(std::move(r)); });
+      }
+    });
+  }
+}
+
+}  // namespace
+
 void detail::pending_response::deliver(response r) {
   if (sent.exchange(true)) return;
+  if (auto* batch = reply_batch::current()) {
+    if (held.empty()) batch->at_close(flush_held);
+    held.push_back({target, g, ioc, std::move(r)});
+    return;
+  }
   std::lock_guard<std::mutex> lock(g->mu);
   if (!g->open) return;
   auto s = target.lock();
@@ -356,7 +407,11 @@ void detail::pending_response::deliver(response r) {
 }
 
 void server::impl::do_accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  // With one io thread a connection needs no strand: everything runs on that thread, and a
+  // batch of answers reaches each connection inline (flush_held).
+  net::any_io_executor ex = options.io_threads > 1 ? net::any_io_executor(net::make_strand(ioc))
+                                                   : net::any_io_executor(ioc.get_executor());
+  acceptor.async_accept(ex, [this](beast::error_code ec, tcp::socket socket) {
     on_accept(ec, std::move(socket));
   });
 }
@@ -469,6 +524,7 @@ status server::start() {
   i.do_accept();
   for (int t = 0; t < i.options.io_threads; ++t) {
     i.threads.emplace_back([&i] {
+      pthread_setname_np(pthread_self(), "fr-http-in");  // top -H, perf: which thread is busy
       for (;;) {
         try {
           i.ioc.run();

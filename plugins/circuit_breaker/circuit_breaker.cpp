@@ -74,11 +74,16 @@ class circuit_breaker final : public fetchrelay::sdk::plugin {
     }
     if (state_ != state::closed) return;  // an attempt that was in flight when it tripped
     window_.push_back({now, failed});
-    while (!window_.empty() && window_.front().first <= now - window_ms_) window_.pop_front();
+    window_failures_ += failed ? 1 : 0;
+    while (!window_.empty() && window_.front().first <= now - window_ms_) {
+      window_failures_ -= window_.front().second ? 1 : 0;
+      window_.pop_front();
+    }
     consecutive_ = failed ? consecutive_ + 1 : 0;
-    auto failures = std::count_if(window_.begin(), window_.end(), [](const auto& e) { return e.second; });
+    // A running count: counting the window on every outcome cost 10 % of the relay's CPU at
+    // 10,000 attempts/s (a 30 s window holds 300,000 outcomes).
     bool ratio = static_cast<int>(window_.size()) >= min_requests_ &&
-                 static_cast<double>(failures) >= failure_ratio_ * static_cast<double>(window_.size());
+                 static_cast<double>(window_failures_) >= failure_ratio_ * static_cast<double>(window_.size());
     if (consecutive_ >= consecutive_limit_ || (failed && ratio)) trip(now);
   }
 
@@ -99,6 +104,7 @@ class circuit_breaker final : public fetchrelay::sdk::plugin {
     state_ = state::open;
     host_.gauge("state", 1);
     window_.clear();
+    window_failures_ = 0;
     consecutive_ = 0;
     host_.count("opened");
     host_.log(FR_LOG_WARN, "circuit open for " + std::to_string(open_until_ms_ - now) + " ms");
@@ -125,6 +131,7 @@ class circuit_breaker final : public fetchrelay::sdk::plugin {
   state state_ = state::closed;
   int consecutive_ = 0;
   std::deque<std::pair<std::int64_t, bool>> window_;  // (time, failed) of recent outcomes
+  std::int64_t window_failures_ = 0;                   // how many of them failed
   std::int64_t current_open_ms_ = 30'000;
   std::int64_t open_until_ms_ = 0;
   int probes_out_ = 0;
