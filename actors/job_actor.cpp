@@ -30,7 +30,11 @@ void commit(self_ptr self, const job_context& ctx, job_status old_status, std::i
   completion<status> done;
   caf::actor me = caf::actor_cast<caf::actor>(self);
   if (after == then::finished) {
-    done = completion<status>([me](status s) { caf::anon_send(me, committed_atom::value, std::move(s)); });
+    // Synced: straight to the manager (one message fewer per job); failed: back here to retry.
+    done = completion<status>([me, mgr = ctx.manager, s = st.s](status r) {
+      if (r.is_ok()) caf::anon_send(mgr, done_atom::value, s.id, s);
+      else caf::anon_send(me, committed_atom::value, std::move(r));
+    });
   } else if (after == then::hibernate) {
     done = completion<status>(
         [me, gen = st.generation](status s) { caf::anon_send(me, hibernate_atom::value, gen, std::move(s)); });
@@ -79,10 +83,11 @@ void start_attempt(self_ptr self, const job_context& ctx) {
   auto& st = self->state;
   if (ctx.metrics)
     ctx.metrics->lateness.observe(static_cast<double>(ctx.clock->now_ms() - st.s.run_at_ms));
-  job_status old = st.s.status;
+  // Not written (docs/decisions.md): `active` lives in memory, where reads of a live job are
+  // answered. The store keeps the job as it was, due entry included, so a crash now makes it due
+  // again just as a written `active` would; the attempt's outcome is the next write.
+  if (!st.unsaved) st.unsaved = std::make_pair(st.s.status, st.s.run_at_ms);
   st.s.status = job_status::active;
-  // No sync: the due entry stays where it was, so a crash now makes the job due again.
-  commit(self, ctx, old, st.s.run_at_ms, std::nullopt, false, then::nothing);
   attempt_request req;
   req.job_id = st.s.id;
   req.generation = st.generation;
@@ -213,10 +218,14 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
     caf::anon_send(st.ctx->manager, hibernated_atom::value, st.s.id, st.s.run_at_ms);
     return caf::exit_reason::unhandled_exception;
   });
-  if (ctx->hibernate_at_start && waits_long(self->state.s, *ctx))
+  if (ctx->hibernate_at_start && waits_long(self->state.s, *ctx)) {
     park(self, *ctx);
-  else
+  } else if (self->state.s.run_at_ms <= ctx->clock->now_ms()) {
+    ++self->state.generation;  // due now: no wake message to itself first
+    start_attempt(self, *ctx);
+  } else {
     arm(self, *ctx);
+  }
   return {
       [self](hibernate_atom, std::uint64_t gen, const status& s) {
         auto ctx = self->state.ctx;
@@ -262,14 +271,10 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
       [self](committed_atom, const status& s) {
         auto ctx = self->state.ctx;
         auto& st = self->state;
-        if (!st.finishing) return;
-        if (!s.is_ok()) {
-          spdlog::warn("job {}: final state not stored ({}); retrying", st.s.id, s.message());
-          auto gen = st.generation;
-          self->delayed_send(self, std::chrono::seconds(1), wake_atom::value, gen);
-          return;
-        }
-        caf::anon_send(ctx->manager, done_atom::value, st.s.id, st.s);
+        if (!st.finishing || s.is_ok()) return;  // synced: the store told the manager
+        spdlog::warn("job {}: final state not stored ({}); retrying", st.s.id, s.message());
+        auto gen = st.generation;
+        self->delayed_send(self, std::chrono::seconds(1), wake_atom::value, gen);
       },
       [self](forget_atom) { self->quit(); },
   };

@@ -310,9 +310,12 @@ http::handler make_api_handler(api_deps deps) {
                          r.headers.push_back({"Retry-After", std::to_string(std::max(1, a.retry_after_s))});
                          return reply.send(std::move(r));
                        }
-                       nlohmann::json j = {{"id", a.id}, {"status", "scheduled"},
-                                           {"run_at", format_rfc3339(a.run_at_ms)}, {"deduplicated", a.deduplicated}};
-                       reply.send(response::json(202, j.dump()));
+                       // Formatted by hand: the id is a ULID and the time RFC 3339, so nothing needs
+                       // escaping, and nlohmann::json here cost 16k instructions a job on the manager's thread.
+                       std::string body = "{\"id\":\"" + a.id + "\",\"status\":\"scheduled\",\"run_at\":\"" +
+                                          format_rfc3339(a.run_at_ms) + "\",\"deduplicated\":" +
+                                          (a.deduplicated ? "true}" : "false}");
+                       reply.send(response::json(202, std::move(body)));
                      }));
       return;
     }

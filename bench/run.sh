@@ -32,12 +32,14 @@ CONNECTIONS=${CONNECTIONS:-64}
 WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5}
 # RELAY_SERVER: extra keys for the relay's `server` block, for experiments, e.g. "worker_threads: 1".
 # BENCH_KEEP: a directory to keep the sink's access log and each relay's /metrics in (debugging).
+# RELAY_WRAP: a command the relay runs under, e.g. "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p"
+#   (instruction counts: steadier than time on a shared machine; perf has no hardware counters here).
 # BENCH_THREADS=1: print each relay thread's CPU seconds after each W1 run (to stderr).
 # PERF_OUT: record the relay's W1 runs of policy PERF_POLICY (default: pipeline off) with perf (call graphs through DWARF) into this file.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADGEN="$ROOT/$BUILD/bench/fetchrelay_loadgen"
 FILL="$ROOT/$BUILD/bench/fetchrelay_w5_fill"
-RELAY="$ROOT/$BUILD/fetchrelay"
+RELAY=${RELAY_BIN:-"$ROOT/$BUILD/fetchrelay"}  # RELAY_BIN: another binary, for A/B runs
 KEY=relay_sk_bench_0123456789
 WORK=$(mktemp -d /tmp/fetchrelay-bench.XXXXXX)
 NGINX_PID=""
@@ -134,9 +136,9 @@ policies:
       - circuit_breaker: {}
 EOF
   RELAY_STARTED_MS=$(now_ms)
-  "$RELAY" serve --config "$WORK/relay.yaml" --port-file "$WORK/port" >>"$WORK/relay.log" 2>&1 &
+  ${RELAY_WRAP:-} "$RELAY" serve --config "$WORK/relay.yaml" --port-file "$WORK/port" >>"$WORK/relay.log" 2>&1 &
   RELAY_PID=$!
-  for _ in $(seq 1 600); do [ -s "$WORK/port" ] && break; sleep 0.02; done
+  for _ in $(seq 1 1500); do [ -s "$WORK/port" ] && break; sleep 0.02; done
   if [ ! -s "$WORK/port" ]; then echo "the relay did not start:" >&2; tail "$WORK/relay.log" >&2; exit 1; fi
   RELAY_PORT=$(cat "$WORK/port")
 }

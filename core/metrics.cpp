@@ -88,11 +88,12 @@ void relay_metrics::set_gauge(const std::string& family, const std::string& labe
 
 std::string relay_metrics::render() const {
   std::string out;
-  out += "# HELP fetchrelay_jobs Jobs in the store by status.\n# TYPE fetchrelay_jobs gauge\n";
+  out += "# HELP fetchrelay_jobs Jobs by status: from the store, except active (attempts in flight now, "
+         "which the store still counts as scheduled or retrying).\n# TYPE fetchrelay_jobs gauge\n";
   for (auto s : {job_status::scheduled, job_status::active, job_status::retrying, job_status::delivered,
                  job_status::failed, job_status::cancelled}) {
-    out += "fetchrelay_jobs{status=\"" + std::string(to_string(s)) + "\"} " +
-           std::to_string(jobs_by_status[static_cast<size_t>(s)].load()) + "\n";
+    auto n = s == job_status::active ? in_flight.load() : jobs_by_status[static_cast<size_t>(s)].load();
+    out += "fetchrelay_jobs{status=\"" + std::string(to_string(s)) + "\"} " + std::to_string(n) + "\n";
   }
   out += "# HELP fetchrelay_attempts_total Delivery attempts by outcome class.\n# TYPE fetchrelay_attempts_total counter\n";
   for (size_t i = 0; i < attempts.size(); ++i) {

@@ -130,7 +130,9 @@ TEST_F(JobActor, DelayedJobFiresAtItsTimeAndNotBefore) {
   EXPECT_TRUE(has("X-Fetch-Job-Id", "job_01JDQX7Z8Y9ABCDEFGHJKMNPQR"));
   EXPECT_TRUE(has("X-Fetch-Attempt", "1"));
   EXPECT_TRUE(has("Content-Type", "application/json"));
-  EXPECT_EQ(stored().status, job_status::active);
+  // `active` is not written: the store keeps the job scheduled and due until the outcome.
+  EXPECT_EQ(stored().status, job_status::scheduled);
+  EXPECT_EQ(store_->scan_due(std::nullopt, 1LL << 62, 10)->size(), 1u);
   answer(a, 200);
   ASSERT_EQ(rec_->finished.size(), 1u);
   EXPECT_EQ(rec_->finished[0].status, job_status::delivered);
@@ -239,7 +241,8 @@ TEST_F(JobActor, OutcomeOfAnOldGenerationIsIgnored) {
   stale.status = 200;
   caf::anon_send(a, outcome_atom::value, stale);
   f_.run();
-  EXPECT_EQ(stored().status, job_status::active);
+  EXPECT_EQ(stored().status, job_status::scheduled) << "nothing written for a stale outcome";
+  EXPECT_EQ(stored().attempts, 0u);
   EXPECT_TRUE(rec_->finished.empty());
 }
 

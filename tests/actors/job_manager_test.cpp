@@ -184,9 +184,10 @@ TEST_F(JobManager, DeferralsCountNoAttemptAndALongOneHibernates) {
   log_->script = {-10'000, -120'000, 500};
   auto a = submit(0);
   ASSERT_EQ(log_->hits.size(), 1u);
-  // A 10 s deferral stays in memory, unwritten: the store still says active.
+  // A 10 s deferral stays in memory, unwritten: the store still has the job as submitted.
   EXPECT_EQ(live(), 1);
-  EXPECT_EQ(stored(a.id).status, job_status::active);
+  EXPECT_EQ(stored(a.id).status, job_status::scheduled);
+  EXPECT_EQ(stored(a.id).run_at_ms, t0);
   advance(10s - 1ms);
   EXPECT_EQ(log_->hits.size(), 1u);
   advance(1ms);
