@@ -266,7 +266,8 @@ run_w4() {
   rm -f "$ids1" "$ids2"
   submit "$JOBS" --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" --ids "$ids1" >"$WORK/w4-first.json" 2>/dev/null &
   local gen=$!
-  while [ "$(wc -l <"$ids1" 2>/dev/null || echo 0)" -lt $((JOBS / 2)) ] && kill -0 "$gen" 2>/dev/null; do sleep 0.02; done
+  lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+  while [ "$(lines "$ids1")" -lt $((JOBS / 2)) ] && kill -0 "$gen" 2>/dev/null; do sleep 0.02; done
   kill -9 "$RELAY_PID"
   wait "$RELAY_PID" 2>/dev/null || true
   RELAY_PID=""

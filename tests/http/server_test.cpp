@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/reply_batch.h"
 #include "tests/support/raw_http.h"
 
 namespace fetchrelay::http {
@@ -39,6 +40,11 @@ class server_fixture : public ::testing::Test {
         ++requests_;
       }
       if (req.path() == "/drop") return;
+      if (req.path() == "/held") {
+        std::lock_guard<std::mutex> lock(mu_);
+        held_.push_back(std::move(r));
+        return;
+      }
       if (req.path() == "/slow") {
         std::thread([r, n = req.body.size()] {
           std::this_thread::sleep_for(20ms);
@@ -61,6 +67,7 @@ class server_fixture : public ::testing::Test {
   std::mutex mu_;
   std::string last_target_;
   int requests_ = 0;
+  std::vector<responder> held_;  // /held: answered by the test
 };
 
 TEST_F(server_fixture, AnswersAndKeepsTheConnectionAlive) {
@@ -92,6 +99,38 @@ TEST_F(server_fixture, AnswerFromAnotherThreadArrives) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, "{\"later\":3}");
+}
+
+// The job manager answers a group commit's submissions inside a reply_batch: they are held until
+// it closes, then leave together, each to its own connection.
+TEST_F(server_fixture, AnswersGivenInAReplyBatchLeaveWhenItClosesEachToItsConnection) {
+  start();
+  std::vector<connection> conns;
+  for (int i = 0; i < 3; ++i) {
+    auto c = connection::open(port_);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->send("GET /held HTTP/1.1\r\nHost: a\r\n\r\n"));
+    conns.push_back(std::move(*c));
+  }
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size() == 3;
+  }));
+  std::vector<responder> answers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    answers = held_;
+  }
+  std::thread([&] {
+    reply_batch batch;
+    for (std::size_t i = 0; i < answers.size(); ++i) answers[i].send(response::json(200, "{\"n\":" + std::to_string(i) + "}"));
+    EXPECT_FALSE(conns[0].read_response(150ms)) << "an answer left before the batch closed";
+  }).join();
+  for (std::size_t i = 0; i < conns.size(); ++i) {
+    auto r = conns[i].read_response();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->body, "{\"n\":" + std::to_string(i) + "}");
+  }
 }
 
 TEST_F(server_fixture, DroppedResponderAnswers500) {
