@@ -71,6 +71,54 @@ TEST(Destination, TheGlobalCapHoldsAcrossOriginsAndEveryAttemptStillRuns) {
   caf::anon_send_exit(collector, caf::exit_reason::user_shutdown);
 }
 
+// Attempts without plugins are settled on the client's thread; the destination hears of it only
+// when it has a queue to pump. None may be left in the queue, and the origin's cap must hold.
+TEST(Destination, AQueuePastTheOriginCapDrainsCompletelyAndTheCapHolds) {
+  test::test_origin origin;
+  http::client_options o;
+  o.allow_networks = {*parse_cidr("127.0.0.0/8")};
+  auto client = std::shared_ptr<http::client>(std::move(http::client::create(o).value()));
+  caf::actor_system_config cfg;
+  configure(cfg, {1, false});
+  caf::actor_system sys(cfg);
+  auto metrics = std::make_shared<relay_metrics>();
+  auto clock = std::make_shared<system_wall_clock>();
+  auto outcomes = std::make_shared<std::atomic<int>>(0);
+  auto ok = std::make_shared<std::atomic<int>>(0);
+  auto collector = sys.spawn(
+      [](caf::event_based_actor*, std::shared_ptr<std::atomic<int>> n, std::shared_ptr<std::atomic<int>> good) -> caf::behavior {
+        return {[n, good](outcome_atom, const attempt_result& r) {
+          if (r.status == 200) ++*good;
+          ++*n;
+        }};
+      },
+      outcomes, ok);
+  std::string key = "http://127.0.0.1:" + std::to_string(origin.port());
+  auto dest = sys.spawn(destination_actor, destination_options{key, client, 2, nullptr, nullptr, clock, metrics});
+  constexpr int n = 200;
+  for (int i = 0; i < n; ++i) {
+    attempt_request req;
+    req.job_id = "job_" + std::to_string(i);
+    req.method = "GET";
+    req.url = key + "/ok";
+    req.timeout = 5s;
+    req.reply_to = collector;
+    caf::anon_send(dest, deliver_atom::value, std::move(req));
+  }
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (outcomes->load() < n && std::chrono::steady_clock::now() < deadline) {
+    EXPECT_LE(metrics->in_flight.load(), 2);
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(outcomes->load(), n) << "attempts left in the queue";
+  EXPECT_EQ(ok->load(), n);
+  EXPECT_EQ(origin.received().size(), static_cast<std::size_t>(n));
+  EXPECT_EQ(metrics->in_flight.load(), 0);
+  EXPECT_EQ(static_cast<long long>(metrics->attempts[static_cast<size_t>(attempt_class::s2xx)].load()), n);
+  caf::anon_send_exit(dest, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(collector, caf::exit_reason::user_shutdown);
+}
+
 TEST(Destination, PluginsChangeTheRequestOrStopItBeforeItIsSent) {
   test::test_origin origin;
   http::client_options o;

@@ -38,7 +38,14 @@ TEST(PluginsEndToEnd, ABreakerStopsHammeringADeadTargetAndEveryJobIsDeliveredOnc
       },
       30s);
   EXPECT_TRUE(all) << relay.log();
-  m = relay.call("GET", "/metrics", "");
+  // A live job answers GET from memory, possibly just before its terminal write is synced; the
+  // store's counters follow within a commit.
+  wait_until(
+      [&] {
+        m = relay.call("GET", "/metrics", "");
+        return m && metric_value(m->body, "fetchrelay_jobs{status=\"delivered\"}") == 20;
+      },
+      10s);
   EXPECT_EQ(metric_value(m->body, "fetchrelay_jobs{status=\"delivered\"}"), 20);
   EXPECT_EQ(metric_value(m->body, "fetchrelay_jobs{status=\"failed\"}"), 0);
   EXPECT_GE(metric_sum(m->body, "fetchrelay_plugin_circuit_breaker_closed_total"), 1);
