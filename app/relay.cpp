@@ -123,6 +123,9 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   actors::configure(p->caf_cfg, {cfg.server.worker_threads, false});
   p->system = std::make_unique<caf::actor_system>(p->caf_cfg);
   p->health = p->system->spawn(actors::health, std::chrono::steady_clock::now());
+  // Set here, before the server starts: the store actor sets it again when it starts on its own
+  // thread, which may be after the first requests (they got 503 not_ready for a moment).
+  p->ready->store(store->health().is_ok());
   actors::store_actor_options so;
   so.ready = p->ready;
   so.metrics = p->metrics;
