@@ -16,27 +16,39 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST(Destination, TheGlobalCapHoldsAcrossOriginsAndEveryAttemptStillRuns) {
-  test::test_origin a_origin, b_origin;
+/// A delivery client allowed to reach loopback targets.
+std::shared_ptr<http::client> loopback_client() {
   http::client_options o;
   o.allow_networks = {*parse_cidr("127.0.0.0/8")};
-  auto client = std::shared_ptr<http::client>(std::move(http::client::create(o).value()));
+  return std::shared_ptr<http::client>(std::move(http::client::create(o).value()));
+}
+
+/// What a collector actor saw of the outcomes sent to it.
+struct tally {
+  std::atomic<int> outcomes{0}, ok{0}, timeouts{0};
+};
+
+caf::actor spawn_collector(caf::actor_system& sys, std::shared_ptr<tally> t) {
+  return sys.spawn([t](caf::event_based_actor*) -> caf::behavior {
+    return {[t](outcome_atom, const attempt_result& r) {
+      if (r.status == 200) ++t->ok;
+      if (r.error_class == "timeout") ++t->timeouts;
+      ++t->outcomes;
+    }};
+  });
+}
+
+TEST(Destination, TheGlobalCapHoldsAcrossOriginsAndEveryAttemptStillRuns) {
+  test::test_origin a_origin, b_origin;
+  auto client = loopback_client();
   caf::actor_system_config cfg;
   configure(cfg, {1, false});
   caf::actor_system sys(cfg);
   auto gate = std::make_shared<inflight_gate>(1);
   auto metrics = std::make_shared<relay_metrics>();
   auto clock = std::make_shared<system_wall_clock>();
-  auto outcomes = std::make_shared<std::atomic<int>>(0);
-  auto timeouts = std::make_shared<std::atomic<int>>(0);
-  auto collector = sys.spawn(
-      [](caf::event_based_actor*, std::shared_ptr<std::atomic<int>> n, std::shared_ptr<std::atomic<int>> t) -> caf::behavior {
-        return {[n, t](outcome_atom, const attempt_result& r) {
-          if (r.error_class == "timeout") ++*t;
-          ++*n;
-        }};
-      },
-      outcomes, timeouts);
+  auto seen = std::make_shared<tally>();
+  auto collector = spawn_collector(sys, seen);
   std::vector<caf::actor> dests;
   for (auto* origin : {&a_origin, &b_origin}) {
     std::string key = "http://127.0.0.1:" + std::to_string(origin->port());
@@ -55,14 +67,14 @@ TEST(Destination, TheGlobalCapHoldsAcrossOriginsAndEveryAttemptStillRuns) {
   // ahead of what has finished.
   auto deadline = std::chrono::steady_clock::now() + 20s;
   int max_ahead = 0;
-  while (outcomes->load() < 6 && std::chrono::steady_clock::now() < deadline) {
+  while (seen->outcomes.load() < 6 && std::chrono::steady_clock::now() < deadline) {
     int received = static_cast<int>(a_origin.received().size() + b_origin.received().size());
-    max_ahead = std::max(max_ahead, received - outcomes->load());
+    max_ahead = std::max(max_ahead, received - seen->outcomes.load());
     EXPECT_LE(metrics->in_flight.load(), 1);
     std::this_thread::sleep_for(20ms);
   }
-  EXPECT_EQ(outcomes->load(), 6);
-  EXPECT_EQ(timeouts->load(), 6);
+  EXPECT_EQ(seen->outcomes.load(), 6);
+  EXPECT_EQ(seen->timeouts.load(), 6);
   EXPECT_EQ(max_ahead, 1);
   EXPECT_EQ(a_origin.received().size(), 3u);
   EXPECT_EQ(b_origin.received().size(), 3u);
@@ -75,24 +87,14 @@ TEST(Destination, TheGlobalCapHoldsAcrossOriginsAndEveryAttemptStillRuns) {
 // when it has a queue to pump. None may be left in the queue, and the origin's cap must hold.
 TEST(Destination, AQueuePastTheOriginCapDrainsCompletelyAndTheCapHolds) {
   test::test_origin origin;
-  http::client_options o;
-  o.allow_networks = {*parse_cidr("127.0.0.0/8")};
-  auto client = std::shared_ptr<http::client>(std::move(http::client::create(o).value()));
+  auto client = loopback_client();
   caf::actor_system_config cfg;
   configure(cfg, {1, false});
   caf::actor_system sys(cfg);
   auto metrics = std::make_shared<relay_metrics>();
   auto clock = std::make_shared<system_wall_clock>();
-  auto outcomes = std::make_shared<std::atomic<int>>(0);
-  auto ok = std::make_shared<std::atomic<int>>(0);
-  auto collector = sys.spawn(
-      [](caf::event_based_actor*, std::shared_ptr<std::atomic<int>> n, std::shared_ptr<std::atomic<int>> good) -> caf::behavior {
-        return {[n, good](outcome_atom, const attempt_result& r) {
-          if (r.status == 200) ++*good;
-          ++*n;
-        }};
-      },
-      outcomes, ok);
+  auto seen = std::make_shared<tally>();
+  auto collector = spawn_collector(sys, seen);
   std::string key = "http://127.0.0.1:" + std::to_string(origin.port());
   auto dest = sys.spawn(destination_actor, destination_options{key, client, 2, nullptr, nullptr, clock, metrics});
   constexpr int n = 200;
@@ -106,12 +108,12 @@ TEST(Destination, AQueuePastTheOriginCapDrainsCompletelyAndTheCapHolds) {
     caf::anon_send(dest, deliver_atom::value, std::move(req));
   }
   auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (outcomes->load() < n && std::chrono::steady_clock::now() < deadline) {
+  while (seen->outcomes.load() < n && std::chrono::steady_clock::now() < deadline) {
     EXPECT_LE(metrics->in_flight.load(), 2);
     std::this_thread::sleep_for(1ms);
   }
-  EXPECT_EQ(outcomes->load(), n) << "attempts left in the queue";
-  EXPECT_EQ(ok->load(), n);
+  EXPECT_EQ(seen->outcomes.load(), n) << "attempts left in the queue";
+  EXPECT_EQ(seen->ok.load(), n);
   EXPECT_EQ(origin.received().size(), static_cast<std::size_t>(n));
   EXPECT_EQ(metrics->in_flight.load(), 0);
   EXPECT_EQ(static_cast<long long>(metrics->attempts[static_cast<size_t>(attempt_class::s2xx)].load()), n);
@@ -121,9 +123,7 @@ TEST(Destination, AQueuePastTheOriginCapDrainsCompletelyAndTheCapHolds) {
 
 TEST(Destination, PluginsChangeTheRequestOrStopItBeforeItIsSent) {
   test::test_origin origin;
-  http::client_options o;
-  o.allow_networks = {*parse_cidr("127.0.0.0/8")};
-  auto client = std::shared_ptr<http::client>(std::move(http::client::create(o).value()));
+  auto client = loopback_client();
   auto reg = plugins::registry::load({"stamp", "defer", "throws"}, {FETCHRELAY_TEST_PLUGIN_DIR});
   ASSERT_TRUE(reg.is_ok()) << reg.error().message();
   auto clock = std::make_shared<manual_wall_clock>(5'000);

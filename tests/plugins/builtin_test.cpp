@@ -254,5 +254,26 @@ TEST_F(Builtin, BreakerOpensOnTheFailureRatioOverTheWindow) {
   EXPECT_EQ(attempt(*c, "r4").kind, FR_DEFER);
 }
 
+// The failure count is kept running: failures that leave the window must leave the count too.
+TEST_F(Builtin, BreakerForgetsFailuresThatLeaveTheWindow) {
+  auto c = make("circuit_breaker",
+                R"({"consecutive_failures": 100, "failure_ratio": 0.5, "min_requests": 4, "window": "10s", "jitter": 0})");
+  at(0);
+  for (const char* j : {"a", "b"}) {  // 2 failures: below min_requests, no trip
+    attempt(*c, j);
+    outcome(*c, j, 500);
+  }
+  at(10'001);  // both have left the 10 s window
+  int n = 0;
+  for (int i = 0; i < 3; ++i) {
+    std::string j = "r" + std::to_string(n++);
+    EXPECT_EQ(attempt(*c, j).kind, FR_PROCEED);
+    outcome(*c, j, 200);
+  }
+  EXPECT_EQ(attempt(*c, "r3").kind, FR_PROCEED);
+  outcome(*c, "r3", 500);  // 1 of 4 in the window failed (3 of 4 had the old ones counted)
+  EXPECT_EQ(attempt(*c, "r4").kind, FR_PROCEED) << "tripped on failures outside the window";
+}
+
 }  // namespace
 }  // namespace fetchrelay::plugins

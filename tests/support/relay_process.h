@@ -61,6 +61,19 @@ class relay_process {
     return http_request(port_, method, target, body, auth + headers);
   }
 
+  /// Polls GET /metrics until `sample` reads `value` (bounded: 10 s); returns the last text. The
+  /// store's counters follow a job's terminal write, which GET of a live job may answer before.
+  std::string metrics_when(const std::string& sample, double value) {
+    std::string text;
+    for (int i = 0; i < 200; ++i) {
+      auto r = call("GET", "/metrics", "");
+      text = r ? r->body : "";
+      if (metric_value(text, sample) == value) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    return text;
+  }
+
   /// Polls GET /v1/jobs/{id} until its status is terminal (bounded).
   nlohmann::json wait_terminal(const std::string& id, std::string key = "") {
     if (key.empty()) key = key_;
