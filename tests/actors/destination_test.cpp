@@ -28,14 +28,17 @@ struct tally {
   std::atomic<int> outcomes{0}, ok{0}, timeouts{0};
 };
 
-caf::actor spawn_collector(caf::actor_system& sys, std::shared_ptr<tally> t) {
-  return sys.spawn([t](caf::event_based_actor*) -> caf::behavior {
-    return {[t](outcome_atom, const attempt_result& r) {
-      if (r.status == 200) ++t->ok;
-      if (r.error_class == "timeout") ++t->timeouts;
-      ++t->outcomes;
-    }};
-  });
+caf::actor spawn_collector(caf::actor_system& sys, std::shared_ptr<tally> seen) {
+  // `seen` goes as a spawn argument: CAF 0.17 binds a null tuple for an argument-less spawn (UBSan).
+  return sys.spawn(
+      [](caf::event_based_actor*, std::shared_ptr<tally> t) -> caf::behavior {
+        return {[t](outcome_atom, const attempt_result& r) {
+          if (r.status == 200) ++t->ok;
+          if (r.error_class == "timeout") ++t->timeouts;
+          ++t->outcomes;
+        }};
+      },
+      std::move(seen));
 }
 
 TEST(Destination, TheGlobalCapHoldsAcrossOriginsAndEveryAttemptStillRuns) {
