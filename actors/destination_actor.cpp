@@ -1,8 +1,10 @@
 #include "actors/destination_actor.h"
+#include "actors/guard.h"
 
 #include <spdlog/spdlog.h>
 
 #include "core/ascii.h"
+#include "core/log.h"
 #include "core/retry.h"
 
 namespace fetchrelay::actors {
@@ -43,6 +45,7 @@ void reply_not_sent(const attempt_request& req, const plugins::chain::verdict& v
   attempt_result a;
   a.generation = req.generation;
   a.started_at_ms = clock.now_ms();
+  a.token = req.token;
   if (v.kind == FR_DEFER) {
     a.deferred = true;
     a.defer_until_ms = v.defer_until_ms;
@@ -70,6 +73,11 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
     plugins::attempt_data d{std::move(req.method), std::move(req.url),   std::move(req.job_id), req.tenant,
                             req.policy,            req.attempt,          std::move(req.headers), std::move(req.body)};
     auto v = c->on_attempt(d);
+    log::event(spdlog::level::debug,
+               {{"job_id", d.job_id}, {"attempt", req.attempt}, {"policy", req.policy},
+                {"decision", v.kind == FR_PROCEED ? "proceed" : v.kind == FR_DEFER ? "defer" : "reject"},
+                {"plugin", v.by}, {"reason", v.reason}},
+               "plugin chain decided");
     if (v.kind != FR_PROCEED) {
       c->on_outcome(d, {0, v.kind == FR_DEFER ? "deferred" : "rejected", -1, 0}, v.proceeded);
       if (o.metrics && v.kind == FR_REJECT) {
@@ -100,9 +108,11 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
   std::int64_t started = o.clock->now_ms();
   auto t0 = std::chrono::steady_clock::now();
   o.client->send(std::move(out), req.timeout,
-                 [me, reply_to = req.reply_to, gen = req.generation, started, t0, ticket](http::outbound_result r) {
+                 [me, reply_to = req.reply_to, gen = req.generation, started, t0, ticket,
+                  token = std::move(req.token)](http::outbound_result r) {
                    attempt_result a;
                    a.generation = gen;
+                   a.token = token;
                    a.started_at_ms = started;
                    a.duration_ms = static_cast<std::uint32_t>(
                        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
@@ -182,11 +192,16 @@ caf::behavior destination_actor(self_ptr self, destination_options options) {
     }
   };
   return {
-      [self, pump](deliver_atom, attempt_request& req) {
+      guarded("destination", "deliver", [self, o, pump](deliver_atom, attempt_request& req) {
+        if (o->drain && o->drain->draining.load(std::memory_order_acquire)) return;  // stays due
         self->state.queue.push_back(std::move(req));
         pump();
-      },
-      [self, o, pump](gate_atom) {
+      }),
+      guarded("destination", "drain", [self](drain_atom) {
+        // Stopping: what has not started stays due in the store (its token goes with it).
+        self->state.queue.clear();
+      }),
+      guarded("destination", "gate", [self, o, pump](gate_atom) {
         // A slot handed over by the gate: use it for the next queued attempt, or give it back.
         auto& st = self->state;
         st.waiting_for_gate = false;
@@ -198,8 +213,8 @@ caf::behavior destination_actor(self_ptr self, destination_options options) {
         }
         if (!used) o->gate->release();
         pump();
-      },
-      [self, o, pump](finished_atom, attempt_result& a, const caf::actor& reply_to, std::uint64_t ticket) {
+      }),
+      guarded("destination", "finished", [self, o, pump](finished_atom, attempt_result& a, const caf::actor& reply_to, std::uint64_t ticket) {
         --self->state.in_flight;
         if (o->gate) o->gate->release();
         if (ticket != 0) report_outcome(self, *o, ticket, a);
@@ -210,7 +225,7 @@ caf::behavior destination_actor(self_ptr self, destination_options options) {
         }
         caf::anon_send(reply_to, outcome_atom::value, std::move(a));
         pump();
-      },
+      }),
   };
 }
 

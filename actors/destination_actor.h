@@ -76,6 +76,7 @@ struct destination_options {
   std::shared_ptr<const pipeline_set> pipelines; // may be null: no plugins
   std::shared_ptr<const wall_clock> clock;
   std::shared_ptr<relay_metrics> metrics;     // may be null
+  std::shared_ptr<delivery_drain> drain;      // may be null
 };
 
 /// (deliver_atom, attempt_request) in; (outcome_atom, attempt_result) out to request.reply_to.

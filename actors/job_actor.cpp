@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/ascii.h"
+#include "core/log.h"
 
 namespace fetchrelay::actors {
 namespace {
@@ -67,6 +68,12 @@ void park(self_ptr self, const job_context& ctx) {
   caf::anon_send(ctx.manager, hibernated_atom::value, st.s.id, st.s.run_at_ms);
 }
 
+/// "timeout" of "timeout: the deadline passed", or "" for an answer with a status code.
+std::string_view error_class_of(const std::string& error) {
+  auto colon = error.find(':');
+  return colon == std::string::npos ? std::string_view(error) : std::string_view(error).substr(0, colon);
+}
+
 void finish(self_ptr self, const job_context& ctx, job_status status,
             std::optional<attempt_record> attempt) {
   auto& st = self->state;
@@ -74,6 +81,21 @@ void finish(self_ptr self, const job_context& ctx, job_status status,
   std::int64_t old_due = st.s.run_at_ms;
   st.s.status = status;
   st.s.finished_at_ms = ctx.clock->now_ms();
+  // One line per job at info when it ends (docs/operations.md).
+  if (st.s.last_status_code != 0) {
+    log::event(spdlog::level::info,
+               {{"job_id", st.s.id}, {"tenant", st.s.tenant}, {"origin", log::origin_of(st.s.url)},
+                {"job_status", to_string(status)}, {"attempts", st.s.attempts},
+                {"status_code", st.s.last_status_code}, {"duration_ms", st.s.finished_at_ms - st.s.created_at_ms}},
+               "job {}", to_string(status));
+  } else {
+    log::event(spdlog::level::info,
+               {{"job_id", st.s.id}, {"tenant", st.s.tenant}, {"origin", log::origin_of(st.s.url)},
+                {"job_status", to_string(status)}, {"attempts", st.s.attempts},
+                {"error_class", st.s.attempts ? error_class_of(st.s.last_error) : std::string_view("none")},
+                {"duration_ms", st.s.finished_at_ms - st.s.created_at_ms}},
+               "job {}", to_string(status));
+  }
   st.finishing = true;
   ++st.generation;  // any timer or outcome still on its way is now stale
   commit(self, ctx, old, old_due, std::move(attempt), true, then::finished);
@@ -81,6 +103,8 @@ void finish(self_ptr self, const job_context& ctx, job_status status,
 
 void start_attempt(self_ptr self, const job_context& ctx) {
   auto& st = self->state;
+  // Stopping: the job stays due in the store and runs after the restart.
+  if (ctx.drain && ctx.drain->draining.load(std::memory_order_acquire)) return;
   if (ctx.metrics)
     ctx.metrics->lateness.observe(static_cast<double>(ctx.clock->now_ms() - st.s.run_at_ms));
   // Not written (docs/decisions.md): `active` lives in memory, where reads of a live job are
@@ -102,6 +126,9 @@ void start_attempt(self_ptr self, const job_context& ctx) {
   req.attempt = st.s.attempts + 1;
   req.timeout = std::chrono::milliseconds(st.s.timeout_ms);
   req.reply_to = caf::actor_cast<caf::actor>(self);
+  if (ctx.drain) req.token = ctx.drain->token();
+  log::event(spdlog::level::debug,
+             {{"job_id", st.s.id}, {"attempt", req.attempt}, {"origin", log::origin_of(st.s.url)}}, "attempt started");
   caf::anon_send(ctx.destination, deliver_atom::value, std::move(req));
 }
 
@@ -128,6 +155,22 @@ std::optional<std::string> header_value(const attempt_result& r, std::string_vie
   return std::nullopt;
 }
 
+/// One line per failed attempt at info (docs/operations.md); next_attempt_at is "none" when the
+/// job ends with it.
+void log_failed_attempt(const job_state& s, const attempt_result& r, std::string_view next) {
+  if (r.status != 0) {
+    log::event(spdlog::level::info,
+               {{"job_id", s.id}, {"tenant", s.tenant}, {"attempt", s.attempts}, {"status_code", r.status},
+                {"duration_ms", r.duration_ms}, {"next_attempt_at", next}},
+               "attempt failed");
+  } else {
+    log::event(spdlog::level::info,
+               {{"job_id", s.id}, {"tenant", s.tenant}, {"attempt", s.attempts}, {"error_class", r.error_class},
+                {"error", r.error}, {"duration_ms", r.duration_ms}, {"next_attempt_at", next}},
+               "attempt failed");
+  }
+}
+
 void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) {
   auto& st = self->state;
   if (r.generation != st.generation || st.s.status != job_status::active || st.finishing) return;
@@ -138,6 +181,10 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
     st.s.run_at_ms = std::max(r.defer_until_ms, ctx.clock->now_ms());
     st.s.defer_reason = r.defer_reason;
     if (ctx.metrics) ctx.metrics->deferrals.fetch_add(1, std::memory_order_relaxed);
+    log::event(spdlog::level::debug,
+               {{"job_id", st.s.id}, {"attempt", st.s.attempts + 1}, {"reason", r.defer_reason},
+                {"defer_ms", st.s.run_at_ms - ctx.clock->now_ms()}},
+               "attempt deferred");
     wait_for_run(self, ctx, job_status::active, old_due, std::nullopt, false);
     return;
   }
@@ -165,6 +212,10 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
       o.retry_after = parse_retry_after(*ra, ctx.clock->now_ms());
   }
   classification c = classify(ctx.retry, o);
+  if (c.verdict != attempt_verdict::delivered &&
+      (c.verdict == attempt_verdict::fail || st.s.attempts >= st.s.max_attempts)) {
+    log_failed_attempt(st.s, r, "none");
+  }
   if (c.verdict == attempt_verdict::delivered) {
     finish(self, ctx, job_status::delivered, rec);
     return;
@@ -188,6 +239,7 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
   std::int64_t old_due = st.s.run_at_ms;
   st.s.status = job_status::retrying;
   st.s.run_at_ms = ctx.clock->now_ms() + wait.count();
+  if (spdlog::should_log(spdlog::level::info)) log_failed_attempt(st.s, r, format_rfc3339(st.s.run_at_ms));
   wait_for_run(self, ctx, old, old_due, rec, true);
 }
 

@@ -54,6 +54,8 @@ struct job_context {
   std::chrono::milliseconds hibernate_after = std::chrono::milliseconds::max();
   /// False for a job brought back to be cancelled: it must not go straight back to disk.
   bool hibernate_at_start = true;
+  /// Graceful stop: no attempt starts once draining; may be null.
+  std::shared_ptr<delivery_drain> drain;
 };
 
 struct job_actor_state {

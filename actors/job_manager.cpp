@@ -1,10 +1,13 @@
 #include "actors/job_manager.h"
+#include "actors/guard.h"
 
 #include <spdlog/spdlog.h>
 
 #include "actors/destination_actor.h"
 #include "core/reply_batch.h"
 #include "core/job_json.h"
+#include "core/log.h"
+#include "core/text.h"
 
 namespace fetchrelay::actors {
 namespace {
@@ -40,7 +43,7 @@ caf::actor destination_for(self_ptr self, const env& e, const std::string& url) 
   else
     d = self->spawn<caf::linked>(destination_actor,
                                  destination_options{key, e.client, e.options.max_in_flight_per_origin, self->state.gate,
-                                                     e.options.pipelines, e.clock, e.metrics});
+                                                     e.options.pipelines, e.clock, e.metrics, e.options.drain});
   return d;
 }
 
@@ -63,6 +66,7 @@ void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec,
   ctx->metrics = e.metrics;
   ctx->hibernate_after = e.options.hibernate_after;
   ctx->hibernate_at_start = may_hibernate;
+  ctx->drain = e.options.drain;
   std::string id = s.id;
   std::string tenant = s.tenant;
   // Not linked: CAF keeps an actor's links in a list that every link and unlink walks, which made
@@ -99,6 +103,43 @@ void remember_idempotency(self_ptr self, const std::string& key, manager_state::
   self->state.idem[key] = std::move(entry);
 }
 
+void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply);
+
+/// A repeat of another request: different fingerprints mean the key is reused for other work.
+bool conflicts(const std::string& first, const std::string& repeat) {
+  return !first.empty() && !repeat.empty() && first != repeat;
+}
+
+submit_answer conflict_answer(const std::string& id) {
+  return {409, id, 0, false, "idempotency_key_conflict",
+          "X-Idempotency-Key was first used for job " + id +
+              " with another method, URL, forwarded headers or body; use a new key for a new job"};
+}
+
+/// Answers a repeat with the job's status now: from the live actor, else from the store. A job
+/// that is gone (past retention, or purged) took its key with it: the repeat becomes a new job.
+void answer_repeat(self_ptr self, const env& e, submission sub, const std::string& id,
+                   completion<submit_answer> reply) {
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  auto held = std::make_shared<submission>(std::move(sub));
+  completion<result<std::optional<job_view>>> found([me, id, held, reply](result<std::optional<job_view>> r) {
+    if (!r.is_ok()) return reply({503, "", 0, false, "store_unavailable", r.error().message(), 1});
+    if (!r.value()) {
+      caf::anon_send(me, idem_gone_atom::value, id, std::move(*held), reply);
+      return;
+    }
+    const job_state& s = r.value()->state;
+    submit_answer a{202, id, s.run_at_ms, true, "", ""};
+    a.status = s.status;
+    reply(a);
+  });
+  if (auto it = self->state.live.find(id); it != self->state.live.end()) {
+    caf::anon_send(it->second.actor, read_atom::value, found);
+  } else {
+    self->send(e.store, read_atom::value, held->tenant, id, found);
+  }
+}
+
 void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply) {
   auto& st = self->state;
   std::int64_t now = e.clock->now_ms();
@@ -108,9 +149,9 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
     idem_key = sub.tenant + '\0' + sub.idempotency_key;
     auto it = st.idem.find(idem_key);
     if (it != st.idem.end() && it->second.expires_at_ms > now) {
-      submit_answer a{202, it->second.id, it->second.run_at_ms, true, "", ""};
+      if (conflicts(it->second.fingerprint, sub.fingerprint)) return reply(conflict_answer(it->second.id));
       if (it->second.committed)
-        reply(a);
+        answer_repeat(self, e, std::move(sub), it->second.id, std::move(reply));
       else
         it->second.waiters.push_back(std::move(reply));  // answered after the first's sync
       return;
@@ -169,8 +210,8 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
   b.jobs.push_back({s, std::nullopt, std::nullopt, sub.spec, std::nullopt});
   if (!idem_key.empty()) {
     auto expires = now + e.options.idempotency_window.count();
-    b.idempotency.push_back({sub.tenant, sub.idempotency_key, {s.id, expires}});
-    remember_idempotency(self, idem_key, {s.id, s.run_at_ms, expires, false, {}});
+    b.idempotency.push_back({sub.tenant, sub.idempotency_key, {s.id, expires, sub.fingerprint}});
+    remember_idempotency(self, idem_key, {s.id, s.run_at_ms, expires, sub.fingerprint, false, {}});
   }
   ++count;
   std::string id = s.id;
@@ -223,6 +264,11 @@ void on_committed(self_ptr self, const env& e, const std::string& id, const stat
   }
   submit_answer ok{202, p.state.id, p.state.run_at_ms, false, "", ""};
   p.reply(ok);
+  log::event(spdlog::level::debug,
+             {{"job_id", p.state.id}, {"tenant", p.state.tenant}, {"origin", log::origin_of(p.state.url)},
+              {"policy", p.state.policy}, {"delay_ms", p.state.run_at_ms - p.state.created_at_ms},
+              {"parent_id", p.state.parent_id}},
+             "job accepted");
   ok.deduplicated = true;
   for (auto& w : waiters) w(ok);
   if (p.state.run_at_ms - e.clock->now_ms() > e.options.hibernate_after.count()) {
@@ -259,7 +305,7 @@ void on_activated(self_ptr self, const env& e, const std::vector<std::string>& i
     spdlog::warn("cannot load {} due job(s): {}; the scheduler offers them again", ids.size(),
                  r.error().message());
     for (const auto& id : ids) {
-      for (auto& c : st.activating[id]) c(cancel_answer::not_found);
+      for (auto& c : st.activating[id]) c.second(cancel_answer::not_found);
       st.activating.erase(id);
     }
     // Still due on disk: the next scan of the due index (at the latest on restart) finds them.
@@ -269,15 +315,20 @@ void on_activated(self_ptr self, const env& e, const std::vector<std::string>& i
     std::string id = job.state.id;
     auto cancels = std::move(st.activating[id]);
     st.activating.erase(id);
-    bool to_cancel = !cancels.empty();
+    std::vector<completion<cancel_answer>> mine;
+    for (auto& [tenant, c] : cancels) {
+      if (tenant == job.state.tenant) mine.push_back(std::move(c));
+      else c(cancel_answer::not_found);  // another tenant's job
+    }
+    bool to_cancel = !mine.empty();
     spawn_job(self, e, std::move(job.state), std::move(job.spec), std::move(job.attempts),
               !to_cancel);
-    for (auto& c : cancels) caf::anon_send(st.live[id].actor, cancel_atom::value, c);
+    for (auto& c : mine) caf::anon_send(st.live[id].actor, cancel_atom::value, c);
   }
   for (const auto& id : ids) {  // finished or gone meanwhile
     auto it = st.activating.find(id);
     if (it == st.activating.end()) continue;
-    for (auto& c : it->second) c(cancel_answer::terminal);
+    for (auto& c : it->second) c.second(cancel_answer::terminal);
     st.activating.erase(it);
   }
 }
@@ -298,7 +349,7 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
   if (url.empty()) return;
   submission cb;
   cb.tenant = s.tenant;
-  cb.spec = job_spec{"POST", url, {{"Content-Type", "application/json"}}, report_json(s).dump()};
+  cb.spec = job_spec{"POST", url, {{"Content-Type", "application/json"}}, safe_dump(report_json(s))};
   cb.run_at_ms = e.clock->now_ms();
   cb.policy = s.policy;
   cb.parent_id = s.id;
@@ -349,13 +400,16 @@ void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key,
   st.idem_lookups.erase(idem_key);
   if (r.is_ok() && r.value() && r.value()->expires_at_ms > e.clock->now_ms()) {
     const idem_hit& hit = *r.value();
-    remember_idempotency(self, idem_key, {hit.id, hit.run_at_ms, hit.expires_at_ms, true, {}});
-    for (auto& [sub, reply] : waiting) reply({202, hit.id, hit.run_at_ms, true, "", ""});
+    remember_idempotency(self, idem_key, {hit.id, hit.run_at_ms, hit.expires_at_ms, hit.fingerprint, true, {}});
+    for (auto& [sub, reply] : waiting) {
+      if (conflicts(hit.fingerprint, sub.fingerprint)) reply(conflict_answer(hit.id));
+      else answer_repeat(self, e, std::move(sub), hit.id, std::move(reply));
+    }
     return;
   }
   if (!r.is_ok()) {
     for (auto& [sub, reply] : waiting)
-      reply({503, "", 0, false, "store_unavailable", r.error().message()});
+      reply({503, "", 0, false, "store_unavailable", r.error().message(), 1});
     return;
   }
   // Unknown or expired: the first becomes the job; the others then find it pending in memory.
@@ -396,25 +450,40 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
     return caf::exit_reason::unhandled_exception;
   });
   return {
-      [self](sweep_atom) {
+      guarded("job manager", "idem_gone", [self](idem_gone_atom, const std::string& id, submission& sub,
+                                                const completion<submit_answer>& reply) {
+        // The job the key named is gone: forget the key in memory; the repeat is a new job.
+        auto e = self->state.env;
+        std::string key = sub.tenant + '\0' + sub.idempotency_key;
+        if (auto it = self->state.idem.find(key); it != self->state.idem.end() && it->second.id == id) {
+          self->state.idem.erase(it);
+        }
+        sub.idem_checked = true;
+        submit(self, *e, std::move(sub), reply);
+      }),
+      guarded("job manager", "drain", [self](drain_atom) {
+        // Stopping (options.drain is set): destinations drop what has not started.
+        for (auto& [origin, d] : self->state.destinations) self->send(d, drain_atom::value);
+      }),
+      guarded("job manager", "sweep", [self](sweep_atom) {
         auto e = self->state.env;
         self->send(e->store, sweep_atom::value);
         self->delayed_send(self, e->options.sweep_every, sweep_atom::value);
-      },
-      [self](submit_atom, submission& sub, completion<submit_answer>& reply) {
+      }),
+      guarded("job manager", "submit", [self](submit_atom, submission& sub, completion<submit_answer>& reply) {
         auto e = self->state.env;
         submit(self, *e, std::move(sub), std::move(reply));
-      },
-      [self](flush_atom) {
+      }),
+      guarded("job manager", "flush", [self](flush_atom) {
         auto e = self->state.env;
         flush_submissions(self, *e);
-      },
-      [self](committed_atom, const std::vector<std::string>& ids, const status& r) {
+      }),
+      guarded("job manager", "committed", [self](committed_atom, const std::vector<std::string>& ids, const status& r) {
         auto e = self->state.env;
         reply_batch replies;  // the 202s of one group commit leave together
         for (const auto& id : ids) on_committed(self, *e, id, r);
-      },
-      [self](committed_atom, const std::string& id, const status& r) {
+      }),
+      guarded("job manager", "committed", [self](committed_atom, const std::string& id, const status& r) {
         auto e = self->state.env;
         auto it = self->state.retrying.find(id);
         if (it == self->state.retrying.end()) return on_committed(self, *e, id, r);
@@ -426,11 +495,13 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
         }
         reply({retry_answer::scheduled, job.state.run_at_ms, ""});
         spawn_job(self, *e, std::move(job.state), std::move(job.spec), std::move(job.attempts));
-      },
-      [self](retry_atom, const std::string& tenant, const std::string& id,
+      }),
+      guarded("job manager", "retry", [self](retry_atom, const std::string& tenant, const std::string& id,
              const completion<retry_answer>& reply) {
         auto e = self->state.env;
-        if (self->state.live.count(id)) {
+        if (auto it = self->state.live.find(id); it != self->state.live.end()) {
+          // Another tenant's job does not exist for this one: 404 before any other answer.
+          if (it->second.tenant != tenant) return reply({retry_answer::not_found, 0, ""});
           return reply(
               {retry_answer::not_retryable, 0,
                "job " + id + " is not finished; only failed or cancelled jobs can be retried"});
@@ -441,22 +512,22 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
                        [me, reply](result<std::optional<recovered_job>> r) {
                          caf::anon_send(me, loaded_atom::value, std::move(r), reply);
                        }));
-      },
-      [self](idem_loaded_atom, const std::string& idem_key,
+      }),
+      guarded("job manager", "idem_loaded", [self](idem_loaded_atom, const std::string& idem_key,
              const result<std::optional<idem_hit>>& r) {
         auto e = self->state.env;
         on_idem_loaded(self, *e, idem_key, r);
-      },
-      [self](loaded_atom, result<std::optional<recovered_job>>& r,
+      }),
+      guarded("job manager", "loaded", [self](loaded_atom, result<std::optional<recovered_job>>& r,
              const completion<retry_answer>& reply) {
         auto e = self->state.env;
         on_retry_loaded(self, *e, std::move(r), reply);
-      },
-      [self](done_atom, const std::string& id, const job_state& s) {
+      }),
+      guarded("job manager", "done", [self](done_atom, const std::string& id, const job_state& s) {
         auto e = self->state.env;
         on_done(self, *e, id, s);
-      },
-      [self](read_atom, const std::string& tenant, const std::string& id,
+      }),
+      guarded("job manager", "read", [self](read_atom, const std::string& tenant, const std::string& id,
              const completion<result<std::optional<job_view>>>& reply) {
         auto e = self->state.env;
         auto it = self->state.live.find(id);
@@ -469,8 +540,8 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
           return;
         }
         self->send(e->store, read_atom::value, tenant, id, reply);
-      },
-      [self](cancel_atom, const std::string& tenant, const std::string& id,
+      }),
+      guarded("job manager", "cancel", [self](cancel_atom, const std::string& tenant, const std::string& id,
              const completion<cancel_answer>& reply) {
         auto e = self->state.env;
         auto& st = self->state;
@@ -480,22 +551,23 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
           return;
         }
         if (auto a = st.activating.find(id); a != st.activating.end()) {
-          // Checked below before it was queued: on its way back, and this tenant's.
-          a->second.push_back(reply);
+          // On its way back from the store: its tenant is checked when it arrives.
+          a->second.push_back({tenant, reply});
           return;
         }
         // Not live: finished, hibernated or unknown. The store tells which.
         caf::actor me = caf::actor_cast<caf::actor>(self);
         self->send(e->store, read_atom::value, tenant, id,
                    completion<result<std::optional<job_view>>>(
-                       [me, id, reply](result<std::optional<job_view>> r) {
+                       [me, tenant, id, reply](result<std::optional<job_view>> r) {
                          if (!r.is_ok() || !r.value()) return reply(cancel_answer::not_found);
                          if (is_terminal(r.value()->state.status))
                            return reply(cancel_answer::terminal);
-                         caf::anon_send(me, cancel_found_atom::value, id, reply);  // hibernated
+                         caf::anon_send(me, cancel_found_atom::value, tenant, id, reply);  // hibernated
                        }));
-      },
-      [self](cancel_found_atom, const std::string& id, const completion<cancel_answer>& reply) {
+      }),
+      guarded("job manager", "cancel_found", [self](cancel_found_atom, const std::string& tenant, const std::string& id,
+                                                   const completion<cancel_answer>& reply) {
         auto e = self->state.env;
         // A hibernated job is cancelled like any other: brought back, then told.
         auto& st = self->state;
@@ -504,18 +576,18 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
           return;
         }
         if (!st.activating.count(id)) activate(self, *e, {id});
-        st.activating[id].push_back(reply);
-      },
-      [self](due_atom, const std::vector<std::string>& ids) {
+        st.activating[id].push_back({tenant, reply});
+      }),
+      guarded("job manager", "due", [self](due_atom, const std::vector<std::string>& ids) {
         auto e = self->state.env;
         activate(self, *e, ids);
-      },
-      [self](activated_atom, const std::vector<std::string>& ids,
+      }),
+      guarded("job manager", "activated", [self](activated_atom, const std::vector<std::string>& ids,
              result<std::vector<recovered_job>>& r) {
         auto e = self->state.env;
         on_activated(self, *e, ids, std::move(r));
-      },
-      [self](hibernated_atom, const std::string& id, std::int64_t due_ms) {
+      }),
+      guarded("job manager", "hibernated", [self](hibernated_atom, const std::string& id, std::int64_t due_ms) {
         auto e = self->state.env;
         auto& st = self->state;
         auto it = st.live.find(id);
@@ -524,13 +596,13 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
         st.live.erase(it);
         publish_live(self, *e);
         self->send(st.scheduler, schedule_atom::value, due_ms, id);
-      },
-      [self](list_atom, const std::string& tenant, std::optional<job_status> status,
+      }),
+      guarded("job manager", "list", [self](list_atom, const std::string& tenant, std::optional<job_status> status,
              const std::string& cursor, std::uint32_t limit,
              const completion<result<persistence::job_page>>& reply) {
         auto e = self->state.env;
         self->send(e->store, list_atom::value, tenant, status, cursor, limit, reply);
-      },
+      }),
   };
 }
 

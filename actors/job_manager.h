@@ -24,6 +24,7 @@ namespace fetchrelay::actors {
 
 using activated_atom = caf::atom_constant<caf::atom("activated")>;
 using cancel_found_atom = caf::atom_constant<caf::atom("cancelfnd")>;
+using idem_gone_atom = caf::atom_constant<caf::atom("idemgone")>;
 
 /// Makes the destination actor of an origin (tests inject their own target).
 using destination_factory = std::function<caf::actor(caf::local_actor* manager, const std::string& origin)>;
@@ -51,6 +52,7 @@ struct manager_options {
   scheduler_options scheduler;
   destination_factory make_destination;  // null: destination_actor with the HTTP client
   std::shared_ptr<const pipeline_set> pipelines;  // the plugin chains' makings; may be null
+  std::shared_ptr<delivery_drain> drain;          // graceful stop; may be null
 };
 
 /// A validated POST /v1/fetch.
@@ -64,18 +66,20 @@ struct submission {
   std::string callback_url;
   std::string failure_callback_url;
   std::string idempotency_key;
+  std::string fingerprint;  // of method, URL, forwarded headers and body; set with idempotency_key
   std::string parent_id;
   bool idem_checked = false;  // the store was asked about idempotency_key already
 };
 
 struct submit_answer {
-  int http_status = 202;  // 202, 429 or 503 (retry after `retry_after_s`)
+  int http_status = 202;  // 202; 409 (idempotency conflict); 429 or 503 (retry after `retry_after_s`)
   std::string id;
   std::int64_t run_at_ms = 0;
   bool deduplicated = false;
   std::string error_code;
   std::string message;
   int retry_after_s = 0;
+  job_status status = job_status::scheduled;  // the job's status now (a repeat may find it finished)
 };
 
 /// POST /v1/jobs/{id}/retry.
@@ -99,6 +103,7 @@ struct manager_state {
     std::string id;
     std::int64_t run_at_ms = 0;
     std::int64_t expires_at_ms = 0;
+    std::string fingerprint;
     bool committed = false;
     std::vector<completion<submit_answer>> waiters;  // repeats that came before the sync
   };
@@ -120,7 +125,8 @@ struct manager_state {
   std::deque<std::pair<std::string, std::int64_t>> idem_order;  // (key, expiry), oldest first
   caf::actor scheduler;
   // Jobs being brought back from their snapshots, with the cancels waiting for them.
-  std::unordered_map<std::string, std::vector<completion<cancel_answer>>> activating;
+  // Each waiting cancel keeps its tenant: the job's own is known only once it is loaded.
+  std::unordered_map<std::string, std::vector<std::pair<std::string, completion<cancel_answer>>>> activating;
   std::unordered_map<std::string, std::pair<recovered_job, completion<retry_answer>>> retrying;
   // Idempotency keys not in memory (e.g. after a restart) being looked up in the store.
   std::unordered_map<std::string, std::vector<std::pair<submission, completion<submit_answer>>>> idem_lookups;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <caf/all.hpp>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -38,6 +39,21 @@ class completion {
   std::shared_ptr<std::function<void(T)>> f_;
 };
 
+/// Graceful stop (DESIGN §8): once `draining`, no new attempt starts; `unsettled` counts the
+/// attempts started and not yet settled (their outcome handled by the job actor, or dropped).
+/// Each attempt carries a token from token(); the count goes down when its last copy goes.
+struct delivery_drain : std::enable_shared_from_this<delivery_drain> {
+  std::atomic<bool> draining{false};
+  std::atomic<std::int64_t> unsettled{0};
+
+  std::shared_ptr<void> token() {
+    unsettled.fetch_add(1, std::memory_order_relaxed);
+    return std::shared_ptr<void>(this, [self = shared_from_this()](void*) {
+      self->unsettled.fetch_sub(1, std::memory_order_acq_rel);
+    });
+  }
+};
+
 /// What /healthz reports.
 struct health_report {
   std::string version;
@@ -56,6 +72,7 @@ struct idem_hit {
   std::string id;
   std::int64_t run_at_ms = 0;
   std::int64_t expires_at_ms = 0;
+  std::string fingerprint;
 };
 
 /// A job as GET /v1/jobs/{id} shows it.
@@ -78,6 +95,8 @@ using idem_loaded_atom = caf::atom_constant<caf::atom("idemloaded")>;
 using scan_atom = caf::atom_constant<caf::atom("scan")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using sync_atom = caf::atom_constant<caf::atom("sync")>;
 
 }  // namespace fetchrelay::actors
 
@@ -125,6 +144,7 @@ struct attempt_request {
   std::string tenant;
   std::string policy = "default";  // picks the plugin chain
   std::uint32_t attempt = 1;       // 1-based
+  std::shared_ptr<void> token;     // delivery_drain::token(); may be null
 };
 
 /// What happened to one attempt, as the job actor sees it.
@@ -141,6 +161,7 @@ struct attempt_result {
   bool deferred = false;
   std::int64_t defer_until_ms = 0;
   std::string defer_reason;
+  std::shared_ptr<void> token;  // the attempt's, passed on: released once the outcome is handled
 };
 
 enum class cancel_answer { cancelled, terminal, not_found };

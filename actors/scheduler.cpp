@@ -1,4 +1,5 @@
 #include "actors/scheduler.h"
+#include "actors/guard.h"
 
 #include <spdlog/spdlog.h>
 
@@ -156,7 +157,7 @@ caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self, schedu
       std::max<std::chrono::milliseconds>(e->options.horizon / 4, std::chrono::milliseconds(1));
   self->delayed_send(self, refill_every, refill_atom::value);
   return {
-      [self](schedule_atom, std::int64_t due_ms, const std::string& id) {
+      guarded("scheduler", "schedule", [self](schedule_atom, std::int64_t due_ms, const std::string& id) {
         auto e = self->state.env;
         auto& st = self->state;
         due_slot s{due_ms, {}};
@@ -168,29 +169,29 @@ caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self, schedu
           st.arrived_while_scanning.push_back(s);  // the scan in flight may or may not see it
         }
         // Otherwise a later scan reads it from the store.
-      },
-      [self](scanned_atom, std::int64_t until, std::uint32_t limit,
+      }),
+      guarded("scheduler", "scanned", [self](scanned_atom, std::int64_t until, std::uint32_t limit,
              const result<std::vector<persistence::due_entry>>& r) {
         auto e = self->state.env;
         on_scanned(self, *e, until, limit, r);
-      },
-      [self](timer_atom, std::uint64_t gen) {
+      }),
+      guarded("scheduler", "timer", [self](timer_atom, std::uint64_t gen) {
         auto e = self->state.env;
         if (gen != self->state.timer_generation) return;
         self->state.timer_at_ms = 0;
         wake_due(self, *e);
         scan(self, *e, false);
-      },
-      [self](rescan_atom) {
+      }),
+      guarded("scheduler", "rescan", [self](rescan_atom) {
         auto e = self->state.env;
         scan(self, *e, true);
-      },
-      [self, refill_every](refill_atom) {
+      }),
+      guarded("scheduler", "refill", [self, refill_every](refill_atom) {
         auto e = self->state.env;
         scan(self, *e, false);
         wake_due(self, *e);
         self->delayed_send(self, refill_every, refill_atom::value);
-      },
+      }),
   };
 }
 

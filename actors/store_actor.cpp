@@ -1,4 +1,5 @@
 #include "actors/store_actor.h"
+#include "actors/guard.h"
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>
@@ -69,7 +70,7 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
     for (auto& w : waiters) w(s);
   };
   return {
-      [self, store, options, flush](commit_atom, persistence::commit_batch& batch, completion<status>& done) {
+      guarded("store", "commit", [self, store, options, flush](commit_atom, persistence::commit_batch& batch, completion<status>& done) {
         auto& st = self->state;
         status h = store->health();
         if (!h.is_ok()) {
@@ -84,9 +85,13 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
           st.flush_scheduled = true;
           self->send(self, flush_atom::value);
         }
-      },
-      [flush](flush_atom) { flush(); },
-      [self, store, options](reopen_atom) {
+      }),
+      guarded("store", "flush", [flush](flush_atom) { flush(); }),
+      guarded("store", "sync", [store, flush](sync_atom, const completion<status>& done) {
+        flush();
+        done(store->health());
+      }),
+      guarded("store", "reopen", [self, store, options](reopen_atom) {
         auto& st = self->state;
         st.reopen_scheduled = false;
         if (store->health().is_ok()) return;
@@ -99,8 +104,8 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
         spdlog::warn("store still failing: {}", s.message());
         st.reopen_scheduled = true;
         self->delayed_send(self, options.reopen_every, reopen_atom::value);
-      },
-      [store](read_atom, const std::string& tenant, const std::string& id,
+      }),
+      guarded("store", "read", [store](read_atom, const std::string& tenant, const std::string& id,
               const completion<result<std::optional<job_view>>>& done) {
         auto j = store->get_job(id);
         if (!j) {
@@ -117,14 +122,14 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
           return;
         }
         done(std::optional<job_view>(job_view{std::move(**j), std::move(*a)}));
-      },
-      [store](retry_atom, const std::string& tenant, const std::string& id,
+      }),
+      guarded("store", "retry", [store](retry_atom, const std::string& tenant, const std::string& id,
               const completion<result<std::optional<recovered_job>>>& done) {
         auto j = load_whole(*store, id);
         if (j.is_ok() && j.value() && j.value()->state.tenant != tenant) return done(std::optional<recovered_job>());
         done(std::move(j));
-      },
-      [store, options](load_atom, const std::vector<std::string>& ids,
+      }),
+      guarded("store", "load", [store, options](load_atom, const std::vector<std::string>& ids,
                        const completion<result<std::vector<recovered_job>>>& done) {
         std::vector<recovered_job> out;
         for (const auto& id : ids) {
@@ -134,12 +139,12 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
         }
         if (options.metrics) options.metrics->jobs_activated.fetch_add(out.size(), std::memory_order_relaxed);
         done(std::move(out));
-      },
-      [store](scan_atom, const std::optional<persistence::due_entry>& after, std::int64_t until, std::uint32_t limit,
+      }),
+      guarded("store", "scan", [store](scan_atom, const std::optional<persistence::due_entry>& after, std::int64_t until, std::uint32_t limit,
               const completion<result<std::vector<persistence::due_entry>>>& done) {
         done(store->scan_due(after, until, limit));
-      },
-      [store, options, publish, publish_disk](sweep_atom) {
+      }),
+      guarded("store", "sweep", [store, options, publish, publish_disk](sweep_atom) {
         publish_disk();
         if (options.retention.count() <= 0 || !options.clock) return;
         // Bounded per tick, so commits waiting behind the sweep are not held up for long.
@@ -155,8 +160,8 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
           if (*n < per_write) break;
         }
         publish();
-      },
-      [store](idem_atom, const std::string& tenant, const std::string& key,
+      }),
+      guarded("store", "idem", [store](idem_atom, const std::string& tenant, const std::string& key,
               const completion<result<std::optional<idem_hit>>>& done) {
         auto r = store->get_idem(tenant, key);
         if (!r) return done(r.error());
@@ -164,12 +169,12 @@ store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_
         auto j = store->get_job((*r)->id);
         if (!j) return done(j.error());
         std::int64_t run_at = *j ? (*j)->run_at_ms : 0;
-        done(std::optional<idem_hit>(idem_hit{(*r)->id, run_at, (*r)->expires_at_ms}));
-      },
-      [store](list_atom, const std::string& tenant, std::optional<job_status> status, const std::string& cursor,
+        done(std::optional<idem_hit>(idem_hit{(*r)->id, run_at, (*r)->expires_at_ms, (*r)->fingerprint}));
+      }),
+      guarded("store", "list", [store](list_atom, const std::string& tenant, std::optional<job_status> status, const std::string& cursor,
               std::uint32_t limit, const completion<result<persistence::job_page>>& done) {
         done(store->list_jobs(tenant, status, cursor, limit));
-      },
+      }),
   };
 }
 

@@ -34,7 +34,9 @@ using store_actor = caf::typed_actor<
     caf::reacts_to<scan_atom, std::optional<persistence::due_entry>, std::int64_t, std::uint32_t,
                    completion<result<std::vector<persistence::due_entry>>>>,
     caf::reacts_to<load_atom, std::vector<std::string>, completion<result<std::vector<recovered_job>>>>,
-    caf::reacts_to<sweep_atom>>;
+    caf::reacts_to<sweep_atom>,
+    // A barrier: writes every commit that arrived before it, then answers.
+    caf::reacts_to<sync_atom, completion<status>>>;
 
 struct store_actor_options {
   std::size_t max_batch = 1000;

@@ -47,7 +47,7 @@ result<cli_options> parse_cli(const std::vector<std::string>& args) {
       if (auto s = value(o.config_path); !s) return s;
     } else if (a == "--port-file" && o.cmd == command::serve) {
       if (auto s = value(o.port_file); !s) return s;
-    } else if (a == "--log-format" && o.cmd == command::serve) {
+    } else if (a == "--log-format") {
       if (auto s = value(v); !s) return s;
       if (v != "text" && v != "json") return invalid_argument("--log-format must be text or json");
       o.log_format = v;
@@ -79,7 +79,7 @@ int run(const std::vector<std::string>& args) {
       std::printf("%s", usage().c_str());
       return 0;
     case command::check_config:
-      return check_config(parsed->config_path);
+      return check_config(*parsed);
     case command::serve:
       return serve(*parsed);
   }

@@ -1,7 +1,7 @@
 // Command-line parsing for the fetchrelay executable.
 //
 //   fetchrelay serve --config FILE [--port-file PATH] [--log-format text|json] [--log-level L]
-//   fetchrelay check-config --config FILE
+//   fetchrelay check-config --config FILE [--log-format text|json]
 //   fetchrelay --version | version
 //   fetchrelay --help | help
 #pragma once

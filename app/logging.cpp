@@ -5,38 +5,61 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <ctime>
-#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
+#include "core/log.h"
 
 namespace fetchrelay::app {
 namespace {
 
-/// {"ts":"2026-11-28T10:00:00.123Z","level":"info","logger":"fetchrelay","msg":"..."}
-class json_formatter final : public spdlog::formatter {
+/// RFC 3339, UTC, milliseconds: the one timestamp format of every line.
+void append_time(std::string& out, spdlog::log_clock::time_point t) {
+  using namespace std::chrono;
+  out += format_rfc3339(duration_cast<milliseconds>(t.time_since_epoch()).count());
+}
+
+std::string_view level_name(spdlog::level::level_enum l) {
+  auto v = spdlog::level::to_string_view(l);
+  return {v.data(), v.size()};
+}
+
+/// 2026-11-28T10:00:00.123Z info  job delivered job_id=job_... attempts=1
+class text_formatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    using namespace std::chrono;
-    auto ms = duration_cast<milliseconds>(msg.time.time_since_epoch()).count();
-    std::time_t secs = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char ts[80];
-    std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  static_cast<int>(ms % 1000));
-    nlohmann::json j;
-    j["ts"] = ts;
-    auto level = spdlog::level::to_string_view(msg.level);
-    j["level"] = std::string(level.data(), level.size());
-    j["msg"] = std::string(msg.payload.data(), msg.payload.size());
-    std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string line;
+    line.reserve(160);
+    append_time(line, msg.time);
+    line += ' ';
+    auto level = level_name(msg.level);
+    line.append(level);
+    line.append(level.size() < 5 ? 5 - level.size() + 1 : 1, ' ');
+    line.append(msg.payload.data(), msg.payload.size());
+    log::append_fields_text(line);
     line += '\n';
     dest.append(line.data(), line.data() + line.size());
   }
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<text_formatter>(); }
+};
 
-  std::unique_ptr<spdlog::formatter> clone() const override {
-    return std::make_unique<json_formatter>();
+/// {"ts":"2026-11-28T10:00:00.123Z","level":"info","msg":"job delivered","job_id":"job_...",...}
+class json_formatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    std::string line;
+    line.reserve(200);
+    line += "{\"ts\":\"";
+    append_time(line, msg.time);
+    line += "\",\"level\":\"";
+    line.append(level_name(msg.level));
+    line += "\",\"msg\":\"";
+    log::append_json_escaped(line, std::string_view(msg.payload.data(), msg.payload.size()));
+    line += '"';
+    log::append_fields_json(line);
+    line += "}\n";
+    dest.append(line.data(), line.data() + line.size());
   }
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<json_formatter>(); }
 };
 
 }  // namespace
@@ -52,7 +75,7 @@ void setup_logging(const std::string& format, const std::string& level) {
   if (format == "json") {
     logger->set_formatter(std::make_unique<json_formatter>());
   } else {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
+    logger->set_formatter(std::make_unique<text_formatter>());
   }
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);

@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <future>
+#include <limits>
+#include <thread>
 
 #include "actors/job_manager.h"
 #include "actors/store_actor.h"
@@ -72,6 +75,9 @@ struct relay::impl {
   std::shared_ptr<std::atomic<bool>> ready = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<std::atomic<bool>> horizon_loaded = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<relay_metrics> metrics = std::make_shared<relay_metrics>();
+  std::shared_ptr<actors::delivery_drain> drain = std::make_shared<actors::delivery_drain>();
+  // steady_clock ns: the end of the grace given to shutdown() (the earliest, if called again).
+  std::atomic<std::int64_t> drain_deadline_ns{std::numeric_limits<std::int64_t>::max()};
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> system;
   actors::health_actor health;
@@ -147,6 +153,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   }
   pl->services = {p->clock, nullptr, p->metrics};
   mo.pipelines = std::move(pl);
+  mo.drain = p->drain;
   p->manager = p->system->spawn(actors::job_manager, std::move(mo), p->store,
                                 std::shared_ptr<http::client>(std::move(client.value())), p->clock, p->metrics);
 
@@ -163,14 +170,53 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   p->server = std::make_unique<http::server>(
       o, make_api_handler({p->system.get(), p->health, p->manager, &p->cfg, p->clock, p->ready, p->horizon_loaded, p->metrics}));
   std::unique_ptr<relay> r(new relay(std::move(p)));
-  if (auto s = r->impl_->server->start(); !s) return s;  // ~relay stops the actors
+  if (auto s = r->impl_->server->start(); !s) {
+    r->impl_->server.reset();  // never started: nothing to wait for
+    return s;                  // ~relay stops the actors
+  }
   spdlog::info("listening on {}", r->bound_address());
   return r;
 }
 
 std::uint16_t relay::port() const { return impl_->server->port(); }
 std::string relay::bound_address() const { return impl_->server->bound_address(); }
-void relay::shutdown(std::chrono::milliseconds grace) { impl_->server->shutdown(grace); }
+void relay::shutdown(std::chrono::milliseconds grace) {
+  auto end = (std::chrono::steady_clock::now() + grace).time_since_epoch().count();
+  auto cur = impl_->drain_deadline_ns.load();
+  while (end < cur && !impl_->drain_deadline_ns.compare_exchange_weak(cur, end)) {
+  }
+  impl_->server->shutdown(grace);
+}
 void relay::wait() { impl_->server->wait(); }
+
+void relay::drain_deliveries() {
+  using namespace std::chrono;
+  auto deadline = [this] { return steady_clock::time_point(steady_clock::duration(impl_->drain_deadline_ns.load())); };
+  auto& d = *impl_->drain;
+  d.draining.store(true, std::memory_order_release);
+  if (impl_->manager) caf::anon_send(impl_->manager, actors::drain_atom::value);
+  auto n = d.unsettled.load();
+  if (n > 0) {
+    spdlog::info("waiting up to {} ms for {} attempt(s) in flight",
+                 std::max<std::int64_t>(0, duration_cast<milliseconds>(deadline() - steady_clock::now()).count()), n);
+  }
+  while (d.unsettled.load(std::memory_order_acquire) > 0 && steady_clock::now() < deadline()) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  if (auto left = d.unsettled.load(); left > 0) {
+    spdlog::warn("shutdown grace over: {} attempt(s) still in flight are abandoned; their jobs stay due", left);
+  }
+  // Every outcome handled so far has sent its commit: write them before the actors go.
+  if (!impl_->store) return;
+  auto done = std::make_shared<std::promise<status>>();
+  auto written = done->get_future();
+  caf::anon_send(impl_->store, actors::sync_atom::value,
+                 actors::completion<status>([done](status s) { done->set_value(std::move(s)); }));
+  if (written.wait_for(seconds(10)) != std::future_status::ready) {
+    spdlog::warn("the store did not confirm the last writes within 10 s");
+  } else if (auto s = written.get(); !s.is_ok()) {
+    spdlog::warn("the last writes failed: {}", s.message());
+  }
+}
 
 }  // namespace fetchrelay::app

@@ -40,10 +40,16 @@ class relay {
 
   std::uint16_t port() const;
   std::string bound_address() const;
-  /// Stops accepting; requests in flight get `grace` to finish. Any thread.
+  /// Stops accepting; requests and attempts in flight get `grace` to finish. Any thread; a
+  /// second call with a shorter grace hurries.
   void shutdown(std::chrono::milliseconds grace);
   /// Blocks until the server has stopped.
   void wait();
+  /// Graceful stop of delivery (DESIGN §8): no new attempt starts; attempts in flight may finish
+  /// and their outcomes are written, until `deadline`. An attempt still running then is
+  /// abandoned: its job stays due and runs again after a restart. The deadline is the end of
+  /// the grace given to shutdown(). Call after wait().
+  void drain_deliveries();
 
   struct impl;
 

@@ -14,6 +14,7 @@
 #include "app/logging.h"
 #include "app/relay.h"
 #include "config/config.h"
+#include "core/log.h"
 #include "core/version.h"
 
 namespace fetchrelay::app {
@@ -23,8 +24,11 @@ namespace {
 // plugins, the listening socket.
 constexpr std::uint64_t reserved_fds = 1024;
 
-void print_errors(const std::vector<config::config_error>& errors) {
-  for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+/// Every config error, one line each, in the format --log-format asks for.
+void log_errors(const std::string& file, const std::vector<config::config_error>& errors) {
+  for (const auto& e : errors) {
+    log::event(spdlog::level::err, {{"config", file}, {"key", e.path}}, "{}", e.to_string());
+  }
 }
 
 status write_port_file(const std::string& path, std::uint16_t port) {
@@ -40,22 +44,39 @@ status write_port_file(const std::string& path, std::uint16_t port) {
   return status::ok();
 }
 
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
-int check_config(const std::string& path) {
+int check_config(const cli_options& options) {
+  const std::string& path = options.config_path;
+  setup_logging(options.log_format.value_or("text"), "info");
   auto loaded = config::load_config_file(path);
   if (!loaded.errors.empty()) {
-    print_errors(loaded.errors);
-    std::fprintf(stderr, "%s: invalid (%zu error%s)\n", path.c_str(), loaded.errors.size(),
-                 loaded.errors.size() == 1 ? "" : "s");
+    log_errors(path, loaded.errors);
+    log::event(spdlog::level::err, {{"config", path}, {"errors", loaded.errors.size()}}, "{}: invalid ({} error{})",
+               path, loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s");
     return 2;
   }
   // The pipeline blocks are checked against the plugins' own schemas: load them.
   if (auto plugins = load_plugins(*loaded.config); !plugins) {
-    std::fprintf(stderr, "%s\n%s: invalid (plugins)\n", plugins.error().message().c_str(), path.c_str());
+    for (const auto& line : split_lines(plugins.error().message())) {
+      log::event(spdlog::level::err, {{"config", path}}, "{}", line);
+    }
+    log::event(spdlog::level::err, {{"config", path}}, "{}: invalid (plugins)", path);
     return 2;
   }
-  std::fprintf(stderr, "%s: ok\n", path.c_str());
+  log::event(spdlog::level::info, {{"config", path}}, "{}: ok", path);
   return 0;
 }
 
@@ -78,10 +99,13 @@ status raise_fd_limit(std::uint64_t needed, const std::string& why) {
 }
 
 int serve(const cli_options& options) {
+  // Until the config is read, lines follow --log-format (text if not given).
+  setup_logging(options.log_format.value_or("text"), options.log_level.value_or("info"));
   auto loaded = config::load_config_file(options.config_path);
   if (!loaded.errors.empty()) {
-    print_errors(loaded.errors);
-    std::fprintf(stderr, "%s: invalid config, not starting\n", options.config_path.c_str());
+    log_errors(options.config_path, loaded.errors);
+    log::event(spdlog::level::err, {{"config", options.config_path}}, "{}: invalid config, not starting",
+               options.config_path);
     return 2;
   }
   const config::relay_config& cfg = *loaded.config;
@@ -135,12 +159,13 @@ int serve(const cli_options& options) {
                        cfg.server.shutdown_grace.count());
           server.shutdown(cfg.server.shutdown_grace);
         } else {
-          spdlog::warn("second signal: closing all connections now");
+          spdlog::warn("second signal: closing all connections now, abandoning attempts in flight");
           server.shutdown(std::chrono::milliseconds(0));
         }
       }
     });
     server.wait();
+    server.drain_deliveries();
     finished.store(true);
     pthread_kill(signal_thread.native_handle(), SIGTERM);
     signal_thread.join();

@@ -11,7 +11,7 @@ namespace fetchrelay::app {
 
 /// Loads and checks the config; prints "FILE: ok" or every error, one per line, to stderr.
 /// Returns 0 or 2.
-int check_config(const std::string& path);
+int check_config(const cli_options& options);
 
 /// Runs the relay until SIGINT/SIGTERM, then shuts down gracefully. Returns the exit code.
 int serve(const cli_options& options);

@@ -206,16 +206,84 @@ class builder {
   std::vector<config_error>& errors_;
 };
 
+/// A value of the schema's type that passes its checks, for a value already reported bad: its
+/// default, else a neutral value (so the semantic round can look at everything else).
+json stand_in(const json& schema) {
+  if (schema.contains("default")) return schema["default"];
+  std::string type = schema.contains("type") ? (schema["type"].is_array() ? schema["type"][0] : schema["type"])
+                                                     .get<std::string>()
+                                             : "null";
+  if (type == "string") {
+    std::string format = schema.value("format", "");
+    if (format == "duration") return "1s";
+    if (format == "size") return "1MiB";
+    if (format == "listen-address") return "127.0.0.1:0";
+    if (format == "cidr") return "127.0.0.1/32";
+    if (format == "absolute-url") return "http://localhost/";
+    return std::string(std::max<std::size_t>(1, schema.value("minLength", std::size_t{1})), 'x');
+  }
+  if (type == "integer" || type == "number") return schema.value("minimum", 1);
+  if (type == "boolean") return false;
+  if (type == "array") return json::array();
+  if (type == "object") return json::object();
+  return nullptr;
+}
+
+/// Replaces each value whose path is in `bad` (and each missing required one) by stand_in().
+void repair(const json& schema, json& value, const std::string& path, const std::set<std::string>& bad) {
+  if (bad.count(path)) {
+    value = stand_in(schema);
+    if (value.is_object()) apply_defaults(schema, value);
+  }
+  if (value.is_object() && schema.contains("properties")) {
+    for (auto it = schema["properties"].begin(); it != schema["properties"].end(); ++it) {
+      std::string child = join_path(path, it.key());
+      if (!value.contains(it.key())) {
+        if (!bad.count(child)) continue;
+        value[it.key()] = nullptr;
+      }
+      repair(it.value(), value[it.key()], child, bad);
+    }
+  }
+  if (value.is_object() && schema.contains("additionalProperties") && schema["additionalProperties"].is_object()) {
+    for (auto it = value.begin(); it != value.end(); ++it) {
+      if (schema.contains("properties") && schema["properties"].contains(it.key())) continue;
+      repair(schema["additionalProperties"], it.value(), join_path(path, it.key()), bad);
+    }
+  }
+  if (value.is_array() && schema.contains("items")) {
+    for (std::size_t i = 0; i < value.size(); ++i) repair(schema["items"], value[i], index_path(path, i), bad);
+  }
+}
+
 }  // namespace
 
 load_result load_config_text(const std::string& text, const std::string& source,
                              const env_lookup& env) {
   load_result out;
   yaml_document doc = parse_yaml(text, source, env);
-  if (!doc.errors.empty()) {
-    out.errors = std::move(doc.errors);
-    return out;
-  }
+  out.errors = std::move(doc.errors);
+  // Every error in one round (an unset ${VAR}, the schema's, the semantic checks'), except that
+  // broken YAML stops here: there is nothing to check. A later round leaves out what lies on
+  // the path of an earlier error (a value already reported, or its parent).
+  if (doc.value.is_null() && !out.errors.empty()) return out;
+  auto already_reported = [&](const std::string& path, std::size_t before) {
+    for (std::size_t i = 0; i < before; ++i) {
+      const std::string& p = out.errors[i].path;
+      auto under = [](const std::string& a, const std::string& b) {  // a is b or inside it
+        return a.size() >= b.size() && a.compare(0, b.size(), b) == 0 &&
+               (a.size() == b.size() || a[b.size()] == '.' || a[b.size()] == '[');
+      };
+      if (under(path, p) || under(p, path)) return true;
+    }
+    return false;
+  };
+  auto add_round = [&](std::vector<config_error> round) {
+    std::size_t before = out.errors.size();
+    for (auto& e : round) {
+      if (!already_reported(e.path, before)) out.errors.push_back(std::move(e));
+    }
+  };
   if (!doc.value.is_object()) {
     out.errors.push_back({source, "expected a mapping at the top level, got " +
                                       (doc.value.is_null() ? std::string("an empty file")
@@ -223,16 +291,29 @@ load_result load_config_text(const std::string& text, const std::string& source,
     return out;
   }
   const json& schema = relay_schema();
-  validate(schema, doc.value, "", out.errors);
-  if (!out.errors.empty()) return out;
+  std::vector<config_error> schema_errors;
+  validate(schema, doc.value, "", schema_errors);
+  add_round(std::move(schema_errors));
   json& v = doc.value;
+  if (!out.errors.empty()) {
+    // Stand-ins for what is already reported, so the semantic checks can run on the rest; if
+    // the document still does not fit the schema, they cannot.
+    std::set<std::string> bad;
+    for (const auto& e : out.errors) bad.insert(e.path);
+    repair(schema, v, "", bad);
+    std::vector<config_error> again;
+    validate(schema, v, "", again);
+    if (!again.empty()) return out;
+  }
   apply_defaults(schema, v);
   if (!v["policies"].contains("default")) {
     v["policies"]["default"] = json::object();
     apply_defaults(schema, v);
   }
-  builder b(out.errors);
+  std::vector<config_error> semantic;
+  builder b(semantic);
   relay_config c = b.build(v);
+  add_round(std::move(semantic));
   if (out.errors.empty()) out.config = std::move(c);
   return out;
 }

@@ -2,9 +2,10 @@
 //
 // By default every address that is not public unicast is refused: loopback, private (RFC 1918),
 // CGNAT, link-local (and so cloud metadata at 169.254.169.254), unique-local, multicast,
-// unspecified, broadcast, documentation and benchmarking ranges, for IPv4 and IPv6. IPv4-mapped
-// IPv6 addresses (::ffff:a.b.c.d) are judged as the IPv4 address they carry; so are NAT64
-// (64:ff9b::/96) addresses.
+// unspecified, broadcast, documentation and benchmarking ranges, for IPv4 and IPv6. An IPv6
+// address that carries an IPv4 address is also judged as that address: IPv4-mapped
+// (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), NAT64
+// (64:ff9b::/96) and 6to4 (2002:AABB:CCDD::/48).
 //
 // allow_private_networks opens all of them (development only); allow_networks opens chosen
 // blocks. Pure logic: the check runs on the resolved address, never on the host name.

@@ -2,19 +2,26 @@
 
 #include "core/base64.h"
 #include "core/clock.h"
+#include "core/text.h"
 
 namespace fetchrelay {
+namespace {
+
+/// A stored string as JSON: bytes that are not UTF-8 are shown escaped (\xFF), never thrown on.
+nlohmann::json text(const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(utf8_escaped(s)); }
+
+}  // namespace
 
 nlohmann::json report_json(const job_state& s) {
   nlohmann::json r;
-  r["id"] = s.id;
+  r["id"] = utf8_escaped(s.id);
   r["status"] = std::string(to_string(s.status));
   r["attempts"] = s.attempts;
   r["last_status_code"] = s.last_status_code ? nlohmann::json(s.last_status_code) : nlohmann::json(nullptr);
-  r["last_error"] = s.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.last_error);
+  r["last_error"] = text(s.last_error);
   if (s.response) {
     nlohmann::json headers = nlohmann::json::object();
-    for (const auto& h : s.response->headers) headers[h.name] = h.value;
+    for (const auto& h : s.response->headers) headers[utf8_escaped(h.name)] = utf8_escaped(h.value);
     r["response"] = {{"status", s.response->status}, {"headers", headers},
                      {"body_base64", base64_encode(s.response->body)}};
   } else {
@@ -26,11 +33,11 @@ nlohmann::json report_json(const job_state& s) {
 
 nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& attempts) {
   nlohmann::json j;
-  j["id"] = s.id;
+  j["id"] = utf8_escaped(s.id);
   j["status"] = std::string(to_string(s.status));
-  j["url"] = s.url;
-  j["method"] = s.method;
-  j["policy"] = s.policy;
+  j["url"] = utf8_escaped(s.url);
+  j["method"] = utf8_escaped(s.method);
+  j["policy"] = utf8_escaped(s.policy);
   j["created_at"] = format_rfc3339(s.created_at_ms);
   j["run_at"] = format_rfc3339(s.run_at_ms);
   bool waiting = !is_terminal(s.status) && s.status != job_status::active;
@@ -42,12 +49,12 @@ nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& a
                     {"started_at", format_rfc3339(a.started_at_ms)},
                     {"duration_ms", a.duration_ms},
                     {"status_code", a.status_code ? nlohmann::json(a.status_code) : nlohmann::json(nullptr)},
-                    {"error", a.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.error)}});
+                    {"error", text(a.error)}});
   }
   j["attempts"] = list;
-  j["last_error"] = s.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.last_error);
-  j["defer_reason"] = s.defer_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.defer_reason);
-  if (!s.parent_id.empty()) j["parent_id"] = s.parent_id;
+  j["last_error"] = text(s.last_error);
+  j["defer_reason"] = text(s.defer_reason);
+  if (!s.parent_id.empty()) j["parent_id"] = utf8_escaped(s.parent_id);
   j["report"] = is_terminal(s.status) ? report_json(s) : nlohmann::json(nullptr);
   return j;
 }

@@ -27,6 +27,7 @@
 
 #include "core/address_policy.h"
 #include "core/ascii.h"
+#include "core/url.h"
 
 namespace fetchrelay::http {
 
@@ -55,77 +56,6 @@ namespace {
 /// The client sets these itself: never taken from the caller.
 bool is_hop_by_hop_or_reserved(std::string_view name) { return is_hop_by_hop(name) || iequals(name, "user-agent"); }
 
-struct parsed_url {
-  bool tls = false;
-  std::string host;         // without brackets
-  std::string host_header;  // as sent in Host
-  std::uint16_t port = 0;
-  std::string target;       // path and query
-  std::string origin;       // scheme://host:port
-  bool host_is_ip = false;
-};
-
-result<parsed_url> parse_url(const std::string& url) {
-  parsed_url u;
-  std::string_view s(url);
-  auto starts = [&](std::string_view p) { return s.size() >= p.size() && iequals(s.substr(0, p.size()), p); };
-  if (starts("https://")) {
-    u.tls = true;
-    s.remove_prefix(8);
-  } else if (starts("http://")) {
-    s.remove_prefix(7);
-  } else {
-    return invalid_argument("the URL must start with http:// or https://");
-  }
-  size_t end = s.find_first_of("/?#");
-  std::string_view authority = s.substr(0, end);
-  std::string_view rest = end == std::string_view::npos ? std::string_view() : s.substr(end);
-  if (authority.find('@') != std::string_view::npos) return invalid_argument("user info in URLs is not supported");
-  std::string_view host = authority;
-  std::string_view port;
-  if (!authority.empty() && authority.front() == '[') {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) return invalid_argument("unterminated IPv6 address in URL");
-    host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return invalid_argument("bad port in URL");
-      port = authority.substr(close + 2);
-    }
-  } else if (size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
-  if (host.empty()) return invalid_argument("the URL has no host");
-  for (char c : host) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '\\') return invalid_argument("bad host in URL");
-  }
-  u.port = u.tls ? 443 : 80;
-  if (!port.empty()) {
-    unsigned v = 0;
-    for (char c : port) {
-      if (c < '0' || c > '9' || v > 65535) return invalid_argument("bad port in URL");
-      v = v * 10 + static_cast<unsigned>(c - '0');
-    }
-    if (v == 0 || v > 65535) return invalid_argument("bad port in URL");
-    u.port = static_cast<std::uint16_t>(v);
-  }
-  u.host = std::string(host);
-  for (auto& ch : u.host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  u.host_is_ip = parse_ip(u.host).is_ok();
-  bool v6 = u.host.find(':') != std::string::npos;
-  std::string bracketed = v6 ? "[" + u.host + "]" : u.host;
-  bool default_port = u.port == (u.tls ? 443 : 80);
-  u.host_header = default_port ? bracketed : bracketed + ":" + std::to_string(u.port);
-  size_t fragment = rest.find('#');
-  if (fragment != std::string_view::npos) rest = rest.substr(0, fragment);
-  u.target = rest.empty() || rest.front() != '/' ? "/" + std::string(rest) : std::string(rest);
-  for (char c : u.target) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return invalid_argument("the URL has spaces or control characters");
-  }
-  u.origin = std::string(u.tls ? "https://" : "http://") + bracketed + ":" + std::to_string(u.port);
-  return u;
-}
-
 tcp::endpoint to_endpoint(const ip_address& a, std::uint16_t port) {
   if (a.v4) {
     net::ip::address_v4::bytes_type b{a.bytes[12], a.bytes[13], a.bytes[14], a.bytes[15]};
@@ -140,11 +70,6 @@ std::string address_text(const ip_address& a) { return to_endpoint(a, 0).address
 
 }  // namespace
 
-result<std::string> url_origin(const std::string& url) {
-  auto u = parse_url(url);
-  if (!u) return u.error();
-  return u->origin;
-}
 
 std::optional<std::string_view> outbound_response::header(std::string_view name) const {
   for (const auto& h : headers) {
@@ -318,7 +243,7 @@ struct client::impl {
     auto& c = *a->conn;
     if (a->url.tls) {
       c.secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, tls_ctx);
-      if (!a->url.host_is_ip) SSL_set_tlsext_host_name(c.secure->native_handle(), a->url.host.c_str());
+      if (!a->url.ip) SSL_set_tlsext_host_name(c.secure->native_handle(), a->url.host.c_str());
       c.secure->set_verify_mode(ssl::verify_peer);
       c.secure->set_verify_callback(ssl::host_name_verification(a->url.host));
     } else {

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "core/net.h"
+#include "core/url.h"
 #include "http/resolver.h"
 #include "http/server.h"  // header_field
 
@@ -105,7 +106,7 @@ struct client_stats {
 
 /// Checks that `url` is an absolute http(s) URL the client can use and returns its origin,
 /// "scheme://host:port" (lower-case host, explicit port). The message says what is wrong.
-result<std::string> url_origin(const std::string& url);
+using ::fetchrelay::url_origin;  // core/url.h
 
 class client {
  public:

@@ -8,6 +8,7 @@
 
 #include "core/ascii.h"
 #include "core/reply_batch.h"
+#include "core/text.h"
 
 #include <spdlog/spdlog.h>
 
@@ -36,6 +37,29 @@ using tcp = net::ip::tcp;
 
 namespace {
 
+/// Why a request's framing is refused, or nullopt: Transfer-Encoding other than exactly one
+/// "chunked"; Transfer-Encoding together with Content-Length; Content-Length values that differ.
+template <class Fields>
+std::optional<std::string> framing_error(const Fields& req) {
+  int te = 0;
+  std::optional<std::string_view> length;
+  for (const auto& f : req) {
+    std::string_view name(f.name_string().data(), f.name_string().size());
+    std::string_view value(f.value().data(), f.value().size());
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    if (iequals(name, "Transfer-Encoding")) {
+      if (++te > 1 || !iequals(value, "chunked")) {
+        return std::string("Transfer-Encoding must be exactly \"chunked\" (or absent)");
+      }
+    } else if (iequals(name, "Content-Length")) {
+      if (length && *length != value) return std::string("Content-Length is given twice with different values");
+      length = value;
+    }
+  }
+  if (te > 0 && length) return std::string("Transfer-Encoding and Content-Length must not both be given");
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -61,7 +85,7 @@ response response::json(int status, std::string body) {
 
 response response::error(int status, std::string_view code, std::string_view message) {
   nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
-  return json(status, j.dump());
+  return json(status, safe_dump(j));
 }
 
 class session;
@@ -206,6 +230,14 @@ class session : public std::enable_shared_from_this<session> {
       return;
     }
     auto& req = parser_->get();
+    if (auto framing = framing_error(req)) {
+      // RFC 9112 §6.1, §6.3: a body whose length is in doubt is never read, and the bytes after
+      // the headers are never taken for another request: answer 400 and close.
+      close_after_ = true;
+      keep_alive_ = false;
+      write(response::error(400, "bad_framing", *framing));
+      return;
+    }
     auto expect = req[bhttp::field::expect];
     if (iequals(std::string_view(expect.data(), expect.size()), "100-continue") &&
         !parser_->is_done()) {
@@ -551,6 +583,7 @@ void server::shutdown(millis grace) {
 }
 
 void server::wait() {
+  if (impl_->threads.empty()) return;  // not started, or already waited for
   {
     std::unique_lock<std::mutex> lock(impl_->mu);
     impl_->done_cv.wait(lock, [&] { return impl_->done; });

@@ -297,6 +297,7 @@ std::string encode(const idem_record& i) {
   out.push_back(static_cast<char>(version_1));
   put_string(out, i.id);
   put_varint(out, static_cast<std::uint64_t>(i.expires_at_ms));
+  if (!i.fingerprint.empty()) put_string(out, i.fingerprint);
   return out;
 }
 
@@ -307,6 +308,7 @@ result<idem_record> decode_idem(std::string_view v) {
   if (!r.ok()) return r.error("idempotency record");
   i.id = r.string();
   i.expires_at_ms = static_cast<std::int64_t>(r.varint());
+  if (r.ok() && !r.at_end()) i.fingerprint = r.string();
   if (!r.ok() || !r.at_end()) return r.error("idempotency record");
   return i;
 }

@@ -24,7 +24,7 @@
 //   response       := varint:status varint:count (name value)* body
 //   job_spec       := 0x01 method url varint:count (name value)* body
 //   attempt_record := 0x01 varint:n varint:started_at_ms varint:duration_ms varint:status error
-//   idem_record    := 0x01 id varint:expires_at_ms
+//   idem_record    := 0x01 id varint:expires_at_ms [fingerprint]  (absent in older records)
 //   counters       := 0x01 varint:count varint:n*   (jobs by status, indexed by status value)
 //   count          := 0x01 varint:n
 //   string         := varint:length bytes
@@ -67,6 +67,9 @@ std::string attempt_key(std::string_view id, std::uint32_t n);
 struct idem_record {
   std::string id;
   std::int64_t expires_at_ms = 0;
+  /// What the first submission asked for (method, URL, forwarded headers, body) as a digest: a
+  /// repeat that asks for something else is a conflict. Empty in records written before it.
+  std::string fingerprint;
   bool operator==(const idem_record&) const = default;
 };
 

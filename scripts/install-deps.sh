@@ -17,6 +17,11 @@ PACKAGES=(
   curl
 )
 
+# `--bench` (before the missing list is computed) adds what `make bench` needs: nginx (the sink and the direct ceiling) and wrk.
+if [ "${1:-}" = "--bench" ]; then
+  PACKAGES+=(nginx-light wrk)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if [ "$p" = nginx-light ] && command -v nginx >/dev/null 2>&1; then continue; fi
@@ -24,11 +29,6 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
-
-# `--bench` adds what `make bench` needs: nginx (the sink and the direct ceiling) and wrk.
-if [ "${1:-}" = "--bench" ]; then
-  PACKAGES+=(nginx-light wrk)
-fi
 
 # Node runs the npm receivers used by end-to-end tests (standardwebhooks); only if no node at all.
 if ! command -v node >/dev/null 2>&1; then

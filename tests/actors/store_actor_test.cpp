@@ -50,6 +50,31 @@ class StoreActor : public ::testing::Test {
   store_actor actor_;
 };
 
+// Before: a reply that threw (the API's listing hit json type_error.316 on a stored 0xFF) ended
+// the store actor, and every later submission hung. Now that message alone is dropped.
+TEST_F(StoreActor, AReplyThatThrowsCostsOnlyThatMessage) {
+  std::vector<status> answers;
+  caf::anon_send(actor_, commit_atom::value, submit(1), record(answers));
+  f_.run();
+  ASSERT_EQ(answers.size(), 1u);
+  int listed = 0;
+  caf::anon_send(actor_, list_atom::value, std::string("acme"), std::optional<job_status>(), std::string(),
+                 std::uint32_t{10}, completion<result<persistence::job_page>>([](result<persistence::job_page>) {
+                   throw std::runtime_error("a reply that cannot be rendered");
+                 }));
+  f_.run();
+  caf::anon_send(actor_, list_atom::value, std::string("acme"), std::optional<job_status>(), std::string(),
+                 std::uint32_t{10}, completion<result<persistence::job_page>>([&](result<persistence::job_page> r) {
+                   ASSERT_TRUE(r.is_ok());
+                   listed = static_cast<int>(r->jobs.size());
+                 }));
+  caf::anon_send(actor_, commit_atom::value, submit(2), record(answers));
+  f_.run();
+  EXPECT_EQ(listed, 1) << "the store actor stopped answering after a throwing reply";
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_TRUE(answers[1].is_ok());
+}
+
 TEST_F(StoreActor, CommitsThatArriveTogetherShareOneWrite) {
   EXPECT_TRUE(ready_->load());
   std::vector<status> answers;

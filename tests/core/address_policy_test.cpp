@@ -38,6 +38,14 @@ const address_case cases[] = {
     {"198.18.0.1", "benchmarking"},
     {"192.0.2.10", "documentation"},
     {"2001:db8::1", "documentation"},
+    // IPv6 forms that carry a blocked IPv4 address (the review found the first three retried)
+    {"::127.0.0.1", "loopback"},          // IPv4-compatible
+    {"::ffff:0:7f00:1", "loopback"},      // IPv4-translated
+    {"2002:7f00:1::", "loopback"},        // 6to4
+    {"2002:a9fe:a9fe::1", "link-local"},  // 6to4 of the metadata address
+    {"::ffff:0:a00:1", "private"},
+    {"64:ff9b::10.0.0.1", "private"},     // NAT64
+    {"64:ff9b:1::1", "NAT64 local-use"},
     // public
     {"8.8.8.8", ""},
     {"1.1.1.1", ""},
@@ -45,6 +53,8 @@ const address_case cases[] = {
     {"100.128.0.1", ""},
     {"2606:4700:4700::1111", ""},
     {"::ffff:8.8.8.8", ""},
+    {"2002:808:808::1", ""},      // 6to4 of a public address
+    {"64:ff9b::808:808", ""},     // NAT64 of a public address
 };
 
 TEST(AddressPolicy, BlocksRestrictedRangesByDefaultAndAllowsWithPrivateNetworks) {

@@ -193,6 +193,53 @@ TEST_F(server_fixture, MalformedRequestIs400) {
   EXPECT_NE(r->body.find("\"code\":\"bad_request\""), std::string::npos);
 }
 
+// RFC 9112 §6.1/§6.3: before the fix, "Transfer-Encoding: gzip" answered 202 with an empty body
+// and the bytes after the headers were parsed as a second request (request smuggling).
+TEST_F(server_fixture, AmbiguousFramingIs400AndClosesWithoutParsingTheRest) {
+  start();
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string hidden = "5\r\nhello\r\n0\r\n\r\n";
+  const std::vector<std::string> framings = {
+      "Transfer-Encoding: gzip\r\n",
+      "Transfer-Encoding: xchunked\r\n",
+      "Transfer-Encoding: chunked, gzip\r\n",
+      "Transfer-Encoding: gzip, chunked\r\n",
+      "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+      "Transfer-Encoding: chunked\r\nContent-Length: " + std::to_string(hidden.size()) + "\r\n",
+      "Content-Length: 3\r\nContent-Length: 4\r\n",
+  };
+  for (const auto& framing : framings) {
+    SCOPED_TRACE(framing);
+    auto c = connection::open(port_);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->send("POST /v1/fetch HTTP/1.1\r\nHost: x\r\n" + framing + "\r\n" + hidden + smuggled));
+    auto r = c->read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << r->body;
+    EXPECT_NE(r->body.find("\"error\""), std::string::npos);
+    EXPECT_TRUE(c->wait_closed()) << "the connection must close after a framing error";
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_EQ(requests_, 0) << "no request may reach the handler, the smuggled one least of all; last: "
+                          << last_target_;
+}
+
+TEST_F(server_fixture, PlainChunkedAndEqualContentLengthsStillWork) {
+  start();
+  auto c = connection::open(port_);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->send("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:  Chunked \r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+  auto r = c->read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, R"({"method":"POST","bytes":5})");
+  ASSERT_TRUE(c->send("POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi"));
+  r = c->read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, R"({"method":"POST","bytes":2})");
+}
+
 TEST_F(server_fixture, SlowHeadersAreCutOff) {
   server_options o;
   o.header_timeout = 200ms;

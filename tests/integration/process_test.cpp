@@ -81,7 +81,7 @@ TEST(Serve, SigtermWhileABodyIsUploadingFinishesItRefusesNewAndExitsZero) {
   ASSERT_TRUE(slow);
   const std::string body(1000, 'b');
   ASSERT_TRUE(slow->send(std::string("POST /v1/fetch HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer ") +
-                         secret_key + "\r\nX-Fetch-Url: http://127.0.0.1:9/x\r\nX-Delay: 1h\r\n"
+                         secret_key + "\r\nX-Fetch-Url: http://relay-test.invalid/x\r\nX-Delay: 1h\r\n"
                          "Content-Length: 1000\r\n\r\n"));
   ASSERT_TRUE(slow->send(body.substr(0, 100)));
   std::this_thread::sleep_for(300ms);  // settle: the server has the partial request in hand
@@ -189,7 +189,8 @@ TEST(Serve, InvalidConfigDoesNotStart) {
   auto info = p.wait(20s);
   ASSERT_TRUE(info.exited);
   EXPECT_EQ(info.code, 2);
-  EXPECT_EQ(p.log(), "auth: is required but missing\n" + cfg + ": invalid config, not starting\n");
+  EXPECT_EQ(log_messages(p.log(), " config="),
+            (std::vector<std::string>{"auth: is required but missing", cfg + ": invalid config, not starting"}));
 }
 
 }  // namespace

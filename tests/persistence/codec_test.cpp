@@ -83,8 +83,11 @@ TEST(Codec, SpecAttemptIdemCountersRoundTrip) {
   EXPECT_EQ(*decode_attempt(encode(a)), a);
   attempt_record e{1, 5, 15000, 0, "timeout: deadline"};
   EXPECT_EQ(*decode_attempt(encode(e)), e);
-  idem_record i{"job_1", 1'764'386'400'000};
-  EXPECT_EQ(*decode_idem(encode(i)), i);
+  idem_record i{"job_1", 1'764'386'400'000, ""};
+  EXPECT_EQ(*decode_idem(encode(i)), i);  // as records were written before fingerprints
+  idem_record f{"job_1", 1'764'386'400'000, std::string("\x00\xff fingerprint", 14)};
+  EXPECT_EQ(*decode_idem(encode(f)), f);
+  EXPECT_FALSE(decode_idem(encode(f) + "x").is_ok());
   status_counters c{0, 10, 2, 3, 1'000'000, 7, 0};
   EXPECT_EQ(*decode_counters(encode(c)), c);
 }

@@ -60,4 +60,36 @@ std::optional<std::uint16_t> wait_for_port_file(const std::string& path,
 exit_info run_command(const std::string& binary, const std::vector<std::string>& args,
                       std::string& output, std::chrono::milliseconds timeout);
 
+/// The messages of text log lines, each cut before its first field named `cut` (e.g. " config=":
+/// config errors carry the file and key as fields).
+inline std::vector<std::string> log_messages(const std::string& text, const std::string& cut);
+
+/// The messages of text log lines ("2026-11-29T10:00:00.123Z error msg"), without the time and
+/// level; a line without that prefix is kept whole. Empty lines are dropped.
+inline std::vector<std::string> log_messages(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.empty()) continue;
+    if (line.size() > 25 && line[4] == '-' && line[10] == 'T' && line[23] == 'Z' && line[24] == ' ') {
+      auto msg = line.find_first_not_of(' ', line.find(' ', 25));
+      line = msg == std::string::npos ? "" : line.substr(msg);
+    }
+    out.push_back(line);
+  }
+  return out;
+}
+
+inline std::vector<std::string> log_messages(const std::string& text, const std::string& cut) {
+  auto lines = log_messages(text);
+  for (auto& l : lines) {
+    if (auto p = l.find(cut); p != std::string::npos) l.erase(p);
+  }
+  return lines;
+}
+
 }  // namespace fetchrelay::test

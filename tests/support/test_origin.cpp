@@ -70,6 +70,12 @@ struct test_origin::impl {
         res.set(bhttp::field::location, "/ok");
       } else if (path == "/big") {
         res.body() = std::string(std::stoul(target.substr(target.find("n=") + 2)), 'x');
+      } else if (path.rfind("/sleep/", 0) == 0) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoi(path.substr(7)));
+        while (!stopping.load() && std::chrono::steady_clock::now() < until) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        res.body() = "slept";
       } else if (path == "/hang") {
         while (!stopping.load() && raw.is_open()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
         return;

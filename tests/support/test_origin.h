@@ -7,6 +7,7 @@
 //   /chunked       200, chunked body "part1part2part3"
 //   /redirect      302 Location: /ok
 //   /big?n=N       200 with an N-byte body
+//   /sleep/MS      200 "slept" after MS milliseconds
 //   /hang          never answers
 //   /close-mid     promises 100 bytes, sends 10, closes
 //   /close         200 "bye" with Connection: close

@@ -1,0 +1,112 @@
+#include "core/url.h"
+
+#include <arpa/inet.h>
+
+#include "core/ascii.h"
+#include "core/text.h"
+
+namespace fetchrelay {
+namespace {
+
+bool is_host_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_';
+}
+
+/// IPv4 in the forms inet_aton takes (and so getaddrinfo resolves without DNS), as ip_address.
+std::optional<ip_address> ipv4_any_form(const std::string& host) {
+  in_addr a{};
+  if (inet_aton(host.c_str(), &a) == 0) return std::nullopt;
+  ip_address out;
+  out.v4 = true;
+  out.bytes[10] = 0xff;
+  out.bytes[11] = 0xff;
+  const auto* p = reinterpret_cast<const std::uint8_t*>(&a.s_addr);
+  for (int i = 0; i < 4; ++i) out.bytes[12 + i] = p[i];
+  return out;
+}
+
+}  // namespace
+
+result<parsed_url> parse_url(std::string_view s) {
+  if (!is_visible_ascii(s)) {
+    return invalid_argument(
+        "the URL must be printable ASCII without spaces (percent-encode the path; use the punycode form of a "
+        "non-ASCII host name)");
+  }
+  parsed_url u;
+  auto starts = [&](std::string_view p) { return s.size() >= p.size() && iequals(s.substr(0, p.size()), p); };
+  if (starts("https://")) {
+    u.tls = true;
+    s.remove_prefix(8);
+  } else if (starts("http://")) {
+    s.remove_prefix(7);
+  } else {
+    return invalid_argument("the URL must start with http:// or https://");
+  }
+  size_t end = s.find_first_of("/?#");
+  std::string_view authority = s.substr(0, end);
+  std::string_view rest = end == std::string_view::npos ? std::string_view() : s.substr(end);
+  if (authority.find('@') != std::string_view::npos) return invalid_argument("user info in URLs is not supported");
+  std::string_view host = authority;
+  std::string_view port;
+  bool bracketed_host = false;
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return invalid_argument("unterminated IPv6 address in URL");
+    host = authority.substr(1, close - 1);
+    bracketed_host = true;
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return invalid_argument("bad port in URL");
+      port = authority.substr(close + 2);
+      if (port.empty()) return invalid_argument("bad port in URL");
+    }
+  } else if (size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+    if (port.empty()) return invalid_argument("bad port in URL");
+  }
+  if (host.empty()) return invalid_argument("the URL has no host");
+  u.host = std::string(host);
+  for (auto& ch : u.host) ch = ascii_lower(ch);
+  if (bracketed_host) {
+    in6_addr v6{};
+    if (u.host.find('%') != std::string::npos || inet_pton(AF_INET6, u.host.c_str(), &v6) != 1) {
+      return invalid_argument("\"[" + u.host + "]\" is not an IPv6 address");
+    }
+    ip_address ip;
+    for (int i = 0; i < 16; ++i) ip.bytes[i] = v6.s6_addr[i];
+    u.ip = ip;
+  } else {
+    for (char c : host) {
+      if (!is_host_char(c)) return invalid_argument("bad host in URL (letters, digits, '-', '.' and '_' only)");
+    }
+    u.ip = ipv4_any_form(u.host);
+  }
+  u.port = u.tls ? 443 : 80;
+  if (!port.empty()) {
+    unsigned v = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9' || v > 65535) return invalid_argument("bad port in URL");
+      v = v * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (v == 0 || v > 65535) return invalid_argument("bad port in URL");
+    u.port = static_cast<std::uint16_t>(v);
+  }
+  std::string shown = bracketed_host ? "[" + u.host + "]" : u.host;
+  bool default_port = u.port == (u.tls ? 443 : 80);
+  u.host_header = default_port ? shown : shown + ":" + std::to_string(u.port);
+  size_t fragment = rest.find('#');
+  if (fragment != std::string_view::npos) rest = rest.substr(0, fragment);
+  u.target = rest.empty() || rest.front() != '/' ? "/" + std::string(rest) : std::string(rest);
+  u.origin = std::string(u.tls ? "https://" : "http://") + shown + ":" + std::to_string(u.port);
+  return u;
+}
+
+result<std::string> url_origin(std::string_view url) {
+  auto u = parse_url(url);
+  if (!u) return u.error();
+  return u->origin;
+}
+
+}  // namespace fetchrelay

@@ -1,0 +1,79 @@
+// Bytes from outside: UTF-8 checks and escaping, and the URL rules shared by the API and the
+// client (issue: one bad byte must never stop the relay).
+#include <gtest/gtest.h>
+
+#include "core/text.h"
+#include "core/url.h"
+
+namespace fetchrelay {
+namespace {
+
+TEST(Utf8, ValidAndInvalidSequences) {
+  EXPECT_TRUE(is_valid_utf8(""));
+  EXPECT_TRUE(is_valid_utf8("plain ascii"));
+  EXPECT_TRUE(is_valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  EXPECT_FALSE(is_valid_utf8("\xff"));
+  EXPECT_FALSE(is_valid_utf8("a\xc3"));              // truncated
+  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));           // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));       // overlong
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));       // surrogate
+  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));   // past U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\x80"));               // lone continuation
+}
+
+TEST(Utf8, EscapingKeepsValidTextAndShowsEachBadByte) {
+  EXPECT_EQ(utf8_escaped("caf\xc3\xa9"), "caf\xc3\xa9");
+  EXPECT_EQ(utf8_escaped("http://a/\xff\xfe"), "http://a/\\xFF\\xFE");
+  EXPECT_EQ(utf8_escaped("x\xc3\xa9\xc3"), "x\xc3\xa9\\xC3");
+  EXPECT_TRUE(is_valid_utf8(utf8_escaped("\xff\x80\xc0\xaf")));
+}
+
+TEST(Utf8, SafeDumpNeverThrows) {
+  nlohmann::json j = {{"url", std::string("http://a/\xff")}};
+  EXPECT_THROW((void)j.dump(), nlohmann::json::type_error);  // what took the store actor down
+  std::string out;
+  EXPECT_NO_THROW(out = safe_dump(j));
+  EXPECT_TRUE(is_valid_utf8(out));
+  EXPECT_NE(out.find("http://a/"), std::string::npos);
+}
+
+TEST(Url, AcceptsWhatDeliveryCanAttempt) {
+  auto u = parse_url("https://Example.COM:8443/a/b?q=1#frag");
+  ASSERT_TRUE(u.is_ok());
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->host, "example.com");
+  EXPECT_EQ(u->port, 8443);
+  EXPECT_EQ(u->target, "/a/b?q=1");
+  EXPECT_EQ(u->origin, "https://example.com:8443");
+  EXPECT_FALSE(u->ip);
+  auto v6 = parse_url("http://[::1]:9000");
+  ASSERT_TRUE(v6.is_ok());
+  EXPECT_EQ(v6->origin, "http://[::1]:9000");
+  EXPECT_EQ(v6->host_header, "[::1]:9000");
+  ASSERT_TRUE(v6->ip);
+  EXPECT_TRUE(parse_url("http://under_score.internal/").is_ok());
+  EXPECT_TRUE(parse_url("http://xn--caf-dma.example/%C3%A9").is_ok());
+}
+
+TEST(Url, RefusesWhatWouldFailForever) {
+  for (const char* bad : {"http://a/\xff", "http://caf\xc3\xa9.example/", "http://a/b c", "http://a/\x01",
+                          "http://[::g]/", "http://[1.2.3.4]/", "http://[fe80::1%25eth0]/", "http://a:b:c/",
+                          "http://a:/", "http://[::1]:/", "http://ex ample/", "http://a!b/", "ftp://a/",
+                          "http://user@a/", "http://a:0/", "http://a:65536/", "http:///x", "http://[::1/"}) {
+    EXPECT_FALSE(parse_url(bad).is_ok()) << bad;
+  }
+}
+
+TEST(Url, KnowsEveryIpv4LiteralFormGetaddrinfoTakes) {
+  for (const char* host : {"127.0.0.1", "127.1", "0x7f000001", "2130706433", "0177.0.0.1"}) {
+    auto u = parse_url(std::string("http://") + host + "/");
+    ASSERT_TRUE(u.is_ok()) << host;
+    ASSERT_TRUE(u->ip) << host;
+    EXPECT_EQ(u->ip->bytes[12], 127) << host;
+    EXPECT_EQ(u->ip->bytes[15], 1) << host;
+  }
+  EXPECT_FALSE(parse_url("http://example.com/")->ip);
+}
+
+}  // namespace
+}  // namespace fetchrelay
