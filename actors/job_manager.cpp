@@ -116,18 +116,20 @@ submit_answer conflict_answer(const std::string& id) {
               " with another method, URL, forwarded headers or body; use a new key for a new job"};
 }
 
-/// Answers a repeat with the job's status now: from the live actor, else from the store. A job
-/// that is gone (past retention, or purged) took its key with it: the repeat becomes a new job.
-void answer_repeat(self_ptr self, const env& e, submission sub, const std::string& id,
+/// Answers a repeat with the job's status now (from the live actor, else from the store), or
+/// 409 if it asks for something else (`conflict`). A job that is gone (past retention, or
+/// purged) took its key with it: the repeat becomes a new job.
+void answer_repeat(self_ptr self, const env& e, submission sub, const std::string& id, bool conflict,
                    completion<submit_answer> reply) {
   caf::actor me = caf::actor_cast<caf::actor>(self);
   auto held = std::make_shared<submission>(std::move(sub));
-  completion<result<std::optional<job_view>>> found([me, id, held, reply](result<std::optional<job_view>> r) {
+  completion<result<std::optional<job_view>>> found([me, id, conflict, held, reply](result<std::optional<job_view>> r) {
     if (!r.is_ok()) return reply({503, "", 0, false, "store_unavailable", r.error().message(), 1});
     if (!r.value()) {
       caf::anon_send(me, idem_gone_atom::value, id, std::move(*held), reply);
       return;
     }
+    if (conflict) return reply(conflict_answer(id));
     const job_state& s = r.value()->state;
     submit_answer a{202, id, s.run_at_ms, true, "", ""};
     a.status = s.status;
@@ -149,9 +151,11 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
     idem_key = sub.tenant + '\0' + sub.idempotency_key;
     auto it = st.idem.find(idem_key);
     if (it != st.idem.end() && it->second.expires_at_ms > now) {
-      if (conflicts(it->second.fingerprint, sub.fingerprint)) return reply(conflict_answer(it->second.id));
+      bool conflict = conflicts(it->second.fingerprint, sub.fingerprint);
       if (it->second.committed)
-        answer_repeat(self, e, std::move(sub), it->second.id, std::move(reply));
+        answer_repeat(self, e, std::move(sub), it->second.id, conflict, std::move(reply));
+      else if (conflict)
+        reply(conflict_answer(it->second.id));
       else
         it->second.waiters.push_back(std::move(reply));  // answered after the first's sync
       return;
@@ -402,8 +406,8 @@ void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key,
     const idem_hit& hit = *r.value();
     remember_idempotency(self, idem_key, {hit.id, hit.run_at_ms, hit.expires_at_ms, hit.fingerprint, true, {}});
     for (auto& [sub, reply] : waiting) {
-      if (conflicts(hit.fingerprint, sub.fingerprint)) reply(conflict_answer(hit.id));
-      else answer_repeat(self, e, std::move(sub), hit.id, std::move(reply));
+      bool conflict = conflicts(hit.fingerprint, sub.fingerprint);
+      answer_repeat(self, e, std::move(sub), hit.id, conflict, std::move(reply));
     }
     return;
   }

@@ -30,6 +30,7 @@ W5_JOBS=${W5_JOBS:-10000000}
 RUNS=${RUNS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5}
+# RELAY_LOG_LEVEL: the relay's log level (default warn; info writes a line per job: docs/operations.md).
 # RELAY_SERVER: extra keys for the relay's `server` block, for experiments, e.g. "worker_threads: 1".
 # BENCH_KEEP: a directory to keep the sink's access log and each relay's /metrics in (debugging).
 # RELAY_WRAP: a command the relay runs under, e.g. "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p"
@@ -121,7 +122,7 @@ start_relay() {
 server: {listen: 127.0.0.1:0${RELAY_SERVER:+, $RELAY_SERVER}}
 storage: {path: $DATA}
 auth: {keys: [{tenant: bench, key: $KEY}]}
-log: {level: warn}
+log: {level: ${RELAY_LOG_LEVEL:-warn}}
 delivery: {allow_networks: [127.0.0.0/8], max_connections_per_origin: 64}
 limits: {max_pending_per_tenant: 100000000}
 plugins: {search_path: [$ROOT/$BUILD/plugins], load: [signing, rate_limit, circuit_breaker]}

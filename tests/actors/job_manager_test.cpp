@@ -23,12 +23,14 @@ class JobManager : public ::testing::Test {
  protected:
   void SetUp() override { open_store(); }
 
-  void open_store() {
+  void open_store(std::chrono::milliseconds retention = std::chrono::milliseconds(0)) {
     auto s = persistence::open_leveldb_store({dir_.file("data"), true, nullptr});
     ASSERT_TRUE(s.is_ok()) << s.error().message();
     store_ = std::shared_ptr<persistence::store>(std::move(s.value()));
     store_actor_options o;
     o.metrics = metrics_;
+    o.retention = retention;
+    o.clock = clock_;
     store_actor_ = f_.sys().spawn(store_actor_impl, store_, o, nullptr);
   }
 
@@ -212,6 +214,67 @@ TEST_F(JobManager, DeferralsCountNoAttemptAndALongOneHibernates) {
   advance(5s);
   EXPECT_EQ(stored(a.id).status, job_status::delivered);
   EXPECT_EQ(metrics_->jobs_by_status[static_cast<size_t>(job_status::scheduled)].load(), 0);
+}
+
+/// A submission with an idempotency key; `fingerprint` stands for what it asks for.
+submission keyed(const std::string& key, const std::string& fingerprint, std::int64_t run_at_ms) {
+  submission sub;
+  sub.tenant = "acme";
+  sub.spec = job_spec{"POST", "http://target.test/hook", {}, "{}"};
+  sub.run_at_ms = run_at_ms;
+  sub.idempotency_key = key;
+  sub.fingerprint = fingerprint;
+  return sub;
+}
+
+// Before: a repeat always said "scheduled", another request under the same key silently got
+// the first job, and a key outlived its purged job.
+TEST_F(JobManager, ARepeatTellsTheJobsStatusNowAConflictIs409AndAKeyLeavesWithItsJob) {
+  stop();
+  open_store(1h);  // retention 1 h, shorter than the 24 h idempotency window
+  start([](manager_options& o) { o.sweep_every = 10min; });
+  auto send = [&](submission sub) {
+    auto out = std::make_shared<submit_answer>();
+    caf::anon_send(manager_, submit_atom::value, std::move(sub),
+                   completion<submit_answer>([out](submit_answer a) { *out = std::move(a); }));
+    f_.run();
+    return *out;
+  };
+  auto first = send(keyed("order-1", "A", t0));
+  ASSERT_EQ(first.http_status, 202);
+  EXPECT_FALSE(first.deduplicated);
+  ASSERT_EQ(log_->hits.size(), 1u);  // delivered at once
+  auto repeat = send(keyed("order-1", "A", t0));
+  EXPECT_EQ(repeat.http_status, 202);
+  EXPECT_TRUE(repeat.deduplicated);
+  EXPECT_EQ(repeat.id, first.id);
+  EXPECT_EQ(repeat.status, job_status::delivered) << to_string(repeat.status);
+  auto conflict = send(keyed("order-1", "B", t0));
+  EXPECT_EQ(conflict.http_status, 409);
+  EXPECT_EQ(conflict.error_code, "idempotency_key_conflict");
+  EXPECT_NE(conflict.message.find(first.id), std::string::npos) << conflict.message;
+
+  auto waiting = send(keyed("order-2", "A", t0 + 3'600'000));
+  ASSERT_EQ(waiting.http_status, 202);
+  EXPECT_EQ(cancel(waiting.id), cancel_answer::cancelled);
+  EXPECT_EQ(send(keyed("order-2", "A", t0)).status, job_status::cancelled);
+
+  // The same from the store, after a restart (the keys are no longer in memory).
+  stop();
+  open_store(1h);
+  start([](manager_options& o) { o.sweep_every = 10min; });
+  auto after = send(keyed("order-1", "A", t0));
+  EXPECT_EQ(after.id, first.id);
+  EXPECT_EQ(after.status, job_status::delivered);
+  EXPECT_EQ(send(keyed("order-1", "B", t0)).http_status, 409);
+
+  // Retention purges the jobs, and their keys with them: the next use makes a new job.
+  advance(2h);
+  EXPECT_FALSE(store_->get_job(first.id)->has_value()) << "not purged";
+  auto fresh = send(keyed("order-1", "B", clock_->now_ms()));
+  EXPECT_EQ(fresh.http_status, 202);
+  EXPECT_FALSE(fresh.deduplicated);
+  EXPECT_NE(fresh.id, first.id);
 }
 
 TEST_F(JobManager, CancellingAHibernatedJobBringsItBackToCancelIt) {

@@ -2,6 +2,7 @@
 // client (issue: one bad byte must never stop the relay).
 #include <gtest/gtest.h>
 
+#include "core/job_json.h"
 #include "core/text.h"
 #include "core/url.h"
 
@@ -35,6 +36,27 @@ TEST(Utf8, SafeDumpNeverThrows) {
   EXPECT_NO_THROW(out = safe_dump(j));
   EXPECT_TRUE(is_valid_utf8(out));
   EXPECT_NE(out.find("http://a/"), std::string::npos);
+}
+
+// A job stored before the checks (or a target's answer) with bytes that are not UTF-8 is shown
+// escaped: it never breaks a listing (before: json type_error.316 in the store actor's reply).
+TEST(JobJson, BadBytesInAStoredJobAreShownEscaped) {
+  job_state s;
+  s.id = "job_01JDQX7Z8Y9ABCDEFGHJKMNPQR";
+  s.status = job_status::failed;
+  s.url = "http://a.example/\xff";
+  s.last_error = "status 500 \xc3";
+  s.finished_at_ms = 1;
+  s.response = response_summary{500, {{"X-Bad\xfe", "v\xff"}}, "body \xff"};
+  std::vector<attempt_record> attempts{{1, 0, 5, 500, "protocol: \xff"}};
+  std::string out;
+  ASSERT_NO_THROW(out = job_json(s, attempts).dump());  // escaped before the dump: no replace needed
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["url"], "http://a.example/\\xFF");
+  EXPECT_EQ(j["last_error"], "status 500 \\xC3");
+  EXPECT_EQ(j["attempts"][0]["error"], "protocol: \\xFF");
+  EXPECT_EQ(j["report"]["response"]["headers"]["X-Bad\\xFE"], "v\\xFF");
+  EXPECT_NO_THROW((void)report_json(s).dump());
 }
 
 TEST(Url, AcceptsWhatDeliveryCanAttempt) {

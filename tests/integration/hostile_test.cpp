@@ -180,6 +180,41 @@ TEST(Hostile, WhatCanNeverBeDeliveredIsRefusedAtSubmission) {
   EXPECT_EQ(json::parse(list->body)["jobs"].size(), 1u) << "only the valid job was stored: " << list->body;
 }
 
+// Before: a repeat always said "scheduled", and the same key with another URL or body silently
+// returned the first job.
+TEST(Hostile, IdempotencyRepeatsTellTheStatusNowAndOtherRequestsUnderTheKeyAre409) {
+  temp_dir dir;
+  test_origin origin;
+  relay_process relay(dir, config_text(dir), key_a);
+  ASSERT_NE(relay.port(), 0) << relay.log();
+  const std::string url = "X-Fetch-Url: " + url_of(origin, "/ok") + "\r\n";
+  const std::string keyed = url + "X-Idempotency-Key: order-9\r\nX-Fetch-Forward-X-Shop: 1\r\n";
+  auto first = relay.call("POST", "/v1/fetch", key_a, keyed, "{\"a\":1}");
+  ASSERT_TRUE(first && first->status == 202);
+  std::string id = json::parse(first->body)["id"];
+  ASSERT_EQ(relay.wait_terminal(id)["status"], "delivered");
+  auto repeat = relay.call("POST", "/v1/fetch", key_a, keyed, "{\"a\":1}");
+  ASSERT_TRUE(repeat);
+  EXPECT_EQ(repeat->status, 202);
+  auto r = json::parse(repeat->body);
+  EXPECT_EQ(r["id"], id);
+  EXPECT_EQ(r["status"], "delivered") << repeat->body;
+  EXPECT_EQ(r["deduplicated"], true);
+  for (const auto& [headers, body] : std::vector<std::pair<std::string, std::string>>{
+           {"X-Fetch-Url: " + url_of(origin, "/jobs/other") + "\r\nX-Idempotency-Key: order-9\r\nX-Fetch-Forward-X-Shop: 1\r\n", "{\"a\":1}"},
+           {keyed, "{\"a\":2}"},
+           {url + "X-Idempotency-Key: order-9\r\nX-Fetch-Forward-X-Shop: 2\r\n", "{\"a\":1}"},
+           {keyed + "X-Fetch-Method: PUT\r\n", "{\"a\":1}"}}) {
+    SCOPED_TRACE(headers + body);
+    auto c = relay.call("POST", "/v1/fetch", key_a, headers, body);
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->status, 409) << c->body;
+    EXPECT_EQ(json::parse(c->body)["error"]["code"], "idempotency_key_conflict");
+    EXPECT_NE(c->body.find(id), std::string::npos) << "the answer names the first job";
+  }
+  EXPECT_EQ(origin.requests(), 1u);
+}
+
 /// One request built from random bytes in one place (method, path, an X-* header or the framing),
 /// or a valid one; the rest is valid, so most requests reach the part under test.
 struct fuzz_case {
