@@ -17,10 +17,17 @@ PACKAGES=(
   curl
 )
 
-# `--bench` (before the missing list is computed) adds what `make bench` needs: nginx (the sink and the direct ceiling) and wrk.
-if [ "${1:-}" = "--bench" ]; then
-  PACKAGES+=(nginx-light wrk)
-fi
+# --bench adds what `make bench` needs: nginx (the sink and the direct ceiling) and wrk. It must
+# come before the missing list is computed (it once came after, so `make bench` never installed them).
+# --list prints the missing packages, one a line, and installs nothing.
+LIST=""
+for arg in "$@"; do
+  case "$arg" in
+    --bench) PACKAGES+=(nginx-light wrk) ;;
+    --list) LIST=1 ;;
+    *) echo "install-deps: unknown option $arg (use --bench, --list)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -33,6 +40,11 @@ done
 # Node runs the npm receivers used by end-to-end tests (standardwebhooks); only if no node at all.
 if ! command -v node >/dev/null 2>&1; then
   missing+=(nodejs npm)
+fi
+
+if [ -n "$LIST" ]; then
+  for p in "${missing[@]}"; do echo "$p"; done
+  exit 0
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -231,6 +231,7 @@ submission keyed(const std::string& key, const std::string& fingerprint, std::in
 // the first job, and a key outlived its purged job.
 TEST_F(JobManager, ARepeatTellsTheJobsStatusNowAConflictIs409AndAKeyLeavesWithItsJob) {
   stop();
+  store_.reset();
   open_store(1h);  // retention 1 h, shorter than the 24 h idempotency window
   start([](manager_options& o) { o.sweep_every = 10min; });
   auto send = [&](submission sub) {
@@ -261,6 +262,7 @@ TEST_F(JobManager, ARepeatTellsTheJobsStatusNowAConflictIs409AndAKeyLeavesWithIt
 
   // The same from the store, after a restart (the keys are no longer in memory).
   stop();
+  store_.reset();
   open_store(1h);
   start([](manager_options& o) { o.sweep_every = 10min; });
   auto after = send(keyed("order-1", "A", t0));
