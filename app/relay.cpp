@@ -104,8 +104,8 @@ relay::~relay() {
     impl_->server->shutdown(std::chrono::milliseconds(0));
     impl_->server->wait();
     impl_->server.reset();
+    spdlog::info("server stopped; stopping actors (unfinished jobs stay due in the store)");
   }
-  spdlog::info("server stopped; stopping actors (unfinished jobs stay due in the store)");
   impl_->stop_actors();
   impl_->system.reset();  // waits for every actor
 }
