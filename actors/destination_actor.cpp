@@ -51,7 +51,7 @@ void reply_not_sent(const attempt_request& req, const plugins::chain::verdict& v
     a.defer_until_ms = v.defer_until_ms;
     a.defer_reason = v.reason;
   } else {
-    a.error_class = "rejected";
+    a.kind = error_class::rejected;
     a.error = v.reason;
   }
   caf::anon_send(req.reply_to, outcome_atom::value, std::move(a));
@@ -121,7 +121,7 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
                      for (auto& h : r.response->headers) a.headers.push_back({std::move(h.name), std::move(h.value)});
                      a.body = std::move(r.response->body);
                    } else if (r.error) {
-                     a.error_class = std::string(http::to_string(r.error->kind));
+                     a.kind = r.error->kind;
                      a.error = std::move(r.error->message);
                    }
                    caf::anon_send(me, finished_atom::value, std::move(a), reply_to, ticket);
@@ -134,7 +134,7 @@ void report_outcome(self_ptr self, const destination_options& o, std::uint64_t t
   auto& st = self->state;
   auto it = st.chained_in_flight.find(ticket);
   if (it == st.chained_in_flight.end()) return;
-  plugins::outcome_data od{a.status, a.error_class, -1, a.duration_ms};
+  plugins::outcome_data od{a.status, std::string(to_string(a.kind)), -1, a.duration_ms};
   for (const auto& h : a.headers) {
     if (iequals(h.name, "Retry-After")) {
       std::int64_t now = o.clock->now_ms();
@@ -220,7 +220,7 @@ caf::behavior destination_actor(self_ptr self, destination_options options) {
         if (ticket != 0) report_outcome(self, *o, ticket, a);
         if (o->metrics) {
           o->metrics->in_flight.fetch_sub(1, std::memory_order_relaxed);
-          o->metrics->attempts[static_cast<size_t>(classify_attempt(a.status, a.error_class))].fetch_add(1, std::memory_order_relaxed);
+          o->metrics->attempts[static_cast<size_t>(classify_attempt(a.status, a.kind))].fetch_add(1, std::memory_order_relaxed);
           o->metrics->delivery_latency.observe(a.duration_ms);
         }
         caf::anon_send(reply_to, outcome_atom::value, std::move(a));

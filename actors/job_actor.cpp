@@ -165,7 +165,7 @@ void log_failed_attempt(const job_state& s, const attempt_result& r, std::string
                "attempt failed");
   } else {
     log::event(spdlog::level::info,
-               {{"job_id", s.id}, {"tenant", s.tenant}, {"attempt", s.attempts}, {"error_class", r.error_class},
+               {{"job_id", s.id}, {"tenant", s.tenant}, {"attempt", s.attempts}, {"error_class", to_string(r.kind)},
                 {"error", r.error}, {"duration_ms", r.duration_ms}, {"next_attempt_at", next}},
                "attempt failed");
   }
@@ -191,7 +191,7 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
   st.s.attempts += 1;
   attempt_record rec{st.s.attempts, r.started_at_ms, r.duration_ms,
                      static_cast<std::uint16_t>(r.status),
-                     r.error_class.empty() ? std::string() : r.error_class + ": " + r.error};
+                     r.kind == error_class::none ? std::string() : std::string(to_string(r.kind)) + ": " + r.error};
   st.attempts.push_back(rec);
   st.s.last_status_code = static_cast<std::uint16_t>(r.status);
   if (r.status != 0) {
@@ -205,7 +205,7 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
 
   attempt_outcome o;
   o.status = r.status;
-  o.permanent_error = r.error_class == "blocked" || r.error_class == "invalid_url" || r.error_class == "rejected";
+  o.permanent_error = is_permanent(r.kind);
   o.no_retry_header = iequals(header_value(r, "X-Fetch-No-Retry").value_or(""), "true");
   if (r.status == 429 || r.status == 503) {
     if (auto ra = header_value(r, "Retry-After"))

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error_class.h"
 #include "core/job.h"
 #include "core/status.h"
 #include "persistence/store.h"
@@ -153,7 +154,7 @@ struct attempt_result {
   int status = 0;  // 0: no response
   std::vector<header_pair> headers;
   std::string body;               // the first 4 KiB
-  std::string error_class;        // "" or dns, connect, tls, timeout, reset, protocol, blocked
+  error_class kind = error_class::none;  // why there is no answer (core/error_class.h)
   std::string error;              // human-readable
   std::int64_t started_at_ms = 0;
   std::uint32_t duration_ms = 0;

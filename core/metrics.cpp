@@ -49,19 +49,28 @@ std::string_view to_string(attempt_class c) noexcept {
     case attempt_class::protocol: return "protocol";
     case attempt_class::blocked: return "blocked";
     case attempt_class::rejected: return "rejected";
+    case attempt_class::unusable: return "unusable";
     case attempt_class::count_: break;
   }
   return "other";
 }
 
-attempt_class classify_attempt(int status, std::string_view e) noexcept {
+attempt_class classify_attempt(int status, error_class e) noexcept {
   if (status >= 200 && status < 300) return attempt_class::s2xx;
   if (status >= 300 && status < 400) return attempt_class::s3xx;
   if (status >= 400 && status < 500) return attempt_class::s4xx;
   if (status >= 500) return attempt_class::s5xx;
-  for (auto c : {attempt_class::dns, attempt_class::connect, attempt_class::tls, attempt_class::timeout,
-                 attempt_class::reset, attempt_class::blocked, attempt_class::rejected}) {
-    if (e == to_string(c)) return c;
+  switch (e) {
+    case error_class::dns: return attempt_class::dns;
+    case error_class::connect: return attempt_class::connect;
+    case error_class::tls: return attempt_class::tls;
+    case error_class::timeout: return attempt_class::timeout;
+    case error_class::reset: return attempt_class::reset;
+    case error_class::blocked: return attempt_class::blocked;
+    case error_class::rejected: return attempt_class::rejected;
+    case error_class::unusable: return attempt_class::unusable;
+    case error_class::none:
+    case error_class::protocol: break;
   }
   return attempt_class::protocol;
 }

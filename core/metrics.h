@@ -2,6 +2,8 @@
 // any thread; rendering reads a consistent-enough snapshot.
 #pragma once
 
+#include "core/error_class.h"
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -31,10 +33,12 @@ class histogram {
 };
 
 /// Outcome classes of delivery attempts.
-enum class attempt_class : std::uint8_t { s2xx, s3xx, s4xx, s5xx, dns, connect, tls, timeout, reset, protocol, blocked, rejected, count_ };
+enum class attempt_class : std::uint8_t {
+  s2xx, s3xx, s4xx, s5xx, dns, connect, tls, timeout, reset, protocol, blocked, rejected, unusable, count_
+};
 
 std::string_view to_string(attempt_class c) noexcept;
-attempt_class classify_attempt(int status, std::string_view error_class) noexcept;
+attempt_class classify_attempt(int status, error_class e) noexcept;
 
 struct relay_metrics {
   relay_metrics();

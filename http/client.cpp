@@ -38,18 +38,6 @@ namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 using steady = std::chrono::steady_clock;
 
-std::string_view to_string(error_class c) noexcept {
-  switch (c) {
-    case error_class::dns: return "dns";
-    case error_class::connect: return "connect";
-    case error_class::tls: return "tls";
-    case error_class::timeout: return "timeout";
-    case error_class::reset: return "reset";
-    case error_class::protocol: return "protocol";
-    case error_class::blocked: return "blocked";
-  }
-  return "unknown";
-}
 
 namespace {
 
@@ -148,13 +136,13 @@ struct client::impl {
   void start(std::shared_ptr<attempt> a) {
     auto u = parse_url(a->req.url);
     if (!u) {
-      fail(a, error_class::protocol, u.error().message());
+      fail(a, error_class::unusable, u.error().message());
       return;
     }
     a->url = std::move(*u);
     for (const auto& h : a->req.headers) {
       if (h.name.find_first_of("\r\n:") != std::string::npos || h.value.find_first_of("\r\n") != std::string::npos) {
-        fail(a, error_class::protocol, "header \"" + h.name + "\" contains a line break or colon");
+        fail(a, error_class::unusable, "header \"" + h.name + "\" contains a line break or colon");
         return;
       }
     }

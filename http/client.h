@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error_class.h"
 #include "core/net.h"
 #include "core/url.h"
 #include "http/resolver.h"
@@ -38,17 +39,7 @@
 
 namespace fetchrelay::http {
 
-enum class error_class {
-  dns,       // the name does not resolve, or resolution failed
-  connect,   // no connection could be made (refused, unreachable, connect timeout, pool full)
-  tls,       // handshake or certificate verification failed
-  timeout,   // the attempt's deadline passed
-  reset,     // the connection broke or closed before the response was complete
-  protocol,  // the peer did not speak valid HTTP/1.1, or the URL cannot be used
-  blocked,   // the SSRF guard refused every resolved address
-};
-
-std::string_view to_string(error_class c) noexcept;
+using ::fetchrelay::error_class;  // core/error_class.h
 
 struct outbound_request {
   std::string method = "POST";

@@ -34,7 +34,7 @@ caf::actor spawn_collector(caf::actor_system& sys, std::shared_ptr<tally> seen) 
       [](caf::event_based_actor*, std::shared_ptr<tally> t) -> caf::behavior {
         return {[t](outcome_atom, const attempt_result& r) {
           if (r.status == 200) ++t->ok;
-          if (r.error_class == "timeout") ++t->timeouts;
+          if (r.kind == error_class::timeout) ++t->timeouts;
           ++t->outcomes;
         }};
       },
@@ -175,7 +175,7 @@ TEST(Destination, PluginsChangeTheRequestOrStopItBeforeItIsSent) {
   EXPECT_TRUE(got["slow"].deferred);
   EXPECT_EQ(got["slow"].defer_until_ms, 5'700);
   EXPECT_EQ(got["slow"].defer_reason, "test: waiting");
-  EXPECT_EQ(got["broken"].error_class, "rejected");
+  EXPECT_EQ(got["broken"].kind, error_class::rejected);
   EXPECT_EQ(got["broken"].error, "throws threw: boom");
   std::string text = metrics->render();
   std::string origin_label = "{origin=\"" + key + "\",policy=";

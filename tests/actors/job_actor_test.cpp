@@ -84,14 +84,15 @@ class JobActor : public ::testing::Test {
     f_.run();
   }
 
-  void answer(const job_actor& a, int status, std::vector<header_pair> headers = {}, std::string error_class = "") {
+  void answer(const job_actor& a, int status, std::vector<header_pair> headers = {},
+              error_class kind = error_class::none) {
     ASSERT_FALSE(rec_->attempts.empty());
     attempt_result r;
     r.generation = rec_->attempts.back().generation;
     r.status = status;
     r.headers = std::move(headers);
-    r.error_class = std::move(error_class);
-    r.error = r.error_class.empty() ? "" : "simulated";
+    r.kind = kind;
+    r.error = kind == error_class::none ? "" : "simulated";
     r.started_at_ms = clock_->now_ms();
     r.duration_ms = 12;
     caf::anon_send(a, outcome_atom::value, r);
@@ -160,7 +161,7 @@ TEST_F(JobActor, BackoffScheduleIsFollowedExactlyThenRetriesRunOut) {
   EXPECT_EQ(rec_->attempts.size(), 2u);
   advance(1ms);
   ASSERT_EQ(rec_->attempts.size(), 3u);
-  answer(a, 0, {}, "timeout");
+  answer(a, 0, {}, error_class::timeout);
   ASSERT_EQ(rec_->finished.size(), 1u);
   job_state s = stored();
   EXPECT_EQ(s.status, job_status::failed);
@@ -204,9 +205,19 @@ TEST_F(JobActor, NoRetryHeaderFailsAtOnce) {
 
 TEST_F(JobActor, BlockedFailsAtOnce) {
   auto a = start(0, 10);
-  answer(a, 0, {}, "blocked");
+  answer(a, 0, {}, error_class::blocked);
   EXPECT_EQ(stored().status, job_status::failed);
   EXPECT_EQ(stored().attempts, 1u);
+}
+
+// DESIGN §3: a request that cannot be sent as it is (before: compared against "invalid_url",
+// which nothing produced, so such a job was retried to the end of its budget).
+TEST_F(JobActor, AnUnusableRequestFailsAtOnceNotRetried) {
+  auto a = start(0, 10);
+  answer(a, 0, {}, error_class::unusable);
+  EXPECT_EQ(stored().status, job_status::failed);
+  EXPECT_EQ(stored().attempts, 1u);
+  EXPECT_EQ(stored().last_error.rfind("unusable: simulated", 0), 0u) << stored().last_error;
 }
 
 TEST_F(JobActor, RetryAfterIsHonoured) {

@@ -286,7 +286,7 @@ TEST(Client, HeaderWithALineBreakIsRefused) {
   req.headers = {{"X-A", "1\r\nX-Injected: 1"}};
   auto r = send_sync(*c, req);
   ASSERT_TRUE(r.error);
-  EXPECT_EQ(r.error->kind, error_class::protocol);
+  EXPECT_EQ(r.error->kind, error_class::unusable);
   EXPECT_EQ(o.requests(), 0u);
 }
 

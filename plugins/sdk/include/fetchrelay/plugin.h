@@ -60,7 +60,7 @@ typedef struct fr_verdict {
 /* What happened to an attempt that was sent (or stopped by a later plugin). */
 typedef struct fr_outcome {
   int32_t status;          /* HTTP status; 0: no response */
-  fr_str error_class;      /* "" or dns, connect, tls, timeout, reset, protocol, blocked,
+  fr_str error_class;      /* "" or dns, connect, tls, timeout, reset, protocol, blocked, unusable,
                               rejected, deferred (a later plugin stopped it) */
   int64_t retry_after_ms;  /* absolute host time from a Retry-After header; -1 if none */
   int64_t duration_ms;

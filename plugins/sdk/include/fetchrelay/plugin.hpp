@@ -116,7 +116,7 @@ class attempt {
 /// What happened to the attempt.
 struct outcome {
   int status = 0;                 // 0: no response
-  std::string_view error_class;   // "" or dns, connect, tls, timeout, reset, protocol, blocked, rejected, deferred
+  std::string_view error_class;   // "" or dns, connect, tls, timeout, reset, protocol, blocked, unusable, rejected, deferred
   std::optional<std::int64_t> retry_after_ms;  // absolute host time
   std::int64_t duration_ms = 0;
 
