@@ -30,8 +30,5 @@ http::handler make_api_handler(api_deps deps);
 /// Constant-time comparison (no early exit on the first difference, nor on length).
 bool constant_time_equal(std::string_view a, std::string_view b);
 
-/// X-Not-Before: unix seconds or RFC 3339 ("2026-11-28T10:00:00Z", fractions and offsets
-/// allowed); milliseconds since the epoch, or nullopt.
-std::optional<std::int64_t> parse_not_before(std::string_view v);
 
 }  // namespace fetchrelay::app

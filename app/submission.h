@@ -1,0 +1,36 @@
+// POST /v1/fetch as a pure function: the request's headers and body in, a validated submission
+// or the 4xx that says what to change out (docs/api.md lists every code). No I/O, no actors:
+// unit-tested per error code (tests/app/submission_test.cpp).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "actors/job_manager.h"
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/url.h"
+#include "http/server.h"
+
+namespace fetchrelay::app {
+
+/// A refused request: its HTTP status, error code and message.
+struct bad_request {
+  int status;
+  std::string code;
+  std::string message;
+};
+
+/// Reads X-Fetch-*, X-Delay, X-Not-Before, X-Policy, X-Retries, X-Timeout, X-Callback,
+/// X-Failure-Callback, X-Idempotency-Key and the body (moved out of `req`).
+std::variant<actors::submission, bad_request> parse_submission(const config::relay_config& cfg, const wall_clock& clock,
+                                                               const std::string& tenant, http::request& req);
+
+/// X-Not-Before: unix seconds or RFC 3339 ("2026-11-28T10:00:00Z", fractions and offsets
+/// allowed), checked against the calendar; milliseconds since the epoch, or nullopt.
+std::optional<std::int64_t> parse_not_before(std::string_view v);
+
+}  // namespace fetchrelay::app
