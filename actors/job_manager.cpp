@@ -83,32 +83,7 @@ void stop_jobs(self_ptr self, const caf::error& reason) {
   self->state.live.clear();
 }
 
-/// Drops idempotency keys past their window, and the oldest past the in-memory cap (the store
-/// still has them).
-void prune_idempotency(self_ptr self, const env& e, std::int64_t now) {
-  auto& st = self->state;
-  while (!st.idem_order.empty() && (st.idem_order.front().second <= now ||
-                                    st.idem_order.size() > e.options.max_idempotency_in_memory)) {
-    auto it = st.idem.find(st.idem_order.front().first);
-    if (it != st.idem.end() && it->second.committed &&
-        it->second.expires_at_ms == st.idem_order.front().second) {
-      st.idem.erase(it);
-    }
-    st.idem_order.pop_front();
-  }
-}
-
-void remember_idempotency(self_ptr self, const std::string& key, manager_state::idem_entry entry) {
-  self->state.idem_order.emplace_back(key, entry.expires_at_ms);
-  self->state.idem[key] = std::move(entry);
-}
-
 void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply);
-
-/// A repeat of another request: different fingerprints mean the key is reused for other work.
-bool conflicts(const std::string& first, const std::string& repeat) {
-  return !first.empty() && !repeat.empty() && first != repeat;
-}
 
 submit_answer conflict_answer(const std::string& id) {
   return {409, id, 0, false, "idempotency_key_conflict",
@@ -145,29 +120,26 @@ void answer_repeat(self_ptr self, const env& e, submission sub, const std::strin
 void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply) {
   auto& st = self->state;
   std::int64_t now = e.clock->now_ms();
-  prune_idempotency(self, e, now);
+  st.idem->prune(now);
   std::string idem_key;
   if (!sub.idempotency_key.empty()) {
-    idem_key = sub.tenant + '\0' + sub.idempotency_key;
-    auto it = st.idem.find(idem_key);
-    if (it != st.idem.end() && it->second.expires_at_ms > now) {
-      bool conflict = conflicts(it->second.fingerprint, sub.fingerprint);
-      if (it->second.committed)
-        answer_repeat(self, e, std::move(sub), it->second.id, conflict, std::move(reply));
+    idem_key = idempotency_index::key_of(sub.tenant, sub.idempotency_key);
+    if (auto* known = st.idem->find(idem_key, now)) {
+      bool conflict = idempotency_index::conflicts(known->fingerprint, sub.fingerprint);
+      if (known->committed)
+        answer_repeat(self, e, std::move(sub), known->id, conflict, std::move(reply));
       else if (conflict)
-        reply(conflict_answer(it->second.id));
+        reply(conflict_answer(known->id));
       else
-        it->second.waiters.push_back(std::move(reply));  // answered after the first's sync
+        known->waiters.push_back(std::move(reply));  // answered after the first's sync
       return;
     }
-    if (it == st.idem.end() && !sub.idem_checked) {
-      // Not in memory: it may have been given before a restart. Ask the store first.
-      auto& waiting = st.idem_lookups[idem_key];
-      waiting.emplace_back(std::move(sub), std::move(reply));
-      if (waiting.size() > 1) return;
+    if (!st.idem->known(idem_key) && !sub.idem_checked) {
+      // Not in memory: it may have been given before a restart. Ask the store first (once).
+      std::string tenant = sub.tenant, key = sub.idempotency_key;
+      if (!st.idem->await_lookup(idem_key, std::move(sub), std::move(reply))) return;
       caf::actor me = caf::actor_cast<caf::actor>(self);
-      const auto& first = waiting.front().first;
-      self->send(e.store, idem_atom::value, first.tenant, first.idempotency_key,
+      self->send(e.store, idem_atom::value, tenant, key,
                  completion<result<std::optional<idem_hit>>>(
                      [me, idem_key](result<std::optional<idem_hit>> r) {
                        caf::anon_send(me, idem_loaded_atom::value, idem_key, std::move(r));
@@ -215,7 +187,7 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
   if (!idem_key.empty()) {
     auto expires = now + e.options.idempotency_window.count();
     b.idempotency.push_back({sub.tenant, sub.idempotency_key, {s.id, expires, sub.fingerprint}});
-    remember_idempotency(self, idem_key, {s.id, s.run_at_ms, expires, sub.fingerprint, false, {}});
+    st.idem->remember(idem_key, {s.id, s.run_at_ms, expires, sub.fingerprint, false, {}});
   }
   ++count;
   std::string id = s.id;
@@ -248,16 +220,7 @@ void on_committed(self_ptr self, const env& e, const std::string& id, const stat
   auto p = std::move(it->second);
   st.pending.erase(it);
   std::vector<completion<submit_answer>> waiters;
-  if (!p.idem.empty()) {
-    auto i = st.idem.find(p.idem);
-    if (i != st.idem.end()) {
-      waiters = std::move(i->second.waiters);
-      if (r.is_ok())
-        i->second.committed = true;
-      else
-        st.idem.erase(i);
-    }
-  }
+  if (!p.idem.empty()) waiters = st.idem->committed(p.idem, r.is_ok());
   if (!r.is_ok()) {
     --st.tenant_pending[p.state.tenant];
     submit_answer fail{
@@ -400,13 +363,12 @@ void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered
 void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key,
                     const result<std::optional<idem_hit>>& r) {
   auto& st = self->state;
-  auto waiting = std::move(st.idem_lookups[idem_key]);
-  st.idem_lookups.erase(idem_key);
+  auto waiting = st.idem->take_lookup(idem_key);
   if (r.is_ok() && r.value() && r.value()->expires_at_ms > e.clock->now_ms()) {
     const idem_hit& hit = *r.value();
-    remember_idempotency(self, idem_key, {hit.id, hit.run_at_ms, hit.expires_at_ms, hit.fingerprint, true, {}});
+    st.idem->remember(idem_key, {hit.id, hit.run_at_ms, hit.expires_at_ms, hit.fingerprint, true, {}});
     for (auto& [sub, reply] : waiting) {
-      bool conflict = conflicts(hit.fingerprint, sub.fingerprint);
+      bool conflict = idempotency_index::conflicts(hit.fingerprint, sub.fingerprint);
       answer_repeat(self, e, std::move(sub), hit.id, conflict, std::move(reply));
     }
     return;
@@ -434,6 +396,7 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
     return rng();
   });
   for (const auto& [tenant, n] : options.initial_pending) self->state.tenant_pending[tenant] = n;
+  self->state.idem = std::make_unique<idempotency_index>(options.max_idempotency_in_memory);
   self->state.gate = std::make_shared<inflight_gate>(options.max_in_flight);
   auto e = std::make_shared<env>(env{std::move(options), std::move(store), std::move(client),
                                      std::move(clock), std::move(metrics)});
@@ -458,10 +421,7 @@ caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_opti
                                                 const completion<submit_answer>& reply) {
         // The job the key named is gone: forget the key in memory; the repeat is a new job.
         auto e = self->state.env;
-        std::string key = sub.tenant + '\0' + sub.idempotency_key;
-        if (auto it = self->state.idem.find(key); it != self->state.idem.end() && it->second.id == id) {
-          self->state.idem.erase(it);
-        }
+        self->state.idem->forget(idempotency_index::key_of(sub.tenant, sub.idempotency_key), id);
         sub.idem_checked = true;
         submit(self, *e, std::move(sub), reply);
       }),

@@ -15,7 +15,9 @@
 
 #include "actors/destination_actor.h"
 #include "actors/job_actor.h"
+#include "actors/idempotency_index.h"
 #include "actors/scheduler.h"
+#include "actors/submit.h"
 #include "actors/store_actor.h"
 #include "core/ulid.h"
 #include "http/client.h"
@@ -55,33 +57,6 @@ struct manager_options {
   std::shared_ptr<delivery_drain> drain;          // graceful stop; may be null
 };
 
-/// A validated POST /v1/fetch.
-struct submission {
-  std::string tenant;
-  job_spec spec;
-  std::int64_t run_at_ms = 0;
-  std::string policy = "default";
-  std::optional<std::uint32_t> max_attempts;  // from X-Retries; else the policy's
-  std::optional<std::uint32_t> timeout_ms;    // from X-Timeout; else the policy's
-  std::string callback_url;
-  std::string failure_callback_url;
-  std::string idempotency_key;
-  std::string fingerprint;  // of method, URL, forwarded headers and body; set with idempotency_key
-  std::string parent_id;
-  bool idem_checked = false;  // the store was asked about idempotency_key already
-};
-
-struct submit_answer {
-  int http_status = 202;  // 202; 409 (idempotency conflict); 429 or 503 (retry after `retry_after_s`)
-  std::string id;
-  std::int64_t run_at_ms = 0;
-  bool deduplicated = false;
-  std::string error_code;
-  std::string message;
-  int retry_after_s = 0;
-  job_status status = job_status::scheduled;  // the job's status now (a repeat may find it finished)
-};
-
 /// POST /v1/jobs/{id}/retry.
 struct retry_answer {
   enum kind { scheduled, not_retryable, not_found, unavailable } result = not_found;
@@ -99,14 +74,6 @@ struct manager_state {
     completion<submit_answer> reply;
     std::string idem;  // key into idem, if any
   };
-  struct idem_entry {
-    std::string id;
-    std::int64_t run_at_ms = 0;
-    std::int64_t expires_at_ms = 0;
-    std::string fingerprint;
-    bool committed = false;
-    std::vector<completion<submit_answer>> waiters;  // repeats that came before the sync
-  };
   struct live_job {
     caf::actor actor;
     std::string tenant;
@@ -121,15 +88,12 @@ struct manager_state {
   persistence::commit_batch outbox;
   std::vector<std::string> outbox_ids;
   std::unordered_map<std::string, std::int64_t> tenant_pending;
-  std::unordered_map<std::string, idem_entry> idem;
-  std::deque<std::pair<std::string, std::int64_t>> idem_order;  // (key, expiry), oldest first
+  std::unique_ptr<idempotency_index> idem;
   caf::actor scheduler;
   // Jobs being brought back from their snapshots, with the cancels waiting for them.
   // Each waiting cancel keeps its tenant: the job's own is known only once it is loaded.
   std::unordered_map<std::string, std::vector<std::pair<std::string, completion<cancel_answer>>>> activating;
   std::unordered_map<std::string, std::pair<recovered_job, completion<retry_answer>>> retrying;
-  // Idempotency keys not in memory (e.g. after a restart) being looked up in the store.
-  std::unordered_map<std::string, std::vector<std::pair<submission, completion<submit_answer>>>> idem_lookups;
 };
 
 caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options, store_actor store,

@@ -250,6 +250,18 @@ TEST_F(JobManager, ARepeatTellsTheJobsStatusNowAConflictIs409AndAKeyLeavesWithIt
   EXPECT_TRUE(repeat.deduplicated);
   EXPECT_EQ(repeat.id, first.id);
   EXPECT_EQ(repeat.status, job_status::delivered) << to_string(repeat.status);
+  // Repeats that arrive before the first submission's sync wait for it and get its id.
+  auto out = std::make_shared<std::vector<submit_answer>>();
+  for (int i = 0; i < 3; ++i) {
+    caf::anon_send(manager_, submit_atom::value, keyed("order-3", "A", t0 + 3'600'000),
+                   completion<submit_answer>([out](submit_answer a) { out->push_back(std::move(a)); }));
+  }
+  f_.run();
+  ASSERT_EQ(out->size(), 3u);
+  for (const auto& a : *out) EXPECT_EQ(a.id, (*out)[0].id);
+  EXPECT_EQ(std::count_if(out->begin(), out->end(), [](const submit_answer& a) { return a.deduplicated; }), 2);
+  EXPECT_EQ(store_->pending_by_tenant()["acme"], 1) << "one job for three submissions";
+
   auto conflict = send(keyed("order-1", "B", t0));
   EXPECT_EQ(conflict.http_status, 409);
   EXPECT_EQ(conflict.error_code, "idempotency_key_conflict");
