@@ -32,6 +32,10 @@ TEST(Base64, Rfc4648Vectors) {
   EXPECT_EQ(base64_encode("fooba"), "Zm9vYmE=");
   EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
   EXPECT_EQ(base64_encode(std::string("\xff\x00\xfe", 3)), "/wD+");
+  std::string long_one = base64_encode(std::string(100, 'a'));  // no line breaks, whatever the length
+  EXPECT_EQ(long_one.size(), 136u);
+  EXPECT_EQ(long_one.find('\n'), std::string::npos);
+  EXPECT_EQ(long_one.substr(128), "YWFhYQ==");
 }
 
 }  // namespace
