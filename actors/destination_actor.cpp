@@ -99,7 +99,7 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
   }
   ++st.in_flight;
   if (o.metrics) o.metrics->in_flight.fetch_add(1, std::memory_order_relaxed);
-  http::outbound_request out;
+  outbound_request out;
   out.method = std::move(req.method);
   out.url = std::move(req.url);
   for (auto& h : req.headers) out.headers.push_back({std::move(h.name), std::move(h.value)});
@@ -109,7 +109,7 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
   auto t0 = std::chrono::steady_clock::now();
   o.client->send(std::move(out), req.timeout,
                  [me, reply_to = req.reply_to, gen = req.generation, started, t0, ticket,
-                  token = std::move(req.token)](http::outbound_result r) {
+                  token = std::move(req.token)](outbound_result r) {
                    attempt_result a;
                    a.generation = gen;
                    a.token = token;

@@ -14,7 +14,7 @@
 #include "actors/messages.h"
 #include "core/clock.h"
 #include "core/metrics.h"
-#include "http/client.h"
+#include "core/delivery.h"
 #include "plugins/host/plugin_host.h"
 
 namespace fetchrelay::actors {
@@ -70,7 +70,7 @@ struct destination_state {
 
 struct destination_options {
   std::string origin;
-  std::shared_ptr<http::client> client;
+  std::shared_ptr<delivery_client> client;
   int max_in_flight = 64;                     // this origin's cap
   std::shared_ptr<inflight_gate> gate;        // the global cap; may be null
   std::shared_ptr<const pipeline_set> pipelines; // may be null: no plugins

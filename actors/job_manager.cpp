@@ -24,7 +24,7 @@ double unit_random() {
 struct manager_env {
   manager_options options;
   store_actor store;
-  std::shared_ptr<http::client> client;
+  std::shared_ptr<delivery_client> client;
   std::shared_ptr<const wall_clock> clock;
   std::shared_ptr<relay_metrics> metrics;
 };
@@ -34,7 +34,7 @@ namespace {
 using env = manager_env;
 
 caf::actor destination_for(self_ptr self, const env& e, const std::string& url) {
-  auto origin = http::url_origin(url);
+  auto origin = url_origin(url);
   std::string key = origin ? *origin : std::string("invalid");
   auto& d = self->state.destinations[key];
   if (d) return d;
@@ -388,7 +388,7 @@ void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key,
 }  // namespace
 
 caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options,
-                          store_actor store, std::shared_ptr<http::client> client,
+                          store_actor store, std::shared_ptr<delivery_client> client,
                           std::shared_ptr<const wall_clock> clock,
                           std::shared_ptr<relay_metrics> metrics) {
   self->state.ids = std::make_unique<ulid_generator>([] {

@@ -20,7 +20,8 @@
 #include "actors/submit.h"
 #include "actors/store_actor.h"
 #include "core/ulid.h"
-#include "http/client.h"
+#include "core/delivery.h"
+#include "core/url.h"
 
 namespace fetchrelay::actors {
 
@@ -97,7 +98,7 @@ struct manager_state {
 };
 
 caf::behavior job_manager(caf::stateful_actor<manager_state>* self, manager_options options, store_actor store,
-                          std::shared_ptr<http::client> client, std::shared_ptr<const wall_clock> clock,
+                          std::shared_ptr<delivery_client> client, std::shared_ptr<const wall_clock> clock,
                           std::shared_ptr<relay_metrics> metrics);
 
 }  // namespace fetchrelay::actors

@@ -12,6 +12,7 @@
 #include "actors/system.h"
 #include "app/api.h"
 #include "core/version.h"
+#include "http/client.h"
 #include "http/server.h"
 #include "plugins/host/plugin_host.h"
 
@@ -155,7 +156,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   mo.pipelines = std::move(pl);
   mo.drain = p->drain;
   p->manager = p->system->spawn(actors::job_manager, std::move(mo), p->store,
-                                std::shared_ptr<http::client>(std::move(client.value())), p->clock, p->metrics);
+                                std::shared_ptr<delivery_client>(std::move(client.value())), p->clock, p->metrics);
 
   http::server_options o;
   o.host = cfg.server.listen.host;

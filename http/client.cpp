@@ -59,13 +59,6 @@ std::string address_text(const ip_address& a) { return to_endpoint(a, 0).address
 }  // namespace
 
 
-std::optional<std::string_view> outbound_response::header(std::string_view name) const {
-  for (const auto& h : headers) {
-    if (iequals(h.name, name)) return std::string_view(h.value);
-  }
-  return std::nullopt;
-}
-
 struct origin;
 struct attempt;
 

@@ -31,47 +31,22 @@
 #include <string>
 #include <vector>
 
+#include "core/delivery.h"
 #include "core/error_class.h"
 #include "core/net.h"
 #include "core/url.h"
 #include "http/resolver.h"
-#include "http/server.h"  // header_field
 
 namespace fetchrelay::http {
 
 using ::fetchrelay::error_class;  // core/error_class.h
 
-struct outbound_request {
-  std::string method = "POST";
-  std::string url;  // absolute http:// or https:// URL
-  std::vector<header_field> headers;
-  std::string body;
-};
-
-struct outbound_response {
-  int status = 0;
-  std::vector<header_field> headers;
-  std::string body;             // the first kept_body_bytes bytes
-  std::uint64_t body_bytes = 0; // bytes received in all (stops at max_body_bytes)
-  bool body_truncated = false;  // more than kept_body_bytes arrived
-  bool body_over_limit = false; // max_body_bytes was passed: the connection was closed
-  bool reused_connection = false;
-
-  std::optional<std::string_view> header(std::string_view name) const;
-};
-
-struct outbound_error {
-  error_class kind;
-  std::string message;
-};
-
-/// Exactly one of response or error is set.
-struct outbound_result {
-  std::optional<outbound_response> response;
-  std::optional<outbound_error> error;
-};
-
-using send_completion = std::function<void(outbound_result)>;
+// The request and result types are core's (core/delivery.h): actors use them without Beast.
+using ::fetchrelay::outbound_error;
+using ::fetchrelay::outbound_request;
+using ::fetchrelay::outbound_response;
+using ::fetchrelay::outbound_result;
+using ::fetchrelay::send_completion;
 
 struct client_options {
   std::chrono::milliseconds connect_timeout{5'000};
@@ -99,17 +74,17 @@ struct client_stats {
 /// "scheme://host:port" (lower-case host, explicit port). The message says what is wrong.
 using ::fetchrelay::url_origin;  // core/url.h
 
-class client {
+class client final : public delivery_client {
  public:
   /// Fails (invalid_argument) only if the TLS context cannot be built, e.g. a bad ca_file.
   static result<std::unique_ptr<client>> create(client_options options);
-  ~client();  // stops the io thread; completions still pending are not called
+  ~client() override;  // stops the io thread; completions still pending are not called
 
   client(const client&) = delete;
   client& operator=(const client&) = delete;
 
   /// Sends one request; `timeout` bounds the whole attempt.
-  void send(outbound_request request, std::chrono::milliseconds timeout, send_completion done);
+  void send(outbound_request request, std::chrono::milliseconds timeout, send_completion done) override;
 
   client_stats stats() const;
 

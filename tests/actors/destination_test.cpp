@@ -1,5 +1,6 @@
 // Destination actors and the global in-flight cap, against real Beast targets on loopback.
 #include "actors/destination_actor.h"
+#include "http/client.h"
 
 #include <gtest/gtest.h>
 

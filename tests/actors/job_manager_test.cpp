@@ -51,7 +51,7 @@ class JobManager : public ::testing::Test {
       return m->spawn<caf::linked>(scripted_target, log, std::shared_ptr<const wall_clock>(clock));
     };
     if (adjust) adjust(o);
-    manager_ = f_.sys().spawn(job_manager, o, store_actor_, std::shared_ptr<http::client>(), clock_, metrics_);
+    manager_ = f_.sys().spawn(job_manager, o, store_actor_, std::shared_ptr<delivery_client>(), clock_, metrics_);
     f_.run();
   }
 

@@ -62,7 +62,7 @@ TEST(Hibernation, AMillionJobsWaitOnDiskNotInMemoryAndARestartReadsNoneOfThem) {
     mo.make_destination = [log, clock](caf::local_actor* m, const std::string&) {
       return m->spawn<caf::linked>(test::scripted_target, log, std::shared_ptr<const wall_clock>(clock));
     };
-    auto manager = f.sys().spawn(job_manager, mo, store_actor, std::shared_ptr<http::client>(), clock, metrics);
+    auto manager = f.sys().spawn(job_manager, mo, store_actor, std::shared_ptr<delivery_client>(), clock, metrics);
     f.run();
 
     auto started = std::chrono::steady_clock::now();
