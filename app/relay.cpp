@@ -57,11 +57,24 @@ actors::manager_options manager_options_from(const config::relay_config& cfg) {
 
 }  // namespace
 
+namespace {
+
+/// Each policy's plugin steps, for the policies that have any.
+std::map<std::string, std::vector<config::plugin_step>> pipelines_of(const config::relay_config& cfg) {
+  std::map<std::string, std::vector<config::plugin_step>> out;
+  for (const auto& [name, policy] : cfg.policies) {
+    if (!policy.pipeline.empty()) out[name] = policy.pipeline;
+  }
+  return out;
+}
+
+}  // namespace
+
 result<std::shared_ptr<const plugins::registry>> load_plugins(const config::relay_config& cfg) {
   auto r = plugins::registry::load(cfg.plugins.load, cfg.plugins.search_path);
   if (!r) return r.error();
   std::vector<config::config_error> errors;
-  r.value()->check(cfg, errors);
+  r.value()->check(pipelines_of(cfg), errors);
   if (!errors.empty()) {
     std::string text;
     for (const auto& e : errors) text += (text.empty() ? "" : "\n") + e.to_string();
@@ -149,9 +162,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   mo.scheduler.loaded = p->horizon_loaded;
   auto pl = std::make_shared<actors::pipeline_set>();
   pl->registry = registry.value();
-  for (const auto& [name, policy] : cfg.policies) {
-    if (!policy.pipeline.empty()) pl->steps[name] = policy.pipeline;
-  }
+  pl->steps = pipelines_of(cfg);
   pl->services = {p->clock, nullptr, p->metrics};
   mo.pipelines = std::move(pl);
   mo.drain = p->drain;

@@ -194,10 +194,11 @@ const module* registry::find(std::string_view name) const {
   return it == modules_.end() ? nullptr : &it->second;
 }
 
-void registry::check(const config::relay_config& cfg, std::vector<config::config_error>& errors) const {
-  for (const auto& [policy, p] : cfg.policies) {
-    for (std::size_t i = 0; i < p.pipeline.size(); ++i) {
-      const auto& s = p.pipeline[i];
+void registry::check(const std::map<std::string, std::vector<config::plugin_step>>& pipelines,
+                     std::vector<config::config_error>& errors) const {
+  for (const auto& [policy, steps] : pipelines) {
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const auto& s = steps[i];
       const module* m = find(s.name);
       if (!m) continue;  // the config check already named a plugin that is not loaded
       std::string path = config::join_path(config::index_path("policies." + policy + ".pipeline", i), s.name);

@@ -46,9 +46,11 @@ class registry {
   const module* find(std::string_view name) const;
   void add(module m) { modules_[m.name] = std::move(m); }
 
-  /// Checks every policy's pipeline blocks against their plugin's schema; errors carry the
-  /// config path (policies.<name>.pipeline[i].<plugin>.<field>).
-  void check(const config::relay_config& cfg, std::vector<config::config_error>& errors) const;
+  /// Checks each policy's pipeline blocks (policy name → steps) against their plugin's schema,
+  /// and has the plugin accept them; errors carry the config path
+  /// (policies.<name>.pipeline[i].<plugin>.<field>).
+  void check(const std::map<std::string, std::vector<config::plugin_step>>& pipelines,
+             std::vector<config::config_error>& errors) const;
 
  private:
   std::map<std::string, module, std::less<>> modules_;

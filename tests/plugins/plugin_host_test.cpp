@@ -51,13 +51,11 @@ TEST(PluginLoader, AModuleLoadedUnderAnotherNameIsRefused) {
 
 TEST(PluginLoader, PipelineBlocksAreCheckedAgainstEachPluginsSchema) {
   auto r = load({"stamp", "defer"});
-  config::relay_config cfg;
-  config::policy_config p;
-  p.pipeline = {step("stamp", {{"header", 7}}), step("defer", config::json::object()),
-                step("defer", {{"for_ms", 0}, {"extra", true}})};
-  cfg.policies["default"] = p;
+  std::map<std::string, std::vector<config::plugin_step>> pipelines;
+  pipelines["default"] = {step("stamp", {{"header", 7}}), step("defer", config::json::object()),
+                          step("defer", {{"for_ms", 0}, {"extra", true}})};
   std::vector<config::config_error> errors;
-  r->check(cfg, errors);
+  r->check(pipelines, errors);
   std::vector<std::string> got;
   for (const auto& e : errors) got.push_back(e.to_string());
   EXPECT_EQ(got, (std::vector<std::string>{
