@@ -19,12 +19,10 @@ class Builtin : public ::testing::Test {
 
   /// Problems found in one pipeline block, as the config check reports them.
   std::vector<std::string> check(const std::string& plugin, const std::string& block_json) {
-    config::relay_config cfg;
-    config::policy_config p;
-    p.pipeline = {{plugin, config::json::parse(block_json)}};
-    cfg.policies["default"] = p;
+    std::map<std::string, std::vector<config::plugin_step>> pipelines;
+    pipelines["default"] = {{plugin, config::json::parse(block_json)}};
     std::vector<config::config_error> errors;
-    reg_->check(cfg, errors);
+    reg_->check(pipelines, errors);
     std::vector<std::string> out;
     for (const auto& e : errors) out.push_back(e.to_string());
     return out;
