@@ -128,6 +128,7 @@ struct server::impl {
   std::vector<std::thread> threads;
   std::uint16_t bound_port = 0;
   std::atomic<bool> stopping{false};
+  std::atomic<std::int64_t> receiving{0};  // connections whose request has begun to arrive
 
   mutable std::mutex mu;  // guards sessions and done
   std::unordered_map<session*, std::shared_ptr<session>> sessions;
@@ -214,6 +215,7 @@ class session : public std::enable_shared_from_this<session> {
 
   void read_header() {
     state_ = state::reading;
+    set_receiving(true);
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(srv_.options.max_header_size));
     parser_->body_limit(srv_.options.max_body);
@@ -273,6 +275,7 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void fail_read(beast::error_code ec) {
+    set_receiving(false);
     close_after_ = true;
     if (ec == bhttp::error::header_limit) {
       write(response::error(431, "headers_too_large",
@@ -292,6 +295,7 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void dispatch() {
+    set_receiving(false);
     state_ = state::handling;
     ++requests_;
     auto msg = parser_->release();
@@ -368,12 +372,21 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void finish() {
+    set_receiving(false);
     state_ = state::closed;
     srv_.unregister(this);
   }
 
+  /// Counted in server::receiving_count() while a request is arriving (its first bytes are in).
+  void set_receiving(bool on) {
+    if (on == receiving_) return;
+    receiving_ = on;
+    srv_.receiving.fetch_add(on ? 1 : -1, std::memory_order_relaxed);
+  }
+
   beast::tcp_stream stream_;
   server::impl& srv_;
+  bool receiving_ = false;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   state state_ = state::idle;
@@ -594,6 +607,10 @@ void server::wait() {
     if (t.joinable()) t.join();
   }
   impl_->threads.clear();
+}
+
+std::size_t server::receiving_count() const {
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, impl_->receiving.load()));
 }
 
 std::size_t server::connection_count() const {

@@ -115,6 +115,9 @@ class server {
 
   /// Open client connections now.
   std::size_t connection_count() const;
+  /// Connections whose current request has begun to arrive and is not yet complete (tests wait
+  /// on it instead of sleeping).
+  std::size_t receiving_count() const;
 
   struct impl;
 

@@ -321,8 +321,7 @@ TEST_F(server_fixture, ShutdownFinishesInFlightClosesIdleAndRefusesNew) {
   ASSERT_TRUE(idle->read_response());
   ASSERT_TRUE(busy->send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345"));
   // Let the server see the partial request before shutdown starts.
-  for (int i = 0; i < 200 && server_->connection_count() < 2; ++i) std::this_thread::sleep_for(5ms);
-  std::this_thread::sleep_for(200ms);  // settle: the server has read the partial request
+  ASSERT_TRUE(eventually([&] { return server_->receiving_count() == 1; })) << "the partial request never arrived";
 
   server_->shutdown(10s);
   EXPECT_TRUE(idle->wait_closed(5s)) << "the idle keep-alive connection stays open";
@@ -350,8 +349,7 @@ TEST_F(server_fixture, ShutdownGraceClosesWhatIsStillInFlight) {
   auto busy = connection::open(port_);
   ASSERT_TRUE(busy);
   ASSERT_TRUE(busy->send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345"));
-  for (int i = 0; i < 200 && server_->connection_count() < 1; ++i) std::this_thread::sleep_for(5ms);
-  std::this_thread::sleep_for(200ms);  // settle: the server has read the partial request
+  ASSERT_TRUE(eventually([&] { return server_->receiving_count() == 1; })) << "the partial request never arrived";
   auto t0 = std::chrono::steady_clock::now();
   server_->shutdown(200ms);
   server_->wait();
