@@ -158,7 +158,11 @@ http::handler make_api_handler(api_deps deps) {
         return reply.send(std::move(r));
       }
       auto parsed = parse_submission(cfg, *deps.clock, *tenant, req);
-      if (auto* bad = std::get_if<bad_request>(&parsed)) return reply.send(response::error(bad->status, bad->code, bad->message));
+      if (auto* bad = std::get_if<bad_request>(&parsed)) {
+        log::event(spdlog::level::debug, {{"tenant", *tenant}, {"status_code", bad->status}, {"code", bad->code}},
+                   "submission refused");
+        return reply.send(response::error(bad->status, bad->code, bad->message));
+      }
       caf::anon_send(deps.manager, actors::submit_atom::value, std::get<actors::submission>(std::move(parsed)),
                      actors::completion<actors::submit_answer>([reply](actors::submit_answer a) {
                        if (a.http_status != 202) {

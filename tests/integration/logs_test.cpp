@@ -44,6 +44,7 @@ std::string one_job_life(const std::string& log_config, std::string& id) {
   auto job = relay.wait_terminal(id);
   EXPECT_EQ(job["status"], "delivered") << job.dump();
   for (int i = 0; i < 3; ++i) relay.call("GET", "/v1/jobs", "relay_sk_wrong_key_999");  // 3 refused, 1 line
+  relay.call("POST", "/v1/fetch", key, "X-Fetch-Url: http://127.0.0.1:1/\r\nX-Delay: 1h\r\nX-Delay: 2h\r\n");
   EXPECT_EQ(relay.stop(), 0);
   return relay.log();
 }
@@ -79,6 +80,7 @@ TEST(Logs, OneJobsLifeAtInfoAsText) {
                    "duration_ms=\\d+\\n");
   EXPECT_TRUE(std::regex_search(log, ended)) << log;
   EXPECT_EQ(log.find("job accepted"), std::string::npos) << "debug lines at info";
+  EXPECT_EQ(log.find("submission refused"), std::string::npos) << "debug lines at info";
   EXPECT_EQ(log.find("hush"), std::string::npos) << "the query string may hold secrets";
   EXPECT_EQ(log.find("relay_sk_"), std::string::npos) << "an API key in the log";
   std::regex refused("\\n\\S+Z info  request refused: unauthorized method=GET path=/v1/jobs reason=\"unknown key\" "
@@ -114,6 +116,10 @@ TEST(Logs, OneJobsLifeAtDebugAsJson) {
   EXPECT_EQ((*failed)["job_id"], id);
   EXPECT_EQ((*failed)["status_code"], 500);
   EXPECT_TRUE((*failed)["duration_ms"].is_number());
+  auto refused = find_line(lines, "submission refused");
+  ASSERT_TRUE(refused) << "a 4xx submission is logged at debug";
+  EXPECT_EQ((*refused)["code"], "duplicate_header");
+  EXPECT_EQ((*refused)["status_code"], 400);
   auto ended = find_line(lines, "job delivered");
   ASSERT_TRUE(ended);
   EXPECT_EQ((*ended)["job_status"], "delivered");
