@@ -15,19 +15,12 @@ constexpr std::size_t kept_response_bytes = 4096;
 /// What to do once a commit is answered.
 enum class then { nothing, finished, hibernate };
 
-/// Writes the snapshot. `old_status` and `old_due` are what the store holds, unless a write was
-/// skipped since (a short deferral): then the store still holds what was there before it.
-void commit(self_ptr self, const job_context& ctx, job_status old_status, std::int64_t old_due,
-            std::optional<attempt_record> attempt, bool sync, then after) {
+/// Writes the snapshot as it is now; the store works out what moves in its indexes.
+void commit(self_ptr self, const job_context& ctx, std::optional<attempt_record> attempt, bool sync, then after) {
   auto& st = self->state;
-  if (st.unsaved) {
-    old_status = st.unsaved->first;
-    old_due = st.unsaved->second;
-    st.unsaved.reset();
-  }
   persistence::commit_batch b;
   b.sync = sync;
-  b.jobs.push_back({st.s, old_status, old_due, std::nullopt, std::move(attempt)});
+  b.jobs.push_back({st.s, std::nullopt, std::move(attempt)});
   completion<status> done;
   caf::actor me = caf::actor_cast<caf::actor>(self);
   if (after == then::finished) {
@@ -77,8 +70,6 @@ std::string_view error_class_of(const std::string& error) {
 void finish(self_ptr self, const job_context& ctx, job_status status,
             std::optional<attempt_record> attempt) {
   auto& st = self->state;
-  job_status old = st.s.status;
-  std::int64_t old_due = st.s.run_at_ms;
   st.s.status = status;
   st.s.finished_at_ms = ctx.clock->now_ms();
   // One line per job at info when it ends (docs/operations.md).
@@ -98,7 +89,7 @@ void finish(self_ptr self, const job_context& ctx, job_status status,
   }
   st.finishing = true;
   ++st.generation;  // any timer or outcome still on its way is now stale
-  commit(self, ctx, old, old_due, std::move(attempt), true, then::finished);
+  commit(self, ctx, std::move(attempt), true, then::finished);
 }
 
 void start_attempt(self_ptr self, const job_context& ctx) {
@@ -110,7 +101,6 @@ void start_attempt(self_ptr self, const job_context& ctx) {
   // Not written (docs/decisions.md): `active` lives in memory, where reads of a live job are
   // answered. The store keeps the job as it was, due entry included, so a crash now makes it due
   // again just as a written `active` would; the attempt's outcome is the next write.
-  if (!st.unsaved) st.unsaved = std::make_pair(st.s.status, st.s.run_at_ms);
   st.s.status = job_status::active;
   attempt_request req;
   req.job_id = st.s.id;
@@ -135,17 +125,15 @@ void start_attempt(self_ptr self, const job_context& ctx) {
 /// The job now waits for s.run_at_ms: in memory, or past hibernate_after on disk (synced first:
 /// DESIGN §4), after which it parks. A short wait is written only if `write_short` (a deferral
 /// is not: after a crash the job is simply due again).
-void wait_for_run(self_ptr self, const job_context& ctx, job_status old, std::int64_t old_due,
-                  std::optional<attempt_record> rec, bool write_short) {
+void wait_for_run(self_ptr self, const job_context& ctx, std::optional<attempt_record> rec, bool write_short) {
   auto& st = self->state;
   if (!waits_long(st.s, ctx)) {
-    if (write_short) commit(self, ctx, old, old_due, std::move(rec), false, then::nothing);
-    else if (!st.unsaved) st.unsaved = std::make_pair(old, old_due);
+    if (write_short) commit(self, ctx, std::move(rec), false, then::nothing);
     arm(self, ctx);
     return;
   }
   ++st.generation;  // no timer: the scheduler brings it back
-  commit(self, ctx, old, old_due, std::move(rec), true, then::hibernate);
+  commit(self, ctx, std::move(rec), true, then::hibernate);
 }
 
 std::optional<std::string> header_value(const attempt_result& r, std::string_view name) {
@@ -176,7 +164,6 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
   if (r.generation != st.generation || st.s.status != job_status::active || st.finishing) return;
   if (r.deferred) {
     // Defer is not failure (DESIGN §3): back to scheduled with a reason, no attempt counted.
-    std::int64_t old_due = st.s.run_at_ms;
     st.s.status = job_status::scheduled;
     st.s.run_at_ms = std::max(r.defer_until_ms, ctx.clock->now_ms());
     st.s.defer_reason = r.defer_reason;
@@ -185,7 +172,7 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
                {{"job_id", st.s.id}, {"attempt", st.s.attempts + 1}, {"reason", r.defer_reason},
                 {"defer_ms", st.s.run_at_ms - ctx.clock->now_ms()}},
                "attempt deferred");
-    wait_for_run(self, ctx, job_status::active, old_due, std::nullopt, false);
+    wait_for_run(self, ctx, std::nullopt, false);
     return;
   }
   st.s.attempts += 1;
@@ -235,12 +222,10 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
   millis wait =
       apply_jitter(backoff_delay(ctx.retry, st.s.attempts), ctx.retry.jitter, ctx.unit_random());
   if (o.retry_after && *o.retry_after > wait) wait = *o.retry_after;
-  job_status old = st.s.status;
-  std::int64_t old_due = st.s.run_at_ms;
   st.s.status = job_status::retrying;
   st.s.run_at_ms = ctx.clock->now_ms() + wait.count();
   if (spdlog::should_log(spdlog::level::info)) log_failed_attempt(st.s, r, format_rfc3339(st.s.run_at_ms));
-  wait_for_run(self, ctx, old, old_due, rec, true);
+  wait_for_run(self, ctx, rec, true);
 }
 
 }  // namespace
@@ -292,7 +277,7 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
         auto& st = self->state;
         if (gen != st.generation) return;
         if (st.finishing) {  // the terminal snapshot failed to commit: try again
-          commit(self, *ctx, st.s.status, st.s.run_at_ms, std::nullopt, true, then::finished);
+          commit(self, *ctx, std::nullopt, true, then::finished);
           return;
         }
         if (is_terminal(st.s.status) || st.s.status == job_status::active) return;

@@ -66,9 +66,6 @@ struct job_actor_state {
   std::uint64_t generation = 0;
   bool finishing = false;  // the terminal snapshot is being synced
   bool parked = false;     // hibernated: waiting for forget_atom
-  /// Set while the store holds an older (status, due) than the last commit assumed: a short
-  /// deferral skips its write.
-  std::optional<std::pair<job_status, std::int64_t>> unsaved;
 };
 
 /// `attempts` are those already recorded (a recovered job).

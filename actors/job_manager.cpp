@@ -183,7 +183,7 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
 
   persistence::commit_batch b;
   b.sync = true;
-  b.jobs.push_back({s, std::nullopt, std::nullopt, sub.spec, std::nullopt});
+  b.jobs.push_back({s, sub.spec, std::nullopt});
   if (!idem_key.empty()) {
     auto expires = now + e.options.idempotency_window.count();
     b.idempotency.push_back({sub.tenant, sub.idempotency_key, {s.id, expires, sub.fingerprint}});
@@ -350,7 +350,7 @@ void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered
   s.defer_reason.clear();
   persistence::commit_batch b;
   b.sync = true;
-  b.jobs.push_back({s, old, std::nullopt, std::nullopt, std::nullopt});
+  b.jobs.push_back({s, std::nullopt, std::nullopt});
   std::string id = s.id;
   ++st.tenant_pending[s.tenant];
   st.retrying[id] = {std::move(job), std::move(reply)};

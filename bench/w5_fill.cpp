@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
       s.run_at_ms = now + delay(rng);
       s.max_attempts = 10;
       s.timeout_ms = 15'000;
-      b[0].jobs.push_back({std::move(s), std::nullopt, std::nullopt, spec, std::nullopt});
+      b[0].jobs.push_back({std::move(s), spec, std::nullopt});
     }
     if (done >= jobs) b[0].sync = true;
     if (auto st = store.commit(b); !st.is_ok()) {

@@ -70,6 +70,16 @@ class reader {
     return s;
   }
 
+  /// Skips a string without copying it.
+  void skip_string() {
+    std::uint64_t n = varint();
+    if (!ok_ || n > in_.size()) {
+      fail();
+      return;
+    }
+    in_.remove_prefix(n);
+  }
+
   std::vector<header_pair> headers() {
     std::uint64_t n = varint();
     std::vector<header_pair> out;
@@ -242,6 +252,24 @@ result<job_state> decode_job_state(std::string_view v) {
   }
   if (!r.ok() || !r.at_end()) return r.error("job snapshot");
   return s;
+}
+
+result<job_position> decode_job_position(std::string_view v) {
+  reader r(v);
+  job_position p;
+  r.version("job snapshot");
+  r.skip_string();  // id
+  r.skip_string();  // tenant
+  std::uint8_t st = r.byte();
+  if (r.ok() && (st < 1 || st > 6)) return data_loss("job snapshot has unknown status " + std::to_string(st));
+  p.status = static_cast<job_status>(st);
+  r.skip_string();  // method
+  r.skip_string();  // url
+  r.skip_string();  // policy
+  r.varint();       // created_at_ms
+  p.run_at_ms = static_cast<std::int64_t>(r.varint());
+  if (!r.ok()) return r.error("job snapshot");
+  return p;
 }
 
 std::string encode(const job_spec& s) {

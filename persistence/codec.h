@@ -73,6 +73,12 @@ struct idem_record {
   bool operator==(const idem_record&) const = default;
 };
 
+/// What the indexes of a stored job depend on: its status and, while unfinished, its due time.
+struct job_position {
+  job_status status = job_status::scheduled;
+  std::int64_t run_at_ms = 0;
+};
+
 /// Jobs by status, indexed by the status's numeric value (index 0 unused).
 using status_counters = std::array<std::int64_t, 7>;
 
@@ -84,6 +90,8 @@ std::string encode(const status_counters& c);
 std::string encode_count(std::int64_t n);
 
 result<job_state> decode_job_state(std::string_view v);
+/// Reads only the status and run time of a job snapshot (the store's index upkeep).
+result<job_position> decode_job_position(std::string_view v);
 result<job_spec> decode_job_spec(std::string_view v);
 result<attempt_record> decode_attempt(std::string_view v);
 result<idem_record> decode_idem(std::string_view v);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <system_error>
+#include <unordered_map>
 
 #include "persistence/store.h"
 
@@ -146,11 +147,13 @@ class leveldb_store final : public store {
   status commit(std::span<const commit_batch> batches) override {
     if (!health_.is_ok()) return health_;
     leveldb::WriteBatch wb;
-    changes c{counters_, {}};
+    changes c{counters_, {}, {}};
     bool sync = false;
     for (const auto& b : batches) {
       sync = sync || b.sync;
-      for (const auto& w : b.jobs) add_job(wb, w, c);
+      for (const auto& w : b.jobs) {
+        if (auto s = add_job(wb, w, c); !s) return s;
+      }
       for (const auto& i : b.idempotency) wb.Put(idem_key(i.tenant, i.key), encode(i.record));
     }
     return write(wb, c, sync);
@@ -159,7 +162,7 @@ class leveldb_store final : public store {
   result<std::size_t> purge_finished(std::int64_t finished_before_ms, std::size_t limit) override {
     if (!health_.is_ok()) return health_;
     leveldb::WriteBatch wb;
-    changes c{counters_, {}};
+    changes c{counters_, {}, {}};
     std::size_t purged = 0;
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
     std::string prefix(done_prefix);
@@ -285,11 +288,25 @@ class leveldb_store final : public store {
     return true;
   }
 
-  /// Counter changes of one write, applied when it succeeds.
+  /// Counter changes of one write, applied when it succeeds, and the jobs it has written so far
+  /// (a later write to the same job in the same batch starts from there, not from the disk).
   struct changes {
     status_counters counters;
     std::map<std::string, std::int64_t> tenant_delta;
+    std::unordered_map<std::string, job_position> written;
   };
+
+  /// What the store holds for `id` as of this batch: nullopt if nothing.
+  result<std::optional<job_position>> held(const std::string& id, const changes& c) {
+    if (auto it = c.written.find(id); it != c.written.end()) return std::optional<job_position>(it->second);
+    std::string v;
+    auto found = get(job_key(id), v);
+    if (!found) return found.error();
+    if (!*found) return std::optional<job_position>();
+    auto p = decode_job_position(v);
+    if (!p) return p.error();
+    return std::optional<job_position>(*p);
+  }
 
   status write(leveldb::WriteBatch& wb, changes& c, bool sync) {
     wb.Put(std::string(counters_key), encode(c.counters));
@@ -316,26 +333,39 @@ class leveldb_store final : public store {
     return status::ok();
   }
 
-  static void add_job(leveldb::WriteBatch& wb, const job_write& w, changes& c) {
-    status_counters& counters = c.counters;
+  /// Puts the snapshot and moves the job's due, listing and done entries, its status counter and
+  /// its tenant's count, from what the store held to what `w` says.
+  status add_job(leveldb::WriteBatch& wb, const job_write& w, changes& c) {
     const job_state& s = w.state;
+    std::optional<job_position> old;
+    if (!w.spec) {  // a new job's id is fresh: nothing to read
+      auto h = held(s.id, c);
+      if (!h) return h.error();
+      old = *h;
+    }
+    status_counters& counters = c.counters;
     wb.Put(job_key(s.id), encode(s));
     if (w.spec) wb.Put(body_key(s.id), encode(*w.spec));
     if (w.attempt) wb.Put(attempt_key(s.id, w.attempt->n), encode(*w.attempt));
     bool terminal = is_terminal(s.status);
-    if (w.old_due_ms && (terminal || *w.old_due_ms != s.run_at_ms)) wb.Delete(due_key(*w.old_due_ms, s.id));
-    if (!terminal && (!w.old_due_ms || *w.old_due_ms != s.run_at_ms)) wb.Put(due_key(s.run_at_ms, s.id), "");
-    if (!w.old_status || *w.old_status != s.status) {
-      if (w.old_status) {
-        wb.Delete(list_key(s.tenant, *w.old_status, s.id));
-        --counters[static_cast<std::size_t>(*w.old_status)];
+    bool was_pending = old && !is_terminal(old->status);
+    bool same_due = was_pending && old->run_at_ms == s.run_at_ms;
+    if (was_pending && (terminal || !same_due)) wb.Delete(due_key(old->run_at_ms, s.id));
+    if (!terminal && !same_due) wb.Put(due_key(s.run_at_ms, s.id), "");
+    if (!old || old->status != s.status) {
+      if (old) {
+        wb.Delete(list_key(s.tenant, old->status, s.id));
+        --counters[static_cast<std::size_t>(old->status)];
       }
       wb.Put(list_key(s.tenant, s.status, s.id), "");
       ++counters[static_cast<std::size_t>(s.status)];
     }
-    bool was_pending = w.old_status && !is_terminal(*w.old_status);
-    if (terminal && (!w.old_status || was_pending)) wb.Put(done_key(s.finished_at_ms, s.id), "");
+    // A finished job is found by the retention sweep under its finish time. An entry left by an
+    // earlier finish (run again, or finished twice) is skipped by the sweep.
+    if (terminal) wb.Put(done_key(s.finished_at_ms, s.id), "");
     c.tenant_delta[s.tenant] += (terminal ? 0 : 1) - (was_pending ? 1 : 0);
+    c.written[s.id] = job_position{s.status, s.run_at_ms};
+    return status::ok();
   }
 
   static void add_purge(leveldb::WriteBatch& wb, const job_state& s, changes& c) {

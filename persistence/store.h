@@ -23,13 +23,13 @@
 
 namespace fetchrelay::persistence {
 
-/// One job's changes in a commit.
+/// One job as it is now ("job X is retrying, due at T"). The caller never says which index
+/// entries move: the store works that out from what it holds for the job, read within the
+/// commit (an earlier write to the same job in the same commit counts).
 struct job_write {
-  job_state state;                         // the new snapshot
-  std::optional<job_status> old_status;    // nullopt: a new job
-  std::optional<std::int64_t> old_due_ms;  // the due entry the job had, if any
-  std::optional<job_spec> spec;            // new jobs: the request, written once
-  std::optional<attempt_record> attempt;   // an attempt to record
+  job_state state;                        // the new snapshot
+  std::optional<job_spec> spec;           // set only for a new job (a fresh id): its request
+  std::optional<attempt_record> attempt;  // an attempt to record
 };
 
 struct idem_write {
@@ -74,7 +74,8 @@ class store {
   virtual status health() const = 0;
   virtual const std::string& location() const = 0;
 
-  /// Applies the batches as one atomic write, synced if any batch asks for it.
+  /// Applies the batches as one atomic write, synced if any batch asks for it. A write to a
+  /// job the store does not hold (without a spec) adds it as if new.
   virtual status commit(std::span<const commit_batch> batches) = 0;
   /// Closes and opens the database again, clearing a failed state.
   virtual status reopen() = 0;

@@ -69,7 +69,7 @@ class JobActor : public ::testing::Test {
     s.timeout_ms = 15'000;
     job_spec spec{"POST", s.url, {{"Content-Type", "application/json"}}, "{\"userId\":\"user_456\"}"};
     persistence::commit_batch b;
-    b.jobs.push_back({s, std::nullopt, std::nullopt, spec, std::nullopt});
+    b.jobs.push_back({s, spec, std::nullopt});
     EXPECT_TRUE(store_->commit(std::span<const persistence::commit_batch>(&b, 1)).is_ok());
     auto a = f_.sys().spawn(job_actor_impl, s, spec, std::vector<attempt_record>{}, ctx);
     jobs_.push_back(caf::actor_cast<caf::actor>(a));

@@ -17,7 +17,7 @@ persistence::commit_batch submit(int n) {
   s.tenant = "acme";
   s.run_at_ms = 1000;
   persistence::commit_batch b;
-  b.jobs.push_back({s, std::nullopt, std::nullopt, job_spec{}, std::nullopt});
+  b.jobs.push_back({s, job_spec{}, std::nullopt});
   return b;
 }
 
@@ -106,7 +106,7 @@ TEST_F(StoreActor, ASweepDeletesJobsFinishedLongerAgoThanRetentionAndReportsDisk
     job_state done = b.jobs[0].state;
     done.status = job_status::delivered;
     done.finished_at_ms = i == 1 ? now - 2 * 3'600'000 : now - 600'000;  // 2 h ago, 10 min ago
-    b.jobs.push_back({done, job_status::scheduled, 1000, std::nullopt, std::nullopt});
+    b.jobs.push_back({done, std::nullopt, std::nullopt});
     caf::anon_send(sweeper, commit_atom::value, std::move(b), record(answers));
   }
   f_.run();

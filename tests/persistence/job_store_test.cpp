@@ -26,7 +26,7 @@ job_state new_job(int n, const std::string& tenant = "acme", std::int64_t run_at
 
 commit_batch submit(const job_state& s, std::string body = "{}") {
   commit_batch b;
-  b.jobs.push_back({s, std::nullopt, std::nullopt, job_spec{"POST", s.url, {{"Content-Type", "application/json"}}, body}, std::nullopt});
+  b.jobs.push_back({s, job_spec{"POST", s.url, {{"Content-Type", "application/json"}}, body}, std::nullopt});
   return b;
 }
 
@@ -60,7 +60,7 @@ TEST_F(JobStore, LifecycleMovesTheIndexesAndCounters) {
   job_state active = s;
   active.status = job_status::active;
   commit_batch b1;
-  b1.jobs.push_back({active, job_status::scheduled, s.run_at_ms, std::nullopt, std::nullopt});
+  b1.jobs.push_back({active, std::nullopt, std::nullopt});
   b1.sync = false;
   ASSERT_TRUE(commit(b1).is_ok());
   EXPECT_EQ(due(), (std::vector<due_entry>{{5'000, s.id}}));
@@ -73,7 +73,7 @@ TEST_F(JobStore, LifecycleMovesTheIndexesAndCounters) {
   retrying.attempts = 1;
   retrying.run_at_ms = 65'000;
   commit_batch b2;
-  b2.jobs.push_back({retrying, job_status::active, active.run_at_ms, std::nullopt, attempt_record{1, 5'000, 20, 500, ""}});
+  b2.jobs.push_back({retrying, std::nullopt, attempt_record{1, 5'000, 20, 500, ""}});
   ASSERT_TRUE(commit(b2).is_ok());
   EXPECT_EQ(due(), (std::vector<due_entry>{{65'000, s.id}}));
   EXPECT_EQ(*store_->get_attempts(s.id), (std::vector<attempt_record>{{1, 5'000, 20, 500, ""}}));
@@ -84,7 +84,7 @@ TEST_F(JobStore, LifecycleMovesTheIndexesAndCounters) {
   done.attempts = 2;
   done.finished_at_ms = 65'100;
   commit_batch b3;
-  b3.jobs.push_back({done, job_status::retrying, retrying.run_at_ms, std::nullopt, attempt_record{2, 65'000, 9, 200, ""}});
+  b3.jobs.push_back({done, std::nullopt, attempt_record{2, 65'000, 9, 200, ""}});
   ASSERT_TRUE(commit(b3).is_ok());
   EXPECT_TRUE(due().empty());
   EXPECT_EQ(count(job_status::delivered), 1);
@@ -103,9 +103,9 @@ TEST_F(JobStore, ListsNewestFirstWithPagingStatusFilterAndTenantIsolation) {
   for (int i = 1; i <= 25; ++i) {
     job_state s = new_job(i);
     if (i % 5 == 0) s.status = job_status::failed;
-    b.jobs.push_back({s, std::nullopt, std::nullopt, job_spec{}, std::nullopt});
+    b.jobs.push_back({s, job_spec{}, std::nullopt});
   }
-  for (int i = 100; i < 105; ++i) b.jobs.push_back({new_job(i, "other"), std::nullopt, std::nullopt, job_spec{}, std::nullopt});
+  for (int i = 100; i < 105; ++i) b.jobs.push_back({new_job(i, "other"), job_spec{}, std::nullopt});
   ASSERT_TRUE(commit(b).is_ok());
 
   std::vector<std::string> seen;
@@ -133,7 +133,7 @@ TEST_F(JobStore, ListsNewestFirstWithPagingStatusFilterAndTenantIsolation) {
 
 TEST_F(JobStore, DueScanRespectsCursorHorizonAndLimit) {
   commit_batch b;
-  for (int i = 1; i <= 10; ++i) b.jobs.push_back({new_job(i, "acme", i * 1'000), std::nullopt, std::nullopt, job_spec{}, std::nullopt});
+  for (int i = 1; i <= 10; ++i) b.jobs.push_back({new_job(i, "acme", i * 1'000), job_spec{}, std::nullopt});
   ASSERT_TRUE(commit(b).is_ok());
   auto first = store_->scan_due(std::nullopt, 5'000, 3);
   ASSERT_TRUE(first.is_ok());
@@ -158,7 +158,7 @@ TEST_F(JobStore, IdempotencyRecordsAndRetentionPurge) {
   done.attempts = 1;
   done.finished_at_ms = 6'000;
   commit_batch t;
-  t.jobs.push_back({done, job_status::scheduled, s.run_at_ms, std::nullopt, attempt_record{1, 5'000, 1, 0, "connect: refused"}});
+  t.jobs.push_back({done, std::nullopt, attempt_record{1, 5'000, 1, 0, "connect: refused"}});
   ASSERT_TRUE(commit(t).is_ok());
   EXPECT_EQ(*store_->purge_finished(5'999, 100), 0u) << "finished after the cut-off: kept";
   EXPECT_TRUE(store_->get_job(s.id)->has_value());
@@ -179,17 +179,16 @@ TEST_F(JobStore, RetentionSweepSkipsJobsRunAgainAndHonoursItsLimit) {
     d.status = job_status::delivered;
     d.finished_at_ms = 6'000 + n;
     commit_batch b;
-    b.jobs.push_back({d, job_status::scheduled, s.run_at_ms, std::nullopt, std::nullopt});
+    b.jobs.push_back({d, std::nullopt, std::nullopt});
     ASSERT_TRUE(commit(b).is_ok());
   }
   // Job 2 is run again (POST /retry): it is pending now and must survive the sweep.
   job_state again = **store_->get_job(id_of(2));
-  job_status old = again.status;
   again.status = job_status::scheduled;
   again.finished_at_ms = 0;
   again.run_at_ms = 7'000;
   commit_batch r;
-  r.jobs.push_back({again, old, std::nullopt, std::nullopt, std::nullopt});
+  r.jobs.push_back({again, std::nullopt, std::nullopt});
   ASSERT_TRUE(commit(r).is_ok());
   EXPECT_EQ(store_->pending_by_tenant().at("acme"), 1);
 
@@ -212,7 +211,7 @@ TEST_F(JobStore, UnfinishedJobsPerTenantSurviveAReopen) {
   c.status = job_status::cancelled;
   c.finished_at_ms = 9'000;
   commit_batch b;
-  b.jobs.push_back({c, job_status::scheduled, c.run_at_ms, std::nullopt, std::nullopt});
+  b.jobs.push_back({c, std::nullopt, std::nullopt});
   ASSERT_TRUE(commit(b).is_ok());
   using counts = std::map<std::string, std::int64_t>;
   EXPECT_EQ(store_->pending_by_tenant(), (counts{{"acme", 2}}));

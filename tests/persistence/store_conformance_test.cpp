@@ -1,0 +1,231 @@
+// Store conformance: what any store backend must keep true of its indexes, checked against a
+// model after every commit and again after the store is closed and opened (a restart).
+//
+// A caller only says what a job is now; the store owns the due index, the listing index, the
+// counters by status, the per-tenant counts of unfinished jobs and the retention index. The
+// suite is parameterised by a factory so that every backend runs the same cases.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <map>
+#include <random>
+
+#include "persistence/store.h"
+#include "tests/support/process.h"
+
+namespace fetchrelay::persistence {
+namespace {
+
+using store_factory = std::function<result<std::unique_ptr<store>>(const std::string& dir)>;
+
+struct backend {
+  const char* name;
+  store_factory open;
+};
+
+void PrintTo(const backend& b, std::ostream* os) { *os << b.name; }
+
+std::string id_of(int n) {
+  char buf[31];
+  std::snprintf(buf, sizeof buf, "job_%026d", n);
+  return buf;
+}
+
+constexpr job_status all_statuses[] = {job_status::scheduled, job_status::active,    job_status::retrying,
+                                       job_status::delivered, job_status::failed,    job_status::cancelled};
+
+/// What the store should hold, job by job.
+struct model_job {
+  std::string tenant;
+  job_status status;
+  std::int64_t run_at_ms;
+  std::int64_t finished_at_ms;
+};
+
+class StoreConformance : public ::testing::TestWithParam<backend> {
+ protected:
+  void SetUp() override { reopen(); }
+
+  void reopen() {
+    store_.reset();
+    auto s = GetParam().open(dir_.file("data"));
+    ASSERT_TRUE(s.is_ok()) << s.error().message();
+    store_ = std::move(s.value());
+  }
+
+  job_state state_of(int n, const std::string& tenant, job_status st, std::int64_t run_at) {
+    job_state s;
+    s.id = id_of(n);
+    s.tenant = tenant;
+    s.url = "http://example.com/" + std::to_string(n);
+    s.created_at_ms = 1'000 + n;
+    s.status = st;
+    s.run_at_ms = run_at;
+    s.finished_at_ms = is_terminal(st) ? run_at + 1 : 0;
+    s.max_attempts = 3;
+    return s;
+  }
+
+  /// Adds one write to `b` and to the model: a new job (with its request) or a change.
+  void add(commit_batch& b, int n, const std::string& tenant, job_status st, std::int64_t run_at) {
+    job_state s = state_of(n, tenant, st, run_at);
+    bool fresh = !model_.count(s.id);
+    b.jobs.push_back({s, fresh ? std::optional<job_spec>(job_spec{"POST", s.url, {}, "{}"}) : std::nullopt,
+                      std::nullopt});
+    model_[s.id] = {tenant, st, run_at, s.finished_at_ms};
+  }
+
+  void commit(const commit_batch& b) {
+    auto s = store_->commit(std::span<const commit_batch>(&b, 1));
+    ASSERT_TRUE(s.is_ok()) << s.message();
+  }
+
+  void write(int n, const std::string& tenant, job_status st, std::int64_t run_at) {
+    commit_batch b;
+    add(b, n, tenant, st, run_at);
+    commit(b);
+  }
+
+  /// Every index agrees with the model: due entries, listings by tenant and status, counters,
+  /// unfinished jobs per tenant.
+  void expect_matches_model(const std::string& when) {
+    SCOPED_TRACE(when);
+    std::vector<due_entry> due;
+    status_counters counters{};
+    std::map<std::string, std::int64_t> pending;
+    std::map<std::pair<std::string, job_status>, std::vector<std::string>> listed;
+    for (const auto& [id, j] : model_) {
+      ++counters[static_cast<std::size_t>(j.status)];
+      if (!is_terminal(j.status)) {
+        due.push_back({j.run_at_ms, id});
+        ++pending[j.tenant];
+      }
+      listed[{j.tenant, j.status}].push_back(id);
+    }
+    std::sort(due.begin(), due.end(), [](const due_entry& a, const due_entry& b) {
+      return std::tie(a.due_ms, a.id) < std::tie(b.due_ms, b.id);
+    });
+    auto scanned = store_->scan_due(std::nullopt, 1LL << 60, 100'000);
+    ASSERT_TRUE(scanned.is_ok());
+    EXPECT_EQ(*scanned, due);
+    EXPECT_EQ(store_->counters(), counters);
+    EXPECT_EQ(store_->pending_by_tenant(), pending);
+    for (const std::string tenant : {"acme", "beta"}) {
+      std::size_t total = 0;
+      for (job_status st : all_statuses) {
+        auto page = store_->list_jobs(tenant, st, "", 100'000);
+        ASSERT_TRUE(page.is_ok());
+        std::vector<std::string> ids;
+        for (const auto& j : page->jobs) ids.push_back(j.id);
+        std::vector<std::string> want = listed[{tenant, st}];
+        std::sort(want.rbegin(), want.rend());  // newest first
+        EXPECT_EQ(ids, want) << tenant << " " << to_string(st);
+        total += ids.size();
+      }
+      auto all = store_->list_jobs(tenant, std::nullopt, "", 100'000);
+      ASSERT_TRUE(all.is_ok());
+      EXPECT_EQ(all->jobs.size(), total) << tenant;
+    }
+  }
+
+  test::temp_dir dir_;
+  std::unique_ptr<store> store_;
+  std::map<std::string, model_job> model_;
+};
+
+TEST_P(StoreConformance, EveryStatusTransitionMovesTheIndexes) {
+  // Each pair (from, to), a job of its own, half of them another tenant's.
+  int n = 0;
+  for (job_status from : all_statuses) {
+    for (job_status to : all_statuses) {
+      ++n;
+      std::string tenant = n % 2 ? "acme" : "beta";
+      write(n, tenant, from, 10'000 + n);
+      write(n, tenant, to, 20'000 + n);  // a new due time too, where it has one
+      expect_matches_model(std::string(to_string(from)) + " -> " + std::string(to_string(to)));
+    }
+  }
+  reopen();
+  expect_matches_model("after a restart");
+}
+
+TEST_P(StoreConformance, AChangeThatKeepsTheDueTimeKeepsOneDueEntry) {
+  write(1, "acme", job_status::scheduled, 5'000);
+  write(1, "acme", job_status::active, 5'000);
+  write(1, "acme", job_status::scheduled, 5'000);
+  expect_matches_model("same due");
+  write(1, "acme", job_status::scheduled, 9'000);  // a deferral moves it
+  expect_matches_model("moved");
+}
+
+TEST_P(StoreConformance, SeveralWritesToOneJobInOneCommitCountOnce) {
+  commit_batch b;
+  add(b, 1, "acme", job_status::scheduled, 5'000);
+  add(b, 1, "acme", job_status::retrying, 6'000);
+  add(b, 1, "acme", job_status::retrying, 7'000);
+  add(b, 2, "acme", job_status::scheduled, 5'000);
+  add(b, 2, "acme", job_status::delivered, 5'500);
+  commit(b);
+  expect_matches_model("one commit");
+  // Over two batches of one group commit as well.
+  commit_batch c1, c2;
+  add(c1, 1, "acme", job_status::failed, 8'000);
+  add(c2, 1, "acme", job_status::scheduled, 9'000);  // run again (POST /retry)
+  std::vector<commit_batch> both{c1, c2};
+  ASSERT_TRUE(store_->commit(both).is_ok());
+  expect_matches_model("two batches");
+  reopen();
+  expect_matches_model("after a restart");
+}
+
+TEST_P(StoreConformance, AWriteWithoutARequestForAnUnknownJobAddsIt) {
+  commit_batch b;
+  job_state s = state_of(7, "acme", job_status::retrying, 3'000);
+  b.jobs.push_back({s, std::nullopt, std::nullopt});
+  model_[s.id] = {"acme", job_status::retrying, 3'000, 0};
+  commit(b);
+  expect_matches_model("unknown job");
+}
+
+TEST_P(StoreConformance, RandomLifecyclesAcrossRestartsThenRetentionSweep) {
+  std::mt19937 rng(12345);  // fixed: the same walk every run
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  int next_id = 1;
+  for (int round = 0; round < 8; ++round) {
+    for (int step = 0; step < 25; ++step) {
+      commit_batch b;
+      int writes = 1 + pick(6);
+      for (int w = 0; w < writes; ++w) {
+        bool fresh = model_.empty() || pick(3) == 0;
+        int n = fresh ? next_id++ : 1 + pick(next_id - 1);
+        std::string tenant = fresh ? (pick(2) ? "acme" : "beta") : model_[id_of(n)].tenant;
+        add(b, n, tenant, all_statuses[pick(6)], 1'000 + pick(100'000));
+      }
+      commit(b);
+    }
+    expect_matches_model("round " + std::to_string(round));
+    reopen();
+    expect_matches_model("round " + std::to_string(round) + " after a restart");
+  }
+  // Retention: every finished job goes, every unfinished one stays.
+  std::size_t finished = 0;
+  for (const auto& [id, j] : model_) finished += is_terminal(j.status);
+  ASSERT_GT(finished, 0u);
+  auto purged = store_->purge_finished(1LL << 60, 100'000);
+  ASSERT_TRUE(purged.is_ok());
+  EXPECT_EQ(*purged, finished);
+  std::erase_if(model_, [](const auto& kv) { return is_terminal(kv.second.status); });
+  expect_matches_model("after the sweep");
+  reopen();
+  expect_matches_model("after the sweep and a restart");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
+                         ::testing::Values(backend{"leveldb",
+                                                   [](const std::string& dir) {
+                                                     return open_leveldb_store({dir, false, nullptr});
+                                                   }}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace fetchrelay::persistence
