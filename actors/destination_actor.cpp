@@ -10,9 +10,7 @@
 namespace fetchrelay::actors {
 namespace {
 
-using finished_atom = caf::atom_constant<caf::atom("finished")>;
-
-using self_ptr = caf::stateful_actor<destination_state>*;
+using self_ptr = destination_actor::stateful_pointer<destination_state>;
 using opts_ptr = std::shared_ptr<const destination_options>;
 
 /// The chain for `policy` at this origin, made on first use; null if the policy has no plugins
@@ -57,6 +55,40 @@ void reply_not_sent(const attempt_request& req, const plugins::chain::verdict& v
   caf::anon_send(req.reply_to, outcome_atom::value, std::move(a));
 }
 
+/// Runs the attempt through chain `c`. False if a plugin stopped it (the job actor is told);
+/// true with `ticket` set to find the chain again when the outcome comes.
+bool run_chain(self_ptr self, const destination_options& o, plugins::chain* c, attempt_request& req,
+               std::uint64_t& ticket) {
+  auto& st = self->state;
+  plugins::attempt_data d{std::move(req.method), std::move(req.url),   std::move(req.job_id), req.tenant,
+                          req.policy,            req.attempt,          std::move(req.headers), std::move(req.body)};
+  auto v = c->on_attempt(d);
+  log::event(spdlog::level::debug,
+             {{"job_id", d.job_id}, {"attempt", req.attempt}, {"policy", req.policy},
+              {"decision", v.kind == FR_PROCEED ? "proceed" : v.kind == FR_DEFER ? "defer" : "reject"},
+              {"plugin", v.by}, {"reason", v.reason}},
+             "plugin chain decided");
+  if (v.kind != FR_PROCEED) {
+    c->on_outcome(d, {0, v.kind == FR_DEFER ? "deferred" : "rejected", -1, 0}, v.proceeded);
+    if (o.metrics && v.kind == FR_REJECT) {
+      o.metrics->attempts[static_cast<size_t>(attempt_class::rejected)].fetch_add(1, std::memory_order_relaxed);
+    } else if (o.metrics) {
+      o.metrics->add_count("fetchrelay_deferrals_total", "plugin=\"" + v.by + "\"", 1);
+    }
+    req.job_id = std::move(d.job_id);
+    reply_not_sent(req, v, *o.clock);
+    return false;
+  }
+  // The plugins may have changed headers and body; on_outcome sees what was sent.
+  req.method = d.method;
+  req.url = d.url;
+  req.headers = d.headers;
+  req.body = d.body;
+  ticket = st.next_ticket++;
+  st.chained_in_flight[ticket] = {c, v.proceeded, std::move(d)};
+  return true;
+}
+
 /// Runs the attempt through its chain and sends it. False if a plugin stopped it (the job
 /// actor has its answer then; no slot is held).
 bool start(self_ptr self, const destination_options& o, attempt_request req) {
@@ -69,34 +101,7 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
     if (o.metrics) o.metrics->attempts[static_cast<size_t>(attempt_class::rejected)].fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  if (c) {
-    plugins::attempt_data d{std::move(req.method), std::move(req.url),   std::move(req.job_id), req.tenant,
-                            req.policy,            req.attempt,          std::move(req.headers), std::move(req.body)};
-    auto v = c->on_attempt(d);
-    log::event(spdlog::level::debug,
-               {{"job_id", d.job_id}, {"attempt", req.attempt}, {"policy", req.policy},
-                {"decision", v.kind == FR_PROCEED ? "proceed" : v.kind == FR_DEFER ? "defer" : "reject"},
-                {"plugin", v.by}, {"reason", v.reason}},
-               "plugin chain decided");
-    if (v.kind != FR_PROCEED) {
-      c->on_outcome(d, {0, v.kind == FR_DEFER ? "deferred" : "rejected", -1, 0}, v.proceeded);
-      if (o.metrics && v.kind == FR_REJECT) {
-        o.metrics->attempts[static_cast<size_t>(attempt_class::rejected)].fetch_add(1, std::memory_order_relaxed);
-      } else if (o.metrics) {
-        o.metrics->add_count("fetchrelay_deferrals_total", "plugin=\"" + v.by + "\"", 1);
-      }
-      req.job_id = std::move(d.job_id);
-      reply_not_sent(req, v, *o.clock);
-      return false;
-    }
-    // The plugins may have changed headers and body; on_outcome sees what was sent.
-    req.method = d.method;
-    req.url = d.url;
-    req.headers = d.headers;
-    req.body = d.body;
-    ticket = st.next_ticket++;
-    st.chained_in_flight[ticket] = {c, v.proceeded, std::move(d)};
-  }
+  if (c && !run_chain(self, o, c, req, ticket)) return false;
   ++st.in_flight;
   if (o.metrics) o.metrics->in_flight.fetch_add(1, std::memory_order_relaxed);
   outbound_request out;
@@ -104,7 +109,7 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
   out.url = std::move(req.url);
   for (auto& h : req.headers) out.headers.push_back({std::move(h.name), std::move(h.value)});
   out.body = std::move(req.body);
-  caf::actor me = caf::actor_cast<caf::actor>(self);
+  auto me = caf::actor_cast<destination_actor>(self);
   std::int64_t started = o.clock->now_ms();
   auto t0 = std::chrono::steady_clock::now();
   o.client->send(std::move(out), req.timeout,
@@ -147,7 +152,7 @@ void report_outcome(self_ptr self, const destination_options& o, std::uint64_t t
 
 }  // namespace
 
-bool inflight_gate::try_acquire(const caf::actor& waiter) {
+bool inflight_gate::try_acquire(const destination_actor& waiter) {
   std::lock_guard<std::mutex> lock(mu_);
   if (used_ < cap_) {
     ++used_;
@@ -158,7 +163,7 @@ bool inflight_gate::try_acquire(const caf::actor& waiter) {
 }
 
 void inflight_gate::release() {
-  caf::actor next;
+  destination_actor next;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (waiters_.empty()) {
@@ -176,13 +181,13 @@ int inflight_gate::used() const {
   return used_;
 }
 
-caf::behavior destination_actor(self_ptr self, destination_options options) {
+destination_actor::behavior_type destination_actor_impl(self_ptr self, destination_options options) {
   auto o = std::make_shared<const destination_options>(std::move(options));
   // Starts queued attempts while this origin's cap and the global gate allow.
   auto pump = [self, o] {
     auto& st = self->state;
     while (!st.queue.empty() && st.in_flight < o->max_in_flight && !st.waiting_for_gate) {
-      if (o->gate && !o->gate->try_acquire(caf::actor_cast<caf::actor>(self))) {
+      if (o->gate && !o->gate->try_acquire(caf::actor_cast<destination_actor>(self))) {
         st.waiting_for_gate = true;
         return;
       }

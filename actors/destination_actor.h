@@ -21,6 +21,18 @@ namespace fetchrelay::actors {
 
 /// (gate_atom): a slot of the global in-flight cap, handed to a destination that waited for it.
 using gate_atom = caf::atom_constant<caf::atom("gate")>;
+/// (finished_atom, result, reply_to, ticket): an attempt ended (from the client's io thread).
+using finished_atom = caf::atom_constant<caf::atom("finished")>;
+
+using destination_actor = caf::typed_actor<
+    // A job actor: run this attempt; (outcome_atom, attempt_result) goes to request.reply_to.
+    caf::reacts_to<deliver_atom, attempt_request>,
+    // The manager, stopping: drop the queued attempts that have not started (they stay due).
+    caf::reacts_to<drain_atom>,
+    // The inflight gate: a slot of the global cap is this destination's now.
+    caf::reacts_to<gate_atom>,
+    // The delivery client's completion, sent from its io thread; ticket 0: no plugin chain.
+    caf::reacts_to<finished_atom, attempt_result, caf::actor, std::uint64_t>>;
 
 /// The global in-flight cap (limits.max_in_flight), shared by every destination actor, so one
 /// dead origin cannot take all delivery capacity and all origins together stay bounded. An
@@ -30,7 +42,7 @@ class inflight_gate {
  public:
   explicit inflight_gate(int cap) : cap_(cap) {}
   /// True: a slot is taken. False: `waiter` is in line and will get gate_atom with a slot.
-  bool try_acquire(const caf::actor& waiter);
+  bool try_acquire(const destination_actor& waiter);
   /// Frees a slot, or hands it to the first in line.
   void release();
   int used() const;
@@ -39,7 +51,7 @@ class inflight_gate {
   mutable std::mutex mu_;
   int cap_;
   int used_ = 0;
-  std::deque<caf::actor> waiters_;
+  std::deque<destination_actor> waiters_;
 };
 
 /// What destinations build their chains from: the loaded plugins, each policy's pipeline
@@ -79,7 +91,7 @@ struct destination_options {
   std::shared_ptr<delivery_drain> drain;      // may be null
 };
 
-/// (deliver_atom, attempt_request) in; (outcome_atom, attempt_result) out to request.reply_to.
-caf::behavior destination_actor(caf::stateful_actor<destination_state>* self, destination_options options);
+destination_actor::behavior_type destination_actor_impl(destination_actor::stateful_pointer<destination_state> self,
+                                                       destination_options options);
 
 }  // namespace fetchrelay::actors

@@ -159,37 +159,41 @@ void log_failed_attempt(const job_state& s, const attempt_result& r, std::string
   }
 }
 
-void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) {
+/// Defer is not failure (DESIGN §3): back to scheduled with a reason, no attempt counted.
+void on_deferred(self_ptr self, const job_context& ctx, const attempt_result& r) {
   auto& st = self->state;
-  if (r.generation != st.generation || st.s.status != job_status::active || st.finishing) return;
-  if (r.deferred) {
-    // Defer is not failure (DESIGN §3): back to scheduled with a reason, no attempt counted.
-    st.s.status = job_status::scheduled;
-    st.s.run_at_ms = std::max(r.defer_until_ms, ctx.clock->now_ms());
-    st.s.defer_reason = r.defer_reason;
-    if (ctx.metrics) ctx.metrics->deferrals.fetch_add(1, std::memory_order_relaxed);
-    log::event(spdlog::level::debug,
-               {{"job_id", st.s.id}, {"attempt", st.s.attempts + 1}, {"reason", r.defer_reason},
-                {"defer_ms", st.s.run_at_ms - ctx.clock->now_ms()}},
-               "attempt deferred");
-    wait_for_run(self, ctx, std::nullopt, false);
-    return;
-  }
+  st.s.status = job_status::scheduled;
+  st.s.run_at_ms = std::max(r.defer_until_ms, ctx.clock->now_ms());
+  st.s.defer_reason = r.defer_reason;
+  if (ctx.metrics) ctx.metrics->deferrals.fetch_add(1, std::memory_order_relaxed);
+  log::event(spdlog::level::debug,
+             {{"job_id", st.s.id}, {"attempt", st.s.attempts + 1}, {"reason", r.defer_reason},
+              {"defer_ms", st.s.run_at_ms - ctx.clock->now_ms()}},
+             "attempt deferred");
+  wait_for_run(self, ctx, std::nullopt, false);
+}
+
+/// Counts the attempt and keeps what it answered in the job's state; its record.
+attempt_record record_attempt(job_actor_state& st, const attempt_result& r) {
   st.s.attempts += 1;
-  attempt_record rec{st.s.attempts, r.started_at_ms, r.duration_ms,
-                     static_cast<std::uint16_t>(r.status),
+  attempt_record rec{st.s.attempts, r.started_at_ms, r.duration_ms, static_cast<std::uint16_t>(r.status),
                      r.kind == error_class::none ? std::string() : std::string(to_string(r.kind)) + ": " + r.error};
   st.attempts.push_back(rec);
   st.s.last_status_code = static_cast<std::uint16_t>(r.status);
   if (r.status != 0) {
-    response_summary resp{static_cast<std::uint16_t>(r.status), r.headers,
-                          r.body.substr(0, kept_response_bytes)};
-    st.s.response = std::move(resp);
+    st.s.response = response_summary{static_cast<std::uint16_t>(r.status), r.headers, r.body.substr(0, kept_response_bytes)};
     st.s.last_error = r.status >= 200 && r.status < 300 ? "" : "status " + std::to_string(r.status);
   } else {
     st.s.last_error = rec.error;
   }
+  return rec;
+}
 
+void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) {
+  auto& st = self->state;
+  if (r.generation != st.generation || st.s.status != job_status::active || st.finishing) return;
+  if (r.deferred) return on_deferred(self, ctx, r);
+  attempt_record rec = record_attempt(st, r);
   attempt_outcome o;
   o.status = r.status;
   o.permanent_error = is_permanent(r.kind);
@@ -228,19 +232,11 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
   wait_for_run(self, ctx, rec, true);
 }
 
-}  // namespace
-
-job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_state> self,
-                                        job_state state, job_spec spec,
-                                        std::vector<attempt_record> attempts,
-                                        std::shared_ptr<const job_context> ctx) {
-  self->state.ctx = ctx;  // in the state: it goes when the actor quits (see job_manager.cpp)
-  self->state.s = std::move(state);
-  self->state.spec = std::move(spec);
-  self->state.attempts = std::move(attempts);
+/// A new or recovered job starts: parked at once if its run is far off, else armed or run now.
+void begin(self_ptr self, const job_context& ctx) {
+  auto& st = self->state;
   // A job recovered while active had an attempt in flight at the crash: it runs again.
-  if (self->state.s.status == job_status::active) self->state.s.status = job_status::scheduled;
-  // Brought back early (e.g. to be cancelled): what is stored is what it is, so it may go again.
+  if (st.s.status == job_status::active) st.s.status = job_status::scheduled;
   // Not linked to the manager: a job that throws leaves its snapshot to the scheduler (as a
   // hibernated one does) rather than taking every other job down with it.
   self->set_exception_handler([self](std::exception_ptr& e) -> caf::error {
@@ -255,14 +251,28 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
     caf::anon_send(st.ctx->manager, hibernated_atom::value, st.s.id, st.s.run_at_ms);
     return caf::exit_reason::unhandled_exception;
   });
-  if (ctx->hibernate_at_start && waits_long(self->state.s, *ctx)) {
-    park(self, *ctx);
-  } else if (self->state.s.run_at_ms <= ctx->clock->now_ms()) {
-    ++self->state.generation;  // due now: no wake message to itself first
-    start_attempt(self, *ctx);
+  // Brought back early (e.g. to be cancelled): what is stored is what it is, so it may go again.
+  if (ctx.hibernate_at_start && waits_long(st.s, ctx)) {
+    park(self, ctx);
+  } else if (st.s.run_at_ms <= ctx.clock->now_ms()) {
+    ++st.generation;  // due now: no wake message to itself first
+    start_attempt(self, ctx);
   } else {
-    arm(self, *ctx);
+    arm(self, ctx);
   }
+}
+
+}  // namespace
+
+job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_state> self,
+                                        job_state state, job_spec spec,
+                                        std::vector<attempt_record> attempts,
+                                        std::shared_ptr<const job_context> ctx) {
+  self->state.ctx = ctx;  // in the state: it goes when the actor quits (see job_manager.cpp)
+  self->state.s = std::move(state);
+  self->state.spec = std::move(spec);
+  self->state.attempts = std::move(attempts);
+  begin(self, *ctx);
   return {
       [self](hibernate_atom, std::uint64_t gen, const status& s) {
         auto ctx = self->state.ctx;

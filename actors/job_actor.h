@@ -20,6 +20,8 @@
 
 #include <memory>
 
+#include "actors/destination_actor.h"
+#include "actors/manager_protocol.h"
 #include "actors/messages.h"
 #include "actors/store_actor.h"
 #include "core/clock.h"
@@ -28,24 +30,29 @@
 
 namespace fetchrelay::actors {
 
+/// (hibernate_atom, generation, status): self, the snapshot to park on is synced (or not).
 using hibernate_atom = caf::atom_constant<caf::atom("hibernate")>;
-using hibernated_atom = caf::atom_constant<caf::atom("hibernated")>;
 
 using job_actor = caf::typed_actor<
+    // Self: the delay or backoff timer of this generation fired (stale if older).
     caf::reacts_to<wake_atom, std::uint64_t>,
+    // The destination actor: what happened to the attempt (its generation inside).
     caf::reacts_to<outcome_atom, attempt_result>,
+    // The manager: cancel; reply cancelled, or terminal if it has ended.
     caf::reacts_to<cancel_atom, completion<cancel_answer>>,
+    // The manager: the job as it is now.
     caf::reacts_to<read_atom, completion<result<std::optional<job_view>>>>,
+    // Self: the terminal snapshot failed to commit; it is tried again.
     caf::reacts_to<committed_atom, status>,
     caf::reacts_to<hibernate_atom, std::uint64_t, status>,
+    // The manager, after it forgot this job: every request it forwarded has arrived; quit.
     caf::reacts_to<forget_atom>>;
 
 /// What a job actor needs besides its own state.
 struct job_context {
   store_actor store;
-  caf::actor destination;  // receives (deliver_atom, attempt_request)
-  caf::actor manager;      // receives (done_atom, std::string id, job_state), (hibernated_atom, id, due_ms)
-                           // and cancels handed back (cancel_atom, tenant, id, completion)
+  destination_actor destination;  // the attempts go there
+  manager_actor manager;          // done, hibernated, and cancels handed back
   std::shared_ptr<const wall_clock> clock;
   retry_policy retry;
   std::function<double()> unit_random;  // [0, 1), for jitter

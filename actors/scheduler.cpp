@@ -9,18 +9,14 @@
 namespace fetchrelay::actors {
 namespace {
 
-using self_ptr = caf::stateful_actor<scheduler_state>*;
-using scanned_atom = caf::atom_constant<caf::atom("scanned")>;
-using timer_atom = caf::atom_constant<caf::atom("timer")>;
-using refill_atom = caf::atom_constant<caf::atom("refill")>;
-using rescan_atom = caf::atom_constant<caf::atom("rescan")>;
+using self_ptr = scheduler_actor::stateful_pointer<scheduler_state>;
 
 }  // namespace
 
 struct scheduler_env {
   scheduler_options options;
   store_actor store;
-  caf::actor manager;
+  manager_actor manager;
   std::shared_ptr<const wall_clock> clock;
 };
 
@@ -145,9 +141,8 @@ void on_scanned(self_ptr self, const env& e, std::int64_t until, std::uint32_t l
 
 }  // namespace
 
-caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self, scheduler_options options,
-                              store_actor store, caf::actor manager,
-                              std::shared_ptr<const wall_clock> clock) {
+scheduler_actor::behavior_type scheduler_actor_impl(self_ptr self, scheduler_options options, store_actor store,
+                                                   manager_actor manager, std::shared_ptr<const wall_clock> clock) {
   auto e = std::make_shared<env>(
       env{std::move(options), std::move(store), std::move(manager), std::move(clock)});
   self->state.env = e;  // in the state: it goes when the actor quits (see job_manager.cpp)

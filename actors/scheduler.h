@@ -20,6 +20,7 @@
 #include <optional>
 #include <vector>
 
+#include "actors/manager_protocol.h"
 #include "actors/store_actor.h"
 #include "core/clock.h"
 #include "core/metrics.h"
@@ -29,8 +30,23 @@ namespace fetchrelay::actors {
 
 /// (schedule_atom, due_ms, id): a job was stored with this due time and is not live.
 using schedule_atom = caf::atom_constant<caf::atom("schedule")>;
-/// (due_atom, ids) to the manager: these jobs are due; activate them.
-using due_atom = caf::atom_constant<caf::atom("due")>;
+/// (scanned_atom, until_ms, limit, entries): self, the store's answer to a scan of due keys.
+using scanned_atom = caf::atom_constant<caf::atom("scanned")>;
+/// (timer_atom, generation): self, the wake timer of the earliest entry (stale if older).
+using timer_atom = caf::atom_constant<caf::atom("timer")>;
+/// (refill_atom): self, periodic: load the next part of the horizon.
+using refill_atom = caf::atom_constant<caf::atom("refill")>;
+/// (rescan_atom): self, after a failed scan: start again from the cursor.
+using rescan_atom = caf::atom_constant<caf::atom("rescan")>;
+
+/// Due jobs go to the manager as (due_atom, ids); manager_protocol.h.
+using scheduler_actor = caf::typed_actor<
+    // The manager: a job was stored with this due time and is not live (hibernated, or new and far off).
+    caf::reacts_to<schedule_atom, std::int64_t, std::string>,
+    caf::reacts_to<scanned_atom, std::int64_t, std::uint32_t, result<std::vector<persistence::due_entry>>>,
+    caf::reacts_to<timer_atom, std::uint64_t>,
+    caf::reacts_to<refill_atom>,
+    caf::reacts_to<rescan_atom>>;
 
 struct scheduler_options {
   std::chrono::milliseconds horizon{600'000};
@@ -60,7 +76,8 @@ struct scheduler_state {
   std::int64_t timer_at_ms = 0;  // when the armed wake timer fires; 0: none armed
 };
 
-caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self, scheduler_options options,
-                              store_actor store, caf::actor manager, std::shared_ptr<const wall_clock> clock);
+scheduler_actor::behavior_type scheduler_actor_impl(scheduler_actor::stateful_pointer<scheduler_state> self,
+                                                   scheduler_options options, store_actor store,
+                                                   manager_actor manager, std::shared_ptr<const wall_clock> clock);
 
 }  // namespace fetchrelay::actors

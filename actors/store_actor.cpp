@@ -20,160 +20,186 @@ result<std::optional<recovered_job>> load_whole(persistence::store& store, const
   return std::optional<recovered_job>(recovered_job{std::move(**j), std::move(**spec), std::move(*attempts)});
 }
 
+using self_ptr = store_actor::stateful_pointer<store_actor_state>;
+
+struct env {
+  std::shared_ptr<persistence::store> store;
+  store_actor_options options;
+  std::shared_ptr<store_actor_stats> stats;
+};
+
+/// Jobs by status into the metrics, as of the last commit.
+void publish(const env& e) {
+  if (!e.options.metrics) return;
+  auto c = e.store->counters();
+  for (size_t i = 0; i < c.size(); ++i) e.options.metrics->jobs_by_status[i].store(c[i]);
+}
+
+void publish_disk(const env& e) {
+  if (e.options.metrics)
+    e.options.metrics->store_disk_bytes.store(static_cast<std::int64_t>(e.store->disk_usage_bytes()));
+}
+
+void count_commit(const env& e, std::size_t batches, std::chrono::steady_clock::time_point t0, const status& s) {
+  if (e.options.metrics) {
+    e.options.metrics->commit_latency.observe(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    e.options.metrics->commit_batch.observe(static_cast<double>(batches));
+    if (!s.is_ok()) e.options.metrics->store_failures.fetch_add(1, std::memory_order_relaxed);
+    else publish(e);
+  }
+  if (e.stats) {
+    e.stats->commits.fetch_add(1, std::memory_order_relaxed);
+    e.stats->batches.fetch_add(batches, std::memory_order_relaxed);
+    if (!s.is_ok()) e.stats->failures.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+/// Writes every queued commit as one, then answers each.
+void flush(self_ptr self, const env& e) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  if (st.pending.empty()) return;
+  auto t0 = std::chrono::steady_clock::now();
+  status s = e.store->commit(st.pending);
+  count_commit(e, st.pending.size(), t0, s);
+  st.pending.clear();
+  auto waiters = std::move(st.waiters);
+  st.waiters.clear();
+  if (!s.is_ok()) {
+    spdlog::error("store write failed: {}; answering 503 until it reopens", s.message());
+    if (e.options.ready) e.options.ready->store(false);
+    if (!st.reopen_scheduled) {
+      st.reopen_scheduled = true;
+      self->delayed_send(self, e.options.reopen_every, reopen_atom::value);
+    }
+  }
+  for (auto& w : waiters) w(s);
+}
+
+void on_commit(self_ptr self, const env& e, persistence::commit_batch& batch, completion<status>& done) {
+  auto& st = self->state;
+  if (status h = e.store->health(); !h.is_ok()) return done(h);
+  st.pending.push_back(std::move(batch));
+  st.waiters.push_back(std::move(done));
+  if (st.pending.size() >= e.options.max_batch) {
+    flush(self, e);
+  } else if (!st.flush_scheduled) {
+    st.flush_scheduled = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
+void on_reopen(self_ptr self, const env& e) {
+  auto& st = self->state;
+  st.reopen_scheduled = false;
+  if (e.store->health().is_ok()) return;
+  status s = e.store->reopen();
+  if (s.is_ok()) {
+    spdlog::info("store reopened at {}", e.store->location());
+    if (e.options.ready) e.options.ready->store(true);
+    return;
+  }
+  spdlog::warn("store still failing: {}", s.message());
+  st.reopen_scheduled = true;
+  self->delayed_send(self, e.options.reopen_every, reopen_atom::value);
+}
+
+result<std::optional<job_view>> read_view(persistence::store& store, const std::string& tenant, const std::string& id) {
+  auto j = store.get_job(id);
+  if (!j) return j.error();
+  if (!*j || (*j)->tenant != tenant) return std::optional<job_view>();
+  auto a = store.get_attempts(id);
+  if (!a) return a.error();
+  return std::optional<job_view>(job_view{std::move(**j), std::move(*a)});
+}
+
+/// The unfinished jobs among `ids`, whole.
+result<std::vector<recovered_job>> load_unfinished(const env& e, const std::vector<std::string>& ids) {
+  std::vector<recovered_job> out;
+  for (const auto& id : ids) {
+    auto j = load_whole(*e.store, id);
+    if (!j) return j.error();
+    if (*j && !is_terminal((*j)->state.status)) out.push_back(std::move(**j));
+  }
+  if (e.options.metrics) e.options.metrics->jobs_activated.fetch_add(out.size(), std::memory_order_relaxed);
+  return out;
+}
+
+void on_sweep(const env& e) {
+  publish_disk(e);
+  if (e.options.retention.count() <= 0 || !e.options.clock) return;
+  // Bounded per tick, so commits waiting behind the sweep are not held up for long.
+  constexpr std::size_t per_write = 1000;
+  std::int64_t cutoff = e.options.clock->now_ms() - e.options.retention.count();
+  for (int i = 0; i < 10 && e.store->health().is_ok(); ++i) {
+    auto n = e.store->purge_finished(cutoff, per_write);
+    if (!n) {
+      spdlog::warn("retention sweep failed: {}", n.error().message());
+      break;
+    }
+    if (e.options.metrics) e.options.metrics->jobs_purged.fetch_add(*n, std::memory_order_relaxed);
+    if (*n < per_write) break;
+  }
+  publish(e);
+}
+
+result<std::optional<idem_hit>> find_idem(persistence::store& store, const std::string& tenant, const std::string& key) {
+  auto r = store.get_idem(tenant, key);
+  if (!r) return r.error();
+  if (!*r) return std::optional<idem_hit>();
+  auto j = store.get_job((*r)->id);
+  if (!j) return j.error();
+  std::int64_t run_at = *j ? (*j)->run_at_ms : 0;
+  return std::optional<idem_hit>(idem_hit{(*r)->id, run_at, (*r)->expires_at_ms, (*r)->fingerprint});
+}
+
 }  // namespace
 
-store_actor::behavior_type store_actor_impl(store_actor::stateful_pointer<store_actor_state> self,
-                                            std::shared_ptr<persistence::store> store,
-                                            store_actor_options options,
-                                            std::shared_ptr<store_actor_stats> stats) {
+store_actor::behavior_type store_actor_impl(self_ptr self, std::shared_ptr<persistence::store> store,
+                                            store_actor_options options, std::shared_ptr<store_actor_stats> stats) {
   pthread_setname_np(pthread_self(), "fr-store");  // a detached actor: its own thread
   if (options.ready) options.ready->store(store->health().is_ok());
-  auto publish = [store, options] {
-    if (!options.metrics) return;
-    auto c = store->counters();
-    for (size_t i = 0; i < c.size(); ++i) options.metrics->jobs_by_status[i].store(c[i]);
-  };
-  publish();
-  auto publish_disk = [store, options] {
-    if (options.metrics) options.metrics->store_disk_bytes.store(static_cast<std::int64_t>(store->disk_usage_bytes()));
-  };
-  publish_disk();
-  auto flush = [self, store, options, stats, publish] {
-    auto& st = self->state;
-    st.flush_scheduled = false;
-    if (st.pending.empty()) return;
-    auto t0 = std::chrono::steady_clock::now();
-    status s = store->commit(st.pending);
-    if (options.metrics) {
-      options.metrics->commit_latency.observe(
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      options.metrics->commit_batch.observe(static_cast<double>(st.pending.size()));
-      if (!s.is_ok()) options.metrics->store_failures.fetch_add(1, std::memory_order_relaxed);
-      else publish();
-    }
-    if (stats) {
-      stats->commits.fetch_add(1, std::memory_order_relaxed);
-      stats->batches.fetch_add(st.pending.size(), std::memory_order_relaxed);
-    }
-    st.pending.clear();
-    auto waiters = std::move(st.waiters);
-    st.waiters.clear();
-    if (!s.is_ok()) {
-      if (stats) stats->failures.fetch_add(1, std::memory_order_relaxed);
-      spdlog::error("store write failed: {}; answering 503 until it reopens", s.message());
-      if (options.ready) options.ready->store(false);
-      if (!st.reopen_scheduled) {
-        st.reopen_scheduled = true;
-        self->delayed_send(self, options.reopen_every, reopen_atom::value);
-      }
-    }
-    for (auto& w : waiters) w(s);
-  };
+  auto e = std::make_shared<const env>(env{std::move(store), std::move(options), std::move(stats)});
+  publish(*e);
+  publish_disk(*e);
   return {
-      guarded("store", "commit", [self, store, options, flush](commit_atom, persistence::commit_batch& batch, completion<status>& done) {
-        auto& st = self->state;
-        status h = store->health();
-        if (!h.is_ok()) {
-          done(h);
-          return;
-        }
-        st.pending.push_back(std::move(batch));
-        st.waiters.push_back(std::move(done));
-        if (st.pending.size() >= options.max_batch) {
-          flush();
-        } else if (!st.flush_scheduled) {
-          st.flush_scheduled = true;
-          self->send(self, flush_atom::value);
-        }
+      guarded("store", "commit", [self, e](commit_atom, persistence::commit_batch& batch, completion<status>& done) {
+        on_commit(self, *e, batch, done);
       }),
-      guarded("store", "flush", [flush](flush_atom) { flush(); }),
-      guarded("store", "sync", [store, flush](sync_atom, const completion<status>& done) {
-        flush();
-        done(store->health());
+      guarded("store", "flush", [self, e](flush_atom) { flush(self, *e); }),
+      guarded("store", "sync", [self, e](sync_atom, const completion<status>& done) {
+        flush(self, *e);
+        done(e->store->health());
       }),
-      guarded("store", "reopen", [self, store, options](reopen_atom) {
-        auto& st = self->state;
-        st.reopen_scheduled = false;
-        if (store->health().is_ok()) return;
-        status s = store->reopen();
-        if (s.is_ok()) {
-          spdlog::info("store reopened at {}", store->location());
-          if (options.ready) options.ready->store(true);
-          return;
-        }
-        spdlog::warn("store still failing: {}", s.message());
-        st.reopen_scheduled = true;
-        self->delayed_send(self, options.reopen_every, reopen_atom::value);
+      guarded("store", "reopen", [self, e](reopen_atom) { on_reopen(self, *e); }),
+      guarded("store", "read", [e](read_atom, const std::string& tenant, const std::string& id,
+                                   const completion<result<std::optional<job_view>>>& done) {
+        done(read_view(*e->store, tenant, id));
       }),
-      guarded("store", "read", [store](read_atom, const std::string& tenant, const std::string& id,
-              const completion<result<std::optional<job_view>>>& done) {
-        auto j = store->get_job(id);
-        if (!j) {
-          done(j.error());
-          return;
-        }
-        if (!*j || (*j)->tenant != tenant) {
-          done(std::optional<job_view>());
-          return;
-        }
-        auto a = store->get_attempts(id);
-        if (!a) {
-          done(a.error());
-          return;
-        }
-        done(std::optional<job_view>(job_view{std::move(**j), std::move(*a)}));
-      }),
-      guarded("store", "retry", [store](retry_atom, const std::string& tenant, const std::string& id,
-              const completion<result<std::optional<recovered_job>>>& done) {
-        auto j = load_whole(*store, id);
+      guarded("store", "retry", [e](retry_atom, const std::string& tenant, const std::string& id,
+                                    const completion<result<std::optional<recovered_job>>>& done) {
+        auto j = load_whole(*e->store, id);
         if (j.is_ok() && j.value() && j.value()->state.tenant != tenant) return done(std::optional<recovered_job>());
         done(std::move(j));
       }),
-      guarded("store", "load", [store, options](load_atom, const std::vector<std::string>& ids,
-                       const completion<result<std::vector<recovered_job>>>& done) {
-        std::vector<recovered_job> out;
-        for (const auto& id : ids) {
-          auto j = load_whole(*store, id);
-          if (!j) return done(j.error());
-          if (*j && !is_terminal((*j)->state.status)) out.push_back(std::move(**j));
-        }
-        if (options.metrics) options.metrics->jobs_activated.fetch_add(out.size(), std::memory_order_relaxed);
-        done(std::move(out));
+      guarded("store", "load", [e](load_atom, const std::vector<std::string>& ids,
+                                   const completion<result<std::vector<recovered_job>>>& done) {
+        done(load_unfinished(*e, ids));
       }),
-      guarded("store", "scan", [store](scan_atom, const std::optional<persistence::due_entry>& after, std::int64_t until, std::uint32_t limit,
-              const completion<result<std::vector<persistence::due_entry>>>& done) {
-        done(store->scan_due(after, until, limit));
+      guarded("store", "scan", [e](scan_atom, const std::optional<persistence::due_entry>& after, std::int64_t until,
+                                   std::uint32_t limit, const completion<result<std::vector<persistence::due_entry>>>& done) {
+        done(e->store->scan_due(after, until, limit));
       }),
-      guarded("store", "sweep", [store, options, publish, publish_disk](sweep_atom) {
-        publish_disk();
-        if (options.retention.count() <= 0 || !options.clock) return;
-        // Bounded per tick, so commits waiting behind the sweep are not held up for long.
-        constexpr std::size_t per_write = 1000;
-        std::int64_t cutoff = options.clock->now_ms() - options.retention.count();
-        for (int i = 0; i < 10 && store->health().is_ok(); ++i) {
-          auto n = store->purge_finished(cutoff, per_write);
-          if (!n) {
-            spdlog::warn("retention sweep failed: {}", n.error().message());
-            break;
-          }
-          if (options.metrics) options.metrics->jobs_purged.fetch_add(*n, std::memory_order_relaxed);
-          if (*n < per_write) break;
-        }
-        publish();
+      guarded("store", "sweep", [e](sweep_atom) { on_sweep(*e); }),
+      guarded("store", "idem", [e](idem_atom, const std::string& tenant, const std::string& key,
+                                   const completion<result<std::optional<idem_hit>>>& done) {
+        done(find_idem(*e->store, tenant, key));
       }),
-      guarded("store", "idem", [store](idem_atom, const std::string& tenant, const std::string& key,
-              const completion<result<std::optional<idem_hit>>>& done) {
-        auto r = store->get_idem(tenant, key);
-        if (!r) return done(r.error());
-        if (!*r) return done(std::optional<idem_hit>());
-        auto j = store->get_job((*r)->id);
-        if (!j) return done(j.error());
-        std::int64_t run_at = *j ? (*j)->run_at_ms : 0;
-        done(std::optional<idem_hit>(idem_hit{(*r)->id, run_at, (*r)->expires_at_ms, (*r)->fingerprint}));
-      }),
-      guarded("store", "list", [store](list_atom, const std::string& tenant, std::optional<job_status> status, const std::string& cursor,
-              std::uint32_t limit, const completion<result<persistence::job_page>>& done) {
-        done(store->list_jobs(tenant, status, cursor, limit));
+      guarded("store", "list", [e](list_atom, const std::string& tenant, std::optional<job_status> status,
+                                   const std::string& cursor, std::uint32_t limit,
+                                   const completion<result<persistence::job_page>>& done) {
+        done(e->store->list_jobs(tenant, status, cursor, limit));
       }),
   };
 }

@@ -23,19 +23,30 @@
 namespace fetchrelay::actors {
 
 using store_actor = caf::typed_actor<
+    // Manager (submissions, runs again) and job actors (snapshots): write with the next group
+    // commit; answer its status once written (and synced if the batch asks).
     caf::reacts_to<commit_atom, persistence::commit_batch, completion<status>>,
+    // Self: write what is queued now.
     caf::reacts_to<flush_atom>,
+    // Self, after a failed write: try to open the store again.
     caf::reacts_to<reopen_atom>,
+    // Manager: the job as tenant sees it (nullopt: none of this tenant's).
     caf::reacts_to<read_atom, std::string, std::string, completion<result<std::optional<job_view>>>>,
+    // Manager: one page of the tenant's jobs, newest first.
     caf::reacts_to<list_atom, std::string, std::optional<job_status>, std::string, std::uint32_t,
                    completion<result<persistence::job_page>>>,
+    // Manager (POST /retry): the whole job, if it is this tenant's.
     caf::reacts_to<retry_atom, std::string, std::string, completion<result<std::optional<recovered_job>>>>,
+    // Manager: an idempotency key given before (tenant, key), with its job's run time.
     caf::reacts_to<idem_atom, std::string, std::string, completion<result<std::optional<idem_hit>>>>,
+    // Scheduler: due entries after a cursor up to a time, at most a limit.
     caf::reacts_to<scan_atom, std::optional<persistence::due_entry>, std::int64_t, std::uint32_t,
                    completion<result<std::vector<persistence::due_entry>>>>,
+    // Manager: the unfinished jobs among these ids, whole, to bring them back to life.
     caf::reacts_to<load_atom, std::vector<std::string>, completion<result<std::vector<recovered_job>>>>,
+    // Manager's periodic tick: retention sweep and disk use.
     caf::reacts_to<sweep_atom>,
-    // A barrier: writes every commit that arrived before it, then answers.
+    // Relay when stopping: a barrier; writes every commit that arrived before it, then answers.
     caf::reacts_to<sync_atom, completion<status>>>;
 
 struct store_actor_options {

@@ -17,7 +17,7 @@ namespace fetchrelay::app {
 struct api_deps {
   caf::actor_system* system = nullptr;
   actors::health_actor health;
-  caf::actor manager;
+  actors::manager_actor manager;
   const config::relay_config* config = nullptr;
   std::shared_ptr<const wall_clock> clock;
   std::shared_ptr<std::atomic<bool>> ready;   // the store is open and accepts writes

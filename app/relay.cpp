@@ -47,10 +47,10 @@ actors::manager_options manager_options_from(const config::relay_config& cfg) {
     r.retry.non_retryable = p.non_retryable;
     m.policies[name] = r;
   }
-  m.max_pending_per_tenant = cfg.limits.max_pending_per_tenant;
+  m.intake.max_pending_per_tenant = cfg.limits.max_pending_per_tenant;
   m.max_in_flight_per_origin = cfg.delivery.max_connections_per_origin;
   m.max_in_flight = cfg.limits.max_in_flight;
-  m.idempotency_window = cfg.limits.idempotency_window;
+  m.intake.idempotency_window = cfg.limits.idempotency_window;
   m.hibernate_after = cfg.delivery.hibernate_after;
   return m;
 }
@@ -96,13 +96,13 @@ struct relay::impl {
   std::unique_ptr<caf::actor_system> system;
   actors::health_actor health;
   actors::store_actor store;
-  caf::actor manager;
+  actors::manager_actor manager;
   std::unique_ptr<http::server> server;
 
   /// Tells the actors to quit and drops the handles: a handle kept here would keep its actor,
   /// and so the actor system's shutdown, waiting.
   void stop_actors() {
-    for (auto& a : {caf::actor_cast<caf::actor>(health), caf::actor_cast<caf::actor>(store), manager}) {
+    for (auto& a : {caf::actor_cast<caf::actor>(health), caf::actor_cast<caf::actor>(store), caf::actor_cast<caf::actor>(manager)}) {
       if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     }
     health = nullptr;

@@ -53,10 +53,10 @@ TEST(Destination, TheGlobalCapHoldsAcrossOriginsAndEveryAttemptStillRuns) {
   auto clock = std::make_shared<system_wall_clock>();
   auto seen = std::make_shared<tally>();
   auto collector = spawn_collector(sys, seen);
-  std::vector<caf::actor> dests;
+  std::vector<destination_actor> dests;
   for (auto* origin : {&a_origin, &b_origin}) {
     std::string key = "http://127.0.0.1:" + std::to_string(origin->port());
-    dests.push_back(sys.spawn(destination_actor, destination_options{key, client, 8, gate, nullptr, clock, metrics}));
+    dests.push_back(sys.spawn(destination_actor_impl, destination_options{key, client, 8, gate, nullptr, clock, metrics}));
     for (int i = 0; i < 3; ++i) {
       attempt_request req;
       req.job_id = "job_" + std::to_string(i);
@@ -100,7 +100,7 @@ TEST(Destination, AQueuePastTheOriginCapDrainsCompletelyAndTheCapHolds) {
   auto seen = std::make_shared<tally>();
   auto collector = spawn_collector(sys, seen);
   std::string key = "http://127.0.0.1:" + std::to_string(origin.port());
-  auto dest = sys.spawn(destination_actor, destination_options{key, client, 2, nullptr, nullptr, clock, metrics});
+  auto dest = sys.spawn(destination_actor_impl, destination_options{key, client, 2, nullptr, nullptr, clock, metrics});
   constexpr int n = 200;
   for (int i = 0; i < n; ++i) {
     attempt_request req;
@@ -143,7 +143,7 @@ TEST(Destination, PluginsChangeTheRequestOrStopItBeforeItIsSent) {
   configure(cfg, {1, false});
   caf::actor_system sys(cfg);
   std::string key = "http://127.0.0.1:" + std::to_string(origin.port());
-  auto dest = sys.spawn(destination_actor, destination_options{key, client, 8, nullptr, pl, clock, metrics});
+  auto dest = sys.spawn(destination_actor_impl, destination_options{key, client, 8, nullptr, pl, clock, metrics});
   std::vector<std::string> policies = {"default", "stamped", "slow", "broken"};
   // One attempt per policy, one at a time, each answered to an actor of its own.
   std::map<std::string, attempt_result> got;

@@ -53,8 +53,8 @@ class JobActor : public ::testing::Test {
   job_actor start(std::int64_t delay_ms, std::uint32_t max_attempts = 3, job_status status = job_status::scheduled) {
     auto ctx = std::make_shared<job_context>();
     ctx->store = store_actor_;
-    ctx->destination = destination_;
-    ctx->manager = manager_;
+    ctx->destination = caf::actor_cast<destination_actor>(destination_);
+    ctx->manager = caf::actor_cast<manager_actor>(manager_);
     ctx->clock = clock_;
     ctx->retry = policy_;
     ctx->unit_random = [this] { return random_; };

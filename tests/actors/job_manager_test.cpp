@@ -48,7 +48,8 @@ class JobManager : public ::testing::Test {
     auto log = log_;
     auto clock = clock_;
     o.make_destination = [log, clock](caf::local_actor* m, const std::string&) {
-      return m->spawn<caf::linked>(scripted_target, log, std::shared_ptr<const wall_clock>(clock));
+      return caf::actor_cast<destination_actor>(
+          m->spawn<caf::linked>(scripted_target, log, std::shared_ptr<const wall_clock>(clock)));
     };
     if (adjust) adjust(o);
     manager_ = f_.sys().spawn(job_manager, o, store_actor_, std::shared_ptr<delivery_client>(), clock_, metrics_);
@@ -58,7 +59,7 @@ class JobManager : public ::testing::Test {
   void TearDown() override { stop(); }
 
   void stop() {
-    for (auto& a : {manager_, caf::actor_cast<caf::actor>(store_actor_)}) {
+    for (auto& a : {caf::actor_cast<caf::actor>(manager_), caf::actor_cast<caf::actor>(store_actor_)}) {
       if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     }
     f_.run();
@@ -110,7 +111,7 @@ class JobManager : public ::testing::Test {
   std::shared_ptr<target_log> log_ = std::make_shared<target_log>();
   std::shared_ptr<persistence::store> store_;
   store_actor store_actor_;
-  caf::actor manager_;
+  manager_actor manager_;
 };
 
 TEST_F(JobManager, ADayLongDelayHibernatesAndFiresAtADayNotBefore) {
@@ -332,7 +333,7 @@ TEST_F(JobManager, TheDueIndexCapKeepsTheRestOnDiskAndDeliversAllInOrder) {
 }
 
 TEST_F(JobManager, TheTenantLimitCountsHibernatedJobsAndSurvivesARestart) {
-  start([](manager_options& o) { o.max_pending_per_tenant = 2; });
+  start([](manager_options& o) { o.intake.max_pending_per_tenant = 2; });
   EXPECT_EQ(submit(3'600'000).http_status, 202);
   EXPECT_EQ(submit(3'600'000).http_status, 202);
   auto third = submit(3'600'000);
@@ -343,12 +344,12 @@ TEST_F(JobManager, TheTenantLimitCountsHibernatedJobsAndSurvivesARestart) {
   stop();
   store_.reset();
   open_store();
-  start([](manager_options& o) { o.max_pending_per_tenant = 2; });
+  start([](manager_options& o) { o.intake.max_pending_per_tenant = 2; });
   EXPECT_EQ(submit(3'600'000).http_status, 429) << "the count came back from the store";
 }
 
 TEST_F(JobManager, AStoreThatFallsBehindGets503WithRetryAfter) {
-  start([](manager_options& o) { o.max_pending_commits = 2; });
+  start([](manager_options& o) { o.intake.max_pending_commits = 2; });
   auto a = submit_async(0);
   auto b = submit_async(0);
   auto c = submit_async(0);

@@ -60,7 +60,8 @@ TEST(Hibernation, AMillionJobsWaitOnDiskNotInMemoryAndARestartReadsNoneOfThem) {
     mo.hibernate_after = 30s;
     mo.scheduler.horizon = 10min;
     mo.make_destination = [log, clock](caf::local_actor* m, const std::string&) {
-      return m->spawn<caf::linked>(test::scripted_target, log, std::shared_ptr<const wall_clock>(clock));
+      return caf::actor_cast<destination_actor>(
+          m->spawn<caf::linked>(test::scripted_target, log, std::shared_ptr<const wall_clock>(clock)));
     };
     auto manager = f.sys().spawn(job_manager, mo, store_actor, std::shared_ptr<delivery_client>(), clock, metrics);
     f.run();

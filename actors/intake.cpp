@@ -1,0 +1,85 @@
+#include "actors/intake.h"
+
+#include <algorithm>
+
+namespace fetchrelay::actors {
+
+intake::intake(intake_options options, std::map<std::string, std::int64_t> initial_pending,
+               std::function<std::uint64_t()> random)
+    : options_(options), ids_(std::move(random)) {
+  for (const auto& [tenant, n] : initial_pending) tenant_pending_[tenant] = n;
+}
+
+std::optional<submit_answer> intake::refusal(const std::string& tenant) const {
+  if (pending_.size() >= options_.max_pending_commits) {
+    return submit_answer{503, "", 0, false, "busy",
+                         std::to_string(pending_.size()) + " submissions are waiting for the store; retry shortly", 1};
+  }
+  std::int64_t count = unfinished(tenant);
+  if (count >= options_.max_pending_per_tenant) {
+    return submit_answer{429, "", 0, false, "too_many_pending",
+                         "this tenant has " + std::to_string(count) +
+                             " jobs not yet finished (limits.max_pending_per_tenant)",
+                         5};
+  }
+  return std::nullopt;
+}
+
+std::int64_t intake::unfinished(const std::string& tenant) const {
+  auto it = tenant_pending_.find(tenant);
+  return it == tenant_pending_.end() ? 0 : it->second;
+}
+
+job_state intake::new_job(const submission& sub, const std::string& policy, const policy_runtime& runtime,
+                          std::int64_t now) {
+  job_state s;
+  s.id = "job_" + ids_.next(now);
+  s.tenant = sub.tenant;
+  s.status = job_status::scheduled;
+  s.method = sub.spec.method;
+  s.url = sub.spec.url;
+  s.policy = policy;
+  s.created_at_ms = now;
+  s.run_at_ms = std::max(sub.run_at_ms, now);
+  s.max_attempts = sub.max_attempts.value_or(runtime.retry.attempts);
+  s.timeout_ms = sub.timeout_ms.value_or(runtime.timeout_ms);
+  s.callback_url = sub.callback_url;
+  s.failure_callback_url = sub.failure_callback_url;
+  s.parent_id = sub.parent_id;
+  s.idempotency_key = sub.idempotency_key;
+  return s;
+}
+
+bool intake::add(job_state state, submission sub, const std::string& idem, std::int64_t now,
+                 completion<submit_answer> reply) {
+  bool first = outbox_ids_.empty();
+  outbox_.jobs.push_back({state, sub.spec, std::nullopt});
+  if (!idem.empty()) {
+    outbox_.idempotency.push_back(
+        {sub.tenant, sub.idempotency_key, {state.id, idempotency_expiry(now), sub.fingerprint}});
+  }
+  ++tenant_pending_[sub.tenant];
+  std::string id = state.id;
+  pending_[id] = {std::move(state), std::move(sub.spec), std::move(reply), idem};
+  outbox_ids_.push_back(std::move(id));
+  return first;
+}
+
+std::pair<persistence::commit_batch, std::vector<std::string>> intake::take() {
+  std::pair<persistence::commit_batch, std::vector<std::string>> out{std::move(outbox_), std::move(outbox_ids_)};
+  outbox_ = {};
+  outbox_ids_.clear();
+  out.first.sync = true;
+  return out;
+}
+
+std::optional<pending_submission> intake::committed(const std::string& id, bool ok) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return std::nullopt;
+  pending_submission p = std::move(it->second);
+  pending_.erase(it);
+  if (!ok) --tenant_pending_[p.state.tenant];
+  return p;
+}
+
+}  // namespace fetchrelay::actors

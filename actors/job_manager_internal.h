@@ -1,0 +1,56 @@
+// The job manager's parts, shared between its files (not for use outside actors/job_manager*):
+// job_manager.cpp is the directory of live jobs (spawn, reads, cancels, hibernate and activate)
+// and the behaviour; job_manager_submit.cpp takes submissions (idempotency, intake, the commit
+// answers), callbacks and runs again.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "actors/job_manager.h"
+
+namespace fetchrelay::actors {
+
+struct manager_env {
+  manager_options options;
+  store_actor store;
+  std::shared_ptr<delivery_client> client;
+  std::shared_ptr<const wall_clock> clock;
+  std::shared_ptr<relay_metrics> metrics;
+};
+
+namespace manager {
+
+using self_ptr = manager_actor::stateful_pointer<manager_state>;
+using env = manager_env;
+
+inline manager_actor me_of(self_ptr self) { return caf::actor_cast<manager_actor>(self); }
+
+/// The policy `name`, or "default" if there is none of that name.
+std::map<std::string, policy_runtime>::const_iterator policy_of(const env& e, const std::string& name);
+
+// job_manager.cpp: the directory of live jobs.
+void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vector<attempt_record> attempts,
+               bool may_hibernate = true);
+/// The job leaves the directory; it quits once the requests forwarded to it so far are handled.
+void forget_job(self_ptr self, const env& e, std::unordered_map<std::string, manager_state::live_job>::iterator it);
+
+// job_manager_submit.cpp: submissions, their commits, callbacks, runs again.
+void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply);
+/// Hands the submissions gathered in this turn to the store as one synced commit.
+void flush_submissions(self_ptr self, const env& e);
+void on_committed(self_ptr self, const env& e, const std::string& id, const status& r);
+void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key, const result<std::optional<idem_hit>>& r);
+/// The job a key named is gone: the key is forgotten in memory; the repeat is a new job.
+void on_idem_gone(self_ptr self, const env& e, const std::string& id, submission sub, completion<submit_answer> reply);
+/// A job's terminal snapshot is synced: it leaves the directory and its callback is submitted.
+void on_done(self_ptr self, const env& e, const std::string& id, const job_state& s);
+void on_retry(self_ptr self, const env& e, const std::string& tenant, const std::string& id,
+              completion<retry_answer> reply);
+/// Runs a failed or cancelled job again with a fresh retry budget (its attempt numbers go on).
+void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered_job>> r,
+                     completion<retry_answer> reply);
+void on_retry_committed(self_ptr self, const env& e, const std::string& id, const status& r);
+
+}  // namespace manager
+}  // namespace fetchrelay::actors

@@ -1,0 +1,77 @@
+// The job manager's protocol: every message it takes, who sends it and what comes back.
+//
+// Answers go back through a completion<T> carried in the message (messages.h), never as a CAF
+// response: the API sends from io threads and must not wait, and a completion costs no timer.
+// Messages marked "self" are the manager's own continuations (a store answer brought back into
+// the actor), listed because a typed actor must declare everything it handles.
+#pragma once
+
+#include "actors/messages.h"
+#include "actors/submit.h"
+
+namespace fetchrelay::actors {
+
+/// (due_atom, ids): the scheduler says these hibernated jobs are due.
+using due_atom = caf::atom_constant<caf::atom("due")>;
+/// (hibernated_atom, id, due_ms): a job actor has its snapshot synced and leaves memory.
+using hibernated_atom = caf::atom_constant<caf::atom("hibernated")>;
+/// (activated_atom, ids, jobs): self, the store's answer to loading due or cancelled jobs.
+using activated_atom = caf::atom_constant<caf::atom("activated")>;
+/// (cancel_found_atom, tenant, id, reply): self, a cancel of a job found hibernated in the store.
+using cancel_found_atom = caf::atom_constant<caf::atom("cancelfnd")>;
+/// (idem_gone_atom, id, submission, reply): self, a repeat whose key's job is gone.
+using idem_gone_atom = caf::atom_constant<caf::atom("idemgone")>;
+
+/// POST /v1/jobs/{id}/retry.
+struct retry_answer {
+  enum kind { scheduled, not_retryable, not_found, unavailable } result = not_found;
+  std::int64_t run_at_ms = 0;
+  std::string message;
+};
+
+}  // namespace fetchrelay::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::submission)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::submit_answer>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<fetchrelay::actors::recovered_job>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::retry_answer>)
+
+namespace fetchrelay::actors {
+
+using manager_actor = caf::typed_actor<
+    // API: POST /v1/fetch; reply 202 once synced (or 409/429/503). Also the manager's callbacks.
+    caf::reacts_to<submit_atom, submission, completion<submit_answer>>,
+    // API: GET /v1/jobs/{id} as tenant; reply the job, or nullopt for none of this tenant's.
+    caf::reacts_to<read_atom, std::string, std::string, completion<result<std::optional<job_view>>>>,
+    // API: GET /v1/jobs; reply one page, newest first (the store answers).
+    caf::reacts_to<list_atom, std::string, std::optional<job_status>, std::string, std::uint32_t,
+                   completion<result<persistence::job_page>>>,
+    // API, and a parked job actor handing one back: DELETE /v1/jobs/{id} as tenant.
+    caf::reacts_to<cancel_atom, std::string, std::string, completion<cancel_answer>>,
+    // API: POST /v1/jobs/{id}/retry as tenant; reply scheduled, not_retryable, not_found or unavailable.
+    caf::reacts_to<retry_atom, std::string, std::string, completion<retry_answer>>,
+    // The relay when stopping: destinations drop what has not started.
+    caf::reacts_to<drain_atom>,
+    // A job actor: its terminal snapshot is synced; forget it and send its callback.
+    caf::reacts_to<done_atom, std::string, job_state>,
+    // A job actor: (id, due_ms), parked on disk; the scheduler takes it over.
+    caf::reacts_to<hibernated_atom, std::string, std::int64_t>,
+    // The scheduler: these ids are due; bring them back from the store.
+    caf::reacts_to<due_atom, std::vector<std::string>>,
+    // Self: a timer tick; the store sweeps past retention and the tick is armed again.
+    caf::reacts_to<sweep_atom>,
+    // Self: the submissions of this mailbox turn go to the store as one commit.
+    caf::reacts_to<flush_atom>,
+    // Self: the store's answer to a batch of submissions (ids) ...
+    caf::reacts_to<committed_atom, std::vector<std::string>, status>,
+    // ... and to one job run again (POST /retry) or a callback (id).
+    caf::reacts_to<committed_atom, std::string, status>,
+    // Self: the store's answer to an idempotency key looked up (tenant-qualified key).
+    caf::reacts_to<idem_loaded_atom, std::string, result<std::optional<idem_hit>>>,
+    // Self: the job a retry asked for, read from the store.
+    caf::reacts_to<loaded_atom, result<std::optional<recovered_job>>, completion<retry_answer>>,
+    caf::reacts_to<activated_atom, std::vector<std::string>, result<std::vector<recovered_job>>>,
+    caf::reacts_to<cancel_found_atom, std::string, std::string, completion<cancel_answer>>,
+    caf::reacts_to<idem_gone_atom, std::string, submission, completion<submit_answer>>>;
+
+}  // namespace fetchrelay::actors
