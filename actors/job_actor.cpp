@@ -4,6 +4,7 @@
 
 #include "core/ascii.h"
 #include "core/log.h"
+#include "core/time.h"
 
 namespace fetchrelay::actors {
 namespace {

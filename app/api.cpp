@@ -12,6 +12,7 @@
 #include "core/text.h"
 #include "core/ulid.h"
 #include "core/units.h"
+#include "core/time.h"
 
 namespace fetchrelay::app {
 namespace {

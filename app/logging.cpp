@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/time.h"
 
 namespace fetchrelay::app {
 namespace {

@@ -8,6 +8,7 @@
 #include "core/address_policy.h"
 #include "core/ascii.h"
 #include "core/units.h"
+#include "core/time.h"
 
 namespace fetchrelay::app {
 namespace {
@@ -219,55 +220,7 @@ std::optional<std::int64_t> parse_not_before(std::string_view v) {
     if (v.size() > 12) return std::nullopt;
     return static_cast<std::int64_t>(std::stoll(std::string(v))) * 1000;
   }
-  // RFC 3339 §5.6, checked against the calendar: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM).
-  std::size_t i = 0;
-  auto number = [&](std::size_t digits, int& out) {
-    if (i + digits > v.size()) return false;
-    out = 0;
-    for (std::size_t k = 0; k < digits; ++k, ++i) {
-      if (v[i] < '0' || v[i] > '9') return false;
-      out = out * 10 + (v[i] - '0');
-    }
-    return true;
-  };
-  auto expect = [&](char c) { return i < v.size() && ascii_lower(v[i]) == c ? (++i, true) : false; };
-  int year, month, day, hour, minute, second;
-  if (!number(4, year) || !expect('-') || !number(2, month) || !expect('-') || !number(2, day) || !expect('t') ||
-      !number(2, hour) || !expect(':') || !number(2, minute) || !expect(':') || !number(2, second)) {
-    return std::nullopt;
-  }
-  static constexpr int days_in[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  if (month < 1 || month > 12 || day < 1 || day > days_in[month - 1] + (month == 2 && leap ? 1 : 0) ||
-      hour > 23 || minute > 59 || second > 59) {
-    return std::nullopt;
-  }
-  std::int64_t frac = 0;
-  if (expect('.')) {
-    std::size_t digits = 0;
-    for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i, ++digits) {
-      if (digits < 3) frac = frac * 10 + (v[i] - '0');
-    }
-    if (digits == 0) return std::nullopt;
-    for (std::size_t d = digits; d < 3; ++d) frac *= 10;
-  }
-  std::int64_t offset_s = 0;
-  if (!expect('z')) {
-    if (i >= v.size() || (v[i] != '+' && v[i] != '-')) return std::nullopt;
-    int sign = v[i++] == '+' ? 1 : -1;
-    int oh, om;
-    if (!number(2, oh) || !expect(':') || !number(2, om) || oh > 23 || om > 59) return std::nullopt;
-    offset_s = sign * (oh * 3600LL + om * 60LL);
-  }
-  if (i != v.size()) return std::nullopt;
-  // Days from civil (proleptic Gregorian), as in Howard Hinnant's days_from_civil.
-  int y = year - (month <= 2 ? 1 : 0);
-  int era = (y >= 0 ? y : y - 399) / 400;
-  int yoe = y - era * 400;
-  int doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
-  int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  std::int64_t days = static_cast<std::int64_t>(era) * 146097 + doe - 719468;
-  return (days * 86400 + hour * 3600LL + minute * 60LL + second - offset_s) * 1000 + frac;
+  return parse_rfc3339(v);
 }
 
 }  // namespace fetchrelay::app

@@ -35,7 +35,4 @@ class manual_wall_clock final : public wall_clock {
   std::atomic<std::int64_t> now_;
 };
 
-/// RFC 3339 with milliseconds in UTC: "2026-11-28T10:00:00.000Z".
-std::string format_rfc3339(std::int64_t ms);
-
 }  // namespace fetchrelay

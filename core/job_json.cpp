@@ -3,6 +3,7 @@
 #include "core/base64.h"
 #include "core/clock.h"
 #include "core/text.h"
+#include "core/time.h"
 
 namespace fetchrelay {
 namespace {

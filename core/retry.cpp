@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <ctime>
+
+#include "core/time.h"
 
 namespace fetchrelay {
 
@@ -37,13 +38,9 @@ std::optional<millis> parse_retry_after(std::string_view value, std::int64_t now
     if (ec != std::errc()) return std::nullopt;
     return millis(static_cast<std::int64_t>(secs) * 1000);
   }
-  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
-  std::tm tm{};
-  std::string text(value);
-  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  if (end == nullptr || *end != '\0') return std::nullopt;
-  std::int64_t at_ms = static_cast<std::int64_t>(timegm(&tm)) * 1000;
-  std::int64_t delta = at_ms - now_ms;
+  auto at_ms = parse_http_date(value);  // "Sun, 06 Nov 1994 08:49:37 GMT"
+  if (!at_ms) return std::nullopt;
+  std::int64_t delta = *at_ms - now_ms;
   if (delta <= 0) return millis(0);
   return std::min(millis(delta), max_retry_after);
 }
