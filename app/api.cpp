@@ -5,6 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <variant>
+#include <vector>
 
 #include "core/ascii.h"
 #include "core/job_json.h"
@@ -86,15 +88,201 @@ std::optional<std::string> authenticate(const config::relay_config& cfg, const h
   return tenant;
 }
 
-std::string job_id_from(std::string_view path, std::string_view prefix, std::string_view suffix = "") {
-  if (path.size() < prefix.size() + suffix.size()) return "";
-  std::string_view id = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
-  if (path.substr(path.size() - suffix.size()) != suffix) return "";
-  return std::string(id);
-}
-
 void not_found_job(const http::responder& reply, const std::string& id) {
   reply.send(response::error(404, "job_not_found", "no job " + id + " for this API key"));
+}
+
+// -- the routes -------------------------------------------------------------------------------
+
+/// A matched request: its tenant (for /v1 routes) and the `{id}` segments of its pattern.
+struct call {
+  const api_deps& deps;
+  http::request& req;
+  const http::responder& reply;
+  const std::string& tenant;
+  std::vector<std::string> params;
+};
+
+void healthz(call& c) {
+  caf::anon_send(c.deps.health, actors::ping_atom::value,
+                 actors::completion<actors::health_report>([reply = c.reply](actors::health_report h) {
+                   nlohmann::json j = {{"status", "ok"}, {"version", h.version}, {"uptime_ms", h.uptime_ms}};
+                   reply.send(response::json(200, safe_dump(j)));
+                 }));
+}
+
+void readyz(call& c) {
+  if (c.deps.ready && c.deps.ready->load() && (!c.deps.loaded || c.deps.loaded->load())) {
+    return c.reply.send(response::json(200, R"({"status":"ready"})"));
+  }
+  c.reply.send(response::error(503, "not_ready", "the store is not open or recovery is not finished"));
+}
+
+void metrics(call& c) {
+  response r;
+  r.status = 200;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = c.deps.metrics ? c.deps.metrics->render() : std::string();
+  c.reply.send(std::move(r));
+}
+
+/// The 202 of POST /v1/fetch, formatted by hand: the id is a ULID and the time RFC 3339, so
+/// nothing needs escaping, and nlohmann::json here cost 16k instructions a job.
+std::string accepted_body(const actors::submit_answer& a) {
+  return "{\"id\":\"" + a.id + "\",\"status\":\"" + std::string(to_string(a.status)) + "\",\"run_at\":\"" +
+         format_rfc3339(a.run_at_ms) + "\",\"deduplicated\":" + (a.deduplicated ? "true}" : "false}");
+}
+
+void submit(call& c) {
+  if (c.deps.ready && !c.deps.ready->load()) {
+    auto r = response::error(503, "not_ready", "the store is unavailable; retry shortly");
+    r.headers.push_back({"Retry-After", "1"});
+    return c.reply.send(std::move(r));
+  }
+  auto parsed = parse_submission(*c.deps.config, *c.deps.clock, c.tenant, c.req);
+  if (auto* bad = std::get_if<bad_request>(&parsed)) {
+    log::event(spdlog::level::debug, {{"tenant", c.tenant}, {"status_code", bad->status}, {"code", bad->code}},
+               "submission refused");
+    return c.reply.send(response::error(bad->status, bad->code, bad->message));
+  }
+  caf::anon_send(c.deps.manager, actors::submit_atom::value, std::get<actors::submission>(std::move(parsed)),
+                 actors::completion<actors::submit_answer>([reply = c.reply](actors::submit_answer a) {
+                   if (a.http_status == 202) return reply.send(response::json(202, accepted_body(a)));
+                   auto r = response::error(a.http_status, a.error_code, a.message);
+                   if (a.retry_after_s > 0) r.headers.push_back({"Retry-After", std::to_string(a.retry_after_s)});
+                   reply.send(std::move(r));
+                 }));
+}
+
+/// GET /v1/jobs's query: status, limit, cursor; or the 400 that says what is wrong.
+struct list_query {
+  std::optional<job_status> status;
+  std::uint32_t limit = 20;
+  std::string cursor;
+};
+
+std::variant<list_query, response> parse_list_query(std::string_view target) {
+  auto q = query_params(target);
+  list_query out;
+  if (q.count("status") && !q["status"].empty()) {
+    out.status = parse_job_status(q["status"]);
+    if (!out.status) {
+      return response::error(400, "invalid_status", "status must be scheduled, active, retrying, delivered, failed or cancelled");
+    }
+  }
+  if (q.count("limit")) {
+    const auto& l = q["limit"];
+    if (l.empty() || l.size() > 3 || l.find_first_not_of("0123456789") != std::string::npos || std::stoi(l) < 1 ||
+        std::stoi(l) > 100) {
+      return response::error(400, "invalid_limit", "limit must be 1 to 100");
+    }
+    out.limit = static_cast<std::uint32_t>(std::stoi(l));
+  }
+  out.cursor = q.count("cursor") ? q["cursor"] : "";
+  if (!out.cursor.empty() && !is_job_id(out.cursor)) {
+    return response::error(400, "invalid_cursor", "cursor must be a job id from next_cursor");
+  }
+  return out;
+}
+
+void list_jobs(call& c) {
+  auto parsed = parse_list_query(c.req.target);
+  if (auto* bad = std::get_if<response>(&parsed)) return c.reply.send(std::move(*bad));
+  auto& q = std::get<list_query>(parsed);
+  caf::anon_send(c.deps.manager, actors::list_atom::value, c.tenant, q.status, q.cursor, q.limit,
+                 actors::completion<result<persistence::job_page>>([reply = c.reply](result<persistence::job_page> r) {
+                   if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
+                   nlohmann::json jobs = nlohmann::json::array();
+                   for (const auto& s : r->jobs) {
+                     auto j = job_json(s, {});
+                     j.erase("attempts");
+                     j["attempt_count"] = s.attempts;
+                     jobs.push_back(std::move(j));
+                   }
+                   nlohmann::json out = {
+                       {"jobs", jobs},
+                       {"next_cursor", r->next_cursor.empty() ? nlohmann::json(nullptr) : nlohmann::json(r->next_cursor)}};
+                   reply.send(response::json(200, safe_dump(out)));
+                 }));
+}
+
+void get_job(call& c) {
+  const std::string& id = c.params[0];
+  if (!is_job_id(id)) return not_found_job(c.reply, id);
+  caf::anon_send(c.deps.manager, actors::read_atom::value, c.tenant, id,
+                 actors::completion<result<std::optional<actors::job_view>>>(
+                     [reply = c.reply, id](result<std::optional<actors::job_view>> r) {
+                       if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
+                       if (!r.value()) return not_found_job(reply, id);
+                       reply.send(response::json(200, safe_dump(job_json(r.value()->state, r.value()->attempts))));
+                     }));
+}
+
+void cancel_job(call& c) {
+  const std::string& id = c.params[0];
+  if (!is_job_id(id)) return not_found_job(c.reply, id);
+  caf::anon_send(c.deps.manager, actors::cancel_atom::value, c.tenant, id,
+                 actors::completion<actors::cancel_answer>([reply = c.reply, id](actors::cancel_answer a) {
+                   if (a == actors::cancel_answer::not_found) return not_found_job(reply, id);
+                   if (a == actors::cancel_answer::terminal) {
+                     return reply.send(response::error(409, "job_finished", "job " + id + " is already finished"));
+                   }
+                   reply.send(response::json(200, safe_dump({{"id", id}, {"status", "cancelled"}})));
+                 }));
+}
+
+void retry_job(call& c) {
+  const std::string& id = c.params[0];
+  if (!is_job_id(id)) return not_found_job(c.reply, id);
+  caf::anon_send(c.deps.manager, actors::retry_atom::value, c.tenant, id,
+                 actors::completion<actors::retry_answer>([reply = c.reply, id](actors::retry_answer a) {
+                   switch (a.result) {
+                     case actors::retry_answer::scheduled:
+                       return reply.send(response::json(
+                           202, safe_dump({{"id", id}, {"status", "scheduled"}, {"run_at", format_rfc3339(a.run_at_ms)}})));
+                     case actors::retry_answer::not_retryable:
+                       return reply.send(response::error(409, "job_not_retryable", a.message));
+                     case actors::retry_answer::not_found:
+                       return not_found_job(reply, id);
+                     case actors::retry_answer::unavailable:
+                       return reply.send(response::error(503, "store_unavailable", a.message));
+                   }
+                 }));
+}
+
+/// The API (DESIGN §2): method and pattern (`{id}` matches one path segment) to handler. Routes
+/// under /v1/ need an API key; a path that matches with another method answers 405 with Allow.
+struct route {
+  std::string_view method;
+  std::string_view pattern;
+  void (*handle)(call&);
+};
+
+constexpr route routes[] = {
+    {"GET", "/healthz", healthz},
+    {"HEAD", "/healthz", healthz},
+    {"GET", "/readyz", readyz},
+    {"HEAD", "/readyz", readyz},
+    {"GET", "/metrics", metrics},
+    {"POST", "/v1/fetch", submit},
+    {"GET", "/v1/jobs", list_jobs},
+    {"GET", "/v1/jobs/{id}", get_job},
+    {"DELETE", "/v1/jobs/{id}", cancel_job},
+    {"POST", "/v1/jobs/{id}/retry", retry_job},
+};
+
+/// True if `path` fits `pattern`; the `{...}` segments go to `params`.
+bool matches(std::string_view pattern, std::string_view path, std::vector<std::string>& params) {
+  params.clear();
+  while (!pattern.empty() && !path.empty()) {
+    auto ps = pattern.find('/', 1), xs = path.find('/', 1);
+    std::string_view p = pattern.substr(0, ps), x = path.substr(0, xs);
+    if (p.size() > 2 && p[1] == '{') params.emplace_back(x.substr(1));
+    else if (p != x) return false;
+    pattern.remove_prefix(p.size());
+    path.remove_prefix(x.size());
+  }
+  return pattern.empty() && path.empty();
 }
 
 }  // namespace
@@ -116,155 +304,28 @@ http::handler make_api_handler(api_deps deps) {
       return reply.send(response::error(400, "invalid_path", "the request path must be printable ASCII (percent-encode it)"));
     }
     std::string path(req.path());
-    if (path == "/healthz") {
-      if (req.method != "GET" && req.method != "HEAD") return reply.send(method_not_allowed(req, "GET"));
-      caf::anon_send(deps.health, actors::ping_atom::value,
-                     actors::completion<actors::health_report>([reply](actors::health_report h) {
-                       nlohmann::json j = {{"status", "ok"}, {"version", h.version}, {"uptime_ms", h.uptime_ms}};
-                       reply.send(response::json(200, safe_dump(j)));
-                     }));
-      return;
-    }
-    if (path == "/readyz") {
-      if (req.method != "GET" && req.method != "HEAD") return reply.send(method_not_allowed(req, "GET"));
-      if (deps.ready && deps.ready->load() && (!deps.loaded || deps.loaded->load())) {
-        return reply.send(response::json(200, R"({"status":"ready"})"));
-      }
-      return reply.send(response::error(503, "not_ready", "the store is not open or recovery is not finished"));
-    }
-    if (path == "/metrics") {
-      if (req.method != "GET") return reply.send(method_not_allowed(req, "GET"));
-      response r;
-      r.status = 200;
-      r.content_type = "text/plain; version=0.0.4";
-      r.body = deps.metrics ? deps.metrics->render() : std::string();
-      return reply.send(std::move(r));
-    }
-    if (path.rfind("/v1/", 0) != 0) {
-      return reply.send(response::error(404, "not_found", "no route for " + req.method + " " + path));
-    }
-    const config::relay_config& cfg = *deps.config;
-    auto tenant = authenticate(cfg, req);
-    if (!tenant) {
-      log_unauthorized(req, req.header("Authorization").has_value());
-      auto r = response::error(401, "unauthorized", "send Authorization: Bearer <API key>");
-      r.headers.push_back({"WWW-Authenticate", "Bearer"});
-      return reply.send(std::move(r));
-    }
-    if (path == "/v1/fetch") {
-      if (req.method != "POST") return reply.send(method_not_allowed(req, "POST"));
-      if (deps.ready && !deps.ready->load()) {
-        auto r = response::error(503, "not_ready", "the store is unavailable; retry shortly");
-        r.headers.push_back({"Retry-After", "1"});
+    std::string tenant;
+    if (path.rfind("/v1/", 0) == 0) {  // who asks comes first: an unknown caller learns no routes
+      auto t = authenticate(*deps.config, req);
+      if (!t) {
+        log_unauthorized(req, req.header("Authorization").has_value());
+        auto r = response::error(401, "unauthorized", "send Authorization: Bearer <API key>");
+        r.headers.push_back({"WWW-Authenticate", "Bearer"});
         return reply.send(std::move(r));
       }
-      auto parsed = parse_submission(cfg, *deps.clock, *tenant, req);
-      if (auto* bad = std::get_if<bad_request>(&parsed)) {
-        log::event(spdlog::level::debug, {{"tenant", *tenant}, {"status_code", bad->status}, {"code", bad->code}},
-                   "submission refused");
-        return reply.send(response::error(bad->status, bad->code, bad->message));
-      }
-      caf::anon_send(deps.manager, actors::submit_atom::value, std::get<actors::submission>(std::move(parsed)),
-                     actors::completion<actors::submit_answer>([reply](actors::submit_answer a) {
-                       if (a.http_status != 202) {
-                         auto r = response::error(a.http_status, a.error_code, a.message);
-                         if (a.retry_after_s > 0) r.headers.push_back({"Retry-After", std::to_string(a.retry_after_s)});
-                         return reply.send(std::move(r));
-                       }
-                       // Formatted by hand: the id is a ULID and the time RFC 3339, so nothing needs
-                       // escaping, and nlohmann::json here cost 16k instructions a job on the manager's thread.
-                       std::string body = "{\"id\":\"" + a.id + "\",\"status\":\"" + std::string(to_string(a.status)) +
-                                          "\",\"run_at\":\"" +
-                                          format_rfc3339(a.run_at_ms) + "\",\"deduplicated\":" +
-                                          (a.deduplicated ? "true}" : "false}");
-                       reply.send(response::json(202, std::move(body)));
-                     }));
-      return;
+      tenant = std::move(*t);
     }
-    if (path == "/v1/jobs") {
-      if (req.method != "GET") return reply.send(method_not_allowed(req, "GET"));
-      auto q = query_params(req.target);
-      std::optional<job_status> status;
-      if (q.count("status") && !q["status"].empty()) {
-        status = parse_job_status(q["status"]);
-        if (!status) {
-          return reply.send(response::error(400, "invalid_status",
-                                            "status must be scheduled, active, retrying, delivered, failed or cancelled"));
-        }
+    std::vector<std::string> params;
+    std::string allow;
+    for (const auto& r : routes) {
+      if (!matches(r.pattern, path, params)) continue;
+      if (r.method == req.method) {
+        call c{deps, req, reply, tenant, std::move(params)};
+        return r.handle(c);
       }
-      std::uint32_t limit = 20;
-      if (q.count("limit")) {
-        const auto& l = q["limit"];
-        if (l.empty() || l.size() > 3 || l.find_first_not_of("0123456789") != std::string::npos || std::stoi(l) < 1 ||
-            std::stoi(l) > 100) {
-          return reply.send(response::error(400, "invalid_limit", "limit must be 1 to 100"));
-        }
-        limit = static_cast<std::uint32_t>(std::stoi(l));
-      }
-      std::string cursor = q.count("cursor") ? q["cursor"] : "";
-      if (!cursor.empty() && !is_job_id(cursor)) return reply.send(response::error(400, "invalid_cursor", "cursor must be a job id from next_cursor"));
-      caf::anon_send(deps.manager, actors::list_atom::value, *tenant, status, cursor, limit,
-                     actors::completion<result<persistence::job_page>>([reply](result<persistence::job_page> r) {
-                       if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
-                       nlohmann::json jobs = nlohmann::json::array();
-                       for (const auto& s : r->jobs) {
-                         auto j = job_json(s, {});
-                         j.erase("attempts");
-                         j["attempt_count"] = s.attempts;
-                         jobs.push_back(std::move(j));
-                       }
-                       nlohmann::json out = {{"jobs", jobs},
-                                             {"next_cursor", r->next_cursor.empty() ? nlohmann::json(nullptr) : nlohmann::json(r->next_cursor)}};
-                       reply.send(response::json(200, safe_dump(out)));
-                     }));
-      return;
+      if (r.method != "HEAD") allow += (allow.empty() ? "" : ", ") + std::string(r.method);
     }
-    if (path.rfind("/v1/jobs/", 0) == 0 && path.size() > 6 && path.compare(path.size() - 6, 6, "/retry") == 0) {
-      std::string id = job_id_from(path, "/v1/jobs/", "/retry");
-      if (req.method != "POST") return reply.send(method_not_allowed(req, "POST"));
-      if (!is_job_id(id)) return not_found_job(reply, id);
-      caf::anon_send(deps.manager, actors::retry_atom::value, *tenant, id,
-                     actors::completion<actors::retry_answer>([reply, id](actors::retry_answer a) {
-                       switch (a.result) {
-                         case actors::retry_answer::scheduled:
-                           return reply.send(response::json(
-                               202, safe_dump({{"id", id}, {"status", "scheduled"}, {"run_at", format_rfc3339(a.run_at_ms)}})));
-                         case actors::retry_answer::not_retryable:
-                           return reply.send(response::error(409, "job_not_retryable", a.message));
-                         case actors::retry_answer::not_found:
-                           return not_found_job(reply, id);
-                         case actors::retry_answer::unavailable:
-                           return reply.send(response::error(503, "store_unavailable", a.message));
-                       }
-                     }));
-      return;
-    }
-    if (path.rfind("/v1/jobs/", 0) == 0) {
-      std::string id = job_id_from(path, "/v1/jobs/");
-      if (req.method == "GET" || req.method == "DELETE") {
-        if (!is_job_id(id)) return not_found_job(reply, id);
-        if (req.method == "GET") {
-          caf::anon_send(deps.manager, actors::read_atom::value, *tenant, id,
-                         actors::completion<result<std::optional<actors::job_view>>>(
-                             [reply, id](result<std::optional<actors::job_view>> r) {
-                               if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
-                               if (!r.value()) return not_found_job(reply, id);
-                               reply.send(response::json(200, safe_dump(job_json(r.value()->state, r.value()->attempts))));
-                             }));
-          return;
-        }
-        caf::anon_send(deps.manager, actors::cancel_atom::value, *tenant, id,
-                       actors::completion<actors::cancel_answer>([reply, id](actors::cancel_answer a) {
-                         if (a == actors::cancel_answer::not_found) return not_found_job(reply, id);
-                         if (a == actors::cancel_answer::terminal) {
-                           return reply.send(response::error(409, "job_finished", "job " + id + " is already finished"));
-                         }
-                         reply.send(response::json(200, safe_dump({{"id", id}, {"status", "cancelled"}})));
-                       }));
-        return;
-      }
-      return reply.send(method_not_allowed(req, "GET, DELETE"));
-    }
+    if (!allow.empty()) return reply.send(method_not_allowed(req, allow.c_str()));
     reply.send(response::error(404, "not_found", "no route for " + req.method + " " + path));
   };
 }

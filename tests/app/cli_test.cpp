@@ -81,20 +81,3 @@ TEST(RaiseFdLimit, RefusesPastWhatTheKernelAllows) {
 
 }  // namespace
 }  // namespace fetchrelay::app
-
-#include "app/api.h"
-
-namespace fetchrelay::app {
-namespace {
-
-TEST(ConstantTimeEqual, ComparesWholeKeys) {
-  EXPECT_TRUE(constant_time_equal("relay_sk_dev", "relay_sk_dev"));
-  EXPECT_FALSE(constant_time_equal("relay_sk_dev", "relay_sk_de"));
-  EXPECT_FALSE(constant_time_equal("relay_sk_de", "relay_sk_dev"));
-  EXPECT_FALSE(constant_time_equal("relay_sk_dev", "relay_sk_deX"));
-  EXPECT_FALSE(constant_time_equal("", "x"));
-  EXPECT_TRUE(constant_time_equal("", ""));
-}
-
-}  // namespace
-}  // namespace fetchrelay::app

@@ -1,0 +1,102 @@
+// The API's route table and its edges (app/api.cpp): real Beast server on loopback, routes
+// whose answers need no actor (404, 405 with Allow, 401 first under /v1/, readiness, metrics).
+// Job routes with a manager behind them are covered by the relay and integration tests.
+#include "app/api.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/raw_http.h"
+
+namespace fetchrelay::app {
+namespace {
+
+constexpr const char* auth = "Authorization: Bearer relay_sk_acme_123\r\n";
+
+class Api : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto loaded = config::load_config_text(
+        "storage: {path: /unused}\nauth: {keys: [{tenant: acme, key: relay_sk_acme_123}]}\n", "api_test.yaml");
+    ASSERT_TRUE(loaded.errors.empty()) << loaded.errors[0].to_string();
+    cfg_ = std::make_unique<config::relay_config>(*loaded.config);
+    api_deps deps;
+    deps.config = cfg_.get();
+    deps.clock = std::make_shared<system_wall_clock>();
+    deps.ready = ready_;
+    deps.metrics = std::make_shared<relay_metrics>();
+    server_ = std::make_unique<http::server>(http::server_options{}, make_api_handler(deps));
+    ASSERT_TRUE(server_->start().is_ok());
+  }
+
+  test::raw_response ask(const std::string& method, const std::string& target, const std::string& headers = auth) {
+    auto r = test::http_request(server_->port(), method, target, "", headers);
+    EXPECT_TRUE(r.has_value()) << method << " " << target;
+    return r.value_or(test::raw_response{});
+  }
+
+  std::unique_ptr<config::relay_config> cfg_;
+  std::shared_ptr<std::atomic<bool>> ready_ = std::make_shared<std::atomic<bool>>(false);
+  std::unique_ptr<http::server> server_;
+};
+
+TEST_F(Api, AnotherMethodOnAKnownPathIs405WithItsAllowList) {
+  struct want {
+    const char* method;
+    const char* target;
+    const char* allow;
+  };
+  for (const want& w : {want{"POST", "/healthz", "GET"}, want{"DELETE", "/readyz", "GET"},
+                        want{"HEAD", "/metrics", "GET"}, want{"GET", "/v1/fetch", "POST"},
+                        want{"POST", "/v1/jobs", "GET"}, want{"PUT", "/v1/jobs/job_x", "GET, DELETE"},
+                        want{"GET", "/v1/jobs/job_x/retry", "POST"}}) {
+    auto r = ask(w.method, w.target);
+    EXPECT_EQ(r.status, 405) << w.method << " " << w.target;
+    EXPECT_EQ(r.headers["allow"], w.allow) << w.method << " " << w.target;
+    EXPECT_NE(r.body.find("\"method_not_allowed\""), std::string::npos) << r.body;
+  }
+}
+
+TEST_F(Api, UnknownPathsAre404AndV1AsksForTheKeyFirst) {
+  EXPECT_EQ(ask("GET", "/nope").status, 404);
+  EXPECT_EQ(ask("GET", "/v1/nope").status, 404);
+  EXPECT_EQ(ask("GET", "/v1/jobs/a/b/c").status, 404);
+  auto r = ask("GET", "/v1/nope", "");
+  EXPECT_EQ(r.status, 401) << "no route is told to a caller without a key";
+  EXPECT_EQ(r.headers["www-authenticate"], "Bearer");
+  EXPECT_EQ(ask("GET", "/v1/jobs", "Authorization: Bearer wrong\r\n").status, 401);
+}
+
+TEST_F(Api, AJobIdThatIsNotOneIs404ForEveryJobRoute) {
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/v1/jobs/nope"}, {"DELETE", "/v1/jobs/nope"}, {"POST", "/v1/jobs/nope/retry"}, {"GET", "/v1/jobs/"}}) {
+    auto r = ask(method, target);
+    EXPECT_EQ(r.status, 404) << method << " " << target;
+    EXPECT_NE(r.body.find("\"job_not_found\""), std::string::npos) << r.body;
+  }
+}
+
+TEST_F(Api, ReadinessMetricsAndListQueriesNeedNoActor) {
+  EXPECT_EQ(ask("GET", "/readyz").status, 503);
+  EXPECT_EQ(ask("HEAD", "/readyz").status, 503);
+  *ready_ = true;
+  EXPECT_EQ(ask("GET", "/readyz").status, 200);
+  auto m = ask("GET", "/metrics", "");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.headers["content-type"].find("text/plain"), std::string::npos);
+  EXPECT_EQ(ask("GET", "/v1/jobs?status=bogus").status, 400);
+  EXPECT_EQ(ask("GET", "/v1/jobs?limit=0").status, 400);
+  EXPECT_EQ(ask("GET", "/v1/jobs?cursor=xyz").status, 400);
+  EXPECT_EQ(ask("GET", "/caf\xc3\xa9").status, 400) << "a path that is not printable ASCII";
+}
+
+TEST(ConstantTimeEqual, ComparesWholeKeys) {
+  EXPECT_TRUE(constant_time_equal("relay_sk_dev", "relay_sk_dev"));
+  EXPECT_FALSE(constant_time_equal("relay_sk_dev", "relay_sk_de"));
+  EXPECT_FALSE(constant_time_equal("relay_sk_de", "relay_sk_dev"));
+  EXPECT_FALSE(constant_time_equal("relay_sk_dev", "relay_sk_deX"));
+  EXPECT_FALSE(constant_time_equal("", "x"));
+  EXPECT_TRUE(constant_time_equal("", ""));
+}
+
+}  // namespace
+}  // namespace fetchrelay::app
