@@ -37,14 +37,7 @@ actors::manager_options manager_options_from(const config::relay_config& cfg) {
   for (const auto& [name, p] : cfg.policies) {
     actors::policy_runtime r;
     r.timeout_ms = static_cast<std::uint32_t>(p.timeout.count());
-    r.retry.attempts = static_cast<std::uint32_t>(p.retry.attempts);
-    r.retry.exponential = p.retry.kind == config::backoff_kind::exponential;
-    r.retry.schedule = p.retry.schedule;
-    r.retry.base = p.retry.base;
-    r.retry.factor = p.retry.factor;
-    r.retry.max = p.retry.max;
-    r.retry.jitter = p.retry.jitter;
-    r.retry.non_retryable = p.non_retryable;
+    r.retry = p.retry;
     m.policies[name] = r;
   }
   m.intake.max_pending_per_tenant = cfg.limits.max_pending_per_tenant;

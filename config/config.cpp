@@ -8,9 +8,6 @@
 namespace fetchrelay::config {
 namespace {
 
-const std::vector<std::string> default_schedule = {"5s", "5m", "30m", "2h", "5h",
-                                                   "10h", "14h", "20h", "24h"};
-
 // The values below were validated against the schema, so parsing cannot fail here.
 millis dur(const json& j) { return *parse_duration(j.get<std::string>()); }
 std::uint64_t size(const json& j) { return *parse_size(j.get<std::string>()); }
@@ -129,7 +126,7 @@ class builder {
                                             format_duration(out.max_timeout));
     }
     build_retry(join_path(path, "retry"), p["retry"], c, out.retry);
-    out.non_retryable = p["non_retryable"].get<std::vector<int>>();
+    out.retry.non_retryable = p["non_retryable"].get<std::vector<int>>();
     const json& pipeline = p["pipeline"];
     for (size_t i = 0; i < pipeline.size(); ++i) {
       std::string step_path = index_path(join_path(path, "pipeline"), i);
@@ -151,13 +148,14 @@ class builder {
     return out;
   }
 
-  void build_retry(const std::string& path, const json& r, const relay_config& c, retry_config& out) {
-    out.attempts = r["attempts"];
+  /// Starts from retry_policy's defaults; the schema has filled in attempts and jitter.
+  void build_retry(const std::string& path, const json& r, const relay_config& c, retry_policy& out) {
+    int attempts = r["attempts"];
+    out.attempts = static_cast<std::uint32_t>(attempts);
     out.jitter = r["jitter"];
-    if (out.attempts > c.limits.max_retries + 1) {
+    if (attempts > c.limits.max_retries + 1) {
       error(join_path(path, "attempts"),
-            std::to_string(out.attempts) + " exceeds limits.max_retries + 1 (" +
-                std::to_string(c.limits.max_retries + 1) + ")");
+            std::to_string(attempts) + " exceeds limits.max_retries + 1 (" + std::to_string(c.limits.max_retries + 1) + ")");
     }
     bool has_schedule = r.contains("schedule");
     bool has_backoff = r.contains("backoff");
@@ -169,18 +167,18 @@ class builder {
       for (const char* key : {"base", "factor", "max"}) {
         if (r.contains(key)) error(join_path(path, key), "only used with backoff: exponential");
       }
-      out.kind = backoff_kind::schedule;
-      auto entries = has_schedule ? r["schedule"].get<std::vector<std::string>>() : default_schedule;
-      for (const auto& e : entries) out.schedule.push_back(*parse_duration(e));
+      if (has_schedule) {
+        out.schedule.clear();
+        for (const auto& e : r["schedule"].get<std::vector<std::string>>()) out.schedule.push_back(*parse_duration(e));
+      }
       return;
     }
-    out.kind = backoff_kind::exponential;
+    out.exponential = true;
     if (r.contains("base")) out.base = positive(r["base"], join_path(path, "base"));
     if (r.contains("factor")) out.factor = r["factor"];
     if (r.contains("max")) out.max = dur(r["max"]);
     if (out.max < out.base) {
-      error(join_path(path, "max"), format_duration(out.max) + " is shorter than base " +
-                                        format_duration(out.base));
+      error(join_path(path, "max"), format_duration(out.max) + " is shorter than base " + format_duration(out.base));
     }
   }
 

@@ -14,6 +14,7 @@
 #include "config/schema.h"
 #include "config/yaml_source.h"
 #include "core/net.h"
+#include "core/retry.h"
 #include "core/units.h"
 
 namespace fetchrelay::config {
@@ -71,18 +72,6 @@ struct plugins_config {
   std::vector<std::string> load;
 };
 
-enum class backoff_kind { schedule, exponential };
-
-struct retry_config {
-  int attempts = 10;  // every attempt, the first included
-  backoff_kind kind = backoff_kind::schedule;
-  std::vector<millis> schedule;  // kind == schedule: wait before retry 1, 2, ...; last repeats
-  millis base{1'000};            // kind == exponential
-  double factor = 2.0;
-  millis max{3'600'000};
-  double jitter = 0.2;  // 0..1, a fraction of each wait
-};
-
 /// One entry of a policy's pipeline: a loaded plugin's name and its (unvalidated here)
 /// config block; the plugin host validates the block against the plugin's own schema.
 struct plugin_step {
@@ -94,8 +83,10 @@ struct policy_config {
   std::string name;
   millis timeout{15'000};
   millis max_timeout{600'000};
-  retry_config retry;
-  std::vector<int> non_retryable{410};
+  /// Attempts, backoff and the statuses not retried, as the job actor applies them. The schema
+  /// holds the defaults of attempts, jitter and non_retryable; those that apply only to one kind
+  /// of backoff (schedule; base, factor, max) are retry_policy's own.
+  retry_policy retry;
   std::vector<plugin_step> pipeline;
 };
 

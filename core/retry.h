@@ -13,15 +13,21 @@
 
 namespace fetchrelay {
 
+/// A policy's retries. The initial values are the defaults of a policy in the config (the
+/// config test checks them against the schema's).
 struct retry_policy {
   std::uint32_t attempts = 10;  // every attempt, the first included
   bool exponential = false;
-  std::vector<millis> schedule{millis(5'000)};  // wait before retry 1, 2, ...; the last repeats
+  /// Wait before retry 1, 2, ...; the last repeats (not exponential).
+  std::vector<millis> schedule{millis(5'000),      millis(300'000),    millis(1'800'000),   // 5s 5m 30m
+                               millis(7'200'000),  millis(18'000'000), millis(36'000'000),  // 2h 5h 10h
+                               millis(50'400'000), millis(72'000'000), millis(86'400'000)}; // 14h 20h 24h
   millis base{1'000};
   double factor = 2.0;
   millis max{3'600'000};
   double jitter = 0.2;             // fraction of each wait, 0..1
   std::vector<int> non_retryable{410};
+  bool operator==(const retry_policy&) const = default;
 };
 
 /// The wait before retry `n` (1-based: retry 1 follows attempt 1), before jitter.

@@ -120,8 +120,8 @@ TEST(DesignExample, LoadsIntoTypedValues) {
   EXPECT_EQ(c.plugins.load, (std::vector<std::string>{"signing", "rate_limit", "circuit_breaker"}));
 
   const policy_config& d = c.policies.at("default");
-  EXPECT_EQ(d.retry.kind, backoff_kind::schedule);
-  EXPECT_EQ(d.retry.attempts, 10);
+  EXPECT_FALSE(d.retry.exponential);
+  EXPECT_EQ(d.retry.attempts, 10u);
   ASSERT_EQ(d.retry.schedule.size(), 9u);
   EXPECT_EQ(d.retry.schedule[3], millis(2 * 3'600'000));
   ASSERT_EQ(d.pipeline.size(), 2u);
@@ -130,7 +130,7 @@ TEST(DesignExample, LoadsIntoTypedValues) {
   EXPECT_EQ(d.pipeline[1].config["consecutive_failures"], 5);
 
   const policy_config& s = c.policies.at("signed");
-  EXPECT_EQ(s.retry.kind, backoff_kind::exponential);
+  EXPECT_TRUE(s.retry.exponential);
   EXPECT_EQ(s.retry.base, millis(1'000));
   EXPECT_DOUBLE_EQ(s.retry.factor, 2.0);
   EXPECT_EQ(s.retry.max, millis(3'600'000));
@@ -157,9 +157,10 @@ TEST(Defaults, MinimalConfigGetsTheDocumentedDefaults) {
   EXPECT_EQ(c.plugins.search_path, std::vector<std::string>{"./build/plugins"});
   const policy_config& d = c.policies.at("default");
   EXPECT_EQ(d.timeout, millis(15'000));
-  EXPECT_EQ(d.retry.attempts, 10);
+  EXPECT_EQ(d.retry.attempts, 10u);
   EXPECT_EQ(d.retry.schedule.size(), 9u);
-  EXPECT_EQ(d.non_retryable, std::vector<int>{410});
+  EXPECT_EQ(d.retry.non_retryable, std::vector<int>{410});
+  EXPECT_EQ(d.retry, retry_policy{}) << "retry_policy's defaults are a policy's defaults in the config";
 }
 
 TEST(EnvExpansion, PlainScalarsAreTypedAfterExpansion) {
