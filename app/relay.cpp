@@ -172,6 +172,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   o.idle_timeout = cfg.server.idle_timeout;
   o.max_header_size = cfg.limits.max_header_size;
   o.max_body = cfg.limits.max_body;
+  o.metrics = p->metrics;
   p->server = std::make_unique<http::server>(
       o, make_api_handler({p->system.get(), p->health, p->manager, &p->cfg, p->clock, p->ready, p->horizon_loaded, p->metrics}));
   std::unique_ptr<relay> r(new relay(std::move(p)));

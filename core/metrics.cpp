@@ -131,6 +131,10 @@ std::string relay_metrics::render() const {
   line("fetchrelay_jobs_deferred_total", "counter", "Times a job was deferred by a plugin (no attempt counted).",
        std::to_string(deferrals.load()));
   line("fetchrelay_attempts_in_flight", "gauge", "Delivery attempts in flight, all origins.", std::to_string(in_flight.load()));
+  line("fetchrelay_http_connections", "gauge", "API connections open.", std::to_string(http_connections.load()));
+  line("fetchrelay_http_requests_receiving", "gauge",
+       "API connections whose request has begun to arrive and is not complete (slow uploads show here).",
+       std::to_string(http_receiving.load()));
   std::lock_guard<std::mutex> lock(named_mu_);
   for (const auto& [name, f] : named_) {
     out += "# TYPE " + name + (f.gauge ? " gauge\n" : " counter\n");

@@ -58,6 +58,8 @@ struct relay_metrics {
   std::atomic<std::int64_t> store_disk_bytes{0};
   std::atomic<std::uint64_t> rejected_busy{0};     // submissions refused: the store is behind
   std::atomic<std::int64_t> in_flight{0};          // attempts in flight, all origins
+  std::atomic<std::int64_t> http_connections{0};   // API connections open
+  std::atomic<std::int64_t> http_receiving{0};     // of those, with a request partly received
   std::atomic<std::uint64_t> deferrals{0};         // attempts deferred (not counted as attempts)
 
   /// Counters and gauges named at run time (by plugins, by deferral reasons). `labels` is the

@@ -382,6 +382,7 @@ class session : public std::enable_shared_from_this<session> {
     if (on == receiving_) return;
     receiving_ = on;
     srv_.receiving.fetch_add(on ? 1 : -1, std::memory_order_relaxed);
+    if (srv_.options.metrics) srv_.options.metrics->http_receiving.fetch_add(on ? 1 : -1, std::memory_order_relaxed);
   }
 
   beast::tcp_stream stream_;
@@ -481,6 +482,7 @@ void server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
     over = sessions.size() >= static_cast<std::size_t>(options.max_connections);
     sessions.emplace(s.get(), s);
   }
+  if (options.metrics) options.metrics->http_connections.fetch_add(1, std::memory_order_relaxed);
   if (over) {
     s->reject_overload();
   } else {
@@ -491,7 +493,7 @@ void server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
 
 void server::impl::unregister(session* s) {
   std::lock_guard<std::mutex> lock(mu);
-  sessions.erase(s);
+  if (sessions.erase(s) && options.metrics) options.metrics->http_connections.fetch_sub(1, std::memory_order_relaxed);
   finish_if_idle();
 }
 

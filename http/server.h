@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/metrics.h"
 #include "core/status.h"
 
 namespace fetchrelay::http {
@@ -85,6 +86,8 @@ struct server_options {
   millis idle_timeout{60'000};
   std::uint64_t max_header_size = 32 << 10;
   std::uint64_t max_body = 1 << 20;
+  /// Open connections and requests arriving, for /metrics; may be null.
+  std::shared_ptr<relay_metrics> metrics;
 };
 
 /// Owns the listening socket, the io threads and every connection.

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/support/process.h"
+#include "tests/support/relay_process.h"
 #include "tests/support/raw_http.h"
 
 namespace fetchrelay::test {
@@ -84,7 +85,14 @@ TEST(Serve, SigtermWhileABodyIsUploadingFinishesItRefusesNewAndExitsZero) {
                          secret_key + "\r\nX-Fetch-Url: http://relay-test.invalid/x\r\nX-Delay: 1h\r\n"
                          "Content-Length: 1000\r\n\r\n"));
   ASSERT_TRUE(slow->send(body.substr(0, 100)));
-  std::this_thread::sleep_for(300ms);  // settle: the server has the partial request in hand
+  // Wait until the server has the partial request in hand (its gauge says so; bounded).
+  bool receiving = false;
+  for (int i = 0; i < 200 && !receiving; ++i) {
+    auto m = http_request(r.port, "GET", "/metrics");
+    receiving = m && metric_value(m->body, "fetchrelay_http_requests_receiving") == 1;
+    if (!receiving) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(receiving) << "the partial upload never showed in fetchrelay_http_requests_receiving";
 
   r.proc->signal(SIGTERM);
 
