@@ -9,9 +9,8 @@
 #include "core/url.h"
 
 namespace fetchrelay::actors {
-
 namespace manager {
-
+namespace {
 
 std::uint64_t random_bits() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -23,6 +22,8 @@ double unit_random() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
+}  // namespace
+
 /// The policy `name`, or "default" if there is none of that name.
 std::map<std::string, policy_runtime>::const_iterator policy_of(const env& e, const std::string& name) {
   auto p = e.options.policies.find(name);
@@ -30,6 +31,8 @@ std::map<std::string, policy_runtime>::const_iterator policy_of(const env& e, co
 }
 
 // -- the directory of live jobs ---------------------------------------------------------------
+
+namespace {
 
 destination_actor destination_for(self_ptr self, const env& e, const std::string& url) {
   auto origin = url_origin(url);
@@ -48,6 +51,8 @@ destination_actor destination_for(self_ptr self, const env& e, const std::string
 void publish_live(self_ptr self, const env& e) {
   if (e.metrics) e.metrics->live_job_actors.store(static_cast<std::int64_t>(self->state.live.size()));
 }
+
+}  // namespace
 
 void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vector<attempt_record> attempts,
                bool may_hibernate) {
@@ -77,6 +82,8 @@ void forget_job(self_ptr self, const env& e, std::unordered_map<std::string, man
   self->state.live.erase(it);
   publish_live(self, e);
 }
+
+namespace {
 
 /// Ends every live job actor (they are not linked to the manager): the manager is going.
 void stop_jobs(self_ptr self, const caf::error& reason) {
@@ -216,6 +223,7 @@ void start(self_ptr self, manager_options options, store_actor store, std::share
   });
 }
 
+}  // namespace
 }  // namespace manager
 
 using manager::self_ptr;
