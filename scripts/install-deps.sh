@@ -14,7 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libssl-dev
   nlohmann-json3-dev
-  libhowardhinnant-date-dev
+  libhowardhinnant-date-dev tzdata
   curl
 )
 
