@@ -178,6 +178,32 @@ std::string idem_key(std::string_view tenant, std::string_view key) {
   return k;
 }
 
+std::string schedule_prefix(std::string_view tenant) {
+  std::string k = "sched/";
+  k.append(tenant);
+  k.push_back('\0');
+  return k;
+}
+
+std::string schedule_key(std::string_view tenant, std::string_view id) { return schedule_prefix(tenant) + std::string(id); }
+
+std::string schedule_due_key(std::int64_t due_ms, std::string_view tenant, std::string_view id) {
+  std::string rest(tenant);
+  rest.push_back('\0');
+  rest.append(id);
+  return timed_key(schedule_due_prefix, due_ms, rest);
+}
+
+bool parse_schedule_due_key(std::string_view key, std::int64_t& due_ms, std::string& tenant, std::string& id) {
+  std::string rest;
+  if (!parse_timed_key(schedule_due_prefix, key, due_ms, rest)) return false;
+  auto nul = rest.find('\0');
+  if (nul == std::string::npos) return false;
+  tenant = rest.substr(0, nul);
+  id = rest.substr(nul + 1);
+  return true;
+}
+
 std::string attempt_prefix(std::string_view id) { return "att/" + std::string(id); }
 
 std::string attempt_key(std::string_view id, std::uint32_t n) {
@@ -377,6 +403,61 @@ result<status_counters> decode_counters(std::string_view v) {
   }
   if (!r.ok() || !r.at_end()) return r.error("counters");
   return c;
+}
+
+std::string encode(const schedule_state& s) {
+  std::string out;
+  out.push_back(static_cast<char>(version_1));
+  put_string(out, s.id);
+  put_string(out, s.tenant);
+  put_string(out, s.cron);
+  const schedule_request& r = s.request;
+  put_string(out, r.spec.method);
+  put_string(out, r.spec.url);
+  put_headers(out, r.spec.headers);
+  put_string(out, r.spec.body);
+  put_string(out, r.policy);
+  put_varint(out, r.max_attempts ? *r.max_attempts + 1ULL : 0);
+  put_varint(out, r.timeout_ms ? *r.timeout_ms + 1ULL : 0);
+  put_string(out, r.callback_url);
+  put_string(out, r.failure_callback_url);
+  put_string(out, r.queue);
+  put_string(out, r.topic);
+  out.push_back(static_cast<char>(s.paused ? 1 : 0));
+  put_varint(out, static_cast<std::uint64_t>(s.created_at_ms));
+  put_varint(out, static_cast<std::uint64_t>(s.next_run_at_ms));
+  put_varint(out, static_cast<std::uint64_t>(s.last_run_at_ms));
+  put_string(out, s.last_job_id);
+  return out;
+}
+
+result<schedule_state> decode_schedule(std::string_view v) {
+  reader r(v);
+  schedule_state s;
+  r.version("schedule");
+  if (!r.ok()) return r.error("schedule");
+  s.id = r.string();
+  s.tenant = r.string();
+  s.cron = r.string();
+  schedule_request& q = s.request;
+  q.spec.method = r.string();
+  q.spec.url = r.string();
+  q.spec.headers = r.headers();
+  q.spec.body = r.string();
+  q.policy = r.string();
+  if (auto n = r.varint()) q.max_attempts = static_cast<std::uint32_t>(n - 1);
+  if (auto n = r.varint()) q.timeout_ms = static_cast<std::uint32_t>(n - 1);
+  q.callback_url = r.string();
+  q.failure_callback_url = r.string();
+  q.queue = r.string();
+  q.topic = r.string();
+  s.paused = r.byte() == 1;
+  s.created_at_ms = static_cast<std::int64_t>(r.varint());
+  s.next_run_at_ms = static_cast<std::int64_t>(r.varint());
+  s.last_run_at_ms = static_cast<std::int64_t>(r.varint());
+  s.last_job_id = r.string();
+  if (!r.ok() || !r.at_end()) return r.error("schedule");
+  return s;
 }
 
 }  // namespace fetchrelay::persistence

@@ -13,6 +13,8 @@
 //   list/<tenant> 0x00 <u8 status><id> -> ""                  the listing index
 //   idem/<tenant> 0x00 <key>           -> idem_record
 //   att/<id><u32 n>                    -> attempt_record
+//   sched/<tenant> 0x00 <schedule id>  -> schedule_state
+//   sdue/<u64 next_ms><tenant> 0x00 <schedule id> -> ""  schedules not paused that will fire
 //
 // Values, in the style of LevelDB's write_batch.cc:
 //
@@ -25,6 +27,10 @@
 //   job_spec       := 0x01 method url varint:count (name value)* body
 //   attempt_record := 0x01 varint:n varint:started_at_ms varint:duration_ms varint:status error
 //   idem_record    := 0x01 id varint:expires_at_ms [fingerprint]  (absent in older records)
+//   schedule_state := 0x01 id tenant cron job_spec-fields(method url headers body) policy
+//                     varint:max_attempts+1 (0: unset) varint:timeout_ms+1 (0: unset)
+//                     callback_url failure_callback_url queue topic u8:paused
+//                     varint:created_at_ms varint:next_run_at_ms varint:last_run_at_ms last_job_id
 //   counters       := 0x01 varint:count varint:n*   (jobs by status, indexed by status value)
 //   count          := 0x01 varint:n
 //   string         := varint:length bytes
@@ -39,6 +45,7 @@
 #include <string_view>
 
 #include "core/job.h"
+#include "core/schedule.h"
 #include "core/status.h"
 
 namespace fetchrelay::persistence {
@@ -49,6 +56,7 @@ inline constexpr std::string_view counters_key = "meta/counters";
 inline constexpr std::string_view due_prefix = "due/";
 inline constexpr std::string_view done_prefix = "done/";
 inline constexpr std::string_view tenant_prefix = "meta/tenant/";
+inline constexpr std::string_view schedule_due_prefix = "sdue/";
 
 std::string job_key(std::string_view id);
 std::string body_key(std::string_view id);
@@ -63,6 +71,11 @@ std::string list_key(std::string_view tenant, job_status status, std::string_vie
 std::string idem_key(std::string_view tenant, std::string_view key);
 std::string attempt_prefix(std::string_view id);
 std::string attempt_key(std::string_view id, std::uint32_t n);
+std::string schedule_prefix(std::string_view tenant);
+std::string schedule_key(std::string_view tenant, std::string_view id);
+std::string schedule_due_key(std::int64_t due_ms, std::string_view tenant, std::string_view id);
+/// Splits an sdue/ key; false if it is not one.
+bool parse_schedule_due_key(std::string_view key, std::int64_t& due_ms, std::string& tenant, std::string& id);
 
 struct idem_record {
   std::string id;
@@ -88,6 +101,7 @@ std::string encode(const attempt_record& a);
 std::string encode(const idem_record& r);
 std::string encode(const status_counters& c);
 std::string encode_count(std::int64_t n);
+std::string encode(const schedule_state& s);
 
 result<job_state> decode_job_state(std::string_view v);
 /// Reads only the status and run time of a job snapshot (the store's index upkeep).
@@ -97,5 +111,6 @@ result<attempt_record> decode_attempt(std::string_view v);
 result<idem_record> decode_idem(std::string_view v);
 result<status_counters> decode_counters(std::string_view v);
 result<std::int64_t> decode_count(std::string_view v);
+result<schedule_state> decode_schedule(std::string_view v);
 
 }  // namespace fetchrelay::persistence

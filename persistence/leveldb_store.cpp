@@ -147,7 +147,7 @@ class leveldb_store final : public store {
   status commit(std::span<const commit_batch> batches) override {
     if (!health_.is_ok()) return health_;
     leveldb::WriteBatch wb;
-    changes c{counters_, {}, {}};
+    changes c{counters_, {}, {}, {}};
     bool sync = false;
     for (const auto& b : batches) {
       sync = sync || b.sync;
@@ -155,6 +155,9 @@ class leveldb_store final : public store {
         if (auto s = add_job(wb, w, c); !s) return s;
       }
       for (const auto& i : b.idempotency) wb.Put(idem_key(i.tenant, i.key), encode(i.record));
+      for (const auto& w : b.schedules) {
+        if (auto s = add_schedule(wb, w, c); !s) return s;
+      }
     }
     return write(wb, c, sync);
   }
@@ -162,7 +165,7 @@ class leveldb_store final : public store {
   result<std::size_t> purge_finished(std::int64_t finished_before_ms, std::size_t limit) override {
     if (!health_.is_ok()) return health_;
     leveldb::WriteBatch wb;
-    changes c{counters_, {}, {}};
+    changes c{counters_, {}, {}, {}};
     std::size_t purged = 0;
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
     std::string prefix(done_prefix);
@@ -280,6 +283,52 @@ class leveldb_store final : public store {
     return page;
   }
 
+  result<std::optional<schedule_state>> get_schedule(const std::string& tenant, const std::string& id) override {
+    std::string v;
+    auto s = get(schedule_key(tenant, id), v);
+    if (!s) return s.error();
+    if (!*s) return std::optional<schedule_state>();
+    auto d = decode_schedule(v);
+    if (!d) return d.error();
+    return std::optional<schedule_state>(std::move(*d));
+  }
+
+  result<schedule_page> list_schedules(const std::string& tenant, const std::string& cursor,
+                                       std::size_t limit) override {
+    schedule_page page;
+    std::string prefix = schedule_prefix(tenant);
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::string start = prefix + cursor;
+    it->Seek(start);
+    if (!cursor.empty() && it->Valid() && it->key() == leveldb::Slice(start)) it->Next();
+    for (; it->Valid() && page.schedules.size() < limit && it->key().starts_with(prefix); it->Next()) {
+      auto d = decode_schedule(std::string_view(it->value().data(), it->value().size()));
+      if (!d) return d.error();
+      page.schedules.push_back(std::move(*d));
+    }
+    if (!it->status().ok()) return data_loss(it->status().ToString());
+    if (page.schedules.size() == limit) page.next_cursor = page.schedules.back().id;
+    return page;
+  }
+
+  result<std::vector<schedule_due>> scan_schedules_due(const std::optional<schedule_due>& after, std::int64_t until_ms,
+                                                       std::size_t limit) override {
+    std::vector<schedule_due> out;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::string start = after ? schedule_due_key(after->due_ms, after->tenant, after->id)
+                              : std::string(schedule_due_prefix);
+    it->Seek(start);
+    if (after && it->Valid() && it->key() == leveldb::Slice(start)) it->Next();
+    for (; it->Valid() && out.size() < limit; it->Next()) {
+      schedule_due e;
+      if (!parse_schedule_due_key(std::string_view(it->key().data(), it->key().size()), e.due_ms, e.tenant, e.id)) break;
+      if (e.due_ms > until_ms) break;
+      out.push_back(std::move(e));
+    }
+    if (!it->status().ok()) return data_loss(it->status().ToString());
+    return out;
+  }
+
  private:
   result<bool> get(const std::string& key, std::string& value) {
     leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
@@ -294,6 +343,8 @@ class leveldb_store final : public store {
     status_counters counters;
     std::map<std::string, std::int64_t> tenant_delta;
     std::unordered_map<std::string, job_position> written;
+    /// Schedules written so far (by their key): their due time if indexed, 0 if not, nullopt if erased.
+    std::unordered_map<std::string, std::optional<std::int64_t>> schedules;
   };
 
   /// What the store holds for `id` as of this batch: nullopt if nothing.
@@ -365,6 +416,33 @@ class leveldb_store final : public store {
     if (terminal) wb.Put(done_key(s.finished_at_ms, s.id), "");
     c.tenant_delta[s.tenant] += (terminal ? 0 : 1) - (was_pending ? 1 : 0);
     c.written[s.id] = job_position{s.status, s.run_at_ms};
+    return status::ok();
+  }
+
+  /// Puts or erases the schedule and moves its due entry from what the store held.
+  status add_schedule(leveldb::WriteBatch& wb, const schedule_write& w, changes& c) {
+    const schedule_state& s = w.state;
+    std::string key = schedule_key(s.tenant, s.id);
+    std::optional<std::int64_t> old_due;  // the indexed due time held, if any
+    if (auto it = c.schedules.find(key); it != c.schedules.end()) {
+      old_due = it->second;
+    } else {
+      std::string v;
+      auto found = get(key, v);
+      if (!found) return found.error();
+      if (*found) {
+        auto old = decode_schedule(v);
+        if (!old) return old.error();
+        if (schedule_is_due_indexed(*old)) old_due = old->next_run_at_ms;
+      }
+    }
+    std::optional<std::int64_t> new_due;
+    if (!w.erase && schedule_is_due_indexed(s)) new_due = s.next_run_at_ms;
+    if (old_due && old_due != new_due) wb.Delete(schedule_due_key(*old_due, s.tenant, s.id));
+    if (new_due && old_due != new_due) wb.Put(schedule_due_key(*new_due, s.tenant, s.id), "");
+    if (w.erase) wb.Delete(key);
+    else wb.Put(key, encode(s));
+    c.schedules[key] = new_due;
     return status::ok();
   }
 

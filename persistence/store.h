@@ -32,6 +32,12 @@ struct job_write {
   std::optional<attempt_record> attempt;  // an attempt to record
 };
 
+/// One schedule as it is now, or its removal; the store moves its due entry itself.
+struct schedule_write {
+  schedule_state state;
+  bool erase = false;  // delete it (state.tenant and state.id name it)
+};
+
 struct idem_write {
   std::string tenant;
   std::string key;
@@ -42,6 +48,7 @@ struct idem_write {
 struct commit_batch {
   std::vector<job_write> jobs;
   std::vector<idem_write> idempotency;
+  std::vector<schedule_write> schedules;
   bool sync = true;              // fsync before answering (submissions, terminal states)
 };
 
@@ -49,6 +56,18 @@ struct due_entry {
   std::int64_t due_ms = 0;
   std::string id;
   bool operator==(const due_entry&) const = default;
+};
+
+struct schedule_due {
+  std::int64_t due_ms = 0;
+  std::string tenant;
+  std::string id;
+  bool operator==(const schedule_due&) const = default;
+};
+
+struct schedule_page {
+  std::vector<schedule_state> schedules;  // by id
+  std::string next_cursor;                // "" when there is nothing more
 };
 
 struct job_page {
@@ -94,6 +113,15 @@ class store {
   /// next_cursor.
   virtual result<job_page> list_jobs(const std::string& tenant, std::optional<job_status> status,
                                      const std::string& cursor, std::size_t limit) = 0;
+
+  virtual result<std::optional<schedule_state>> get_schedule(const std::string& tenant, const std::string& id) = 0;
+  /// The tenant's schedules in id order after `cursor` (a previous page's next_cursor).
+  virtual result<schedule_page> list_schedules(const std::string& tenant, const std::string& cursor,
+                                               std::size_t limit) = 0;
+  /// Schedules not paused whose next fire is at or before `until_ms`, after `after` (exclusive;
+  /// nullopt: from the start), in fire order, at most `limit`.
+  virtual result<std::vector<schedule_due>> scan_schedules_due(const std::optional<schedule_due>& after,
+                                                               std::int64_t until_ms, std::size_t limit) = 0;
 
   /// Jobs by status, as of the last successful commit.
   virtual status_counters counters() const = 0;

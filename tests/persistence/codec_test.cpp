@@ -76,6 +76,41 @@ TEST(Codec, UnknownVersionAndTruncationAreDataLoss) {
   EXPECT_FALSE(decode_job_state(v + "x").is_ok()) << "trailing bytes accepted";
 }
 
+TEST(Codec, ScheduleRoundTripsAndEveryCutIsDataLoss) {
+  schedule_state s;
+  s.id = "nightly.report";
+  s.tenant = "acme";
+  s.cron = "CRON_TZ=America/New_York 0 2 * * MON-FRI";
+  s.request.spec = {"PUT", "https://x.test/r?a=1", {{"Authorization", "Bearer t"}}, std::string("b\0dy", 4)};
+  s.request.policy = "slow";
+  s.request.max_attempts = 0;  // set to zero is not unset
+  s.request.callback_url = "https://cb.test/";
+  s.request.topic = "orders";
+  s.paused = true;
+  s.created_at_ms = 1;
+  s.next_run_at_ms = 1'764'324'000'000;
+  s.last_run_at_ms = 1'764'320'400'000;
+  s.last_job_id = "job_01";
+  std::string v = encode(s);
+  auto back = decode_schedule(v);
+  ASSERT_TRUE(back.is_ok()) << back.error().message();
+  EXPECT_EQ(*back, s);
+  EXPECT_FALSE(back->request.timeout_ms.has_value());
+  for (size_t cut = 0; cut < v.size(); ++cut) {
+    auto t = decode_schedule(v.substr(0, cut));
+    ASSERT_FALSE(t.is_ok()) << cut;
+    EXPECT_EQ(t.error().code(), status_code::data_loss);
+  }
+  EXPECT_FALSE(decode_schedule(v + "x").is_ok()) << "trailing bytes accepted";
+  std::int64_t due = 0;
+  std::string tenant, id;
+  ASSERT_TRUE(parse_schedule_due_key(schedule_due_key(42, "acme", "a.b"), due, tenant, id));
+  EXPECT_EQ(due, 42);
+  EXPECT_EQ(tenant, "acme");
+  EXPECT_EQ(id, "a.b");
+  EXPECT_LT(schedule_due_key(41, "zeta", "z"), schedule_due_key(42, "acme", "a")) << "ordered by time first";
+}
+
 TEST(Codec, SpecAttemptIdemCountersRoundTrip) {
   job_spec spec{"POST", "http://x/y", {{"Content-Type", "application/json"}, {"X-A", ""}}, "{\"k\":1}"};
   EXPECT_EQ(*decode_job_spec(encode(spec)), spec);

@@ -227,5 +227,114 @@ INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
                                                    }}),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// -- schedules ----------------------------------------------------------------------------------
+
+schedule_state schedule_of(const std::string& tenant, const std::string& id, std::int64_t next, bool paused = false) {
+  schedule_state s;
+  s.id = id;
+  s.tenant = tenant;
+  s.cron = "CRON_TZ=Europe/Berlin */5 * * * *";
+  s.request.spec = job_spec{"POST", "http://example.com/" + id, {{"Content-Type", "application/json"}}, "{}"};
+  s.request.max_attempts = 3;
+  s.request.queue = "q1";
+  s.paused = paused;
+  s.created_at_ms = 1'000;
+  s.next_run_at_ms = next;
+  return s;
+}
+
+class ScheduleConformance : public StoreConformance {
+ protected:
+  void put(std::vector<schedule_write> writes) {
+    commit_batch b;
+    b.schedules = std::move(writes);
+    for (const auto& w : b.schedules) {
+      std::string k = w.state.tenant + "/" + w.state.id;
+      if (w.erase) schedules_.erase(k);
+      else schedules_[k] = w.state;
+    }
+    commit(b);
+  }
+
+  /// get, list (paged by 2) and the due scan agree with the model.
+  void expect_schedules(const std::string& when) {
+    SCOPED_TRACE(when);
+    std::vector<schedule_due> due;
+    std::map<std::string, std::vector<schedule_state>> by_tenant;
+    for (const auto& [k, s] : schedules_) {
+      auto got = store_->get_schedule(s.tenant, s.id);
+      ASSERT_TRUE(got.is_ok());
+      ASSERT_TRUE(got->has_value()) << k;
+      EXPECT_EQ(**got, s) << k;
+      if (schedule_is_due_indexed(s)) due.push_back({s.next_run_at_ms, s.tenant, s.id});
+      by_tenant[s.tenant].push_back(s);
+    }
+    std::sort(due.begin(), due.end(), [](const schedule_due& a, const schedule_due& b) {
+      return std::tie(a.due_ms, a.tenant, a.id) < std::tie(b.due_ms, b.tenant, b.id);
+    });
+    auto scanned = store_->scan_schedules_due(std::nullopt, 1LL << 60, 1000);
+    ASSERT_TRUE(scanned.is_ok());
+    EXPECT_EQ(*scanned, due);
+    for (const std::string tenant : {"acme", "beta"}) {
+      std::vector<std::string> want, got;
+      for (const auto& s : by_tenant[tenant]) want.push_back(s.id);
+      std::sort(want.begin(), want.end());
+      std::string cursor;
+      for (int pages = 0; pages < 10; ++pages) {
+        auto page = store_->list_schedules(tenant, cursor, 2);
+        ASSERT_TRUE(page.is_ok());
+        for (const auto& s : page->schedules) got.push_back(s.id);
+        cursor = page->next_cursor;
+        if (cursor.empty()) break;
+      }
+      EXPECT_EQ(got, want) << tenant;
+    }
+  }
+
+  std::map<std::string, schedule_state> schedules_;
+};
+
+TEST_P(ScheduleConformance, TheDueIndexFollowsEveryChangeAndARestart) {
+  put({{schedule_of("acme", "nightly", 5'000)}, {schedule_of("acme", "hourly", 3'000)},
+       {schedule_of("beta", "nightly", 4'000)}, {schedule_of("acme", "a-paused", 1'000, true)}});
+  expect_schedules("created");
+  EXPECT_FALSE(store_->get_schedule("beta", "hourly")->has_value()) << "names are per tenant";
+
+  schedule_state fired = schedule_of("acme", "hourly", 9'000);
+  fired.last_run_at_ms = 3'000;
+  fired.last_job_id = "job_x";
+  put({{fired}});
+  expect_schedules("fired: its next fire moved");
+
+  put({{schedule_of("beta", "nightly", 4'000, true)}});
+  expect_schedules("paused: out of the due index");
+  put({{schedule_of("beta", "nightly", 6'000)}});
+  expect_schedules("resumed at a new time");
+  put({{schedule_of("acme", "nightly", 0)}});
+  expect_schedules("no next fire");
+  put({{schedule_of("acme", "a-paused", 1'000, true), true}});
+  EXPECT_FALSE(store_->get_schedule("acme", "a-paused")->has_value());
+  expect_schedules("deleted");
+
+  // Several writes to one schedule in one commit: the last counts, one due entry.
+  put({{schedule_of("acme", "burst", 7'000)}, {schedule_of("acme", "burst", 8'000)}, {schedule_of("acme", "burst", 8'500)}});
+  expect_schedules("one commit");
+  put({{schedule_of("acme", "gone", 7'000)}, {schedule_of("acme", "gone", 7'000), true}});
+  expect_schedules("created and deleted in one commit");
+
+  reopen();
+  expect_schedules("after a restart");
+  auto after = store_->scan_schedules_due(schedule_due{6'000, "beta", "nightly"}, 8'500, 10);
+  ASSERT_TRUE(after.is_ok());
+  EXPECT_EQ(*after, (std::vector<schedule_due>{{8'500, "acme", "burst"}})) << "after a cursor, up to a time";
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ScheduleConformance,
+                         ::testing::Values(backend{"leveldb",
+                                                   [](const std::string& dir) {
+                                                     return open_leveldb_store({dir, false, nullptr});
+                                                   }}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
 }  // namespace
 }  // namespace fetchrelay::persistence
