@@ -253,9 +253,9 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
                                    const completion<cancel_answer>& reply) {
         on_cancel(self, *self->state.env, tenant, id, reply);
       }),
-      guarded(me, "retry", [self](retry_atom, const std::string& tenant, const std::string& id,
+      guarded(me, "retry", [self](retry_atom, const std::string& tenant, const std::string& id, std::int64_t run_at,
                                   const completion<retry_answer>& reply) {
-        on_retry(self, *self->state.env, tenant, id, reply);
+        on_retry(self, *self->state.env, tenant, id, run_at, reply);
       }),
       guarded(me, "drain", [self](drain_atom) { drain(self); }),
       guarded(me, "done", [self](done_atom, const std::string& id, const job_state& s) {
@@ -277,8 +277,9 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
       guarded(me, "idem_loaded", [self](idem_loaded_atom, const std::string& key, const result<std::optional<idem_hit>>& r) {
         on_idem_loaded(self, *self->state.env, key, r);
       }),
-      guarded(me, "loaded", [self](loaded_atom, result<std::optional<recovered_job>>& r, const completion<retry_answer>& reply) {
-        on_retry_loaded(self, *self->state.env, std::move(r), reply);
+      guarded(me, "loaded", [self](loaded_atom, result<std::optional<recovered_job>>& r, std::int64_t run_at,
+                                   const completion<retry_answer>& reply) {
+        on_retry_loaded(self, *self->state.env, std::move(r), run_at, reply);
       }),
       guarded(me, "activated", [self](activated_atom, const std::vector<std::string>& ids, result<std::vector<recovered_job>>& r) {
         on_activated(self, *self->state.env, ids, std::move(r));

@@ -45,10 +45,10 @@ void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key, co
 void on_idem_gone(self_ptr self, const env& e, const std::string& id, submission sub, completion<submit_answer> reply);
 /// A job's terminal snapshot is synced: it leaves the directory and its callback is submitted.
 void on_done(self_ptr self, const env& e, const std::string& id, const job_state& s);
-void on_retry(self_ptr self, const env& e, const std::string& tenant, const std::string& id,
+void on_retry(self_ptr self, const env& e, const std::string& tenant, const std::string& id, std::int64_t run_at_ms,
               completion<retry_answer> reply);
 /// Runs a failed or cancelled job again with a fresh retry budget (its attempt numbers go on).
-void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered_job>> r,
+void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered_job>> r, std::int64_t run_at_ms,
                      completion<retry_answer> reply);
 void on_retry_committed(self_ptr self, const env& e, const std::string& id, const status& r);
 

@@ -176,7 +176,7 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
          }));
 }
 
-void on_retry(self_ptr self, const env& e, const std::string& tenant, const std::string& id,
+void on_retry(self_ptr self, const env& e, const std::string& tenant, const std::string& id, std::int64_t run_at_ms,
               completion<retry_answer> reply) {
   if (auto it = self->state.live.find(id); it != self->state.live.end()) {
     // Another tenant's job does not exist for this one: 404 before any other answer.
@@ -186,12 +186,12 @@ void on_retry(self_ptr self, const env& e, const std::string& tenant, const std:
   }
   self->send(e.store, retry_atom::value, tenant, id,
              completion<result<std::optional<recovered_job>>>(
-                 [me = me_of(self), reply](result<std::optional<recovered_job>> r) {
-                   caf::anon_send(me, loaded_atom::value, std::move(r), reply);
+                 [me = me_of(self), run_at_ms, reply](result<std::optional<recovered_job>> r) {
+                   caf::anon_send(me, loaded_atom::value, std::move(r), run_at_ms, reply);
                  }));
 }
 
-void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered_job>> r,
+void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered_job>> r, std::int64_t run_at_ms,
                      completion<retry_answer> reply) {
   if (!r) return reply({retry_answer::unavailable, 0, r.error().message()});
   if (!r.value()) return reply({retry_answer::not_found, 0, ""});
@@ -208,7 +208,7 @@ void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered
   std::uint32_t budget = pol != e.options.policies.end() ? pol->second.retry.attempts : 1;
   job_state& s = job.state;
   s.status = job_status::scheduled;
-  s.run_at_ms = e.clock->now_ms();
+  s.run_at_ms = std::max(run_at_ms, e.clock->now_ms());
   s.max_attempts = s.attempts + budget;
   s.finished_at_ms = 0;
   s.defer_reason.clear();

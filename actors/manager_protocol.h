@@ -48,8 +48,9 @@ using manager_actor = caf::typed_actor<
                    completion<result<persistence::job_page>>>,
     // API, and a parked job actor handing one back: DELETE /v1/jobs/{id} as tenant.
     caf::reacts_to<cancel_atom, std::string, std::string, completion<cancel_answer>>,
-    // API: POST /v1/jobs/{id}/retry as tenant; reply scheduled, not_retryable, not_found or unavailable.
-    caf::reacts_to<retry_atom, std::string, std::string, completion<retry_answer>>,
+    // API: POST /v1/jobs/{id}/retry as tenant, to run at run_at_ms (or now, if earlier); reply
+    // scheduled, not_retryable, not_found or unavailable.
+    caf::reacts_to<retry_atom, std::string, std::string, std::int64_t, completion<retry_answer>>,
     // The relay when stopping: destinations drop what has not started.
     caf::reacts_to<drain_atom>,
     // A job actor: its terminal snapshot is synced; forget it and send its callback.
@@ -69,7 +70,7 @@ using manager_actor = caf::typed_actor<
     // Self: the store's answer to an idempotency key looked up (tenant-qualified key).
     caf::reacts_to<idem_loaded_atom, std::string, result<std::optional<idem_hit>>>,
     // Self: the job a retry asked for, read from the store.
-    caf::reacts_to<loaded_atom, result<std::optional<recovered_job>>, completion<retry_answer>>,
+    caf::reacts_to<loaded_atom, result<std::optional<recovered_job>>, std::int64_t, completion<retry_answer>>,
     caf::reacts_to<activated_atom, std::vector<std::string>, result<std::vector<recovered_job>>>,
     caf::reacts_to<cancel_found_atom, std::string, std::string, completion<cancel_answer>>,
     caf::reacts_to<idem_gone_atom, std::string, submission, completion<submit_answer>>>;

@@ -163,6 +163,12 @@ struct list_query {
 
 std::variant<list_query, response> parse_list_query(std::string_view target) {
   auto q = query_params(target);
+  for (const auto& [name, value] : q) {
+    if (name != "status" && name != "limit" && name != "cursor") {
+      return response::error(400, "invalid_query",
+                             "unknown query parameter \"" + utf8_escaped(name.substr(0, 64)) + "\" (GET /v1/jobs takes status, limit, cursor)");
+    }
+  }
   list_query out;
   if (q.count("status") && !q["status"].empty()) {
     out.status = parse_job_status(q["status"]);
@@ -234,7 +240,9 @@ void cancel_job(call& c) {
 void retry_job(call& c) {
   const std::string& id = c.params[0];
   if (!is_job_id(id)) return not_found_job(c.reply, id);
-  caf::anon_send(c.deps.manager, actors::retry_atom::value, c.tenant, id,
+  auto run_at = parse_run_at(*c.deps.config, *c.deps.clock, c.req);
+  if (auto* bad = std::get_if<bad_request>(&run_at)) return c.reply.send(response::error(bad->status, bad->code, bad->message));
+  caf::anon_send(c.deps.manager, actors::retry_atom::value, c.tenant, id, std::get<std::int64_t>(run_at),
                  actors::completion<actors::retry_answer>([reply = c.reply, id](actors::retry_answer a) {
                    switch (a.result) {
                      case actors::retry_answer::scheduled:

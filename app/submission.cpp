@@ -97,6 +97,36 @@ std::variant<parsed_url, bad_request> check_destination(const config::relay_conf
   return std::move(*u);
 }
 
+/// X-Delay or X-Not-Before (at most one) as the time to run; neither: `now`.
+std::variant<std::int64_t, bad_request> run_at_of(const config::relay_config& cfg, std::int64_t now,
+                                                  std::optional<std::string_view> delay,
+                                                  std::optional<std::string_view> not_before) {
+  if (delay && not_before) {
+    return bad_request{400, "delay_and_not_before", "give either X-Delay or X-Not-Before, not both"};
+  }
+  if (delay) {
+    auto d = parse_duration(*delay, {true});
+    if (!d) return bad_request{400, "invalid_delay", "X-Delay: " + d.error().message() + " (e.g. 30s, 5m, 1d2h)"};
+    if (*d > cfg.limits.max_delay) {
+      return bad_request{400, "delay_too_long", "X-Delay is over limits.max_delay (" + format_duration(cfg.limits.max_delay) + ")"};
+    }
+    return now + d->count();
+  }
+  if (not_before) {
+    auto t = parse_not_before(*not_before);
+    if (!t) {
+      return bad_request{400, "invalid_not_before",
+                         "X-Not-Before must be unix seconds or an RFC 3339 date-time that exists "
+                         "(e.g. 2026-11-28T10:00:00Z or 2026-11-28T11:00:00.250+01:00)"};
+    }
+    if (*t - now > cfg.limits.max_delay.count()) {
+      return bad_request{400, "delay_too_long", "X-Not-Before is further than limits.max_delay (" + format_duration(cfg.limits.max_delay) + ")"};
+    }
+    return std::max(*t, now);
+  }
+  return now;
+}
+
 }  // namespace
 
 std::variant<actors::submission, bad_request> parse_submission(const config::relay_config& cfg, const wall_clock& clock,
@@ -135,32 +165,9 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
     s.spec.method = method;
   }
   std::int64_t now = clock.now_ms();
-  auto delay = header("X-Delay");
-  auto not_before = header("X-Not-Before");
-  if (delay && not_before) {
-    return bad_request{400, "delay_and_not_before", "give either X-Delay or X-Not-Before, not both"};
-  }
-  s.run_at_ms = now;
-  if (delay) {
-    auto d = parse_duration(*delay, {true});
-    if (!d) return bad_request{400, "invalid_delay", "X-Delay: " + d.error().message() + " (e.g. 30s, 5m, 1d2h)"};
-    if (*d > cfg.limits.max_delay) {
-      return bad_request{400, "delay_too_long", "X-Delay is over limits.max_delay (" + format_duration(cfg.limits.max_delay) + ")"};
-    }
-    s.run_at_ms = now + d->count();
-  }
-  if (not_before) {
-    auto t = parse_not_before(*not_before);
-    if (!t) {
-      return bad_request{400, "invalid_not_before",
-                         "X-Not-Before must be unix seconds or an RFC 3339 date-time that exists "
-                         "(e.g. 2026-11-28T10:00:00Z or 2026-11-28T11:00:00.250+01:00)"};
-    }
-    if (*t - now > cfg.limits.max_delay.count()) {
-      return bad_request{400, "delay_too_long", "X-Not-Before is further than limits.max_delay (" + format_duration(cfg.limits.max_delay) + ")"};
-    }
-    s.run_at_ms = std::max(*t, now);
-  }
+  auto run_at = run_at_of(cfg, now, header("X-Delay"), header("X-Not-Before"));
+  if (auto* bad = std::get_if<bad_request>(&run_at)) return *bad;
+  s.run_at_ms = std::get<std::int64_t>(run_at);
   if (auto p = header("X-Policy")) {
     if (!cfg.policies.count(std::string(*p))) return bad_request{400, "unknown_policy", "X-Policy names no policy: " + std::string(*p)};
     s.policy = std::string(*p);
@@ -212,6 +219,21 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
   s.spec.body = std::move(req.body);
   if (!s.idempotency_key.empty()) s.fingerprint = fingerprint(s.spec);
   return s;
+}
+
+std::variant<std::int64_t, bad_request> parse_run_at(const config::relay_config& cfg, const wall_clock& clock,
+                                                     const http::request& req) {
+  std::optional<std::string_view> values[2];
+  const char* names[2] = {"X-Delay", "X-Not-Before"};
+  for (int i = 0; i < 2; ++i) {
+    int n = 0;
+    for (const auto& h : req.headers) n += iequals(h.name, names[i]) ? 1 : 0;
+    if (n > 1) return bad_request{400, "duplicate_header", std::string(names[i]) + " was given " + std::to_string(n) + " times; give it once"};
+    auto v = ascii_header(req, names[i]);
+    if (auto* bad = std::get_if<bad_request>(&v)) return *bad;
+    values[i] = std::get<std::optional<std::string_view>>(v);
+  }
+  return run_at_of(cfg, clock.now_ms(), values[0], values[1]);
 }
 
 std::optional<std::int64_t> parse_not_before(std::string_view v) {

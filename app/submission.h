@@ -29,6 +29,11 @@ struct bad_request {
 std::variant<actors::submission, bad_request> parse_submission(const config::relay_config& cfg, const wall_clock& clock,
                                                                const std::string& tenant, http::request& req);
 
+/// When to run, from X-Delay or X-Not-Before (at most one; neither: now), checked as for
+/// POST /v1/fetch (POST /v1/jobs/{id}/retry takes them too).
+std::variant<std::int64_t, bad_request> parse_run_at(const config::relay_config& cfg, const wall_clock& clock,
+                                                     const http::request& req);
+
 /// X-Not-Before: unix seconds or RFC 3339 ("2026-11-28T10:00:00Z", fractions and offsets
 /// allowed), checked against the calendar; milliseconds since the epoch, or nullopt.
 std::optional<std::int64_t> parse_not_before(std::string_view v);

@@ -86,6 +86,10 @@ TEST_F(Api, ReadinessMetricsAndListQueriesNeedNoActor) {
   EXPECT_EQ(ask("GET", "/v1/jobs?status=bogus").status, 400);
   EXPECT_EQ(ask("GET", "/v1/jobs?limit=0").status, 400);
   EXPECT_EQ(ask("GET", "/v1/jobs?cursor=xyz").status, 400);
+  auto unknown = ask("GET", "/v1/jobs?stauts=failed");
+  EXPECT_EQ(unknown.status, 400) << "a misspelt filter is not silently ignored";
+  EXPECT_NE(unknown.body.find("\"invalid_query\""), std::string::npos) << unknown.body;
+  EXPECT_NE(unknown.body.find("stauts"), std::string::npos) << unknown.body;
   EXPECT_EQ(ask("GET", "/caf\xc3\xa9").status, 400) << "a path that is not printable ASCII";
 }
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/time.h"
 #include "tests/support/process.h"
 #include "tests/support/relay_process.h"
 #include "tests/support/raw_http.h"
@@ -241,6 +242,25 @@ TEST(JobsApi, CallbacksCarryTheReportAndFailedJobsCanBeRetried) {
   EXPECT_EQ(j2["attempts"][1]["n"], 2);
   EXPECT_EQ(relay.call("POST", "/v1/jobs/" + id + "/retry", key_b)->status, 404);
   EXPECT_EQ(relay.call("GET", "/v1/jobs/" + id + "/retry", key_a)->status, 405);
+
+  // A retry may wait: X-Delay / X-Not-Before, checked as on POST /v1/fetch.
+  auto both = relay.call("POST", "/v1/jobs/" + id + "/retry", key_a, "X-Delay: 1h\r\nX-Not-Before: 1\r\n");
+  EXPECT_EQ(both->status, 400);
+  EXPECT_EQ(json::parse(both->body)["error"]["code"], "delay_and_not_before");
+  auto bad_delay = relay.call("POST", "/v1/jobs/" + id + "/retry", key_a, "X-Delay: soon\r\n");
+  EXPECT_EQ(json::parse(bad_delay->body)["error"]["code"], "invalid_delay");
+  auto t0 = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch()).count();
+  auto later = relay.call("POST", "/v1/jobs/" + id + "/retry", key_a, "X-Delay: 1h\r\n");
+  ASSERT_EQ(later->status, 202) << later->body;
+  auto run_at = parse_rfc3339(json::parse(later->body)["run_at"].get<std::string>());
+  ASSERT_TRUE(run_at);
+  EXPECT_GE(*run_at, t0 + 3'600'000);
+  EXPECT_LT(*run_at, t0 + 3'600'000 + 60'000);
+  auto waiting = json::parse(relay.call("GET", "/v1/jobs/" + id, key_a)->body);
+  EXPECT_EQ(waiting["status"], "scheduled");
+  EXPECT_EQ(waiting["attempts"].size(), 2u) << "no attempt before the hour is up";
+  EXPECT_EQ(relay.call("DELETE", "/v1/jobs/" + id, key_a)->status, 200);
 
   // A delivered job cannot be retried.
   auto ok = relay.call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/ok"));
