@@ -233,6 +233,23 @@ void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) 
   wait_for_run(self, ctx, rec, true);
 }
 
+/// POST /v1/jobs/{id}/run: the wait (delay, backoff, deferral) ends now.
+void run_now(self_ptr self, const completion<command_answer>& reply) {
+  auto& st = self->state;
+  const job_context& ctx = *st.ctx;
+  if (st.parked) {  // the manager has forgotten this actor, or is about to
+    caf::anon_send(ctx.manager, run_atom::value, st.s.tenant, st.s.id, reply);
+    return;
+  }
+  if (st.finishing || is_terminal(st.s.status)) return reply(command_answer::terminal);
+  if (st.s.status != job_status::active) {
+    st.s.run_at_ms = ctx.clock->now_ms();
+    ++st.generation;  // the armed timer is stale now
+    start_attempt(self, ctx);
+  }
+  reply(command_answer::started);
+}
+
 /// A new or recovered job starts: parked at once if its run is far off, else armed or run now.
 void begin(self_ptr self, const job_context& ctx) {
   auto& st = self->state;
@@ -313,6 +330,7 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
         finish(self, *ctx, job_status::cancelled, std::nullopt);
         reply(cancel_answer::cancelled);
       },
+      [self](run_atom, const completion<command_answer>& reply) { run_now(self, reply); },
       [self](read_atom, const completion<result<std::optional<job_view>>>& reply) {
         reply(std::optional<job_view>(job_view{self->state.s, self->state.attempts}));
       },

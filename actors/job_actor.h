@@ -40,6 +40,9 @@ using job_actor = caf::typed_actor<
     caf::reacts_to<outcome_atom, attempt_result>,
     // The manager: cancel; reply cancelled, or terminal if it has ended.
     caf::reacts_to<cancel_atom, completion<cancel_answer>>,
+    // The manager: attempt now (POST /v1/jobs/{id}/run); reply started (also if an attempt is
+    // in flight already), or terminal.
+    caf::reacts_to<run_atom, completion<command_answer>>,
     // The manager: the job as it is now.
     caf::reacts_to<read_atom, completion<result<std::optional<job_view>>>>,
     // Self: the terminal snapshot failed to commit; it is tried again.

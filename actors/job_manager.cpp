@@ -91,7 +91,13 @@ void stop_jobs(self_ptr self, const caf::error& reason) {
   self->state.live.clear();
 }
 
-/// Brings jobs back from their snapshots (they are due, or are to be cancelled).
+/// Hands a command to a live job actor.
+void tell(const job_actor& job, job_command command, const completion<command_answer>& reply) {
+  if (command == job_command::cancel) caf::anon_send(job, cancel_atom::value, reply);
+  else caf::anon_send(job, run_atom::value, reply);
+}
+
+/// Brings jobs back from their snapshots (they are due, or have commands waiting).
 void activate(self_ptr self, const env& e, const std::vector<std::string>& ids) {
   auto& st = self->state;
   std::vector<std::string> load;
@@ -113,7 +119,7 @@ void on_activated(self_ptr self, const env& e, const std::vector<std::string>& i
   if (!r) {
     spdlog::warn("cannot load {} due job(s): {}; the scheduler offers them again", ids.size(), r.error().message());
     for (const auto& id : ids) {
-      for (auto& c : st.activating[id]) c.second(cancel_answer::not_found);
+      for (auto& c : st.activating[id]) c.reply(command_answer::not_found);
       st.activating.erase(id);
     }
     // Still due on disk: the next scan of the due index (at the latest on restart) finds them.
@@ -121,26 +127,26 @@ void on_activated(self_ptr self, const env& e, const std::vector<std::string>& i
   }
   for (auto& job : *r) {
     std::string id = job.state.id;
-    auto cancels = std::move(st.activating[id]);
+    auto waiting = std::move(st.activating[id]);
     st.activating.erase(id);
-    std::vector<completion<cancel_answer>> mine;
-    for (auto& [tenant, c] : cancels) {
-      if (tenant == job.state.tenant) mine.push_back(std::move(c));
-      else c(cancel_answer::not_found);  // another tenant's job
+    std::vector<manager_state::waiting_command> mine;
+    for (auto& c : waiting) {
+      if (c.tenant == job.state.tenant) mine.push_back(std::move(c));
+      else c.reply(command_answer::not_found);  // another tenant's job
     }
-    bool to_cancel = !mine.empty();
-    spawn_job(self, e, std::move(job.state), std::move(job.spec), std::move(job.attempts), !to_cancel);
-    for (auto& c : mine) caf::anon_send(st.live[id].actor, cancel_atom::value, c);
+    // Brought back for a command: it must not go straight back to disk.
+    spawn_job(self, e, std::move(job.state), std::move(job.spec), std::move(job.attempts), mine.empty());
+    for (auto& c : mine) tell(st.live[id].actor, c.command, c.reply);
   }
   for (const auto& id : ids) {  // finished or gone meanwhile
     auto it = st.activating.find(id);
     if (it == st.activating.end()) continue;
-    for (auto& c : it->second) c.second(cancel_answer::terminal);
+    for (auto& c : it->second) c.reply(command_answer::terminal);
     st.activating.erase(it);
   }
 }
 
-// -- reads and cancels ------------------------------------------------------------------------
+// -- reads and commands ------------------------------------------------------------------------
 
 void on_read(self_ptr self, const env& e, const std::string& tenant, const std::string& id,
              const completion<result<std::optional<job_view>>>& reply) {
@@ -150,33 +156,34 @@ void on_read(self_ptr self, const env& e, const std::string& tenant, const std::
   caf::anon_send(it->second.actor, read_atom::value, reply);
 }
 
-void on_cancel(self_ptr self, const env& e, const std::string& tenant, const std::string& id,
-               const completion<cancel_answer>& reply) {
+/// A cancel or a run-now for job `id` as `tenant`.
+void on_command(self_ptr self, const env& e, const std::string& tenant, const std::string& id, job_command command,
+                const completion<command_answer>& reply) {
   auto& st = self->state;
   auto it = st.live.find(id);
-  if (it != st.live.end() && it->second.tenant == tenant) return caf::anon_send(it->second.actor, cancel_atom::value, reply);
+  if (it != st.live.end() && it->second.tenant == tenant) return tell(it->second.actor, command, reply);
   if (auto a = st.activating.find(id); a != st.activating.end()) {
     // On its way back from the store: its tenant is checked when it arrives.
-    a->second.push_back({tenant, reply});
+    a->second.push_back({tenant, command, reply});
     return;
   }
   // Not live: finished, hibernated or unknown. The store tells which.
   self->send(e.store, read_atom::value, tenant, id,
              completion<result<std::optional<job_view>>>(
-                 [me = me_of(self), tenant, id, reply](result<std::optional<job_view>> r) {
-                   if (!r.is_ok() || !r.value()) return reply(cancel_answer::not_found);
-                   if (is_terminal(r.value()->state.status)) return reply(cancel_answer::terminal);
-                   caf::anon_send(me, cancel_found_atom::value, tenant, id, reply);  // hibernated
+                 [me = me_of(self), tenant, id, command, reply](result<std::optional<job_view>> r) {
+                   if (!r.is_ok() || !r.value()) return reply(command_answer::not_found);
+                   if (is_terminal(r.value()->state.status)) return reply(command_answer::terminal);
+                   caf::anon_send(me, command_found_atom::value, tenant, id, command, reply);  // hibernated
                  }));
 }
 
-/// A hibernated job is cancelled like any other: brought back, then told.
-void on_cancel_found(self_ptr self, const env& e, const std::string& tenant, const std::string& id,
-                     const completion<cancel_answer>& reply) {
+/// A hibernated job takes commands like any other: brought back, then told.
+void on_command_found(self_ptr self, const env& e, const std::string& tenant, const std::string& id,
+                      job_command command, const completion<command_answer>& reply) {
   auto& st = self->state;
-  if (auto it = st.live.find(id); it != st.live.end()) return caf::anon_send(it->second.actor, cancel_atom::value, reply);
+  if (auto it = st.live.find(id); it != st.live.end()) return tell(it->second.actor, command, reply);
   if (!st.activating.count(id)) activate(self, e, {id});
-  st.activating[id].push_back({tenant, reply});
+  st.activating[id].push_back({tenant, command, reply});
 }
 
 void on_hibernated(self_ptr self, const env& e, const std::string& id, std::int64_t due_ms) {
@@ -251,7 +258,11 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
       }),
       guarded(me, "cancel", [self](cancel_atom, const std::string& tenant, const std::string& id,
                                    const completion<cancel_answer>& reply) {
-        on_cancel(self, *self->state.env, tenant, id, reply);
+        on_command(self, *self->state.env, tenant, id, job_command::cancel, reply);
+      }),
+      guarded(me, "run", [self](run_atom, const std::string& tenant, const std::string& id,
+                                const completion<command_answer>& reply) {
+        on_command(self, *self->state.env, tenant, id, job_command::run_now, reply);
       }),
       guarded(me, "retry", [self](retry_atom, const std::string& tenant, const std::string& id, std::int64_t run_at,
                                   const completion<retry_answer>& reply) {
@@ -284,9 +295,9 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
       guarded(me, "activated", [self](activated_atom, const std::vector<std::string>& ids, result<std::vector<recovered_job>>& r) {
         on_activated(self, *self->state.env, ids, std::move(r));
       }),
-      guarded(me, "cancel_found", [self](cancel_found_atom, const std::string& tenant, const std::string& id,
-                                         const completion<cancel_answer>& reply) {
-        on_cancel_found(self, *self->state.env, tenant, id, reply);
+      guarded(me, "command_found", [self](command_found_atom, const std::string& tenant, const std::string& id,
+                                          job_command command, const completion<command_answer>& reply) {
+        on_command_found(self, *self->state.env, tenant, id, command, reply);
       }),
       guarded(me, "idem_gone", [self](idem_gone_atom, const std::string& id, submission& sub,
                                       const completion<submit_answer>& reply) {

@@ -59,9 +59,14 @@ struct manager_state {
   std::unique_ptr<intake> admission;
   std::unique_ptr<idempotency_index> idem;
   scheduler_actor scheduler;
-  // Jobs being brought back from their snapshots, with the cancels waiting for them.
-  // Each waiting cancel keeps its tenant: the job's own is known only once it is loaded.
-  std::unordered_map<std::string, std::vector<std::pair<std::string, completion<cancel_answer>>>> activating;
+  // Jobs being brought back from their snapshots, with the commands waiting for them. Each keeps
+  // its caller's tenant: the job's own is known only once it is loaded.
+  struct waiting_command {
+    std::string tenant;
+    job_command command;
+    completion<command_answer> reply;
+  };
+  std::unordered_map<std::string, std::vector<waiting_command>> activating;
   std::unordered_map<std::string, std::pair<recovered_job, completion<retry_answer>>> retrying;
 };
 

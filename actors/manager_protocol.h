@@ -17,8 +17,9 @@ using due_atom = caf::atom_constant<caf::atom("due")>;
 using hibernated_atom = caf::atom_constant<caf::atom("hibernated")>;
 /// (activated_atom, ids, jobs): self, the store's answer to loading due or cancelled jobs.
 using activated_atom = caf::atom_constant<caf::atom("activated")>;
-/// (cancel_found_atom, tenant, id, reply): self, a cancel of a job found hibernated in the store.
-using cancel_found_atom = caf::atom_constant<caf::atom("cancelfnd")>;
+/// (command_found_atom, tenant, id, command, reply): self, a command to a job found hibernated
+/// in the store.
+using command_found_atom = caf::atom_constant<caf::atom("cmdfound")>;
 /// (idem_gone_atom, id, submission, reply): self, a repeat whose key's job is gone.
 using idem_gone_atom = caf::atom_constant<caf::atom("idemgone")>;
 
@@ -48,6 +49,8 @@ using manager_actor = caf::typed_actor<
                    completion<result<persistence::job_page>>>,
     // API, and a parked job actor handing one back: DELETE /v1/jobs/{id} as tenant.
     caf::reacts_to<cancel_atom, std::string, std::string, completion<cancel_answer>>,
+    // API, and a parked job actor handing one back: POST /v1/jobs/{id}/run as tenant.
+    caf::reacts_to<run_atom, std::string, std::string, completion<command_answer>>,
     // API: POST /v1/jobs/{id}/retry as tenant, to run at run_at_ms (or now, if earlier); reply
     // scheduled, not_retryable, not_found or unavailable.
     caf::reacts_to<retry_atom, std::string, std::string, std::int64_t, completion<retry_answer>>,
@@ -72,7 +75,7 @@ using manager_actor = caf::typed_actor<
     // Self: the job a retry asked for, read from the store.
     caf::reacts_to<loaded_atom, result<std::optional<recovered_job>>, std::int64_t, completion<retry_answer>>,
     caf::reacts_to<activated_atom, std::vector<std::string>, result<std::vector<recovered_job>>>,
-    caf::reacts_to<cancel_found_atom, std::string, std::string, completion<cancel_answer>>,
+    caf::reacts_to<command_found_atom, std::string, std::string, job_command, completion<command_answer>>,
     caf::reacts_to<idem_gone_atom, std::string, submission, completion<submit_answer>>>;
 
 }  // namespace fetchrelay::actors

@@ -131,6 +131,7 @@ using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
 using submit_atom = caf::atom_constant<caf::atom("submit")>;
 using committed_atom = caf::atom_constant<caf::atom("committed")>;
+using run_atom = caf::atom_constant<caf::atom("run")>;
 
 /// One attempt handed to a destination actor.
 struct attempt_request {
@@ -165,10 +166,17 @@ struct attempt_result {
   std::shared_ptr<void> token;  // the attempt's, passed on: released once the outcome is handled
 };
 
-enum class cancel_answer { cancelled, terminal, not_found };
+/// A command to one job: cancel it, or run it now.
+enum class job_command : std::uint8_t { cancel, run_now };
+
+/// What a command came to: done (cancelled / started), the job had ended, or there is no such
+/// job for this tenant.
+enum class command_answer { done = 0, cancelled = 0, started = 0, terminal, not_found };
+using cancel_answer = command_answer;
 
 }  // namespace fetchrelay::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::attempt_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::attempt_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::cancel_answer>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::job_command)

@@ -224,18 +224,23 @@ void get_job(call& c) {
                      }));
 }
 
-void cancel_job(call& c) {
+/// DELETE /v1/jobs/{id} (200 cancelled) and POST /v1/jobs/{id}/run (202 active): a command to one job.
+template <class Atom>
+void command_job(call& c, Atom atom, int ok_status, const char* ok_state) {
   const std::string& id = c.params[0];
   if (!is_job_id(id)) return not_found_job(c.reply, id);
-  caf::anon_send(c.deps.manager, actors::cancel_atom::value, c.tenant, id,
-                 actors::completion<actors::cancel_answer>([reply = c.reply, id](actors::cancel_answer a) {
-                   if (a == actors::cancel_answer::not_found) return not_found_job(reply, id);
-                   if (a == actors::cancel_answer::terminal) {
+  caf::anon_send(c.deps.manager, atom, c.tenant, id,
+                 actors::completion<actors::command_answer>([reply = c.reply, id, ok_status, ok_state](actors::command_answer a) {
+                   if (a == actors::command_answer::not_found) return not_found_job(reply, id);
+                   if (a == actors::command_answer::terminal) {
                      return reply.send(response::error(409, "job_finished", "job " + id + " is already finished"));
                    }
-                   reply.send(response::json(200, safe_dump({{"id", id}, {"status", "cancelled"}})));
+                   reply.send(response::json(ok_status, safe_dump({{"id", id}, {"status", ok_state}})));
                  }));
 }
+
+void cancel_job(call& c) { command_job(c, actors::cancel_atom::value, 200, "cancelled"); }
+void run_job(call& c) { command_job(c, actors::run_atom::value, 202, "active"); }
 
 void retry_job(call& c) {
   const std::string& id = c.params[0];
@@ -277,6 +282,7 @@ constexpr route routes[] = {
     {"GET", "/v1/jobs/{id}", get_job},
     {"DELETE", "/v1/jobs/{id}", cancel_job},
     {"POST", "/v1/jobs/{id}/retry", retry_job},
+    {"POST", "/v1/jobs/{id}/run", run_job},
 };
 
 /// True if `path` fits `pattern`; the `{...}` segments go to `params`.

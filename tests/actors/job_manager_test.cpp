@@ -308,6 +308,39 @@ TEST_F(JobManager, CancellingAHibernatedJobBringsItBackToCancelIt) {
   EXPECT_EQ(store_->pending_by_tenant().count("acme"), 0u);
 }
 
+TEST_F(JobManager, RunNowEndsTheWaitOfALiveOrHibernatedJobOnly) {
+  start();
+  auto run = [&](const std::string& id, const std::string& tenant = "acme") {
+    auto out = std::make_shared<std::optional<command_answer>>();
+    caf::anon_send(manager_, run_atom::value, tenant, id,
+                   completion<command_answer>([out](command_answer a) { *out = a; }));
+    f_.run();
+    EXPECT_TRUE(out->has_value()) << "no answer";
+    return out->value_or(command_answer::not_found);
+  };
+  // Hibernated (an hour away): brought back and attempted now, not an hour later.
+  auto far = submit(3'600'000);
+  ASSERT_EQ(live(), 0);
+  EXPECT_EQ(run(far.id, "globex"), command_answer::not_found) << "another tenant's job";
+  EXPECT_TRUE(log_->hits.empty());
+  EXPECT_EQ(run(far.id), command_answer::started);
+  ASSERT_EQ(log_->hits.size(), 1u);
+  EXPECT_EQ(log_->hits[0].at_ms, t0);
+  EXPECT_EQ(stored(far.id).status, job_status::delivered);
+  EXPECT_EQ(run(far.id), command_answer::terminal);
+  // Live, in a 5 s backoff: the next attempt starts now, and the old timer does nothing.
+  log_->script = {500};
+  auto near = submit(0);
+  ASSERT_EQ(log_->hits.size(), 2u);
+  EXPECT_EQ(run(near.id), command_answer::started);
+  ASSERT_EQ(log_->hits.size(), 3u);
+  EXPECT_EQ(log_->hits[2].attempt, "2");
+  EXPECT_EQ(stored(near.id).status, job_status::delivered);
+  advance(10s);
+  EXPECT_EQ(log_->hits.size(), 3u) << "the stale backoff timer must not attempt again";
+  EXPECT_EQ(run("job_01JDQX7Z8Y9ABCDEFGHJKMNPQR"), command_answer::not_found);
+}
+
 TEST_F(JobManager, TheDueIndexCapKeepsTheRestOnDiskAndDeliversAllInOrder) {
   start([](manager_options& o) {
     o.scheduler.max_entries = 3;

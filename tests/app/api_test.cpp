@@ -48,7 +48,7 @@ TEST_F(Api, AnotherMethodOnAKnownPathIs405WithItsAllowList) {
   for (const want& w : {want{"POST", "/healthz", "GET"}, want{"DELETE", "/readyz", "GET"},
                         want{"HEAD", "/metrics", "GET"}, want{"GET", "/v1/fetch", "POST"},
                         want{"POST", "/v1/jobs", "GET"}, want{"PUT", "/v1/jobs/job_x", "GET, DELETE"},
-                        want{"GET", "/v1/jobs/job_x/retry", "POST"}}) {
+                        want{"GET", "/v1/jobs/job_x/retry", "POST"}, want{"DELETE", "/v1/jobs/job_x/run", "POST"}}) {
     auto r = ask(w.method, w.target);
     EXPECT_EQ(r.status, 405) << w.method << " " << w.target;
     EXPECT_EQ(r.headers["allow"], w.allow) << w.method << " " << w.target;
@@ -68,7 +68,7 @@ TEST_F(Api, UnknownPathsAre404AndV1AsksForTheKeyFirst) {
 
 TEST_F(Api, AJobIdThatIsNotOneIs404ForEveryJobRoute) {
   for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
-           {"GET", "/v1/jobs/nope"}, {"DELETE", "/v1/jobs/nope"}, {"POST", "/v1/jobs/nope/retry"}, {"GET", "/v1/jobs/"}}) {
+           {"GET", "/v1/jobs/nope"}, {"DELETE", "/v1/jobs/nope"}, {"POST", "/v1/jobs/nope/retry"}, {"POST", "/v1/jobs/nope/run"}, {"GET", "/v1/jobs/"}}) {
     auto r = ask(method, target);
     EXPECT_EQ(r.status, 404) << method << " " << target;
     EXPECT_NE(r.body.find("\"job_not_found\""), std::string::npos) << r.body;
