@@ -251,10 +251,10 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
                                  const completion<result<std::optional<job_view>>>& reply) {
         on_read(self, *self->state.env, tenant, id, reply);
       }),
-      guarded(me, "list", [self](list_atom, const std::string& tenant, std::optional<job_status> status,
+      guarded(me, "list", [self](list_atom, const std::string& tenant, const persistence::job_filter& filter,
                                  const std::string& cursor, std::uint32_t limit,
                                  const completion<result<persistence::job_page>>& reply) {
-        self->send(self->state.env->store, list_atom::value, tenant, status, cursor, limit, reply);  // the store's
+        self->send(self->state.env->store, list_atom::value, tenant, filter, cursor, limit, reply);  // the store's
       }),
       guarded(me, "cancel", [self](cancel_atom, const std::string& tenant, const std::string& id,
                                    const completion<cancel_answer>& reply) {

@@ -45,7 +45,7 @@ using manager_actor = caf::typed_actor<
     // API: GET /v1/jobs/{id} as tenant; reply the job, or nullopt for none of this tenant's.
     caf::reacts_to<read_atom, std::string, std::string, completion<result<std::optional<job_view>>>>,
     // API: GET /v1/jobs; reply one page, newest first (the store answers).
-    caf::reacts_to<list_atom, std::string, std::optional<job_status>, std::string, std::uint32_t,
+    caf::reacts_to<list_atom, std::string, persistence::job_filter, std::string, std::uint32_t,
                    completion<result<persistence::job_page>>>,
     // API, and a parked job actor handing one back: DELETE /v1/jobs/{id} as tenant.
     caf::reacts_to<cancel_atom, std::string, std::string, completion<cancel_answer>>,

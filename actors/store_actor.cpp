@@ -196,10 +196,10 @@ store_actor::behavior_type store_actor_impl(self_ptr self, std::shared_ptr<persi
                                    const completion<result<std::optional<idem_hit>>>& done) {
         done(find_idem(*e->store, tenant, key));
       }),
-      guarded("store", "list", [e](list_atom, const std::string& tenant, std::optional<job_status> status,
+      guarded("store", "list", [e](list_atom, const std::string& tenant, const persistence::job_filter& filter,
                                    const std::string& cursor, std::uint32_t limit,
                                    const completion<result<persistence::job_page>>& done) {
-        done(e->store->list_jobs(tenant, status, cursor, limit));
+        done(e->store->list_jobs(tenant, filter, cursor, limit));
       }),
   };
 }

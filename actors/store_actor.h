@@ -33,7 +33,7 @@ using store_actor = caf::typed_actor<
     // Manager: the job as tenant sees it (nullopt: none of this tenant's).
     caf::reacts_to<read_atom, std::string, std::string, completion<result<std::optional<job_view>>>>,
     // Manager: one page of the tenant's jobs, newest first.
-    caf::reacts_to<list_atom, std::string, std::optional<job_status>, std::string, std::uint32_t,
+    caf::reacts_to<list_atom, std::string, persistence::job_filter, std::string, std::uint32_t,
                    completion<result<persistence::job_page>>>,
     // Manager (POST /retry): the whole job, if it is this tenant's.
     caf::reacts_to<retry_atom, std::string, std::string, completion<result<std::optional<recovered_job>>>>,

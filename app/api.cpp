@@ -2,6 +2,7 @@
 
 #include "app/submission.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -154,25 +155,35 @@ void submit(call& c) {
                  }));
 }
 
-/// GET /v1/jobs's query: status, limit, cursor; or the 400 that says what is wrong.
+/// GET /v1/jobs's query: the filter, limit and cursor; or the 400 that says what is wrong.
 struct list_query {
-  std::optional<job_status> status;
+  persistence::job_filter filter;
   std::uint32_t limit = 20;
   std::string cursor;
 };
 
+constexpr std::string_view list_params[] = {"status", "limit", "cursor", "url_prefix", "since", "until"};
+
 std::variant<list_query, response> parse_list_query(std::string_view target) {
   auto q = query_params(target);
   for (const auto& [name, value] : q) {
-    if (name != "status" && name != "limit" && name != "cursor") {
+    if (std::find(std::begin(list_params), std::end(list_params), name) == std::end(list_params)) {
       return response::error(400, "invalid_query",
-                             "unknown query parameter \"" + utf8_escaped(name.substr(0, 64)) + "\" (GET /v1/jobs takes status, limit, cursor)");
+                             "unknown query parameter \"" + utf8_escaped(name.substr(0, 64)) +
+                                 "\" (GET /v1/jobs takes status, limit, cursor, url_prefix, since, until)");
     }
   }
   list_query out;
+  for (const char* bound : {"since", "until"}) {
+    if (!q.count(bound)) continue;
+    auto t = parse_not_before(q[bound]);
+    if (!t) return response::error(400, std::string("invalid_") + bound, std::string(bound) + " must be unix seconds or an RFC 3339 date-time");
+    (std::string_view(bound) == "since" ? out.filter.since_ms : out.filter.until_ms) = *t;
+  }
+  if (q.count("url_prefix")) out.filter.url_prefix = q["url_prefix"];
   if (q.count("status") && !q["status"].empty()) {
-    out.status = parse_job_status(q["status"]);
-    if (!out.status) {
+    out.filter.status = parse_job_status(q["status"]);
+    if (!out.filter.status) {
       return response::error(400, "invalid_status", "status must be scheduled, active, retrying, delivered, failed or cancelled");
     }
   }
@@ -195,7 +206,7 @@ void list_jobs(call& c) {
   auto parsed = parse_list_query(c.req.target);
   if (auto* bad = std::get_if<response>(&parsed)) return c.reply.send(std::move(*bad));
   auto& q = std::get<list_query>(parsed);
-  caf::anon_send(c.deps.manager, actors::list_atom::value, c.tenant, q.status, q.cursor, q.limit,
+  caf::anon_send(c.deps.manager, actors::list_atom::value, c.tenant, q.filter, q.cursor, q.limit,
                  actors::completion<result<persistence::job_page>>([reply = c.reply](result<persistence::job_page> r) {
                    if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
                    nlohmann::json jobs = nlohmann::json::array();

@@ -11,6 +11,8 @@
 
 #include "persistence/store.h"
 
+#include "core/ulid.h"
+
 namespace fetchrelay::persistence {
 namespace {
 
@@ -254,32 +256,56 @@ class leveldb_store final : public store {
     return out;
   }
 
-  result<job_page> list_jobs(const std::string& tenant, std::optional<job_status> status,
-                             const std::string& cursor, std::size_t limit) override {
-    // Newest first: walk each status's index backwards from the cursor, then merge by id.
-    std::vector<std::string> ids;
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  result<job_page> list_jobs(const std::string& tenant, const job_filter& f, const std::string& cursor,
+                             std::size_t limit) override {
+    // Newest first: one iterator per status's index, each walked backwards from the upper
+    // bound (the cursor, or the first id after `until`), merged by id.
+    std::string upper = cursor;
+    if (f.until_ms) {
+      std::string after_until = "job_" + encode_ulid(*f.until_ms + 1, {});
+      if (upper.empty() || after_until < upper) upper = after_until;
+    }
+    struct walker {
+      std::unique_ptr<leveldb::Iterator> it;
+      std::string prefix;
+      bool valid() const { return it->Valid() && it->key().starts_with(prefix); }
+    };
+    std::vector<walker> walkers;
     for (job_status st : all_statuses) {
-      if (status && *status != st) continue;
-      std::string prefix = list_prefix(tenant, st);
-      std::string upper = cursor.empty() ? prefix + "\xff" : prefix + cursor;
-      it->Seek(upper);
-      if (it->Valid()) it->Prev();
-      else it->SeekToLast();
-      for (std::size_t n = 0; it->Valid() && n < limit && it->key().starts_with(prefix); it->Prev(), ++n) {
-        ids.emplace_back(it->key().data() + prefix.size(), it->key().size() - prefix.size());
-      }
-      if (!it->status().ok()) return data_loss(it->status().ToString());
+      if (f.status && *f.status != st) continue;
+      walker w{std::unique_ptr<leveldb::Iterator>(db_->NewIterator(leveldb::ReadOptions())), list_prefix(tenant, st)};
+      w.it->Seek(upper.empty() ? w.prefix + "\xff" : w.prefix + upper);
+      if (w.it->Valid()) w.it->Prev();
+      else w.it->SeekToLast();
+      walkers.push_back(std::move(w));
     }
-    std::sort(ids.begin(), ids.end(), std::greater<>());
     job_page page;
-    for (std::size_t i = 0; i < ids.size() && page.jobs.size() < limit; ++i) {
-      auto j = get_job(ids[i]);
+    std::size_t scanned = 0;
+    std::string last;
+    while (page.jobs.size() < limit && scanned < max_list_scan) {
+      walker* next = nullptr;
+      for (auto& w : walkers) {
+        if (w.valid() && (!next || w.it->key().ToString().substr(w.prefix.size()) >
+                                       next->it->key().ToString().substr(next->prefix.size()))) {
+          next = &w;
+        }
+      }
+      if (!next) break;
+      std::string id = next->it->key().ToString().substr(next->prefix.size());
+      next->it->Prev();
+      ++scanned;
+      last = id;
+      if (f.since_ms && job_id_time(id) < *f.since_ms) return page;  // every later id is older
+      auto j = get_job(id);
       if (!j) return j.error();
-      if (*j) page.jobs.push_back(std::move(**j));
+      if (!*j || !(*j)->url.starts_with(f.url_prefix)) continue;
+      page.jobs.push_back(std::move(**j));
     }
-    // A full page may be followed by an empty one; that is cheaper than looking ahead.
-    if (page.jobs.size() == limit) page.next_cursor = page.jobs.back().id;
+    for (auto& w : walkers) {
+      if (!w.it->status().ok()) return data_loss(w.it->status().ToString());
+    }
+    // A full page (or a scan cut at the cap) may be followed by an empty one: cheaper than looking ahead.
+    if (page.jobs.size() == limit || scanned == max_list_scan) page.next_cursor = last;
     return page;
   }
 

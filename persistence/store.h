@@ -70,6 +70,22 @@ struct schedule_page {
   std::string next_cursor;                // "" when there is nothing more
 };
 
+/// Which jobs a listing returns. `status` is served from the listing index and `since`/`until`
+/// from the ids (a job id carries its creation time); `url_prefix` is checked on each job read.
+struct job_filter {
+  job_filter() = default;
+  job_filter(std::nullopt_t) {}                      // NOLINT: every job
+  job_filter(job_status s) : status(s) {}            // NOLINT: one status
+  std::optional<job_status> status;
+  std::string url_prefix;
+  std::optional<std::int64_t> since_ms;  // created at or after
+  std::optional<std::int64_t> until_ms;  // created at or before
+};
+
+/// Index entries one listing reads at most: a page with a filter that matches little comes back
+/// short, with a next_cursor to go on from, instead of scanning the whole store.
+inline constexpr std::size_t max_list_scan = 10'000;
+
 struct job_page {
   std::vector<job_state> jobs;  // newest first
   std::string next_cursor;      // "" when there is nothing more
@@ -109,10 +125,11 @@ class store {
   virtual result<std::vector<due_entry>> scan_due(const std::optional<due_entry>& after,
                                                   std::int64_t until_ms, std::size_t limit) = 0;
 
-  /// The tenant's jobs, newest first, optionally of one status; `cursor` is a previous page's
-  /// next_cursor.
-  virtual result<job_page> list_jobs(const std::string& tenant, std::optional<job_status> status,
-                                     const std::string& cursor, std::size_t limit) = 0;
+  /// The tenant's jobs that pass `filter`, newest first; `cursor` is a previous page's
+  /// next_cursor. Reads at most max_list_scan index entries: a page may be short (even empty)
+  /// and still have a next_cursor.
+  virtual result<job_page> list_jobs(const std::string& tenant, const job_filter& filter, const std::string& cursor,
+                                     std::size_t limit) = 0;
 
   virtual result<std::optional<schedule_state>> get_schedule(const std::string& tenant, const std::string& id) = 0;
   /// The tenant's schedules in id order after `cursor` (a previous page's next_cursor).

@@ -58,12 +58,12 @@ TEST_F(StoreActor, AReplyThatThrowsCostsOnlyThatMessage) {
   f_.run();
   ASSERT_EQ(answers.size(), 1u);
   int listed = 0;
-  caf::anon_send(actor_, list_atom::value, std::string("acme"), std::optional<job_status>(), std::string(),
+  caf::anon_send(actor_, list_atom::value, std::string("acme"), persistence::job_filter(), std::string(),
                  std::uint32_t{10}, completion<result<persistence::job_page>>([](result<persistence::job_page>) {
                    throw std::runtime_error("a reply that cannot be rendered");
                  }));
   f_.run();
-  caf::anon_send(actor_, list_atom::value, std::string("acme"), std::optional<job_status>(), std::string(),
+  caf::anon_send(actor_, list_atom::value, std::string("acme"), persistence::job_filter(), std::string(),
                  std::uint32_t{10}, completion<result<persistence::job_page>>([&](result<persistence::job_page> r) {
                    ASSERT_TRUE(r.is_ok());
                    listed = static_cast<int>(r->jobs.size());

@@ -86,6 +86,8 @@ TEST_F(Api, ReadinessMetricsAndListQueriesNeedNoActor) {
   EXPECT_EQ(ask("GET", "/v1/jobs?status=bogus").status, 400);
   EXPECT_EQ(ask("GET", "/v1/jobs?limit=0").status, 400);
   EXPECT_EQ(ask("GET", "/v1/jobs?cursor=xyz").status, 400);
+  EXPECT_EQ(ask("GET", "/v1/jobs?since=yesterday").status, 400);
+  EXPECT_EQ(ask("GET", "/v1/jobs?until=2025-02-30T00:00:00Z").status, 400) << "a date that does not exist";
   auto unknown = ask("GET", "/v1/jobs?stauts=failed");
   EXPECT_EQ(unknown.status, 400) << "a misspelt filter is not silently ignored";
   EXPECT_NE(unknown.body.find("\"invalid_query\""), std::string::npos) << unknown.body;

@@ -10,6 +10,7 @@
 #include <map>
 #include <random>
 
+#include "core/ulid.h"
 #include "persistence/store.h"
 #include "tests/support/process.h"
 
@@ -218,6 +219,93 @@ TEST_P(StoreConformance, RandomLifecyclesAcrossRestartsThenRetentionSweep) {
   expect_matches_model("after the sweep");
   reopen();
   expect_matches_model("after the sweep and a restart");
+}
+
+/// A job created at `ms` (its id carries the time, as the manager's ids do).
+job_state created_at(std::int64_t ms, std::uint8_t salt, const std::string& url, job_status st) {
+  job_state s;
+  std::array<std::uint8_t, 10> random{};
+  random[9] = salt;
+  s.id = "job_" + encode_ulid(ms, random);
+  s.tenant = "acme";
+  s.url = url;
+  s.created_at_ms = ms;
+  s.status = st;
+  s.run_at_ms = ms + 1;
+  s.finished_at_ms = is_terminal(st) ? ms + 2 : 0;
+  return s;
+}
+
+std::vector<std::string> ids_of(const job_page& p) {
+  std::vector<std::string> out;
+  for (const auto& j : p.jobs) out.push_back(j.id);
+  return out;
+}
+
+TEST_P(StoreConformance, ListingFiltersByUrlPrefixCreationTimeAndStatus) {
+  commit_batch b;
+  std::vector<job_state> all;
+  for (int k = 1; k <= 30; ++k) {
+    auto s = created_at(k * 1'000, static_cast<std::uint8_t>(k), k % 2 ? "http://a.test/x" : "http://b.test/y",
+                        k % 3 ? job_status::scheduled : job_status::failed);
+    b.jobs.push_back({s, job_spec{"POST", s.url, {}, ""}, std::nullopt});
+    all.push_back(s);
+  }
+  commit(b);
+  auto expect = [&](const job_filter& f, const std::function<bool(const job_state&)>& want, const char* what) {
+    std::vector<std::string> expected;
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+      if (want(*it)) expected.push_back(it->id);
+    }
+    auto whole = store_->list_jobs("acme", f, "", 1000);
+    ASSERT_TRUE(whole.is_ok());
+    EXPECT_EQ(ids_of(*whole), expected) << what;
+    std::vector<std::string> paged;  // pages of 4 add up to the same
+    std::string cursor;
+    for (int n = 0; n < 20; ++n) {
+      auto p = store_->list_jobs("acme", f, cursor, 4);
+      ASSERT_TRUE(p.is_ok());
+      for (auto& id : ids_of(*p)) paged.push_back(id);
+      cursor = p->next_cursor;
+      if (cursor.empty()) break;
+    }
+    EXPECT_EQ(paged, expected) << what << " (paged)";
+  };
+  job_filter by_url;
+  by_url.url_prefix = "http://a.test/";
+  expect(by_url, [](const job_state& s) { return s.url.starts_with("http://a.test/"); }, "url_prefix");
+  job_filter window;
+  window.since_ms = 10'000;
+  window.until_ms = 20'000;
+  expect(window, [](const job_state& s) { return s.created_at_ms >= 10'000 && s.created_at_ms <= 20'000; }, "since/until");
+  job_filter failed_since = window;
+  failed_since.status = job_status::failed;
+  failed_since.until_ms.reset();
+  expect(failed_since, [](const job_state& s) { return s.status == job_status::failed && s.created_at_ms >= 10'000; },
+         "status and since");
+  EXPECT_TRUE(store_->list_jobs("beta", by_url, "", 100)->jobs.empty()) << "another tenant's jobs";
+}
+
+TEST_P(StoreConformance, AFilterThatMatchesLittleStopsAtTheScanCapWithACursor) {
+  commit_batch b;
+  const int n = static_cast<int>(max_list_scan) + 50;
+  for (int k = 1; k <= n; ++k) {
+    auto s = created_at(k, static_cast<std::uint8_t>(k), k == 1 ? "http://rare.test/" : "http://common.test/",
+                        job_status::scheduled);
+    b.jobs.push_back({s, std::nullopt, std::nullopt});
+  }
+  commit(b);
+  job_filter rare;
+  rare.url_prefix = "http://rare.test/";
+  auto first = store_->list_jobs("acme", rare, "", 20);
+  ASSERT_TRUE(first.is_ok());
+  EXPECT_TRUE(first->jobs.empty());
+  ASSERT_FALSE(first->next_cursor.empty()) << "a short page says where to go on";
+  auto second = store_->list_jobs("acme", rare, first->next_cursor, 20);
+  ASSERT_TRUE(second.is_ok());
+  ASSERT_EQ(second->jobs.size(), 1u) << "the oldest job, past the first scan";
+  EXPECT_EQ(second->jobs[0].url, "http://rare.test/");
+  EXPECT_TRUE(second->next_cursor.empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
