@@ -256,6 +256,10 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
                                  const completion<result<persistence::job_page>>& reply) {
         self->send(self->state.env->store, list_atom::value, tenant, filter, cursor, limit, reply);  // the store's
       }),
+      guarded(me, "purge", [self](purge_atom, const std::string& tenant, const persistence::job_filter& filter,
+                                  const std::string& cursor, const completion<result<persistence::purge_page>>& reply) {
+        self->send(self->state.env->store, purge_atom::value, tenant, filter, cursor, reply);  // the store's
+      }),
       guarded(me, "cancel", [self](cancel_atom, const std::string& tenant, const std::string& id,
                                    const completion<cancel_answer>& reply) {
         on_command(self, *self->state.env, tenant, id, job_command::cancel, reply);

@@ -47,6 +47,9 @@ using manager_actor = caf::typed_actor<
     // API: GET /v1/jobs; reply one page, newest first (the store answers).
     caf::reacts_to<list_atom, std::string, persistence::job_filter, std::string, std::uint32_t,
                    completion<result<persistence::job_page>>>,
+    // API: DELETE /v1/jobs (purge finished jobs by filter, from a cursor); the store answers.
+    caf::reacts_to<purge_atom, std::string, persistence::job_filter, std::string,
+                   completion<result<persistence::purge_page>>>,
     // API, and a parked job actor handing one back: DELETE /v1/jobs/{id} as tenant.
     caf::reacts_to<cancel_atom, std::string, std::string, completion<cancel_answer>>,
     // API, and a parked job actor handing one back: POST /v1/jobs/{id}/run as tenant.

@@ -98,6 +98,7 @@ using load_atom = caf::atom_constant<caf::atom("load")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using sync_atom = caf::atom_constant<caf::atom("sync")>;
+using purge_atom = caf::atom_constant<caf::atom("purge")>;
 
 }  // namespace fetchrelay::actors
 
@@ -112,6 +113,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::job_page>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<fetchrelay::job_status>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::persistence::job_filter)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::purge_page>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::recovered_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::actors::idem_hit>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::idem_hit>>>)

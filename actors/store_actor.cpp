@@ -192,6 +192,12 @@ store_actor::behavior_type store_actor_impl(self_ptr self, std::shared_ptr<persi
         done(e->store->scan_due(after, until, limit));
       }),
       guarded("store", "sweep", [e](sweep_atom) { on_sweep(*e); }),
+      guarded("store", "purge", [e](purge_atom, const std::string& tenant, const persistence::job_filter& filter,
+                                    const std::string& cursor, const completion<result<persistence::purge_page>>& done) {
+        auto r = e->store->purge_jobs(tenant, filter, cursor);
+        if (r) publish(*e);
+        done(std::move(r));
+      }),
       guarded("store", "idem", [e](idem_atom, const std::string& tenant, const std::string& key,
                                    const completion<result<std::optional<idem_hit>>>& done) {
         done(find_idem(*e->store, tenant, key));

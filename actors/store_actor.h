@@ -35,6 +35,8 @@ using store_actor = caf::typed_actor<
     // Manager: one page of the tenant's jobs, newest first.
     caf::reacts_to<list_atom, std::string, persistence::job_filter, std::string, std::uint32_t,
                    completion<result<persistence::job_page>>>,
+    // Manager (DELETE /v1/jobs): delete the tenant's finished jobs that pass the filter, from a cursor.
+    caf::reacts_to<purge_atom, std::string, persistence::job_filter, std::string, completion<result<persistence::purge_page>>>,
     // Manager (POST /retry): the whole job, if it is this tenant's.
     caf::reacts_to<retry_atom, std::string, std::string, completion<result<std::optional<recovered_job>>>>,
     // Manager: an idempotency key given before (tenant, key), with its job's run time.

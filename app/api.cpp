@@ -223,6 +223,24 @@ void list_jobs(call& c) {
                  }));
 }
 
+/// DELETE /v1/jobs?status=(delivered|failed|cancelled)&…: the finished jobs the filter names go now.
+void purge_jobs(call& c) {
+  auto parsed = parse_list_query(c.req.target);
+  if (auto* bad = std::get_if<response>(&parsed)) return c.reply.send(std::move(*bad));
+  auto& q = std::get<list_query>(parsed);
+  if (!q.filter.status || !is_terminal(*q.filter.status)) {
+    return c.reply.send(response::error(400, "invalid_status", "purging needs status delivered, failed or cancelled"));
+  }
+  caf::anon_send(c.deps.manager, actors::purge_atom::value, c.tenant, q.filter, q.cursor,
+                 actors::completion<result<persistence::purge_page>>([reply = c.reply](result<persistence::purge_page> r) {
+                   if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
+                   nlohmann::json out = {
+                       {"count", r->count},
+                       {"next_cursor", r->next_cursor.empty() ? nlohmann::json(nullptr) : nlohmann::json(r->next_cursor)}};
+                   reply.send(response::json(200, safe_dump(out)));
+                 }));
+}
+
 void get_job(call& c) {
   const std::string& id = c.params[0];
   if (!is_job_id(id)) return not_found_job(c.reply, id);
@@ -290,6 +308,7 @@ constexpr route routes[] = {
     {"GET", "/metrics", metrics},
     {"POST", "/v1/fetch", submit},
     {"GET", "/v1/jobs", list_jobs},
+    {"DELETE", "/v1/jobs", purge_jobs},
     {"GET", "/v1/jobs/{id}", get_job},
     {"DELETE", "/v1/jobs/{id}", cancel_job},
     {"POST", "/v1/jobs/{id}/retry", retry_job},

@@ -189,6 +189,24 @@ class leveldb_store final : public store {
     return purged;
   }
 
+  result<purge_page> purge_jobs(const std::string& tenant, const job_filter& filter,
+                                const std::string& cursor) override {
+    if (!health_.is_ok()) return health_;
+    auto page = list_jobs(tenant, filter, cursor, max_list_scan);
+    if (!page) return page.error();
+    leveldb::WriteBatch wb;
+    changes c{counters_, {}, {}, {}};
+    purge_page out;
+    for (const auto& j : page->jobs) {
+      if (!is_terminal(j.status)) continue;
+      add_purge(wb, j, c);
+      ++out.count;
+    }
+    if (auto s = write(wb, c, true); !s) return s;
+    out.next_cursor = page->next_cursor;
+    return out;
+  }
+
   status reopen() override {
     db_.reset();
     auto s = open(false);

@@ -86,6 +86,11 @@ struct job_filter {
 /// short, with a next_cursor to go on from, instead of scanning the whole store.
 inline constexpr std::size_t max_list_scan = 10'000;
 
+struct purge_page {
+  std::size_t count = 0;    // jobs deleted
+  std::string next_cursor;  // "" when the filter's range is done
+};
+
 struct job_page {
   std::vector<job_state> jobs;  // newest first
   std::string next_cursor;      // "" when there is nothing more
@@ -145,6 +150,12 @@ class store {
 
   /// Unfinished jobs per tenant (every tenant that has one), as of the last successful commit.
   virtual std::map<std::string, std::int64_t> pending_by_tenant() const = 0;
+
+  /// Deletes the tenant's finished jobs that pass `filter` now (DELETE /v1/jobs), reading at most
+  /// max_list_scan index entries from `cursor`; a job that is not finished is never deleted.
+  /// Synced like any acknowledged change.
+  virtual result<purge_page> purge_jobs(const std::string& tenant, const job_filter& filter,
+                                        const std::string& cursor) = 0;
 
   /// Deletes every key of at most `limit` terminal jobs that finished at or before
   /// `finished_before_ms` (the retention sweep); returns how many went. Not synced: a purge

@@ -47,7 +47,7 @@ TEST_F(Api, AnotherMethodOnAKnownPathIs405WithItsAllowList) {
   };
   for (const want& w : {want{"POST", "/healthz", "GET"}, want{"DELETE", "/readyz", "GET"},
                         want{"HEAD", "/metrics", "GET"}, want{"GET", "/v1/fetch", "POST"},
-                        want{"POST", "/v1/jobs", "GET"}, want{"PUT", "/v1/jobs/job_x", "GET, DELETE"},
+                        want{"POST", "/v1/jobs", "GET, DELETE"}, want{"PUT", "/v1/jobs/job_x", "GET, DELETE"},
                         want{"GET", "/v1/jobs/job_x/retry", "POST"}, want{"DELETE", "/v1/jobs/job_x/run", "POST"}}) {
     auto r = ask(w.method, w.target);
     EXPECT_EQ(r.status, 405) << w.method << " " << w.target;
@@ -87,6 +87,9 @@ TEST_F(Api, ReadinessMetricsAndListQueriesNeedNoActor) {
   EXPECT_EQ(ask("GET", "/v1/jobs?limit=0").status, 400);
   EXPECT_EQ(ask("GET", "/v1/jobs?cursor=xyz").status, 400);
   EXPECT_EQ(ask("GET", "/v1/jobs?since=yesterday").status, 400);
+  EXPECT_EQ(ask("DELETE", "/v1/jobs").status, 400) << "a purge names the finished status it deletes";
+  EXPECT_EQ(ask("DELETE", "/v1/jobs?status=scheduled").status, 400) << "unfinished jobs are never purged";
+  EXPECT_EQ(ask("DELETE", "/v1/jobs?status=failed&colour=red").status, 400);
   EXPECT_EQ(ask("GET", "/v1/jobs?until=2025-02-30T00:00:00Z").status, 400) << "a date that does not exist";
   auto unknown = ask("GET", "/v1/jobs?stauts=failed");
   EXPECT_EQ(unknown.status, 400) << "a misspelt filter is not silently ignored";

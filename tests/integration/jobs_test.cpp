@@ -269,6 +269,15 @@ TEST(JobsApi, CallbacksCarryTheReportAndFailedJobsCanBeRetried) {
   auto conflict = relay.call("POST", "/v1/jobs/" + ok_id + "/retry", key_a);
   EXPECT_EQ(conflict->status, 409);
   EXPECT_EQ(json::parse(conflict->body)["error"]["code"], "job_not_retryable");
+
+  // Purge now: the delivered jobs (the one above and the success callbacks' jobs) go; others stay.
+  EXPECT_EQ(relay.call("DELETE", "/v1/jobs?status=delivered", key_b)->body, R"({"count":0,"next_cursor":null})")
+      << "another tenant purges only its own";
+  auto purged = relay.call("DELETE", "/v1/jobs?status=delivered&url_prefix=" + base + "/ok", key_a);
+  ASSERT_EQ(purged->status, 200) << purged->body;
+  EXPECT_EQ(json::parse(purged->body)["count"], 1);
+  EXPECT_EQ(relay.call("GET", "/v1/jobs/" + ok_id, key_a)->status, 404);
+  EXPECT_EQ(relay.call("GET", "/v1/jobs/" + id, key_a)->status, 200) << "a cancelled job is not a delivered one";
 }
 
 TEST(JobsApi, BadInputGetsAClear4xxAndTheServerKeepsServing) {

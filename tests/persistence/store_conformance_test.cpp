@@ -308,6 +308,38 @@ TEST_P(StoreConformance, AFilterThatMatchesLittleStopsAtTheScanCapWithACursor) {
   EXPECT_TRUE(second->next_cursor.empty());
 }
 
+TEST_P(StoreConformance, PurgeDeletesOnlyFinishedJobsTheFilterNamesAndKeepsTheCountsExact) {
+  commit_batch b;
+  std::vector<job_state> all;
+  for (int k = 1; k <= 12; ++k) {
+    job_status st = k % 3 == 0 ? job_status::failed : k % 3 == 1 ? job_status::delivered : job_status::retrying;
+    auto s = created_at(k * 1'000, static_cast<std::uint8_t>(k), k <= 6 ? "http://a.test/" : "http://b.test/", st);
+    b.jobs.push_back({s, job_spec{"POST", s.url, {}, ""}, std::nullopt});
+    all.push_back(s);
+  }
+  commit(b);
+  job_filter failed_a;
+  failed_a.status = job_status::failed;
+  failed_a.url_prefix = "http://a.test/";
+  auto p = store_->purge_jobs("acme", failed_a, "");
+  ASSERT_TRUE(p.is_ok());
+  EXPECT_EQ(p->count, 2u) << "jobs 3 and 6";
+  EXPECT_TRUE(p->next_cursor.empty());
+  EXPECT_FALSE(store_->get_job(all[2].id)->has_value());
+  EXPECT_FALSE(store_->get_spec(all[2].id)->has_value()) << "its request goes too";
+  EXPECT_TRUE(store_->get_job(all[8].id)->has_value()) << "b.test's failed job stays";
+  EXPECT_EQ(store_->counters()[static_cast<std::size_t>(job_status::failed)], 2);
+  job_filter retrying;
+  retrying.status = job_status::retrying;
+  EXPECT_EQ(store_->purge_jobs("acme", retrying, "")->count, 0u) << "an unfinished job is never purged";
+  EXPECT_EQ(store_->pending_by_tenant().at("acme"), 4);
+  EXPECT_EQ(store_->purge_jobs("beta", job_status::delivered, "")->count, 0u) << "another tenant's";
+  EXPECT_EQ(store_->purge_jobs("acme", job_status::delivered, "")->count, 4u);
+  reopen();
+  EXPECT_EQ(store_->counters()[static_cast<std::size_t>(job_status::delivered)], 0);
+  EXPECT_EQ(store_->list_jobs("acme", std::nullopt, "", 100)->jobs.size(), 6u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
                          ::testing::Values(backend{"leveldb",
                                                    [](const std::string& dir) {
