@@ -287,6 +287,11 @@ class leveldb_store final : public store {
       std::unique_ptr<leveldb::Iterator> it;
       std::string prefix;
       bool valid() const { return it->Valid() && it->key().starts_with(prefix); }
+      leveldb::Slice id() const {  // the key without its prefix: the job id
+        leveldb::Slice k = it->key();
+        k.remove_prefix(prefix.size());
+        return k;
+      }
     };
     std::vector<walker> walkers;
     for (job_status st : all_statuses) {
@@ -303,13 +308,10 @@ class leveldb_store final : public store {
     while (page.jobs.size() < limit && scanned < max_list_scan) {
       walker* next = nullptr;
       for (auto& w : walkers) {
-        if (w.valid() && (!next || w.it->key().ToString().substr(w.prefix.size()) >
-                                       next->it->key().ToString().substr(next->prefix.size()))) {
-          next = &w;
-        }
+        if (w.valid() && (!next || w.id().compare(next->id()) > 0)) next = &w;
       }
       if (!next) break;
-      std::string id = next->it->key().ToString().substr(next->prefix.size());
+      std::string id = next->id().ToString();
       next->it->Prev();
       ++scanned;
       last = id;
