@@ -99,6 +99,7 @@ using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using sync_atom = caf::atom_constant<caf::atom("sync")>;
 using purge_atom = caf::atom_constant<caf::atom("purge")>;
+using events_atom = caf::atom_constant<caf::atom("events")>;
 
 }  // namespace fetchrelay::actors
 
@@ -115,6 +116,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<fetchrelay::job_status>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::persistence::job_filter)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::purge_page>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::recovered_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::persistence::event_filter)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::event_page>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::actors::idem_hit>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::idem_hit>>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::actors::recovered_job>>)

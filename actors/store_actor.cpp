@@ -80,6 +80,7 @@ void flush(self_ptr self, const env& e) {
 void on_commit(self_ptr self, const env& e, persistence::commit_batch& batch, completion<status>& done) {
   auto& st = self->state;
   if (status h = e.store->health(); !h.is_ok()) return done(h);
+  if (batch.at_ms == 0 && e.options.clock) batch.at_ms = e.options.clock->now_ms();
   st.pending.push_back(std::move(batch));
   st.waiters.push_back(std::move(done));
   if (st.pending.size() >= e.options.max_batch) {
@@ -139,6 +140,14 @@ void on_sweep(const env& e) {
       break;
     }
     if (e.options.metrics) e.options.metrics->jobs_purged.fetch_add(*n, std::memory_order_relaxed);
+    if (*n < per_write) break;
+  }
+  for (int i = 0; i < 10 && e.store->health().is_ok(); ++i) {
+    auto n = e.store->purge_events(cutoff, per_write);
+    if (!n) {
+      spdlog::warn("event retention sweep failed: {}", n.error().message());
+      break;
+    }
     if (*n < per_write) break;
   }
   publish(e);
@@ -201,6 +210,11 @@ store_actor::behavior_type store_actor_impl(self_ptr self, std::shared_ptr<persi
       guarded("store", "idem", [e](idem_atom, const std::string& tenant, const std::string& key,
                                    const completion<result<std::optional<idem_hit>>>& done) {
         done(find_idem(*e->store, tenant, key));
+      }),
+      guarded("store", "events", [e](events_atom, const std::string& tenant, const persistence::event_filter& filter,
+                                     const std::string& cursor, std::uint32_t limit,
+                                     const completion<result<persistence::event_page>>& done) {
+        done(e->store->list_events(tenant, filter, cursor, limit));
       }),
       guarded("store", "list", [e](list_atom, const std::string& tenant, const persistence::job_filter& filter,
                                    const std::string& cursor, std::uint32_t limit,

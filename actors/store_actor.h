@@ -37,6 +37,9 @@ using store_actor = caf::typed_actor<
                    completion<result<persistence::job_page>>>,
     // Manager (DELETE /v1/jobs): delete the tenant's finished jobs that pass the filter, from a cursor.
     caf::reacts_to<purge_atom, std::string, persistence::job_filter, std::string, completion<result<persistence::purge_page>>>,
+    // API: one page of the tenant's events (GET /v1/events), ascending.
+    caf::reacts_to<events_atom, std::string, persistence::event_filter, std::string, std::uint32_t,
+                   completion<result<persistence::event_page>>>,
     // Manager (POST /retry): the whole job, if it is this tenant's.
     caf::reacts_to<retry_atom, std::string, std::string, completion<result<std::optional<recovered_job>>>>,
     // Manager: an idempotency key given before (tenant, key), with its job's run time.
@@ -59,10 +62,11 @@ struct store_actor_options {
   /// Commit latency, batch sizes, jobs by status, disk use; may be null.
   std::shared_ptr<relay_metrics> metrics;
   /// Retention sweep (DESIGN §3): on each (sweep_atom), terminal jobs that finished more than
-  /// `retention` ago are deleted. A zero `retention` or a null clock turns it off. The ticks come
+  /// `retention` ago are deleted, and events older than that. A zero `retention` or a null clock turns it off. The ticks come
   /// from the manager: a detached actor must not keep timers of its own, since a pending
   /// delayed message keeps it (and the actor system's shutdown) alive until it fires.
   std::chrono::milliseconds retention{0};
+  /// Also the time stamped on a commit that comes without one (the time of its events).
   std::shared_ptr<const wall_clock> clock;
 };
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <span>
 #include <nlohmann/json.hpp>
 #include <variant>
 #include <vector>
@@ -155,6 +156,31 @@ void submit(call& c) {
                  }));
 }
 
+/// A `limit` query value: 1 to 100, default 20.
+std::variant<std::uint32_t, response> parse_limit(const std::map<std::string, std::string>& q) {
+  auto it = q.find("limit");
+  if (it == q.end()) return 20u;
+  const auto& l = it->second;
+  if (l.empty() || l.size() > 3 || l.find_first_not_of("0123456789") != std::string::npos || std::stoi(l) < 1 ||
+      std::stoi(l) > 100) {
+    return response::error(400, "invalid_limit", "limit must be 1 to 100");
+  }
+  return static_cast<std::uint32_t>(std::stoi(l));
+}
+
+/// The first query parameter not in `known`, as a 400; nullopt if there is none.
+std::optional<response> unknown_param(const std::map<std::string, std::string>& q, std::span<const std::string_view> known,
+                                      std::string_view route) {
+  for (const auto& [name, value] : q) {
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    std::string list;
+    for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+    return response::error(400, "invalid_query", "unknown query parameter \"" + utf8_escaped(name.substr(0, 64)) +
+                                                     "\" (" + std::string(route) + " takes " + list + ")");
+  }
+  return std::nullopt;
+}
+
 /// GET /v1/jobs's query: the filter, limit and cursor; or the 400 that says what is wrong.
 struct list_query {
   persistence::job_filter filter;
@@ -166,13 +192,7 @@ constexpr std::string_view list_params[] = {"status", "limit", "cursor", "url_pr
 
 std::variant<list_query, response> parse_list_query(std::string_view target) {
   auto q = query_params(target);
-  for (const auto& [name, value] : q) {
-    if (std::find(std::begin(list_params), std::end(list_params), name) == std::end(list_params)) {
-      return response::error(400, "invalid_query",
-                             "unknown query parameter \"" + utf8_escaped(name.substr(0, 64)) +
-                                 "\" (GET /v1/jobs takes status, limit, cursor, url_prefix, since, until)");
-    }
-  }
+  if (auto bad = unknown_param(q, list_params, "GET /v1/jobs")) return std::move(*bad);
   list_query out;
   for (const char* bound : {"since", "until"}) {
     if (!q.count(bound)) continue;
@@ -187,14 +207,9 @@ std::variant<list_query, response> parse_list_query(std::string_view target) {
       return response::error(400, "invalid_status", "status must be scheduled, active, retrying, delivered, failed or cancelled");
     }
   }
-  if (q.count("limit")) {
-    const auto& l = q["limit"];
-    if (l.empty() || l.size() > 3 || l.find_first_not_of("0123456789") != std::string::npos || std::stoi(l) < 1 ||
-        std::stoi(l) > 100) {
-      return response::error(400, "invalid_limit", "limit must be 1 to 100");
-    }
-    out.limit = static_cast<std::uint32_t>(std::stoi(l));
-  }
+  auto limit = parse_limit(q);
+  if (auto* bad = std::get_if<response>(&limit)) return std::move(*bad);
+  out.limit = std::get<std::uint32_t>(limit);
   out.cursor = q.count("cursor") ? q["cursor"] : "";
   if (!out.cursor.empty() && !is_job_id(out.cursor)) {
     return response::error(400, "invalid_cursor", "cursor must be a job id from next_cursor");
@@ -236,6 +251,42 @@ void purge_jobs(call& c) {
                    if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
                    nlohmann::json out = {
                        {"count", r->count},
+                       {"next_cursor", r->next_cursor.empty() ? nlohmann::json(nullptr) : nlohmann::json(r->next_cursor)}};
+                   reply.send(response::json(200, safe_dump(out)));
+                 }));
+}
+
+constexpr std::string_view event_params[] = {"cursor", "limit", "job", "type"};
+
+/// GET /v1/events?cursor=&limit=&job=&type=: ascending from the cursor, or the newest `limit`.
+void list_events(call& c) {
+  auto q = query_params(c.req.target);
+  if (auto bad = unknown_param(q, event_params, "GET /v1/events")) return c.reply.send(std::move(*bad));
+  auto limit = parse_limit(q);
+  if (auto* bad = std::get_if<response>(&limit)) return c.reply.send(std::move(*bad));
+  persistence::event_filter f;
+  if (q.count("type") && !q["type"].empty()) {
+    f.type = parse_event_type(q["type"]);
+    if (!f.type) {
+      return c.reply.send(response::error(
+          400, "invalid_type", "type must be created, retrying, deferred, delivered, failed, cancelled or retried"));
+    }
+  }
+  if (q.count("job")) {
+    f.job_id = q["job"];
+    if (!is_job_id(f.job_id)) return c.reply.send(response::error(400, "invalid_job", "job must be a job id"));
+  }
+  std::string cursor = q.count("cursor") ? q["cursor"] : "";
+  if (!cursor.empty() && !parse_event_id(cursor)) {
+    return c.reply.send(response::error(400, "invalid_cursor", "cursor must be an event id (from next_cursor or an event's id)"));
+  }
+  caf::anon_send(c.deps.store, actors::events_atom::value, c.tenant, f, cursor, std::get<std::uint32_t>(limit),
+                 actors::completion<result<persistence::event_page>>([reply = c.reply](result<persistence::event_page> r) {
+                   if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
+                   nlohmann::json events = nlohmann::json::array();
+                   for (const auto& e : r->events) events.push_back(event_json(e));
+                   nlohmann::json out = {
+                       {"events", events},
                        {"next_cursor", r->next_cursor.empty() ? nlohmann::json(nullptr) : nlohmann::json(r->next_cursor)}};
                    reply.send(response::json(200, safe_dump(out)));
                  }));
@@ -313,6 +364,7 @@ constexpr route routes[] = {
     {"DELETE", "/v1/jobs/{id}", cancel_job},
     {"POST", "/v1/jobs/{id}/retry", retry_job},
     {"POST", "/v1/jobs/{id}/run", run_job},
+    {"GET", "/v1/events", list_events},
 };
 
 /// True if `path` fits `pattern`; the `{...}` segments go to `params`.

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "actors/job_manager.h"
+#include "actors/store_actor.h"
 #include "actors/system.h"
 #include "config/config.h"
 #include "core/clock.h"
@@ -18,6 +19,7 @@ struct api_deps {
   caf::actor_system* system = nullptr;
   actors::health_actor health;
   actors::manager_actor manager;
+  actors::store_actor store;  // reads that no live job answers (events)
   const config::relay_config* config = nullptr;
   std::shared_ptr<const wall_clock> clock;
   std::shared_ptr<std::atomic<bool>> ready;   // the store is open and accepts writes

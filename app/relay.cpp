@@ -173,8 +173,17 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   o.max_header_size = cfg.limits.max_header_size;
   o.max_body = cfg.limits.max_body;
   o.metrics = p->metrics;
-  p->server = std::make_unique<http::server>(
-      o, make_api_handler({p->system.get(), p->health, p->manager, &p->cfg, p->clock, p->ready, p->horizon_loaded, p->metrics}));
+  api_deps deps;
+  deps.system = p->system.get();
+  deps.health = p->health;
+  deps.manager = p->manager;
+  deps.store = p->store;
+  deps.config = &p->cfg;
+  deps.clock = p->clock;
+  deps.ready = p->ready;
+  deps.loaded = p->horizon_loaded;
+  deps.metrics = p->metrics;
+  p->server = std::make_unique<http::server>(o, make_api_handler(std::move(deps)));
   std::unique_ptr<relay> r(new relay(std::move(p)));
   if (auto s = r->impl_->server->start(); !s) {
     r->impl_->server.reset();  // never started: nothing to wait for

@@ -60,4 +60,21 @@ nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& a
   return j;
 }
 
+nlohmann::json event_json(const event_record& e) {
+  nlohmann::json j;
+  j["id"] = event_id(e.seq);
+  j["at"] = format_rfc3339(e.at_ms);
+  j["type"] = std::string(to_string(e.type));
+  j["job_id"] = utf8_escaped(e.job_id);
+  j["url"] = utf8_escaped(e.url);
+  if (e.attempt) {
+    j["attempt"] = e.attempt;
+    j["status_code"] = e.status_code ? nlohmann::json(e.status_code) : nlohmann::json(nullptr);
+    j["duration_ms"] = e.duration_ms;
+  }
+  if (e.next_at_ms) j["next_attempt_at"] = format_rfc3339(e.next_at_ms);
+  if (!e.detail.empty()) j[e.type == event_type::deferred ? "reason" : "error"] = utf8_escaped(e.detail);
+  return j;
+}
+
 }  // namespace fetchrelay

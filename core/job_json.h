@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/event.h"
 #include "core/job.h"
 
 namespace fetchrelay {
@@ -17,5 +18,9 @@ nlohmann::json report_json(const job_state& s);
 /// attempts [{n, started_at, duration_ms, status_code|null, error|null}], last_error, defer_reason,
 /// and report once terminal.
 nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& attempts);
+
+/// One event (GET /v1/events): id, at, type, job_id, url, and where they apply attempt,
+/// status_code, duration_ms, next_attempt_at and error (or reason, for a deferral).
+nlohmann::json event_json(const event_record& e);
 
 }  // namespace fetchrelay

@@ -204,6 +204,35 @@ bool parse_schedule_due_key(std::string_view key, std::int64_t& due_ms, std::str
   return true;
 }
 
+std::string event_prefix(std::string_view tenant) {
+  std::string k(event_prefix_all);
+  k.append(tenant);
+  k.push_back('\0');
+  return k;
+}
+
+std::string event_key(std::string_view tenant, std::uint64_t seq) {
+  std::string k = event_prefix(tenant);
+  put_be64(k, seq);
+  return k;
+}
+
+std::string event_job_prefix(std::string_view tenant, std::string_view job_id) {
+  std::string k = "evj/";
+  k.append(tenant);
+  k.push_back('\0');
+  k.append(job_id);
+  return k;
+}
+
+std::string event_job_key(std::string_view tenant, std::string_view job_id, std::uint64_t seq) {
+  std::string k = event_job_prefix(tenant, job_id);
+  put_be64(k, seq);
+  return k;
+}
+
+std::uint64_t key_seq(std::string_view key) { return key.size() < 8 ? 0 : get_be64(key.substr(key.size() - 8)); }
+
 std::string attempt_prefix(std::string_view id) { return "att/" + std::string(id); }
 
 std::string attempt_key(std::string_view id, std::uint32_t n) {
@@ -458,6 +487,42 @@ result<schedule_state> decode_schedule(std::string_view v) {
   s.last_job_id = r.string();
   if (!r.ok() || !r.at_end()) return r.error("schedule");
   return s;
+}
+
+std::string encode(const event_record& e) {
+  std::string out;
+  out.push_back(static_cast<char>(version_1));
+  put_varint(out, static_cast<std::uint64_t>(e.at_ms));
+  out.push_back(static_cast<char>(e.type));
+  put_string(out, e.job_id);
+  put_string(out, e.url);
+  put_varint(out, e.attempt);
+  put_varint(out, e.status_code);
+  put_varint(out, e.duration_ms);
+  put_varint(out, static_cast<std::uint64_t>(e.next_at_ms));
+  put_string(out, e.detail);
+  return out;
+}
+
+result<event_record> decode_event(std::string_view v, std::uint64_t seq) {
+  reader r(v);
+  event_record e;
+  e.seq = seq;
+  r.version("event");
+  if (!r.ok()) return r.error("event");
+  e.at_ms = static_cast<std::int64_t>(r.varint());
+  std::uint8_t type = r.byte();
+  if (!parse_event_type(to_string(static_cast<event_type>(type)))) return data_loss("event: unknown type " + std::to_string(type));
+  e.type = static_cast<event_type>(type);
+  e.job_id = r.string();
+  e.url = r.string();
+  e.attempt = static_cast<std::uint32_t>(r.varint());
+  e.status_code = static_cast<std::uint16_t>(r.varint());
+  e.duration_ms = static_cast<std::uint32_t>(r.varint());
+  e.next_at_ms = static_cast<std::int64_t>(r.varint());
+  e.detail = r.string();
+  if (!r.ok() || !r.at_end()) return r.error("event");
+  return e;
 }
 
 }  // namespace fetchrelay::persistence

@@ -15,6 +15,9 @@
 //   att/<id><u32 n>                    -> attempt_record
 //   sched/<tenant> 0x00 <schedule id>  -> schedule_state
 //   sdue/<u64 next_ms><tenant> 0x00 <schedule id> -> ""  schedules not paused that will fire
+//   meta/event_seq                     -> count               the last event's sequence number
+//   ev/<tenant> 0x00 <u64 seq>         -> event               the tenant's events in commit order
+//   evj/<tenant> 0x00 <job id><u64 seq> -> ""                 the events of one job
 //
 // Values, in the style of LevelDB's write_batch.cc:
 //
@@ -31,6 +34,8 @@
 //                     varint:max_attempts+1 (0: unset) varint:timeout_ms+1 (0: unset)
 //                     callback_url failure_callback_url queue topic u8:paused
 //                     varint:created_at_ms varint:next_run_at_ms varint:last_run_at_ms last_job_id
+//   event          := 0x01 varint:at_ms u8:type job_id url varint:attempt varint:status_code
+//                     varint:duration_ms varint:next_at_ms detail
 //   counters       := 0x01 varint:count varint:n*   (jobs by status, indexed by status value)
 //   count          := 0x01 varint:n
 //   string         := varint:length bytes
@@ -44,6 +49,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/event.h"
 #include "core/job.h"
 #include "core/schedule.h"
 #include "core/status.h"
@@ -57,6 +63,8 @@ inline constexpr std::string_view due_prefix = "due/";
 inline constexpr std::string_view done_prefix = "done/";
 inline constexpr std::string_view tenant_prefix = "meta/tenant/";
 inline constexpr std::string_view schedule_due_prefix = "sdue/";
+inline constexpr std::string_view event_seq_key = "meta/event_seq";
+inline constexpr std::string_view event_prefix_all = "ev/";
 
 std::string job_key(std::string_view id);
 std::string body_key(std::string_view id);
@@ -76,6 +84,15 @@ std::string schedule_key(std::string_view tenant, std::string_view id);
 std::string schedule_due_key(std::int64_t due_ms, std::string_view tenant, std::string_view id);
 /// Splits an sdue/ key; false if it is not one.
 bool parse_schedule_due_key(std::string_view key, std::int64_t& due_ms, std::string& tenant, std::string& id);
+
+/// The tenant's events: ev/<tenant> 0x00, then the big-endian sequence number.
+std::string event_prefix(std::string_view tenant);
+std::string event_key(std::string_view tenant, std::uint64_t seq);
+/// One job's events: evj/<tenant> 0x00 <job id>, then the sequence number.
+std::string event_job_prefix(std::string_view tenant, std::string_view job_id);
+std::string event_job_key(std::string_view tenant, std::string_view job_id, std::uint64_t seq);
+/// The sequence number that ends an ev/ or evj/ key (its last 8 bytes); 0 if it is too short.
+std::uint64_t key_seq(std::string_view key);
 
 struct idem_record {
   std::string id;
@@ -102,6 +119,7 @@ std::string encode(const idem_record& r);
 std::string encode(const status_counters& c);
 std::string encode_count(std::int64_t n);
 std::string encode(const schedule_state& s);
+std::string encode(const event_record& e);  // without seq: the key holds it
 
 result<job_state> decode_job_state(std::string_view v);
 /// Reads only the status and run time of a job snapshot (the store's index upkeep).
@@ -112,5 +130,6 @@ result<idem_record> decode_idem(std::string_view v);
 result<status_counters> decode_counters(std::string_view v);
 result<std::int64_t> decode_count(std::string_view v);
 result<schedule_state> decode_schedule(std::string_view v);
+result<event_record> decode_event(std::string_view v, std::uint64_t seq);
 
 }  // namespace fetchrelay::persistence

@@ -119,6 +119,16 @@ class leveldb_store final : public store {
     } else if (!s.IsNotFound()) {
       return data_loss("cannot read the counters: " + s.ToString());
     }
+    std::string seq;
+    s = db_->Get(leveldb::ReadOptions(), std::string(event_seq_key), &seq);
+    event_seq_ = 0;
+    if (s.ok()) {
+      auto n = decode_count(seq);
+      if (!n) return n.error();
+      event_seq_ = static_cast<std::uint64_t>(*n);
+    } else if (!s.IsNotFound()) {
+      return data_loss("cannot read the event sequence: " + s.ToString());
+    }
     tenants_.clear();
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
     for (it->Seek(std::string(tenant_prefix)); it->Valid() && it->key().starts_with(std::string(tenant_prefix)); it->Next()) {
@@ -149,12 +159,12 @@ class leveldb_store final : public store {
   status commit(std::span<const commit_batch> batches) override {
     if (!health_.is_ok()) return health_;
     leveldb::WriteBatch wb;
-    changes c{counters_, {}, {}, {}};
+    changes c{counters_, {}, {}, {}, event_seq_};
     bool sync = false;
     for (const auto& b : batches) {
       sync = sync || b.sync;
       for (const auto& w : b.jobs) {
-        if (auto s = add_job(wb, w, c); !s) return s;
+        if (auto s = add_job(wb, w, b.at_ms, c); !s) return s;
       }
       for (const auto& i : b.idempotency) wb.Put(idem_key(i.tenant, i.key), encode(i.record));
       for (const auto& w : b.schedules) {
@@ -167,7 +177,7 @@ class leveldb_store final : public store {
   result<std::size_t> purge_finished(std::int64_t finished_before_ms, std::size_t limit) override {
     if (!health_.is_ok()) return health_;
     leveldb::WriteBatch wb;
-    changes c{counters_, {}, {}, {}};
+    changes c{counters_, {}, {}, {}, event_seq_};
     std::size_t purged = 0;
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
     std::string prefix(done_prefix);
@@ -195,7 +205,7 @@ class leveldb_store final : public store {
     auto page = list_jobs(tenant, filter, cursor, max_list_scan);
     if (!page) return page.error();
     leveldb::WriteBatch wb;
-    changes c{counters_, {}, {}, {}};
+    changes c{counters_, {}, {}, {}, event_seq_};
     purge_page out;
     for (const auto& j : page->jobs) {
       if (!is_terminal(j.status)) continue;
@@ -375,6 +385,95 @@ class leveldb_store final : public store {
     return out;
   }
 
+  result<event_page> list_events(const std::string& tenant, const event_filter& f, const std::string& cursor,
+                                 std::size_t limit) override {
+    // One job's events come from its own index (keys only; each event read by its key), the
+    // tenant's from the events themselves.
+    bool by_job = !f.job_id.empty();
+    std::string prefix = by_job ? event_job_prefix(tenant, f.job_id) : event_prefix(tenant);
+    std::optional<std::uint64_t> after;
+    if (!cursor.empty()) {
+      after = parse_event_id(cursor);
+      if (!after) return invalid_argument("cursor must be an event id");
+    }
+    auto read = [&](const leveldb::Iterator& it) -> result<std::optional<event_record>> {
+      std::uint64_t seq = key_seq(std::string_view(it.key().data(), it.key().size()));
+      std::string v;
+      std::string_view value(it.value().data(), it.value().size());
+      if (by_job) {
+        auto found = get(event_key(tenant, seq), v);
+        if (!found) return found.error();
+        if (!*found) return std::optional<event_record>();  // swept meanwhile
+        value = v;
+      }
+      auto e = decode_event(value, seq);
+      if (!e) return e.error();
+      if (f.type && e->type != *f.type) return std::optional<event_record>();
+      return std::optional<event_record>(std::move(*e));
+    };
+    event_page page;
+    std::size_t scanned = 0;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    if (!after) {  // the newest `limit`, walking back from the end
+      it->Seek(prefix + std::string(8, '\xff'));
+      if (it->Valid()) it->Prev();
+      else it->SeekToLast();
+      for (; it->Valid() && it->key().starts_with(prefix) && page.events.size() < limit && scanned < max_list_scan;
+           it->Prev(), ++scanned) {
+        auto e = read(*it);
+        if (!e) return e.error();
+        if (*e) page.events.push_back(std::move(**e));
+      }
+      std::reverse(page.events.begin(), page.events.end());
+    } else {
+      std::string start = by_job ? event_job_key(tenant, f.job_id, *after) : event_key(tenant, *after);
+      it->Seek(start);
+      if (it->Valid() && it->key() == leveldb::Slice(start)) it->Next();
+      std::string last;
+      for (; it->Valid() && it->key().starts_with(prefix) && page.events.size() < limit && scanned < max_list_scan;
+           it->Next(), ++scanned) {
+        last = event_id(key_seq(std::string_view(it->key().data(), it->key().size())));
+        auto e = read(*it);
+        if (!e) return e.error();
+        if (*e) page.events.push_back(std::move(**e));
+      }
+      if (page.events.size() == limit || scanned == max_list_scan) page.next_cursor = last;
+    }
+    if (!it->status().ok()) return data_loss(it->status().ToString());
+    return page;
+  }
+
+  result<std::size_t> purge_events(std::int64_t before_ms, std::size_t limit) override {
+    if (!health_.is_ok()) return health_;
+    // Within a tenant, events are in commit order, so the old ones come first: each tenant's
+    // range is read until its first event to keep, then the walk jumps to the next tenant.
+    leveldb::WriteBatch wb;
+    std::size_t purged = 0;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    it->Seek(std::string(event_prefix_all));
+    while (it->Valid() && it->key().starts_with(std::string(event_prefix_all)) && purged < limit) {
+      std::string_view key(it->key().data(), it->key().size());
+      auto nul = key.find('\0', event_prefix_all.size());
+      if (nul == std::string_view::npos) break;
+      std::string tenant(key.substr(event_prefix_all.size(), nul - event_prefix_all.size()));
+      auto e = decode_event(std::string_view(it->value().data(), it->value().size()), key_seq(key));
+      if (!e) return e.error();
+      if (e->at_ms > before_ms) {
+        it->Seek(std::string(event_prefix_all) + tenant + '\x01');  // the next tenant's events
+        continue;
+      }
+      wb.Delete(it->key());
+      wb.Delete(event_job_key(tenant, e->job_id, e->seq));
+      ++purged;
+      it->Next();
+    }
+    if (!it->status().ok()) return data_loss(it->status().ToString());
+    if (purged == 0) return purged;
+    changes c{counters_, {}, {}, {}, event_seq_};
+    if (auto s = write(wb, c, false); !s) return s;
+    return purged;
+  }
+
  private:
   result<bool> get(const std::string& key, std::string& value) {
     leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
@@ -391,6 +490,7 @@ class leveldb_store final : public store {
     std::unordered_map<std::string, job_position> written;
     /// Schedules written so far (by their key): their due time if indexed, 0 if not, nullopt if erased.
     std::unordered_map<std::string, std::optional<std::int64_t>> schedules;
+    std::uint64_t event_seq = 0;  // the last event's sequence number so far
   };
 
   /// What the store holds for `id` as of this batch: nullopt if nothing.
@@ -407,6 +507,7 @@ class leveldb_store final : public store {
 
   status write(leveldb::WriteBatch& wb, changes& c, bool sync) {
     wb.Put(std::string(counters_key), encode(c.counters));
+    if (c.event_seq != event_seq_) wb.Put(std::string(event_seq_key), encode_count(static_cast<std::int64_t>(c.event_seq)));
     std::map<std::string, std::int64_t> tenants;
     for (const auto& [t, d] : c.tenant_delta) {
       if (d == 0) continue;
@@ -423,6 +524,7 @@ class leveldb_store final : public store {
       return health_;
     }
     counters_ = c.counters;
+    event_seq_ = c.event_seq;
     for (const auto& [t, n] : tenants) {
       if (n > 0) tenants_[t] = n;
       else tenants_.erase(t);
@@ -432,7 +534,7 @@ class leveldb_store final : public store {
 
   /// Puts the snapshot and moves the job's due, listing and done entries, its status counter and
   /// its tenant's count, from what the store held to what `w` says.
-  status add_job(leveldb::WriteBatch& wb, const job_write& w, changes& c) {
+  status add_job(leveldb::WriteBatch& wb, const job_write& w, std::int64_t at_ms, changes& c) {
     const job_state& s = w.state;
     std::optional<job_position> old;
     if (!w.spec) {  // a new job's id is fresh: nothing to read
@@ -462,7 +564,49 @@ class leveldb_store final : public store {
     if (terminal) wb.Put(done_key(s.finished_at_ms, s.id), "");
     c.tenant_delta[s.tenant] += (terminal ? 0 : 1) - (was_pending ? 1 : 0);
     c.written[s.id] = job_position{s.status, s.run_at_ms};
+    if (auto type = event_of(w, old)) add_event(wb, *type, w, at_ms, c);
     return status::ok();
+  }
+
+  /// The event a job write makes, if any: what changed from `old` (what the store held).
+  static std::optional<event_type> event_of(const job_write& w, const std::optional<job_position>& old) {
+    const job_state& s = w.state;
+    bool terminal = is_terminal(s.status);
+    if (w.spec) return event_type::created;
+    if (old && is_terminal(old->status)) {
+      if (!terminal) return event_type::retried;
+      if (old->status == s.status) return std::nullopt;  // the same end written again
+    }
+    if (terminal) {
+      if (old && old->status == s.status) return std::nullopt;
+      return s.status == job_status::delivered ? event_type::delivered
+             : s.status == job_status::failed  ? event_type::failed
+                                               : event_type::cancelled;
+    }
+    if (s.status == job_status::retrying && w.attempt) return event_type::retrying;
+    if (s.status == job_status::scheduled && !w.attempt && !s.defer_reason.empty()) return event_type::deferred;
+    return std::nullopt;
+  }
+
+  static void add_event(leveldb::WriteBatch& wb, event_type type, const job_write& w, std::int64_t at_ms, changes& c) {
+    const job_state& s = w.state;
+    event_record e;
+    e.at_ms = at_ms;
+    e.type = type;
+    e.job_id = s.id;
+    e.url = s.url;
+    if (w.attempt) {
+      e.attempt = w.attempt->n;
+      e.status_code = w.attempt->status_code;
+      e.duration_ms = w.attempt->duration_ms;
+    }
+    if (!is_terminal(s.status)) e.next_at_ms = s.run_at_ms;
+    e.detail = type == event_type::deferred                                      ? s.defer_reason
+               : type == event_type::created || type == event_type::retried ? std::string()
+                                                                              : s.last_error;
+    std::uint64_t seq = ++c.event_seq;
+    wb.Put(event_key(s.tenant, seq), encode(e));
+    wb.Put(event_job_key(s.tenant, s.id, seq), "");
   }
 
   /// Puts or erases the schedule and moves its due entry from what the store held.
@@ -507,6 +651,7 @@ class leveldb_store final : public store {
   std::unique_ptr<leveldb::DB> db_;
   status health_ = status::ok();
   status_counters counters_{};
+  std::uint64_t event_seq_ = 0;  // the last event's sequence number, as of the last commit
   std::map<std::string, std::int64_t> tenants_;  // unfinished jobs per tenant
 };
 

@@ -50,6 +50,9 @@ struct commit_batch {
   std::vector<idem_write> idempotency;
   std::vector<schedule_write> schedules;
   bool sync = true;              // fsync before answering (submissions, terminal states)
+  /// When the changes happened: the time of the events the store derives from them. The store
+  /// actor stamps a batch that comes without one.
+  std::int64_t at_ms = 0;
 };
 
 struct due_entry {
@@ -94,6 +97,17 @@ struct purge_page {
 struct job_page {
   std::vector<job_state> jobs;  // newest first
   std::string next_cursor;      // "" when there is nothing more
+};
+
+/// Which events a listing returns: one job's (from its own index) and/or one type.
+struct event_filter {
+  std::string job_id;
+  std::optional<event_type> type;
+};
+
+struct event_page {
+  std::vector<event_record> events;  // ascending
+  std::string next_cursor;           // "" when the page reached the newest event
 };
 
 /// Test hook: makes the store's file writes and syncs fail while set (disk full, I/O error).
@@ -144,6 +158,17 @@ class store {
   /// nullopt: from the start), in fire order, at most `limit`.
   virtual result<std::vector<schedule_due>> scan_schedules_due(const std::optional<schedule_due>& after,
                                                                std::int64_t until_ms, std::size_t limit) = 0;
+
+  /// The tenant's events that pass `filter`, ascending. From `cursor` (an event id, exclusive)
+  /// on; without one, the newest `limit`. Reads at most max_list_scan index entries: a page may be
+  /// short and still have a next_cursor. Every commit derives the events of its job writes:
+  /// created, retrying, deferred, the terminal status, retried (see core/event.h).
+  virtual result<event_page> list_events(const std::string& tenant, const event_filter& filter,
+                                         const std::string& cursor, std::size_t limit) = 0;
+
+  /// Deletes at most `limit` events that happened at or before `before_ms` (retention); not
+  /// synced. Returns how many went.
+  virtual result<std::size_t> purge_events(std::int64_t before_ms, std::size_t limit) = 0;
 
   /// Jobs by status, as of the last successful commit.
   virtual status_counters counters() const = 0;

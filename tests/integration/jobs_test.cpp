@@ -97,6 +97,78 @@ TEST(JobsApi, RetriesA500ThenDelivers) {
   EXPECT_EQ(origin.received().size(), 2u);
 }
 
+/// GET /v1/events?job=ID as `key`, polled until it holds `count` events (bounded: 10 s).
+json job_events(relay_process& relay, const std::string& key, const std::string& id, std::size_t count) {
+  json events = json::array();
+  for (int i = 0; i < 200; ++i) {
+    auto r = relay.call("GET", "/v1/events?job=" + id, key);
+    if (r && r->status == 200) events = json::parse(r->body)["events"];
+    if (events.size() >= count) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  return events;
+}
+
+std::vector<std::string> types_of(const json& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) out.push_back(e["type"]);
+  return out;
+}
+
+TEST(JobsApi, EventsTellAJobsWholeLifeAcrossARestartAndOnlyToItsTenant) {
+  temp_dir dir;
+  test_origin origin;
+  auto relay = std::make_unique<relay_process>(dir, config_text(dir), key_a);
+  auto r = relay->call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/fail/1/ev1"), "x");
+  ASSERT_TRUE(r && r->status == 202) << (r ? r->body : "no answer");
+  std::string early = json::parse(r->body)["id"];
+  ASSERT_EQ(relay->wait_terminal(early)["status"], "delivered");
+  ASSERT_EQ(job_events(*relay, key_a, early, 3).size(), 3u);
+  // A second job lives across the restart: created before it, delivered after.
+  r = relay->call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/ok", "X-Delay: 2s\r\n"), "y");
+  ASSERT_TRUE(r && r->status == 202);
+  std::string late = json::parse(r->body)["id"];
+  EXPECT_EQ(relay->stop(), 0);
+  relay->start();
+  ASSERT_NE(relay->port(), 0) << relay->log();
+  ASSERT_EQ(relay->wait_terminal(late)["status"], "delivered");
+
+  auto ev = job_events(*relay, key_a, early, 3);
+  ASSERT_EQ(types_of(ev), (std::vector<std::string>{"created", "retrying", "delivered"})) << ev.dump();
+  EXPECT_EQ(ev[1]["attempt"], 1);
+  EXPECT_EQ(ev[1]["status_code"], 500);
+  EXPECT_EQ(ev[1]["error"], "status 500");
+  EXPECT_TRUE(ev[1].contains("next_attempt_at"));
+  EXPECT_EQ(ev[2]["attempt"], 2);
+  EXPECT_EQ(ev[2]["status_code"], 200);
+  for (const auto& e : ev) {
+    EXPECT_EQ(e["job_id"], early);
+    EXPECT_EQ(e["id"].get<std::string>().rfind("evt_", 0), 0u);
+  }
+  EXPECT_LT(ev[0]["id"].get<std::string>(), ev[2]["id"].get<std::string>());
+  auto lev = job_events(*relay, key_a, late, 2);
+  EXPECT_EQ(types_of(lev), (std::vector<std::string>{"created", "delivered"})) << lev.dump();
+
+  // The tenant's feed: ascending, from a cursor; the other tenant sees none of it.
+  auto all = relay->call("GET", "/v1/events?limit=100", key_a);
+  ASSERT_TRUE(all && all->status == 200);
+  auto feed = json::parse(all->body)["events"];
+  EXPECT_EQ(feed.size(), 5u) << feed.dump();
+  auto after = relay->call("GET", "/v1/events?type=delivered&cursor=" + ev[0]["id"].get<std::string>(), key_a);
+  ASSERT_TRUE(after && after->status == 200);
+  EXPECT_EQ(json::parse(after->body)["events"].size(), 2u) << after->body;
+  auto other = relay->call("GET", "/v1/events", key_b);
+  ASSERT_TRUE(other && other->status == 200);
+  EXPECT_EQ(json::parse(other->body)["events"].size(), 0u) << other->body;
+  EXPECT_EQ(job_events(*relay, key_b, early, 0).size(), 0u);
+  for (const char* bad : {"/v1/events?type=nope", "/v1/events?cursor=job_1", "/v1/events?job=x", "/v1/events?limit=0",
+                          "/v1/events?color=red"}) {
+    auto b = relay->call("GET", bad, key_a);
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->status, 400) << bad << " " << b->body;
+  }
+}
+
 TEST(JobsApi, TimeoutAndRefusedConnectionFailAfterTheirAttempts) {
   temp_dir dir;
   test_origin origin;
@@ -230,8 +302,13 @@ TEST(JobsApi, CallbacksCarryTheReportAndFailedJobsCanBeRetried) {
   EXPECT_EQ(report["response"]["status"], 410);
   for (const auto& got : origin.received()) EXPECT_NE(got.target, "/jobs/ok-cb") << "success callback on failure";
 
-  // Retry: runs again with a fresh budget; attempt numbers go on.
+  // Retry: runs again with a fresh budget; attempt numbers go on. A job reads as failed a
+  // moment before its end is synced, and is retryable only once it is (409 until then).
   auto again = relay.call("POST", "/v1/jobs/" + id + "/retry", key_a);
+  for (int i = 0; i < 100 && again && again->status == 409; ++i) {
+    std::this_thread::sleep_for(50ms);
+    again = relay.call("POST", "/v1/jobs/" + id + "/retry", key_a);
+  }
   ASSERT_TRUE(again);
   ASSERT_EQ(again->status, 202) << again->body;
   EXPECT_EQ(json::parse(again->body)["status"], "scheduled");

@@ -340,6 +340,115 @@ TEST_P(StoreConformance, PurgeDeletesOnlyFinishedJobsTheFilterNamesAndKeepsTheCo
   EXPECT_EQ(store_->list_jobs("acme", std::nullopt, "", 100)->jobs.size(), 6u);
 }
 
+// -- events ------------------------------------------------------------------------------------
+
+/// (type, attempt) of each event, in order.
+std::vector<std::pair<std::string, std::uint32_t>> kinds(const event_page& p) {
+  std::vector<std::pair<std::string, std::uint32_t>> out;
+  for (const auto& e : p.events) out.emplace_back(std::string(to_string(e.type)), e.attempt);
+  return out;
+}
+
+TEST_P(StoreConformance, AJobsEventsTellItsWholeLifeInOrderAcrossARestart) {
+  using v = std::vector<std::pair<std::string, std::uint32_t>>;
+  auto at = [&](commit_batch b, std::int64_t ms) {
+    b.at_ms = ms;
+    commit(b);
+  };
+  commit_batch b;
+  add(b, 1, "acme", job_status::scheduled, 5'000);
+  at(b, 1'001);
+  // A short deferral is not written; a written one is an event.
+  job_state s = state_of(1, "acme", job_status::scheduled, 9'000);
+  s.defer_reason = "rate_limited";
+  at(commit_batch{{{s, std::nullopt, std::nullopt}}}, 5'000);
+  s = state_of(1, "acme", job_status::retrying, 12'000);
+  s.attempts = 1;
+  s.last_error = "status 503";
+  at(commit_batch{{{s, std::nullopt, attempt_record{1, 9'000, 40, 503, ""}}}}, 9'040);
+  reopen();
+  s.status = job_status::retrying;  // a backoff written twice (run now) makes no second event
+  at(commit_batch{{{s, std::nullopt, std::nullopt}}}, 9'050);
+  s = state_of(1, "acme", job_status::delivered, 12'000);
+  s.attempts = 2;
+  at(commit_batch{{{s, std::nullopt, attempt_record{2, 12'000, 7, 200, ""}}}}, 12'007);
+  at(commit_batch{{{s, std::nullopt, std::nullopt}}}, 12'008);  // the end written again: nothing
+  s.status = job_status::scheduled;
+  s.run_at_ms = 20'000;
+  at(commit_batch{{{s, std::nullopt, std::nullopt}}}, 13'000);  // run again (POST /retry)
+  write(2, "beta", job_status::scheduled, 6'000);               // another tenant's job
+
+  auto page = store_->list_events("acme", {id_of(1), std::nullopt}, "", 100);
+  ASSERT_TRUE(page.is_ok()) << page.error().message();
+  EXPECT_EQ(kinds(*page), (v{{"created", 0}, {"deferred", 0}, {"retrying", 1}, {"delivered", 2}, {"retried", 0}}));
+  ASSERT_EQ(page->events.size(), 5u);
+  const auto& e = page->events;
+  EXPECT_EQ(e[0].at_ms, 1'001);
+  EXPECT_EQ(e[0].next_at_ms, 5'000);
+  EXPECT_EQ(e[0].url, "http://example.com/1");
+  EXPECT_EQ(e[1].detail, "rate_limited");
+  EXPECT_EQ(e[1].next_at_ms, 9'000);
+  EXPECT_EQ(e[2].status_code, 503);
+  EXPECT_EQ(e[2].duration_ms, 40u);
+  EXPECT_EQ(e[2].detail, "status 503");
+  EXPECT_EQ(e[2].next_at_ms, 12'000);
+  EXPECT_EQ(e[3].status_code, 200);
+  EXPECT_EQ(e[3].at_ms, 12'007);
+  EXPECT_EQ(e[3].next_at_ms, 0);
+  EXPECT_EQ(e[4].next_at_ms, 20'000);
+  for (std::size_t i = 1; i < e.size(); ++i) EXPECT_LT(e[i - 1].seq, e[i].seq);
+  EXPECT_TRUE(page->next_cursor.empty());
+
+  EXPECT_TRUE(store_->list_events("beta", {id_of(1), std::nullopt}, "", 100)->events.empty()) << "another tenant's job";
+  auto beta = store_->list_events("beta", {}, "", 100);
+  ASSERT_EQ(beta->events.size(), 1u);
+  EXPECT_EQ(beta->events[0].job_id, id_of(2));
+  EXPECT_EQ(store_->list_events("acme", {}, "", 100)->events.size(), 5u);
+  auto delivered = store_->list_events("acme", {"", event_type::delivered}, "", 100);
+  ASSERT_EQ(delivered->events.size(), 1u);
+  EXPECT_EQ(delivered->events[0].attempt, 2u);
+}
+
+TEST_P(StoreConformance, EventsPageFromACursorOrEndWithTheNewestAndRetentionDropsTheOld) {
+  for (int n = 1; n <= 7; ++n) {
+    commit_batch b;
+    add(b, n, n % 2 ? "acme" : "beta", job_status::scheduled, 50'000);
+    b.at_ms = n * 1'000;
+    commit(b);
+  }
+  // acme: jobs 1 3 5 7. The newest two, ascending; then from the oldest with a cursor.
+  auto newest = store_->list_events("acme", {}, "", 2);
+  ASSERT_TRUE(newest.is_ok());
+  ASSERT_EQ(newest->events.size(), 2u);
+  EXPECT_EQ(newest->events[0].job_id, id_of(5));
+  EXPECT_EQ(newest->events[1].job_id, id_of(7));
+  auto first = store_->list_events("acme", {}, event_id(0), 3);
+  ASSERT_EQ(first->events.size(), 3u);
+  EXPECT_EQ(first->events[2].job_id, id_of(5));
+  ASSERT_FALSE(first->next_cursor.empty());
+  auto rest = store_->list_events("acme", {}, first->next_cursor, 3);
+  ASSERT_EQ(rest->events.size(), 1u);
+  EXPECT_EQ(rest->events[0].job_id, id_of(7));
+  EXPECT_TRUE(rest->next_cursor.empty());
+  EXPECT_FALSE(store_->list_events("acme", {}, "nope", 3).is_ok());
+
+  auto purged = store_->purge_events(4'000, 100);
+  ASSERT_TRUE(purged.is_ok());
+  EXPECT_EQ(*purged, 4u) << "jobs 1-4, of both tenants";
+  reopen();
+  auto acme = store_->list_events("acme", {}, event_id(0), 100);
+  ASSERT_EQ(acme->events.size(), 2u);
+  EXPECT_EQ(acme->events[0].job_id, id_of(5));
+  EXPECT_TRUE(store_->list_events("acme", {id_of(3), std::nullopt}, "", 100)->events.empty()) << "its job index too";
+  EXPECT_EQ(store_->list_events("beta", {}, "", 100)->events.size(), 1u);
+  // Sequence numbers go on after a restart: a new event sorts after every old one.
+  write(8, "acme", job_status::scheduled, 50'000);
+  auto last = store_->list_events("acme", {}, "", 1);
+  ASSERT_EQ(last->events.size(), 1u);
+  EXPECT_EQ(last->events[0].job_id, id_of(8));
+  EXPECT_GT(last->events[0].seq, acme->events[1].seq);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
                          ::testing::Values(backend{"leveldb",
                                                    [](const std::string& dir) {
