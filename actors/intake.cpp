@@ -47,6 +47,9 @@ job_state intake::new_job(const submission& sub, const std::string& policy, cons
   s.failure_callback_url = sub.failure_callback_url;
   s.parent_id = sub.parent_id;
   s.idempotency_key = sub.idempotency_key;
+  s.schedule_id = sub.schedule_id;
+  s.fire_time_ms = sub.fire_time_ms;
+  s.queue = sub.queue;
   return s;
 }
 
@@ -57,6 +60,11 @@ bool intake::add(job_state state, submission sub, const std::string& idem, std::
   if (!idem.empty()) {
     outbox_.idempotency.push_back(
         {sub.tenant, sub.idempotency_key, {state.id, idempotency_expiry(now), sub.fingerprint}});
+  }
+  if (sub.schedule_after) {
+    schedule_state after = std::move(*sub.schedule_after);
+    after.last_job_id = state.id;
+    outbox_.schedules.push_back({std::move(after), false});
   }
   ++tenant_pending_[sub.tenant];
   std::string id = state.id;

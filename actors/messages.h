@@ -100,6 +100,9 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using sync_atom = caf::atom_constant<caf::atom("sync")>;
 using purge_atom = caf::atom_constant<caf::atom("purge")>;
 using events_atom = caf::atom_constant<caf::atom("events")>;
+using sched_get_atom = caf::atom_constant<caf::atom("schedget")>;
+using sched_list_atom = caf::atom_constant<caf::atom("schedlist")>;
+using sched_scan_atom = caf::atom_constant<caf::atom("schedscan")>;
 
 }  // namespace fetchrelay::actors
 
@@ -117,6 +120,13 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::persistence::job_filter)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::purge_page>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::recovered_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::persistence::event_filter)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::schedule_state)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::schedule_state>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::schedule_state>>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::schedule_page>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<fetchrelay::persistence::schedule_due>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::vector<fetchrelay::persistence::schedule_due>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::vector<fetchrelay::persistence::schedule_due>>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::event_page>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::actors::idem_hit>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::idem_hit>>>)

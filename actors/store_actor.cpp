@@ -216,6 +216,19 @@ store_actor::behavior_type store_actor_impl(self_ptr self, std::shared_ptr<persi
                                      const completion<result<persistence::event_page>>& done) {
         done(e->store->list_events(tenant, filter, cursor, limit));
       }),
+      guarded("store", "schedget", [e](sched_get_atom, const std::string& tenant, const std::string& id,
+                                       const completion<result<std::optional<schedule_state>>>& done) {
+        done(e->store->get_schedule(tenant, id));
+      }),
+      guarded("store", "schedlist", [e](sched_list_atom, const std::string& tenant, const std::string& cursor,
+                                        std::uint32_t limit, const completion<result<persistence::schedule_page>>& done) {
+        done(e->store->list_schedules(tenant, cursor, limit));
+      }),
+      guarded("store", "schedscan", [e](sched_scan_atom, const std::optional<persistence::schedule_due>& after,
+                                        std::int64_t until, std::uint32_t limit,
+                                        const completion<result<std::vector<persistence::schedule_due>>>& done) {
+        done(e->store->scan_schedules_due(after, until, limit));
+      }),
       guarded("store", "list", [e](list_atom, const std::string& tenant, const persistence::job_filter& filter,
                                    const std::string& cursor, std::uint32_t limit,
                                    const completion<result<persistence::job_page>>& done) {

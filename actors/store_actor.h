@@ -40,6 +40,14 @@ using store_actor = caf::typed_actor<
     // API: one page of the tenant's events (GET /v1/events), ascending.
     caf::reacts_to<events_atom, std::string, persistence::event_filter, std::string, std::uint32_t,
                    completion<result<persistence::event_page>>>,
+    // Schedules: one schedule (tenant, id), or nullopt.
+    caf::reacts_to<sched_get_atom, std::string, std::string, completion<result<std::optional<schedule_state>>>>,
+    // API: one page of the tenant's schedules in id order, after a cursor.
+    caf::reacts_to<sched_list_atom, std::string, std::string, std::uint32_t, completion<result<persistence::schedule_page>>>,
+    // Schedules: those not paused due up to a time, after an entry (nullopt: from the start), in
+    // fire order, at most a limit.
+    caf::reacts_to<sched_scan_atom, std::optional<persistence::schedule_due>, std::int64_t, std::uint32_t,
+                   completion<result<std::vector<persistence::schedule_due>>>>,
     // Manager (POST /retry): the whole job, if it is this tenant's.
     caf::reacts_to<retry_atom, std::string, std::string, completion<result<std::optional<recovered_job>>>>,
     // Manager: an idempotency key given before (tenant, key), with its job's run time.

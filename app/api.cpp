@@ -188,7 +188,7 @@ struct list_query {
   std::string cursor;
 };
 
-constexpr std::string_view list_params[] = {"status", "limit", "cursor", "url_prefix", "since", "until"};
+constexpr std::string_view list_params[] = {"status", "limit", "cursor", "url_prefix", "since", "until", "schedule"};
 
 std::variant<list_query, response> parse_list_query(std::string_view target) {
   auto q = query_params(target);
@@ -201,6 +201,10 @@ std::variant<list_query, response> parse_list_query(std::string_view target) {
     (std::string_view(bound) == "since" ? out.filter.since_ms : out.filter.until_ms) = *t;
   }
   if (q.count("url_prefix")) out.filter.url_prefix = q["url_prefix"];
+  if (q.count("schedule")) {
+    out.filter.schedule = q["schedule"];
+    if (!is_valid_name(out.filter.schedule)) return response::error(400, "invalid_schedule", "schedule must be a schedule id");
+  }
   if (q.count("status") && !q["status"].empty()) {
     out.filter.status = parse_job_status(q["status"]);
     if (!out.filter.status) {
@@ -343,6 +347,63 @@ void retry_job(call& c) {
                  }));
 }
 
+// -- schedules ----------------------------------------------------------------------------------
+
+void not_found_schedule(const http::responder& reply, const std::string& id) {
+  reply.send(response::error(404, "schedule_not_found", "no schedule " + utf8_escaped(id) + " for this API key"));
+}
+
+/// An operation on one schedule; the answer is the schedule (or, for a trigger, its job too).
+void schedule_command(call& c, const std::string& id, actors::schedule_command cmd) {
+  caf::anon_send(c.deps.schedules, actors::sched_atom::value, c.tenant, id, std::move(cmd),
+                 actors::completion<actors::schedule_answer>([reply = c.reply, id](actors::schedule_answer a) {
+                   if (a.http_status == 404) return not_found_schedule(reply, id);
+                   if (a.http_status >= 400) return reply.send(response::error(a.http_status, a.error_code, a.message));
+                   nlohmann::json j = a.state ? schedule_json(*a.state) : nlohmann::json::object();
+                   if (!a.job_id.empty()) j["job_id"] = a.job_id;
+                   reply.send(response::json(a.http_status, safe_dump(j)));
+                 }));
+}
+
+void put_schedule(call& c) {
+  auto parsed = parse_schedule(*c.deps.config, *c.deps.clock, c.tenant, c.req);
+  if (auto* bad = std::get_if<bad_request>(&parsed)) return c.reply.send(response::error(bad->status, bad->code, bad->message));
+  auto& def = std::get<schedule_state>(parsed);
+  std::string id = def.id;
+  schedule_command(c, id, {actors::schedule_op::put, std::move(def)});
+}
+
+/// GET, DELETE /v1/schedules/{id} and POST …/pause, …/resume, …/trigger.
+template <actors::schedule_op Op>
+void schedule_op(call& c) {
+  const std::string& id = c.params[0];
+  if (!is_valid_name(id)) return not_found_schedule(c.reply, id);
+  schedule_command(c, id, {Op, std::nullopt});
+}
+
+constexpr std::string_view page_params[] = {"cursor", "limit"};
+
+void list_schedules(call& c) {
+  auto q = query_params(c.req.target);
+  if (auto bad = unknown_param(q, page_params, "GET /v1/schedules")) return c.reply.send(std::move(*bad));
+  auto limit = parse_limit(q);
+  if (auto* bad = std::get_if<response>(&limit)) return c.reply.send(std::move(*bad));
+  std::string cursor = q.count("cursor") ? q["cursor"] : "";
+  if (!cursor.empty() && !is_valid_name(cursor)) {
+    return c.reply.send(response::error(400, "invalid_cursor", "cursor must be a schedule id from next_cursor"));
+  }
+  caf::anon_send(c.deps.store, actors::sched_list_atom::value, c.tenant, cursor, std::get<std::uint32_t>(limit),
+                 actors::completion<result<persistence::schedule_page>>([reply = c.reply](result<persistence::schedule_page> r) {
+                   if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
+                   nlohmann::json list = nlohmann::json::array();
+                   for (const auto& s : r->schedules) list.push_back(schedule_json(s));
+                   nlohmann::json out = {
+                       {"schedules", list},
+                       {"next_cursor", r->next_cursor.empty() ? nlohmann::json(nullptr) : nlohmann::json(r->next_cursor)}};
+                   reply.send(response::json(200, safe_dump(out)));
+                 }));
+}
+
 /// The API (DESIGN §2): method and pattern (`{id}` matches one path segment) to handler. Routes
 /// under /v1/ need an API key; a path that matches with another method answers 405 with Allow.
 struct route {
@@ -365,6 +426,13 @@ constexpr route routes[] = {
     {"POST", "/v1/jobs/{id}/retry", retry_job},
     {"POST", "/v1/jobs/{id}/run", run_job},
     {"GET", "/v1/events", list_events},
+    {"POST", "/v1/schedules", put_schedule},
+    {"GET", "/v1/schedules", list_schedules},
+    {"GET", "/v1/schedules/{id}", schedule_op<actors::schedule_op::get>},
+    {"DELETE", "/v1/schedules/{id}", schedule_op<actors::schedule_op::erase>},
+    {"POST", "/v1/schedules/{id}/pause", schedule_op<actors::schedule_op::pause>},
+    {"POST", "/v1/schedules/{id}/resume", schedule_op<actors::schedule_op::resume>},
+    {"POST", "/v1/schedules/{id}/trigger", schedule_op<actors::schedule_op::trigger>},
 };
 
 /// True if `path` fits `pattern`; the `{...}` segments go to `params`.

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "actors/job_manager.h"
+#include "actors/schedules.h"
 #include "actors/store_actor.h"
 #include "actors/system.h"
 #include "config/config.h"
@@ -19,7 +20,8 @@ struct api_deps {
   caf::actor_system* system = nullptr;
   actors::health_actor health;
   actors::manager_actor manager;
-  actors::store_actor store;  // reads that no live job answers (events)
+  actors::store_actor store;  // reads that no live actor answers (events, schedule lists)
+  actors::schedules_actor schedules;
   const config::relay_config* config = nullptr;
   std::shared_ptr<const wall_clock> clock;
   std::shared_ptr<std::atomic<bool>> ready;   // the store is open and accepts writes

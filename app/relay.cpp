@@ -90,14 +90,17 @@ struct relay::impl {
   actors::health_actor health;
   actors::store_actor store;
   actors::manager_actor manager;
+  actors::schedules_actor schedules;
   std::unique_ptr<http::server> server;
 
   /// Tells the actors to quit and drops the handles: a handle kept here would keep its actor,
   /// and so the actor system's shutdown, waiting.
   void stop_actors() {
-    for (auto& a : {caf::actor_cast<caf::actor>(health), caf::actor_cast<caf::actor>(store), caf::actor_cast<caf::actor>(manager)}) {
+    for (auto& a : {caf::actor_cast<caf::actor>(health), caf::actor_cast<caf::actor>(store),
+                    caf::actor_cast<caf::actor>(manager), caf::actor_cast<caf::actor>(schedules)}) {
       if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     }
+    schedules = nullptr;
     health = nullptr;
     store = nullptr;
     manager = nullptr;
@@ -162,6 +165,10 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   p->manager = p->system->spawn(actors::job_manager, std::move(mo), p->store,
                                 std::shared_ptr<delivery_client>(std::move(client.value())), p->clock, p->metrics);
 
+  actors::schedules_options sched;
+  sched.hibernate_after = cfg.delivery.hibernate_after;
+  p->schedules = p->system->spawn(actors::schedule_manager, sched, p->manager, p->store, p->clock);
+
   http::server_options o;
   o.host = cfg.server.listen.host;
   o.port = cfg.server.listen.port;
@@ -178,6 +185,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   deps.health = p->health;
   deps.manager = p->manager;
   deps.store = p->store;
+  deps.schedules = p->schedules;
   deps.config = &p->cfg;
   deps.clock = p->clock;
   deps.ready = p->ready;

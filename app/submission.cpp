@@ -1,12 +1,15 @@
 #include "app/submission.h"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <map>
 #include <memory>
 
 #include "core/address_policy.h"
 #include "core/ascii.h"
+#include "core/cron.h"
+#include "core/ulid.h"
 #include "core/units.h"
 #include "core/time.h"
 
@@ -205,6 +208,9 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
     if (k->empty() || k->size() > max_idempotency_key_bytes) {
       return bad_request{400, "invalid_idempotency_key", "X-Idempotency-Key must be 1 to 256 bytes"};
     }
+    if (k->starts_with("fetchrelay:")) {
+      return bad_request{400, "invalid_idempotency_key", "X-Idempotency-Key values starting with fetchrelay: are the relay's own"};
+    }
     s.idempotency_key = std::string(*k);
   }
   for (const auto& f : req.headers) {
@@ -219,6 +225,54 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
   s.spec.body = std::move(req.body);
   if (!s.idempotency_key.empty()) s.fingerprint = fingerprint(s.spec);
   return s;
+}
+
+bool is_valid_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') return false;
+  }
+  return true;
+}
+
+std::variant<schedule_state, bad_request> parse_schedule(const config::relay_config& cfg, const wall_clock& clock,
+                                                        const std::string& tenant, http::request& req) {
+  for (const char* name : {"X-Delay", "X-Not-Before", "X-Idempotency-Key"}) {
+    if (req.header(name)) {
+      return bad_request{400, "not_for_schedules",
+                         std::string(name) + " does not apply to a schedule (each fire runs at once, with a key of its own)"};
+    }
+  }
+  for (const char* name : {"X-Cron", "X-Schedule-Id"}) {
+    int n = 0;
+    for (const auto& h : req.headers) n += iequals(h.name, name) ? 1 : 0;
+    if (n > 1) return bad_request{400, "duplicate_header", std::string(name) + " was given " + std::to_string(n) + " times; give it once"};
+  }
+  auto cron = req.header("X-Cron");
+  if (!cron || cron->empty()) return bad_request{400, "missing_cron", "X-Cron is required, e.g. X-Cron: */5 * * * *"};
+  for (char c : *cron) {
+    auto b = static_cast<unsigned char>(c);
+    if ((b < 0x20 && c != '\t') || b >= 0x7f) return bad_request{400, "invalid_cron", "X-Cron must be printable ASCII"};
+  }
+  auto parsed_cron = parse_cron(*cron);
+  if (auto* bad = std::get_if<cron_error>(&parsed_cron)) {
+    return bad_request{400, "invalid_cron", "X-Cron: the " + bad->field + " field: " + bad->message};
+  }
+  schedule_state out;
+  out.tenant = tenant;
+  out.cron = std::string(*cron);
+  if (auto id = req.header("X-Schedule-Id")) {
+    if (!is_valid_name(*id)) return bad_request{400, "invalid_schedule_id", "X-Schedule-Id must be 1 to 64 of A-Z a-z 0-9 _ . -"};
+    out.id = std::string(*id);
+  } else {
+    std::array<std::uint8_t, 10> random{};
+    RAND_bytes(random.data(), static_cast<int>(random.size()));
+    out.id = "sched_" + encode_ulid(clock.now_ms(), random);
+  }
+  auto sub = parse_submission(cfg, clock, tenant, req);
+  if (auto* bad = std::get_if<bad_request>(&sub)) return *bad;
+  out.request = actors::request_of(std::get<actors::submission>(sub));
+  return out;
 }
 
 std::variant<std::int64_t, bad_request> parse_run_at(const config::relay_config& cfg, const wall_clock& clock,

@@ -29,6 +29,16 @@ struct bad_request {
 std::variant<actors::submission, bad_request> parse_submission(const config::relay_config& cfg, const wall_clock& clock,
                                                                const std::string& tenant, http::request& req);
 
+/// POST /v1/schedules: the headers and body of POST /v1/fetch (without X-Delay, X-Not-Before
+/// and X-Idempotency-Key: a schedule's fires set those) plus X-Cron (required; 400 invalid_cron
+/// names the field) and X-Schedule-Id (optional: `[A-Za-z0-9_.-]{1,64}`; else "sched_" + a ULID).
+/// The definition only: its times are the schedule actor's to set.
+std::variant<schedule_state, bad_request> parse_schedule(const config::relay_config& cfg, const wall_clock& clock,
+                                                        const std::string& tenant, http::request& req);
+
+/// A schedule, queue or topic name: `[A-Za-z0-9_.-]{1,64}`.
+bool is_valid_name(std::string_view name);
+
 /// When to run, from X-Delay or X-Not-Before (at most one; neither: now), checked as for
 /// POST /v1/fetch (POST /v1/jobs/{id}/retry takes them too).
 std::variant<std::int64_t, bad_request> parse_run_at(const config::relay_config& cfg, const wall_clock& clock,

@@ -80,6 +80,12 @@ struct job_state {
   std::string idempotency_key;
   std::int64_t finished_at_ms = 0;   // terminal jobs
   std::optional<response_summary> response;
+  // Where the job came from, if not straight from POST /v1/fetch (issue 13); fixed at creation.
+  std::string schedule_id;           // the schedule that fired it
+  std::int64_t fire_time_ms = 0;     // the fire time it carries
+  std::string queue;                 // X-Queue
+  std::string topic;                 // X-Fetch-Topic: one job per endpoint
+  std::string endpoint;              // the topic endpoint's name
   bool operator==(const job_state&) const = default;
 };
 

@@ -1,6 +1,8 @@
 #include "core/job_json.h"
 
+#include "core/ascii.h"
 #include "core/base64.h"
+#include "core/cron.h"
 #include "core/clock.h"
 #include "core/text.h"
 #include "core/time.h"
@@ -56,6 +58,15 @@ nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& a
   j["last_error"] = text(s.last_error);
   j["defer_reason"] = text(s.defer_reason);
   if (!s.parent_id.empty()) j["parent_id"] = utf8_escaped(s.parent_id);
+  if (!s.schedule_id.empty()) {
+    j["schedule_id"] = utf8_escaped(s.schedule_id);
+    j["fire_time"] = format_rfc3339(s.fire_time_ms);
+  }
+  if (!s.queue.empty()) j["queue"] = utf8_escaped(s.queue);
+  if (!s.topic.empty()) {
+    j["topic"] = utf8_escaped(s.topic);
+    j["endpoint"] = utf8_escaped(s.endpoint);
+  }
   j["report"] = is_terminal(s.status) ? report_json(s) : nlohmann::json(nullptr);
   return j;
 }
@@ -74,6 +85,45 @@ nlohmann::json event_json(const event_record& e) {
   }
   if (e.next_at_ms) j["next_attempt_at"] = format_rfc3339(e.next_at_ms);
   if (!e.detail.empty()) j[e.type == event_type::deferred ? "reason" : "error"] = utf8_escaped(e.detail);
+  return j;
+}
+
+std::string masked_header_value(std::string_view name, const std::string& value) {
+  auto ends = [&](std::string_view suffix) {
+    return name.size() >= suffix.size() && iequals(name.substr(name.size() - suffix.size()), suffix);
+  };
+  if (iequals(name, "Authorization") || iequals(name, "Cookie") || iequals(name, "Proxy-Authorization") ||
+      ends("Key") || ends("Token") || ends("Secret")) {
+    return "***";
+  }
+  return value;
+}
+
+nlohmann::json schedule_json(const schedule_state& s) {
+  nlohmann::json j;
+  j["id"] = utf8_escaped(s.id);
+  j["cron"] = utf8_escaped(s.cron);
+  auto parsed = parse_cron(s.cron);
+  auto* c = std::get_if<cron_schedule>(&parsed);
+  j["tz"] = c ? c->zone : std::string("UTC");
+  j["paused"] = s.paused;
+  j["created_at"] = s.created_at_ms ? nlohmann::json(format_rfc3339(s.created_at_ms)) : nlohmann::json(nullptr);
+  j["next_run_at"] = s.next_run_at_ms && !s.paused ? nlohmann::json(format_rfc3339(s.next_run_at_ms)) : nlohmann::json(nullptr);
+  j["last_run_at"] = s.last_run_at_ms ? nlohmann::json(format_rfc3339(s.last_run_at_ms)) : nlohmann::json(nullptr);
+  j["last_job_id"] = text(s.last_job_id);
+  const schedule_request& r = s.request;
+  nlohmann::json headers = nlohmann::json::object();
+  for (const auto& h : r.spec.headers) headers[utf8_escaped(h.name)] = utf8_escaped(masked_header_value(h.name, h.value));
+  j["request"] = {{"method", utf8_escaped(r.spec.method)},
+                  {"url", utf8_escaped(r.spec.url)},
+                  {"headers", headers},
+                  {"body_base64", base64_encode(r.spec.body)},
+                  {"policy", utf8_escaped(r.policy)},
+                  {"retries", r.max_attempts ? nlohmann::json(*r.max_attempts - 1) : nlohmann::json(nullptr)},
+                  {"timeout_ms", r.timeout_ms ? nlohmann::json(*r.timeout_ms) : nlohmann::json(nullptr)},
+                  {"callback", text(r.callback_url)},
+                  {"failure_callback", text(r.failure_callback_url)},
+                  {"queue", text(r.queue)}};
   return j;
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/event.h"
 #include "core/job.h"
+#include "core/schedule.h"
 
 namespace fetchrelay {
 
@@ -22,5 +23,14 @@ nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& a
 /// One event (GET /v1/events): id, at, type, job_id, url, and where they apply attempt,
 /// status_code, duration_ms, next_attempt_at and error (or reason, for a deferral).
 nlohmann::json event_json(const event_record& e);
+
+/// A schedule (GET /v1/schedules/{id}): id, cron, tz, paused, created_at, next_run_at,
+/// last_run_at, last_job_id, and request {method, url, headers, body_base64, policy, retries,
+/// timeout_ms, callback, failure_callback, queue}. Secret header values show as "***".
+nlohmann::json schedule_json(const schedule_state& s);
+
+/// "***" for the value of a header that carries a secret (Authorization, Cookie,
+/// Proxy-Authorization, and names ending in Key, Token or Secret); else the value.
+std::string masked_header_value(std::string_view name, const std::string& value);
 
 }  // namespace fetchrelay

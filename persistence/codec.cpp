@@ -233,6 +233,20 @@ std::string event_job_key(std::string_view tenant, std::string_view job_id, std:
 
 std::uint64_t key_seq(std::string_view key) { return key.size() < 8 ? 0 : get_be64(key.substr(key.size() - 8)); }
 
+std::string tag_prefix(std::string_view tenant, tag_kind kind, std::string_view name) {
+  std::string k = "tag/";
+  k.append(tenant);
+  k.push_back('\0');
+  k.push_back(static_cast<char>(kind));
+  k.append(name);
+  k.push_back('\0');
+  return k;
+}
+
+std::string tag_key(std::string_view tenant, tag_kind kind, std::string_view name, std::string_view id) {
+  return tag_prefix(tenant, kind, name) + std::string(id);
+}
+
 std::string attempt_prefix(std::string_view id) { return "att/" + std::string(id); }
 
 std::string attempt_key(std::string_view id, std::uint32_t n) {
@@ -269,6 +283,13 @@ std::string encode(const job_state& s) {
     put_headers(out, s.response->headers);
     put_string(out, s.response->body);
   }
+  if (!s.schedule_id.empty() || !s.queue.empty() || !s.topic.empty()) {  // absent in most, and in older records
+    put_string(out, s.schedule_id);
+    put_varint(out, static_cast<std::uint64_t>(s.fire_time_ms));
+    put_string(out, s.queue);
+    put_string(out, s.topic);
+    put_string(out, s.endpoint);
+  }
   return out;
 }
 
@@ -304,6 +325,13 @@ result<job_state> decode_job_state(std::string_view v) {
     resp.headers = r.headers();
     resp.body = r.string();
     s.response = std::move(resp);
+  }
+  if (r.ok() && !r.at_end()) {
+    s.schedule_id = r.string();
+    s.fire_time_ms = static_cast<std::int64_t>(r.varint());
+    s.queue = r.string();
+    s.topic = r.string();
+    s.endpoint = r.string();
   }
   if (!r.ok() || !r.at_end()) return r.error("job snapshot");
   return s;

@@ -15,6 +15,7 @@
 //   att/<id><u32 n>                    -> attempt_record
 //   sched/<tenant> 0x00 <schedule id>  -> schedule_state
 //   sdue/<u64 next_ms><tenant> 0x00 <schedule id> -> ""  schedules not paused that will fire
+//   tag/<tenant> 0x00 <kind><name> 0x00 <id> -> ""        jobs by schedule ('s'), queue ('q'), topic ('t')
 //   meta/event_seq                     -> count               the last event's sequence number
 //   ev/<tenant> 0x00 <u64 seq>         -> event               the tenant's events in commit order
 //   evj/<tenant> 0x00 <job id><u64 seq> -> ""                 the events of one job
@@ -26,6 +27,7 @@
 //                     varint:timeout_ms varint:last_status_code last_error defer_reason
 //                     callback_url failure_callback_url parent_id idempotency_key
 //                     varint:finished_at_ms u8:has_response [response]
+//                     [schedule_id varint:fire_time_ms queue topic endpoint]  (only when one is set)
 //   response       := varint:status varint:count (name value)* body
 //   job_spec       := 0x01 method url varint:count (name value)* body
 //   attempt_record := 0x01 varint:n varint:started_at_ms varint:duration_ms varint:status error
@@ -84,6 +86,11 @@ std::string schedule_key(std::string_view tenant, std::string_view id);
 std::string schedule_due_key(std::int64_t due_ms, std::string_view tenant, std::string_view id);
 /// Splits an sdue/ key; false if it is not one.
 bool parse_schedule_due_key(std::string_view key, std::int64_t& due_ms, std::string& tenant, std::string& id);
+
+/// The listing indexes of where jobs came from.
+enum class tag_kind : char { schedule = 's', queue = 'q', topic = 't' };
+std::string tag_prefix(std::string_view tenant, tag_kind kind, std::string_view name);
+std::string tag_key(std::string_view tenant, tag_kind kind, std::string_view name, std::string_view id);
 
 /// The tenant's events: ev/<tenant> 0x00, then the big-endian sequence number.
 std::string event_prefix(std::string_view tenant);

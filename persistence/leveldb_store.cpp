@@ -303,15 +303,28 @@ class leveldb_store final : public store {
         return k;
       }
     };
-    std::vector<walker> walkers;
+    std::vector<std::string> prefixes;
+    bool by_tag = true;
+    if (!f.schedule.empty()) prefixes.push_back(tag_prefix(tenant, tag_kind::schedule, f.schedule));
+    else if (!f.queue.empty()) prefixes.push_back(tag_prefix(tenant, tag_kind::queue, f.queue));
+    else if (!f.topic.empty()) prefixes.push_back(tag_prefix(tenant, tag_kind::topic, f.topic));
+    else by_tag = false;
     for (job_status st : all_statuses) {
-      if (f.status && *f.status != st) continue;
-      walker w{std::unique_ptr<leveldb::Iterator>(db_->NewIterator(leveldb::ReadOptions())), list_prefix(tenant, st)};
+      if (!by_tag && (!f.status || *f.status == st)) prefixes.push_back(list_prefix(tenant, st));
+    }
+    std::vector<walker> walkers;
+    for (auto& prefix : prefixes) {
+      walker w{std::unique_ptr<leveldb::Iterator>(db_->NewIterator(leveldb::ReadOptions())), std::move(prefix)};
       w.it->Seek(upper.empty() ? w.prefix + "\xff" : w.prefix + upper);
       if (w.it->Valid()) w.it->Prev();
       else w.it->SeekToLast();
       walkers.push_back(std::move(w));
     }
+    auto passes = [&](const job_state& j) {
+      return j.url.starts_with(f.url_prefix) && (!by_tag || !f.status || j.status == *f.status) &&
+             (f.schedule.empty() || j.schedule_id == f.schedule) && (f.queue.empty() || j.queue == f.queue) &&
+             (f.topic.empty() || j.topic == f.topic);
+    };
     job_page page;
     std::size_t scanned = 0;
     std::string last;
@@ -328,7 +341,7 @@ class leveldb_store final : public store {
       if (f.since_ms && job_id_time(id) < *f.since_ms) return page;  // every later id is older
       auto j = get_job(id);
       if (!j) return j.error();
-      if (!*j || !(*j)->url.starts_with(f.url_prefix)) continue;
+      if (!*j || !passes(**j)) continue;
       page.jobs.push_back(std::move(**j));
     }
     for (auto& w : walkers) {
@@ -544,7 +557,10 @@ class leveldb_store final : public store {
     }
     status_counters& counters = c.counters;
     wb.Put(job_key(s.id), encode(s));
-    if (w.spec) wb.Put(body_key(s.id), encode(*w.spec));
+    if (w.spec) {
+      wb.Put(body_key(s.id), encode(*w.spec));
+      for_each_tag(s, [&](tag_kind k, const std::string& name) { wb.Put(tag_key(s.tenant, k, name, s.id), ""); });
+    }
     if (w.attempt) wb.Put(attempt_key(s.id, w.attempt->n), encode(*w.attempt));
     bool terminal = is_terminal(s.status);
     bool was_pending = old && !is_terminal(old->status);
@@ -636,6 +652,14 @@ class leveldb_store final : public store {
     return status::ok();
   }
 
+  /// The tag indexes a job is listed in (where it came from).
+  template <class F>
+  static void for_each_tag(const job_state& s, F&& f) {
+    if (!s.schedule_id.empty()) f(tag_kind::schedule, s.schedule_id);
+    if (!s.queue.empty()) f(tag_kind::queue, s.queue);
+    if (!s.topic.empty()) f(tag_kind::topic, s.topic);
+  }
+
   static void add_purge(leveldb::WriteBatch& wb, const job_state& s, changes& c) {
     status_counters& counters = c.counters;
     wb.Delete(job_key(s.id));
@@ -643,6 +667,7 @@ class leveldb_store final : public store {
     wb.Delete(list_key(s.tenant, s.status, s.id));
     for (std::uint32_t n = 1; n <= s.attempts; ++n) wb.Delete(attempt_key(s.id, n));
     if (!s.idempotency_key.empty()) wb.Delete(idem_key(s.tenant, s.idempotency_key));
+    for_each_tag(s, [&](tag_kind k, const std::string& name) { wb.Delete(tag_key(s.tenant, k, name, s.id)); });
     --counters[static_cast<std::size_t>(s.status)];
   }
 

@@ -73,8 +73,9 @@ struct schedule_page {
   std::string next_cursor;                // "" when there is nothing more
 };
 
-/// Which jobs a listing returns. `status` is served from the listing index and `since`/`until`
-/// from the ids (a job id carries its creation time); `url_prefix` is checked on each job read.
+/// Which jobs a listing returns. `status` is served from the listing index, `schedule`, `queue`
+/// and `topic` from indexes of their own, `since`/`until` from the ids (a job id carries its
+/// creation time); `url_prefix` is checked on each job read.
 struct job_filter {
   job_filter() = default;
   job_filter(std::nullopt_t) {}                      // NOLINT: every job
@@ -83,6 +84,11 @@ struct job_filter {
   std::string url_prefix;
   std::optional<std::int64_t> since_ms;  // created at or after
   std::optional<std::int64_t> until_ms;  // created at or before
+  // Where jobs came from, each from an index of its own (the first one set is walked; the rest,
+  // and the status, are then checked on each job read).
+  std::string schedule;
+  std::string queue;
+  std::string topic;
 };
 
 /// Index entries one listing reads at most: a page with a filter that matches little comes back

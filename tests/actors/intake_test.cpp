@@ -75,6 +75,31 @@ TEST_F(Intake, OneTurnsSubmissionsLeaveAsOneSyncedCommitWithTheirKeys) {
       << "the first after a take schedules the next flush";
 }
 
+TEST_F(Intake, AFireWritesItsJobAndTheScheduleAfterItInOneCommit) {
+  auto in = make(10, 10);
+  submission s = sub_of("acme", "fetchrelay:schedule:nightly:60000");
+  s.schedule_id = "nightly";
+  s.fire_time_ms = 60'000;
+  schedule_state after;
+  after.tenant = "acme";
+  after.id = "nightly";
+  after.last_run_at_ms = 60'000;
+  after.next_run_at_ms = 120'000;
+  s.schedule_after = after;
+  std::string id = add(in, s, 61'000, "acme\0key");
+  auto [batch, ids] = in.take();
+  ASSERT_EQ(batch.jobs.size(), 1u);
+  EXPECT_EQ(batch.jobs[0].state.schedule_id, "nightly");
+  EXPECT_EQ(batch.jobs[0].state.fire_time_ms, 60'000);
+  ASSERT_EQ(batch.schedules.size(), 1u) << "the schedule advances in the job's own commit";
+  EXPECT_EQ(batch.schedules[0].state.last_job_id, id);
+  EXPECT_EQ(batch.schedules[0].state.next_run_at_ms, 120'000);
+  EXPECT_FALSE(batch.schedules[0].erase);
+  ASSERT_EQ(batch.idempotency.size(), 1u);
+  EXPECT_EQ(batch.idempotency[0].key, "fetchrelay:schedule:nightly:60000");
+  EXPECT_TRUE(batch.sync);
+}
+
 TEST_F(Intake, TheTenantQuotaCountsFromTheStoresFigureAndFollowsCommitsAndEnds) {
   auto in = make(2, 100, {{"acme", 1}});
   EXPECT_FALSE(in.refusal("acme"));

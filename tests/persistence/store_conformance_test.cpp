@@ -340,6 +340,52 @@ TEST_P(StoreConformance, PurgeDeletesOnlyFinishedJobsTheFilterNamesAndKeepsTheCo
   EXPECT_EQ(store_->list_jobs("acme", std::nullopt, "", 100)->jobs.size(), 6u);
 }
 
+TEST_P(StoreConformance, JobsAreListedByTheScheduleQueueOrTopicTheyCameFrom) {
+  commit_batch b;
+  for (int n = 1; n <= 6; ++n) {
+    job_state s = state_of(n, n == 6 ? "beta" : "acme", job_status::scheduled, 9'000);
+    s.schedule_id = n % 2 ? "nightly" : "hourly";
+    if (n == 2) s.queue = "q1";
+    if (n == 3) s.topic = "orders";
+    b.jobs.push_back({s, job_spec{"POST", s.url, {}, ""}, std::nullopt});
+  }
+  commit(b);
+  auto ids = [&](const std::string& tenant, const job_filter& f) {
+    std::vector<std::string> out;
+    auto page = store_->list_jobs(tenant, f, "", 100);
+    EXPECT_TRUE(page.is_ok());
+    if (page.is_ok()) for (const auto& j : page->jobs) out.push_back(j.id);
+    return out;
+  };
+  job_filter nightly;
+  nightly.schedule = "nightly";
+  EXPECT_EQ(ids("acme", nightly), (std::vector<std::string>{id_of(5), id_of(3), id_of(1)}));
+  job_filter hourly;
+  hourly.schedule = "hourly";
+  EXPECT_EQ(ids("acme", hourly), (std::vector<std::string>{id_of(4), id_of(2)})) << "job 6 is beta's";
+  EXPECT_EQ(ids("beta", hourly), (std::vector<std::string>{id_of(6)}));
+  job_filter q;
+  q.queue = "q1";
+  EXPECT_EQ(ids("acme", q), (std::vector<std::string>{id_of(2)}));
+  job_filter t;
+  t.topic = "orders";
+  t.schedule = "nightly";
+  EXPECT_EQ(ids("acme", t), (std::vector<std::string>{id_of(3)}));
+  // With a status: checked on each job read.
+  job_state done = state_of(3, "acme", job_status::delivered, 9'000);
+  done.schedule_id = "nightly";
+  done.topic = "orders";
+  commit(commit_batch{{{done, std::nullopt, std::nullopt}}});
+  nightly.status = job_status::delivered;
+  EXPECT_EQ(ids("acme", nightly), (std::vector<std::string>{id_of(3)}));
+  ASSERT_EQ(store_->purge_jobs("acme", nightly, "")->count, 1u);
+  reopen();
+  nightly.status.reset();
+  EXPECT_EQ(ids("acme", nightly), (std::vector<std::string>{id_of(5), id_of(1)})) << "the purge took its index entry";
+  EXPECT_EQ(store_->get_job(id_of(5)).value()->schedule_id, "nightly") << "the origin fields survive a restart";
+  EXPECT_EQ(store_->get_job(id_of(2)).value()->queue, "q1");
+}
+
 // -- events ------------------------------------------------------------------------------------
 
 /// (type, attempt) of each event, in order.

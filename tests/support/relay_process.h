@@ -52,6 +52,20 @@ class relay_process {
     auto info = proc_->wait(20s);
     return info.exited ? info.code : -1;
   }
+  /// kill -9: no shutdown, no final flush; true once the process is gone.
+  bool kill9() {
+    proc_->signal(SIGKILL);
+    return proc_->wait(10s).exited;
+  }
+  /// Polls /readyz until 200 (bounded: 10 s).
+  bool wait_ready() {
+    for (int i = 0; i < 200; ++i) {
+      auto r = call("GET", "/readyz", "");
+      if (r && r->status == 200) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
   std::uint16_t port() const { return port_; }
   std::string log() const { return proc_->log(); }
 
