@@ -2,7 +2,25 @@
 
 #include <algorithm>
 
+#include "core/queue.h"
+
 namespace fetchrelay::actors {
+
+std::vector<submission> expand_topic(const submission& sub, const topic_state& topic,
+                                     const std::function<std::string(const std::string&)>& policy_of) {
+  std::vector<submission> out;
+  out.reserve(topic.endpoints.size());
+  for (const auto& e : topic.endpoints) {
+    submission one = sub;
+    one.spec.url = e.url;
+    one.topic = topic.name;
+    one.endpoint = e.name;
+    if (policy_of) one.policy = policy_of(e.url);
+    if (!sub.idempotency_key.empty()) one.idempotency_key = sub.idempotency_key + ":" + e.name;
+    out.push_back(std::move(one));
+  }
+  return out;
+}
 
 intake::intake(intake_options options, std::map<std::string, std::int64_t> initial_pending,
                std::function<std::uint64_t()> random)
@@ -50,6 +68,9 @@ job_state intake::new_job(const submission& sub, const std::string& policy, cons
   s.schedule_id = sub.schedule_id;
   s.fire_time_ms = sub.fire_time_ms;
   s.queue = sub.queue;
+  if (!s.queue.empty()) s.queue_stage = static_cast<std::uint8_t>(queue_stage::waiting);
+  s.topic = sub.topic;
+  s.endpoint = sub.endpoint;
   return s;
 }
 

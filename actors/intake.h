@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "actors/submit.h"
+#include "core/topic.h"
 #include "core/retry.h"
 #include "core/ulid.h"
 #include "persistence/store.h"
@@ -43,6 +44,12 @@ struct pending_submission {
   completion<submit_answer> reply;
   std::string idem;  // its key in the idempotency index, if any
 };
+
+/// A submission to a topic as one submission per endpoint: its URL, the topic and endpoint
+/// names, the policy `policy_of(url)` (null: the submission's), and a key per endpoint
+/// (`<key>:<endpoint name>`) when the submission has one. Fingerprints are the caller's.
+std::vector<submission> expand_topic(const submission& sub, const topic_state& topic,
+                                     const std::function<std::string(const std::string&)>& policy_of);
 
 class intake {
  public:

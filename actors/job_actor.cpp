@@ -26,9 +26,13 @@ void commit(self_ptr self, const job_context& ctx, std::optional<attempt_record>
   caf::actor me = caf::actor_cast<caf::actor>(self);
   if (after == then::finished) {
     // Synced: straight to the manager (one message fewer per job); failed: back here to retry.
-    done = completion<status>([me, mgr = ctx.manager, s = st.s](status r) {
-      if (r.is_ok()) caf::anon_send(mgr, done_atom::value, s.id, s);
-      else caf::anon_send(me, committed_atom::value, std::move(r));
+    done = completion<status>([me, mgr = ctx.manager, s = st.s, latch = st.latch](status r) {
+      if (r.is_ok()) {
+        if (latch) latch->terminal.store(true);  // its queue slot goes with its last holder
+        caf::anon_send(mgr, done_atom::value, s.id, s);
+      } else {
+        caf::anon_send(me, committed_atom::value, std::move(r));
+      }
     });
   } else if (after == then::hibernate) {
     done = completion<status>(
@@ -93,10 +97,31 @@ void finish(self_ptr self, const job_context& ctx, job_status status,
   commit(self, ctx, std::move(attempt), true, then::finished);
 }
 
+bool is_queue_stage(const job_state& s, queue_stage q) { return s.queue_stage == static_cast<std::uint8_t>(q); }
+
+/// A granted queue job's first attempt: written `started` (synced) before its queue hears of
+/// it, so the next job of the queue is never granted on a start a crash could undo.
+void mark_started(self_ptr self, const job_context& ctx) {
+  auto& st = self->state;
+  st.s.queue_stage = static_cast<std::uint8_t>(queue_stage::started);
+  persistence::commit_batch b;
+  b.jobs.push_back({st.s, std::nullopt, std::nullopt});
+  self->send(ctx.store, commit_atom::value, std::move(b),
+             completion<status>([queues = ctx.queues, s = st.s](status r) {
+               if (!r.is_ok()) {
+                 spdlog::warn("job {}: its start in queue {} not written ({}); the queue waits", s.id, s.queue, r.message());
+                 return;
+               }
+               if (queues) caf::anon_send(queues, queue_started_atom::value, s.tenant, s.queue, s.id);
+             }));
+}
+
 void start_attempt(self_ptr self, const job_context& ctx) {
   auto& st = self->state;
   // Stopping: the job stays due in the store and runs after the restart.
   if (ctx.drain && ctx.drain->draining.load(std::memory_order_acquire)) return;
+  if (is_queue_stage(st.s, queue_stage::waiting)) return;  // its queue starts it
+  if (is_queue_stage(st.s, queue_stage::granted)) mark_started(self, ctx);  // before `active` is set
   if (ctx.metrics)
     ctx.metrics->lateness.observe(static_cast<double>(ctx.clock->now_ms() - st.s.run_at_ms));
   // Not written (docs/decisions.md): `active` lives in memory, where reads of a live job are
@@ -118,6 +143,9 @@ void start_attempt(self_ptr self, const job_context& ctx) {
   req.timeout = std::chrono::milliseconds(st.s.timeout_ms);
   req.reply_to = caf::actor_cast<caf::actor>(self);
   if (ctx.drain) req.token = ctx.drain->token();
+  if (st.latch) {  // the attempt holds the queue slot too, until it has ended
+    req.token = std::make_shared<std::pair<std::shared_ptr<void>, std::shared_ptr<queue_latch>>>(req.token, st.latch);
+  }
   log::event(spdlog::level::debug,
              {{"job_id", st.s.id}, {"attempt", req.attempt}, {"origin", log::origin_of(st.s.url)}}, "attempt started");
   caf::anon_send(ctx.destination, deliver_atom::value, std::move(req));
@@ -242,6 +270,11 @@ void run_now(self_ptr self, const completion<command_answer>& reply) {
     return;
   }
   if (st.finishing || is_terminal(st.s.status)) return reply(command_answer::terminal);
+  if (is_queue_stage(st.s, queue_stage::waiting)) {  // its delay ends; its turn is still its queue's
+    st.s.run_at_ms = std::min(st.s.run_at_ms, ctx.clock->now_ms());
+    commit(self, ctx, std::nullopt, false, then::nothing);
+    return reply(command_answer::started);
+  }
   if (st.s.status != job_status::active) {
     st.s.run_at_ms = ctx.clock->now_ms();
     ++st.generation;  // the armed timer is stale now
@@ -250,9 +283,56 @@ void run_now(self_ptr self, const completion<command_answer>& reply) {
   reply(command_answer::started);
 }
 
+/// Its queue's turn: written granted (synced; it then has a due entry), then run as any job.
+void grant(self_ptr self, const job_context& ctx, completion<command_answer> reply) {
+  auto& st = self->state;
+  if (st.parked) {
+    caf::anon_send(ctx.manager, queue_grant_atom::value, st.s.tenant, st.s.id,
+                   completion<grant_answer>([reply](grant_answer a) {
+                     reply(a == grant_answer::accepted ? command_answer::done : command_answer::terminal);
+                   }));
+    return;
+  }
+  if (st.finishing || is_terminal(st.s.status)) return reply(command_answer::terminal);
+  if (!is_queue_stage(st.s, queue_stage::waiting)) return reply(command_answer::done);  // granted before
+  st.s.queue_stage = static_cast<std::uint8_t>(queue_stage::granted);
+  persistence::commit_batch b;
+  b.jobs.push_back({st.s, std::nullopt, std::nullopt});
+  self->send(ctx.store, commit_atom::value, std::move(b),
+             completion<status>([me = caf::actor_cast<caf::actor>(self), reply](status r) {
+               caf::anon_send(me, queue_granted_atom_job::value, std::move(r), reply);
+             }));
+}
+
+void begin(self_ptr self, const job_context& ctx);
+
+void on_granted(self_ptr self, const job_context& ctx, const status& r, const completion<command_answer>& reply) {
+  auto& st = self->state;
+  if (!r.is_ok()) {  // still waiting on disk; the queue moves on and finds it again after a restart
+    spdlog::warn("job {}: its turn in queue {} not written ({})", st.s.id, st.s.queue, r.message());
+    st.s.queue_stage = static_cast<std::uint8_t>(queue_stage::waiting);
+    return reply(command_answer::terminal);
+  }
+  reply(command_answer::done);
+  if (st.finishing || is_terminal(st.s.status)) return;  // cancelled meanwhile: it releases its slot
+  begin(self, ctx);
+}
+
+/// The queue latch of a granted or started queue job (made once).
+void hold_queue_slot(self_ptr self, const job_context& ctx) {
+  auto& st = self->state;
+  if (st.latch || st.s.queue.empty() || st.s.queue_stage < static_cast<std::uint8_t>(queue_stage::granted)) return;
+  st.latch = std::make_shared<queue_latch>();
+  st.latch->queues = ctx.queues;
+  st.latch->tenant = st.s.tenant;
+  st.latch->queue = st.s.queue;
+  st.latch->id = st.s.id;
+}
+
 /// A new or recovered job starts: parked at once if its run is far off, else armed or run now.
 void begin(self_ptr self, const job_context& ctx) {
   auto& st = self->state;
+  hold_queue_slot(self, ctx);
   // A job recovered while active had an attempt in flight at the crash: it runs again.
   if (st.s.status == job_status::active) st.s.status = job_status::scheduled;
   // Not linked to the manager: a job that throws leaves its snapshot to the scheduler (as a
@@ -269,6 +349,8 @@ void begin(self_ptr self, const job_context& ctx) {
     caf::anon_send(st.ctx->manager, hibernated_atom::value, st.s.id, st.s.run_at_ms);
     return caf::exit_reason::unhandled_exception;
   });
+  // Waiting for its queue's turn (brought back to be granted or cancelled): no timer of its own.
+  if (is_queue_stage(st.s, queue_stage::waiting)) return;
   // Brought back early (e.g. to be cancelled): what is stored is what it is, so it may go again.
   if (ctx.hibernate_at_start && waits_long(st.s, ctx)) {
     park(self, ctx);
@@ -331,6 +413,14 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
         reply(cancel_answer::cancelled);
       },
       [self](run_atom, const completion<command_answer>& reply) { run_now(self, reply); },
+      [self](queue_grant_atom, const completion<command_answer>& reply) {
+        auto ctx = self->state.ctx;
+        grant(self, *ctx, reply);
+      },
+      [self](queue_granted_atom_job, const status& r, const completion<command_answer>& reply) {
+        auto ctx = self->state.ctx;
+        on_granted(self, *ctx, r, reply);
+      },
       [self](read_atom, const completion<result<std::optional<job_view>>>& reply) {
         reply(std::optional<job_view>(job_view{self->state.s, self->state.attempts}));
       },

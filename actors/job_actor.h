@@ -23,6 +23,7 @@
 #include "actors/destination_actor.h"
 #include "actors/manager_protocol.h"
 #include "actors/messages.h"
+#include "actors/queue_protocol.h"
 #include "actors/store_actor.h"
 #include "core/clock.h"
 #include "core/metrics.h"
@@ -30,6 +31,8 @@
 
 namespace fetchrelay::actors {
 
+/// (queue_granted_atom_job, status, reply): self, the write of a queue's grant answered.
+using queue_granted_atom_job = caf::atom_constant<caf::atom("jgranted")>;
 /// (hibernate_atom, generation, status): self, the snapshot to park on is synced (or not).
 using hibernate_atom = caf::atom_constant<caf::atom("hibernate")>;
 
@@ -43,6 +46,10 @@ using job_actor = caf::typed_actor<
     // The manager: attempt now (POST /v1/jobs/{id}/run); reply started (also if an attempt is
     // in flight already), or terminal.
     caf::reacts_to<run_atom, completion<command_answer>>,
+    // The manager, for the job's queue: its turn; reply done once written granted, or terminal.
+    caf::reacts_to<queue_grant_atom, completion<command_answer>>,
+    // Self: the write of the grant answered.
+    caf::reacts_to<queue_granted_atom_job, status, completion<command_answer>>,
     // The manager: the job as it is now.
     caf::reacts_to<read_atom, completion<result<std::optional<job_view>>>>,
     // Self: the terminal snapshot failed to commit; it is tried again.
@@ -66,6 +73,8 @@ struct job_context {
   bool hibernate_at_start = true;
   /// Graceful stop: no attempt starts once draining; may be null.
   std::shared_ptr<delivery_drain> drain;
+  /// The queue manager (a queue job tells it when it starts and ends); may be null.
+  caf::actor queues;
 };
 
 struct job_actor_state {
@@ -76,6 +85,8 @@ struct job_actor_state {
   std::uint64_t generation = 0;
   bool finishing = false;  // the terminal snapshot is being synced
   bool parked = false;     // hibernated: waiting for forget_atom
+  /// A granted or started queue job's hold on its queue slot (queue_protocol.h); null otherwise.
+  std::shared_ptr<queue_latch> latch;
 };
 
 /// `attempts` are those already recorded (a recovered job).

@@ -67,6 +67,7 @@ void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vec
   ctx->hibernate_after = e.options.hibernate_after;
   ctx->hibernate_at_start = may_hibernate;
   ctx->drain = e.options.drain;
+  ctx->queues = e.options.queues;
   std::string id = s.id;
   std::string tenant = s.tenant;
   // Not linked: CAF keeps an actor's links in a list that every link and unlink walks, which made
@@ -94,8 +95,11 @@ void stop_jobs(self_ptr self, const caf::error& reason) {
 /// Hands a command to a live job actor.
 void tell(const job_actor& job, job_command command, const completion<command_answer>& reply) {
   if (command == job_command::cancel) caf::anon_send(job, cancel_atom::value, reply);
+  else if (command == job_command::grant) caf::anon_send(job, queue_grant_atom::value, reply);
   else caf::anon_send(job, run_atom::value, reply);
 }
+
+}  // namespace
 
 /// Brings jobs back from their snapshots (they are due, or have commands waiting).
 void activate(self_ptr self, const env& e, const std::vector<std::string>& ids) {
@@ -177,6 +181,8 @@ void on_command(self_ptr self, const env& e, const std::string& tenant, const st
                  }));
 }
 
+namespace {
+
 /// A hibernated job takes commands like any other: brought back, then told.
 void on_command_found(self_ptr self, const env& e, const std::string& tenant, const std::string& id,
                       job_command command, const completion<command_answer>& reply) {
@@ -247,6 +253,9 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
       guarded(me, "submit", [self](submit_atom, submission& sub, completion<submit_answer>& reply) {
         submit(self, *self->state.env, std::move(sub), std::move(reply));
       }),
+      guarded(me, "submit_all", [self](submit_atom, std::vector<submission>& subs, completion<std::vector<submit_answer>>& reply) {
+        submit_all(self, *self->state.env, std::move(subs), std::move(reply));
+      }),
       guarded(me, "read", [self](read_atom, const std::string& tenant, const std::string& id,
                                  const completion<result<std::optional<job_view>>>& reply) {
         on_read(self, *self->state.env, tenant, id, reply);
@@ -271,6 +280,27 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
       guarded(me, "retry", [self](retry_atom, const std::string& tenant, const std::string& id, std::int64_t run_at,
                                   const completion<retry_answer>& reply) {
         on_retry(self, *self->state.env, tenant, id, run_at, reply);
+      }),
+      guarded(me, "bulk", [self](bulk_atom, const std::string& tenant, const persistence::job_filter& filter,
+                                 const std::string& cursor, bool retry, std::int64_t run_at,
+                                 const completion<result<persistence::purge_page>>& reply) {
+        on_bulk(self, *self->state.env, tenant, filter, cursor, retry, run_at, reply);
+      }),
+      guarded(me, "bulk_listed", [self](bulk_atom, bool retry, std::int64_t run_at, result<persistence::job_page>& page,
+                                        const completion<result<persistence::purge_page>>& reply) {
+        on_bulk_listed(self, *self->state.env, retry, run_at, std::move(page), reply);
+      }),
+      guarded(me, "bulk_committed", [self](committed_atom, const std::vector<std::string>& ids, const status& r,
+                                           const std::string& cursor, const std::string& tenant,
+                                           const completion<result<persistence::purge_page>>& reply) {
+        on_bulk_committed(self, *self->state.env, ids, r, cursor, tenant, reply);
+      }),
+      guarded(me, "grant", [self](queue_grant_atom, const std::string& tenant, const std::string& id,
+                                  const completion<grant_answer>& reply) {
+        on_command(self, *self->state.env, tenant, id, job_command::grant,
+                   completion<command_answer>([reply](command_answer a) {
+                     reply(a == command_answer::done ? grant_answer::accepted : grant_answer::gone);
+                   }));
       }),
       guarded(me, "drain", [self](drain_atom) { drain(self); }),
       guarded(me, "done", [self](done_atom, const std::string& id, const job_state& s) {

@@ -41,6 +41,9 @@ struct manager_options {
   destination_factory make_destination;  // null: destination_actor_impl with the HTTP client
   std::shared_ptr<const pipeline_set> pipelines;  // the plugin chains' makings; may be null
   std::shared_ptr<delivery_drain> drain;          // graceful stop; may be null
+  /// The queue manager (queues.h): told when a waiting job is stored, and by queue jobs when
+  /// they start and end; may be null (no queues).
+  caf::actor queues;
 };
 
 struct manager_env;

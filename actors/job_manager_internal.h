@@ -35,8 +35,31 @@ void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vec
 /// The job leaves the directory; it quits once the requests forwarded to it so far are handled.
 void forget_job(self_ptr self, const env& e, std::unordered_map<std::string, manager_state::live_job>::iterator it);
 
+/// Brings jobs back from their snapshots (due, run again, or with commands waiting).
+void activate(self_ptr self, const env& e, const std::vector<std::string>& ids);
+void on_activated(self_ptr self, const env& e, const std::vector<std::string>& ids, result<std::vector<recovered_job>> r);
+void on_read(self_ptr self, const env& e, const std::string& tenant, const std::string& id,
+             const completion<result<std::optional<job_view>>>& reply);
+/// A cancel or a run-now for job `id` as `tenant`: to the live actor, or brought back first.
+void on_command(self_ptr self, const env& e, const std::string& tenant, const std::string& id, job_command command,
+                const completion<command_answer>& reply);
+
+// job_manager_bulk.cpp: POST /v1/jobs/retry and /cancel.
+/// One page (max_list_scan index entries) of the tenant's jobs that pass `filter`, from `cursor`:
+/// run again (`retry`: failed and cancelled ones, with a fresh budget, at run_at_ms or now) or
+/// cancelled (unfinished ones); reply how many and the cursor to go on from.
+void on_bulk(self_ptr self, const env& e, const std::string& tenant, const persistence::job_filter& filter,
+             const std::string& cursor, bool retry, std::int64_t run_at_ms, completion<result<persistence::purge_page>> reply);
+void on_bulk_listed(self_ptr self, const env& e, bool retry, std::int64_t run_at_ms, result<persistence::job_page> page,
+                    completion<result<persistence::purge_page>> reply);
+/// A bulk retry's commit answered: reply, and bring the jobs back (or undo their quota count).
+void on_bulk_committed(self_ptr self, const env& e, const std::vector<std::string>& ids, const status& r,
+                       const std::string& cursor, const std::string& tenant,
+                       const completion<result<persistence::purge_page>>& reply);
+
 // job_manager_submit.cpp: submissions, their commits, callbacks, runs again.
 void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply);
+void submit_all(self_ptr self, const env& e, std::vector<submission> subs, completion<std::vector<submit_answer>> reply);
 /// Hands the submissions gathered in this turn to the store as one synced commit.
 void flush_submissions(self_ptr self, const env& e);
 void on_committed(self_ptr self, const env& e, const std::string& id, const status& r);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <mutex>
+
 #include "core/job_json.h"
 #include "core/log.h"
 #include "core/text.h"
@@ -85,6 +87,34 @@ void submit(self_ptr self, const env& e, submission sub, completion<submit_answe
     self->send(self, flush_atom::value);
 }
 
+void submit_all(self_ptr self, const env& e, std::vector<submission> subs, completion<std::vector<submit_answer>> reply) {
+  if (subs.empty()) return reply({});
+  if (auto refused = self->state.admission->refusal(subs.front().tenant)) {
+    return reply(std::vector<submit_answer>(subs.size(), *refused));
+  }
+  // Answers may come from other actors' threads (a repeat reads its job where it lives).
+  struct gather {
+    std::mutex m;
+    std::vector<submit_answer> answers;
+    std::size_t left;
+    completion<std::vector<submit_answer>> reply;
+  };
+  auto g = std::make_shared<gather>();
+  g->answers.resize(subs.size());
+  g->left = subs.size();
+  g->reply = std::move(reply);
+  for (std::size_t i = 0; i < subs.size(); ++i) {
+    submit(self, e, std::move(subs[i]), completion<submit_answer>([g, i](submit_answer a) {
+             std::unique_lock lock(g->m);
+             g->answers[i] = std::move(a);
+             if (--g->left > 0) return;
+             auto answers = std::move(g->answers);
+             lock.unlock();
+             g->reply(std::move(answers));
+           }));
+  }
+}
+
 void flush_submissions(self_ptr self, const env& e) {
   auto [batch, ids] = self->state.admission->take();
   if (ids.empty()) return;
@@ -115,6 +145,11 @@ void on_committed(self_ptr self, const env& e, const std::string& id, const stat
              "job accepted");
   ok.deduplicated = true;
   for (auto& w : waiters) w(ok);
+  if (s.queue_stage == static_cast<std::uint8_t>(queue_stage::waiting)) {
+    // Its queue starts it: no actor, no due entry until then.
+    if (e.options.queues) caf::anon_send(e.options.queues, queue_kick_atom::value, s.tenant, s.queue);
+    return;
+  }
   if (s.run_at_ms - e.clock->now_ms() > e.options.hibernate_after.count()) {
     // A long wait starts on disk: the synced snapshot is all the job needs until it is due.
     if (e.metrics) e.metrics->jobs_hibernated.fetch_add(1, std::memory_order_relaxed);
@@ -212,6 +247,7 @@ void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered
   s.max_attempts = s.attempts + budget;
   s.finished_at_ms = 0;
   s.defer_reason.clear();
+  s.queue_stage = 0;  // run again outside its queue's order (docs/api.md)
   persistence::commit_batch b;
   b.sync = true;
   b.jobs.push_back({s, std::nullopt, std::nullopt});

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "actors/messages.h"
+#include "actors/queue_protocol.h"
 #include "actors/submit.h"
 
 namespace fetchrelay::actors {
@@ -23,6 +24,10 @@ using command_found_atom = caf::atom_constant<caf::atom("cmdfound")>;
 /// (idem_gone_atom, id, submission, reply): self, a repeat whose key's job is gone.
 using idem_gone_atom = caf::atom_constant<caf::atom("idemgone")>;
 
+/// (bulk_atom, tenant, filter, cursor, retry, run_at, reply): POST /v1/jobs/retry (retry) and
+/// /cancel (not); (bulk_atom, retry, run_at, page, reply): self, the page of jobs to act on.
+using bulk_atom = caf::atom_constant<caf::atom("bulk")>;
+
 /// POST /v1/jobs/{id}/retry.
 struct retry_answer {
   enum kind { scheduled, not_retryable, not_found, unavailable } result = not_found;
@@ -33,15 +38,22 @@ struct retry_answer {
 }  // namespace fetchrelay::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::submission)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<fetchrelay::actors::submission>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<std::vector<fetchrelay::actors::submit_answer>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::submit_answer>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<fetchrelay::actors::recovered_job>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::retry_answer>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<fetchrelay::persistence::job_page>)
 
 namespace fetchrelay::actors {
 
 using manager_actor = caf::typed_actor<
     // API: POST /v1/fetch; reply 202 once synced (or 409/429/503). Also the manager's callbacks.
     caf::reacts_to<submit_atom, submission, completion<submit_answer>>,
+    // API (a topic submission) and schedules (a topic's fire): one job per submission, in one
+    // commit when no idempotency key needs a store look-up; reply once every one is answered,
+    // in order.
+    caf::reacts_to<submit_atom, std::vector<submission>, completion<std::vector<submit_answer>>>,
     // API: GET /v1/jobs/{id} as tenant; reply the job, or nullopt for none of this tenant's.
     caf::reacts_to<read_atom, std::string, std::string, completion<result<std::optional<job_view>>>>,
     // API: GET /v1/jobs; reply one page, newest first (the store answers).
@@ -57,6 +69,18 @@ using manager_actor = caf::typed_actor<
     // API: POST /v1/jobs/{id}/retry as tenant, to run at run_at_ms (or now, if earlier); reply
     // scheduled, not_retryable, not_found or unavailable.
     caf::reacts_to<retry_atom, std::string, std::string, std::int64_t, completion<retry_answer>>,
+    // API: POST /v1/jobs/retry (true) or /cancel (false) for one page of a filter; reply the count
+    // and the cursor to go on from.
+    caf::reacts_to<bulk_atom, std::string, persistence::job_filter, std::string, bool, std::int64_t,
+                   completion<result<persistence::purge_page>>>,
+    // Self: the page of jobs a bulk operation acts on.
+    caf::reacts_to<bulk_atom, bool, std::int64_t, result<persistence::job_page>, completion<result<persistence::purge_page>>>,
+    // Self: the store's answer to a bulk retry's commit (the ids run again).
+    caf::reacts_to<committed_atom, std::vector<std::string>, status, std::string, std::string,
+                   completion<result<persistence::purge_page>>>,
+    // A queue: its turn for job id of tenant; reply accepted once the job is written granted, or
+    // gone (finished, or no such job).
+    caf::reacts_to<queue_grant_atom, std::string, std::string, completion<grant_answer>>,
     // The relay when stopping: destinations drop what has not started.
     caf::reacts_to<drain_atom>,
     // A job actor: its terminal snapshot is synced; forget it and send its callback.

@@ -103,6 +103,8 @@ using events_atom = caf::atom_constant<caf::atom("events")>;
 using sched_get_atom = caf::atom_constant<caf::atom("schedget")>;
 using sched_list_atom = caf::atom_constant<caf::atom("schedlist")>;
 using sched_scan_atom = caf::atom_constant<caf::atom("schedscan")>;
+using topic_get_atom = caf::atom_constant<caf::atom("topicget")>;
+using topic_list_atom = caf::atom_constant<caf::atom("topiclist")>;
 
 }  // namespace fetchrelay::actors
 
@@ -121,6 +123,9 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::recovered_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::persistence::event_filter)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::schedule_state)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::topic_state>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::topic_state>>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::topic_page>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<std::optional<fetchrelay::schedule_state>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::schedule_state>>>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<fetchrelay::persistence::schedule_page>>)
@@ -183,7 +188,7 @@ struct attempt_result {
 };
 
 /// A command to one job: cancel it, or run it now.
-enum class job_command : std::uint8_t { cancel, run_now };
+enum class job_command : std::uint8_t { cancel, run_now, grant };
 
 /// What a command came to: done (cancelled / started), the job had ended, or there is no such
 /// job for this tenant.

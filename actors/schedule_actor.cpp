@@ -89,8 +89,51 @@ void fire(self_ptr self, bool trigger, completion<schedule_answer> reply) {
   sub.schedule_after = st.after;
   st.firing = true;
   ++st.generation;  // the armed timer, if any, is stale
+  if (!st.s.request.topic.empty()) {  // one job per endpoint: the topic first
+    st.fire_sub = std::move(sub);
+    self->send(ctx.store, topic_get_atom::value, st.s.tenant, st.s.request.topic,
+               completion<result<std::optional<topic_state>>>(
+                   [me = me_of(self), reply = std::move(reply)](result<std::optional<topic_state>> r) {
+                     caf::anon_send(me, topic_loaded_atom::value, std::move(r), reply);
+                   }));
+    return;
+  }
   self->send(ctx.jobs, submit_atom::value, std::move(sub),
              completion<submit_answer>([me = me_of(self), reply = std::move(reply)](submit_answer a) {
+               caf::anon_send(me, fired_atom::value, std::uint64_t{0}, std::move(a), reply);
+             }));
+}
+
+/// A fire to a topic: one submission per endpoint, the first carrying the schedule after it. A
+/// topic that is gone makes no job; the timetable goes on (a trigger hears 400 unknown_topic).
+void on_topic_loaded(self_ptr self, const result<std::optional<topic_state>>& r, const completion<schedule_answer>& reply) {
+  auto& st = self->state;
+  const auto& ctx = *st.ctx;
+  if (!r || !*r || (*r)->endpoints.empty()) {
+    submit_answer a{r ? 400 : 503, "", 0, false, r ? "unknown_topic" : "store_unavailable",
+                    r ? "the schedule's topic " + st.s.request.topic + " does not exist" : r.error().message(), 1};
+    if (r) {  // not retried: advance the timetable as if fired
+      spdlog::warn("schedule {} of tenant {}: topic {} does not exist; no job made", st.s.id, st.s.tenant,
+                   st.s.request.topic);
+      st.firing = false;
+      st.s.next_run_at_ms = st.after.next_run_at_ms;
+      commit(self, false, nullptr);
+      if (reply) reply(schedule_answer{400, std::nullopt, "", a.error_code, a.message});
+      return settle(self);
+    }
+    caf::anon_send(me_of(self), fired_atom::value, std::uint64_t{0}, std::move(a), reply);
+    return;
+  }
+  std::function<std::string(const std::string&)> policy_of;
+  if (st.fire_sub.policy == "default") policy_of = ctx.options.policy_of_url;
+  auto subs = expand_topic(st.fire_sub, **r, policy_of);
+  subs.front().schedule_after = std::move(st.fire_sub.schedule_after);
+  self->send(ctx.jobs, submit_atom::value, std::move(subs),
+             completion<std::vector<submit_answer>>([me = me_of(self), reply](std::vector<submit_answer> all) {
+               submit_answer a = all.front();
+               for (const auto& x : all) {
+                 if (x.http_status != 202) a = x;
+               }
                caf::anon_send(me, fired_atom::value, std::uint64_t{0}, std::move(a), reply);
              }));
 }
@@ -195,6 +238,9 @@ schedule_actor::behavior_type schedule_actor_impl(self_ptr self, schedule_state 
       },
       [self](fired_atom, std::uint64_t, const submit_answer& a, const completion<schedule_answer>& reply) {
         on_fired(self, a, reply);
+      },
+      [self](topic_loaded_atom, const result<std::optional<topic_state>>& r, const completion<schedule_answer>& reply) {
+        on_topic_loaded(self, r, reply);
       },
       [self](committed_atom, const status& s) {
         auto& st = self->state;

@@ -28,6 +28,7 @@
 #include "core/clock.h"
 #include "core/cron.h"
 #include "core/schedule.h"
+#include "actors/intake.h"
 
 namespace fetchrelay::actors {
 
@@ -56,6 +57,8 @@ using sched_atom = caf::atom_constant<caf::atom("sched")>;
 using fire_atom = caf::atom_constant<caf::atom("fire")>;
 /// (fired_atom, generation, answer): self, the job manager's answer to a fire.
 using fired_atom = caf::atom_constant<caf::atom("fired")>;
+/// (topic_loaded_atom, topic, reply): self, the topic a fire goes to, read from the store.
+using topic_loaded_atom = caf::atom_constant<caf::atom("topicload")>;
 /// (sched_loaded_atom, key, schedule): self, a schedule read from the store to be brought back.
 using sched_loaded_atom = caf::atom_constant<caf::atom("schedload")>;
 /// (tick_atom): self, periodic: bring back the schedules due soon.
@@ -78,6 +81,8 @@ using schedule_actor = caf::typed_actor<
     caf::reacts_to<fire_atom, std::uint64_t>,
     // Self: the job manager answered a fire (a trigger's reply, if any, is in the completion).
     caf::reacts_to<fired_atom, std::uint64_t, submit_answer, completion<schedule_answer>>,
+    // Self: the topic of a fire to a topic (X-Fetch-Topic), read from the store.
+    caf::reacts_to<topic_loaded_atom, result<std::optional<topic_state>>, completion<schedule_answer>>,
     // Self: the store's answer to a write of this schedule.
     caf::reacts_to<committed_atom, status>,
     // The schedule manager, after this actor parked or was deleted: it quits.
@@ -102,6 +107,9 @@ struct schedules_options {
   std::chrono::milliseconds tick_every{1'000};
   /// A fire the job manager refused (busy, over quota, store down) is tried again after this.
   std::chrono::milliseconds retry_fire_after{1'000};
+  /// The policy of a URL's route, for fires to a topic whose request names none ("default");
+  /// null: "default".
+  std::function<std::string(const std::string&)> policy_of_url;
 };
 
 /// What each schedule actor shares.
@@ -125,6 +133,7 @@ struct schedule_actor_state {
   int unsynced = 0;                   // writes sent and not yet answered
   bool write_failed = false;          // the last write failed: memory is ahead of the store
   schedule_state after;               // the schedule as the fire with the job manager leaves it
+  submission fire_sub;                // a fire to a topic, waiting for the topic
   std::deque<std::pair<schedule_command, completion<schedule_answer>>> held;  // arrived while firing
 };
 

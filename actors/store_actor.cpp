@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include "core/ulid.h"
+
 namespace fetchrelay::actors {
 namespace {
 
@@ -163,6 +165,49 @@ result<std::optional<idem_hit>> find_idem(persistence::store& store, const std::
   return std::optional<idem_hit>(idem_hit{(*r)->id, run_at, (*r)->expires_at_ms, (*r)->fingerprint});
 }
 
+/// A queue with its counts and the age of its oldest waiting job.
+result<queue_view> view_of(const env& e, queue_state q) {
+  queue_view v;
+  auto c = e.store->queue_count(q.tenant, q.name);
+  v.waiting = c.waiting;
+  v.in_progress = c.started;
+  if (c.waiting > 0) {  // the first waiting job comes after the granted and started ones
+    auto first = e.store->queue_jobs(q.tenant, q.name, "", static_cast<std::size_t>(c.started) + 1);
+    if (!first) return first.error();
+    for (const auto& j : *first) {
+      if (j.stage != queue_stage::waiting) continue;
+      std::int64_t now = e.options.clock ? e.options.clock->now_ms() : 0;
+      v.oldest_waiting_age_ms = std::max<std::int64_t>(0, now - job_id_time(j.id));
+      break;
+    }
+  }
+  v.q = std::move(q);
+  return v;
+}
+
+result<std::optional<queue_view>> queue_view_of(const env& e, const std::string& tenant, const std::string& name) {
+  auto q = e.store->get_queue(tenant, name);
+  if (!q) return q.error();
+  if (!*q) return std::optional<queue_view>();
+  auto v = view_of(e, std::move(**q));
+  if (!v) return v.error();
+  return std::optional<queue_view>(std::move(*v));
+}
+
+result<queue_view_page> queue_page_of(const env& e, const std::string& tenant, const std::string& cursor,
+                                      std::uint32_t limit) {
+  auto page = e.store->list_queues(tenant, cursor, limit);
+  if (!page) return page.error();
+  queue_view_page out;
+  for (auto& q : page->queues) {
+    auto v = view_of(e, std::move(q));
+    if (!v) return v.error();
+    out.queues.push_back(std::move(*v));
+  }
+  out.next_cursor = page->next_cursor;
+  return out;
+}
+
 }  // namespace
 
 store_actor::behavior_type store_actor_impl(self_ptr self, std::shared_ptr<persistence::store> store,
@@ -228,6 +273,34 @@ store_actor::behavior_type store_actor_impl(self_ptr self, std::shared_ptr<persi
                                         std::int64_t until, std::uint32_t limit,
                                         const completion<result<std::vector<persistence::schedule_due>>>& done) {
         done(e->store->scan_schedules_due(after, until, limit));
+      }),
+      guarded("store", "topicget", [e](topic_get_atom, const std::string& tenant, const std::string& name,
+                                       const completion<result<std::optional<topic_state>>>& done) {
+        done(e->store->get_topic(tenant, name));
+      }),
+      guarded("store", "topiclist", [e](topic_list_atom, const std::string& tenant, const std::string& cursor,
+                                        std::uint32_t limit, const completion<result<persistence::topic_page>>& done) {
+        done(e->store->list_topics(tenant, cursor, limit));
+      }),
+      guarded("store", "qget", [e](queue_get_atom, const std::string& tenant, const std::string& name,
+                                   const completion<result<std::optional<queue_state>>>& done) {
+        done(e->store->get_queue(tenant, name));
+      }),
+      guarded("store", "qview", [e](queue_view_atom, const std::string& tenant, const std::string& name,
+                                    const completion<result<std::optional<queue_view>>>& done) {
+        done(queue_view_of(*e, tenant, name));
+      }),
+      guarded("store", "qlist", [e](queue_list_atom, const std::string& tenant, const std::string& cursor,
+                                    std::uint32_t limit, const completion<result<queue_view_page>>& done) {
+        done(queue_page_of(*e, tenant, cursor, limit));
+      }),
+      guarded("store", "qjobs", [e](queue_jobs_atom, const std::string& tenant, const std::string& name,
+                                    const std::string& after, std::uint32_t limit,
+                                    const completion<result<std::vector<persistence::queue_entry>>>& done) {
+        done(e->store->queue_jobs(tenant, name, after, limit));
+      }),
+      guarded("store", "qactive", [e](queue_active_atom, const completion<std::vector<std::pair<std::string, std::string>>>& done) {
+        done(e->store->active_queues());
       }),
       guarded("store", "list", [e](list_atom, const std::string& tenant, const persistence::job_filter& filter,
                                    const std::string& cursor, std::uint32_t limit,

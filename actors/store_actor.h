@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "actors/messages.h"
+#include "actors/queue_protocol.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "persistence/store.h"
@@ -48,6 +49,19 @@ using store_actor = caf::typed_actor<
     // fire order, at most a limit.
     caf::reacts_to<sched_scan_atom, std::optional<persistence::schedule_due>, std::int64_t, std::uint32_t,
                    completion<result<std::vector<persistence::schedule_due>>>>,
+    // API and schedules: one topic (tenant, name), or nullopt.
+    caf::reacts_to<topic_get_atom, std::string, std::string, completion<result<std::optional<topic_state>>>>,
+    // API: one page of the tenant's topics in name order, after a cursor.
+    caf::reacts_to<topic_list_atom, std::string, std::string, std::uint32_t, completion<result<persistence::topic_page>>>,
+    // Queues: one queue's record; its view (counts, oldest waiting) for the API; a page of the
+    // tenant's queues with their views; the queue's unfinished jobs after an id; the queues that
+    // have unfinished jobs (at start-up).
+    caf::reacts_to<queue_get_atom, std::string, std::string, completion<result<std::optional<queue_state>>>>,
+    caf::reacts_to<queue_view_atom, std::string, std::string, completion<result<std::optional<queue_view>>>>,
+    caf::reacts_to<queue_list_atom, std::string, std::string, std::uint32_t, completion<result<queue_view_page>>>,
+    caf::reacts_to<queue_jobs_atom, std::string, std::string, std::string, std::uint32_t,
+                   completion<result<std::vector<persistence::queue_entry>>>>,
+    caf::reacts_to<queue_active_atom, completion<std::vector<std::pair<std::string, std::string>>>>,
     // Manager (POST /retry): the whole job, if it is this tenant's.
     caf::reacts_to<retry_atom, std::string, std::string, completion<result<std::optional<recovered_job>>>>,
     // Manager: an idempotency key given before (tenant, key), with its job's run time.

@@ -30,11 +30,13 @@ struct submission {
   std::int64_t fire_time_ms = 0;
   std::optional<schedule_state> schedule_after;
   std::string queue;  // X-Queue
+  std::string topic;     // X-Fetch-Topic: this job is for one of its endpoints
+  std::string endpoint;  // that endpoint's name
 };
 
 /// The request part of a submission, as a schedule keeps it for its fires.
 inline schedule_request request_of(const submission& s) {
-  return {s.spec, s.policy, s.max_attempts, s.timeout_ms, s.callback_url, s.failure_callback_url, s.queue, ""};
+  return {s.spec, s.policy, s.max_attempts, s.timeout_ms, s.callback_url, s.failure_callback_url, s.queue, s.topic};
 }
 
 /// A submission of `r` for `tenant`, running at `run_at_ms`.
@@ -49,6 +51,7 @@ inline submission submission_of(const std::string& tenant, const schedule_reques
   s.callback_url = r.callback_url;
   s.failure_callback_url = r.failure_callback_url;
   s.queue = r.queue;
+  s.topic = r.topic;
   return s;
 }
 

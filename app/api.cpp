@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <set>
 #include <span>
 #include <nlohmann/json.hpp>
 #include <variant>
@@ -135,6 +136,44 @@ std::string accepted_body(const actors::submit_answer& a) {
          format_rfc3339(a.run_at_ms) + "\",\"deduplicated\":" + (a.deduplicated ? "true}" : "false}");
 }
 
+/// POST /v1/fetch with X-Fetch-Topic: one job per endpoint, one 202 with them all.
+void submit_to_topic(call& c, actors::submission sub) {
+  std::string name = sub.topic;
+  bool policy_given = c.req.header("X-Policy").has_value();
+  auto held = std::make_shared<actors::submission>(std::move(sub));
+  caf::anon_send(
+      c.deps.store, actors::topic_get_atom::value, c.tenant, name,
+      actors::completion<result<std::optional<topic_state>>>(
+          [reply = c.reply, name, policy_given, held, manager = c.deps.manager,
+           cfg = c.deps.config](result<std::optional<topic_state>> r) {
+            if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
+            if (!*r) return reply.send(response::error(400, "unknown_topic", "no topic " + name + " for this API key"));
+            auto subs = expand_topic(*cfg, std::move(*held), **r, policy_given);
+            std::vector<std::pair<std::string, std::string>> endpoints;
+            for (const auto& s : subs) endpoints.emplace_back(s.spec.url, s.endpoint);
+            caf::anon_send(manager, actors::submit_atom::value, std::move(subs),
+                           actors::completion<std::vector<actors::submit_answer>>(
+                               [reply, endpoints](std::vector<actors::submit_answer> all) {
+                                 nlohmann::json jobs = nlohmann::json::array();
+                                 for (std::size_t i = 0; i < all.size(); ++i) {
+                                   const auto& a = all[i];
+                                   if (a.http_status != 202) {
+                                     auto r = response::error(a.http_status, a.error_code, a.message);
+                                     if (a.retry_after_s > 0) r.headers.push_back({"Retry-After", std::to_string(a.retry_after_s)});
+                                     return reply.send(std::move(r));
+                                   }
+                                   jobs.push_back({{"id", a.id},
+                                                   {"url", utf8_escaped(endpoints[i].first)},
+                                                   {"endpoint", utf8_escaped(endpoints[i].second)},
+                                                   {"status", std::string(to_string(a.status))},
+                                                   {"run_at", format_rfc3339(a.run_at_ms)},
+                                                   {"deduplicated", a.deduplicated}});
+                                 }
+                                 reply.send(response::json(202, safe_dump({{"jobs", jobs}})));
+                               }));
+          }));
+}
+
 void submit(call& c) {
   if (c.deps.ready && !c.deps.ready->load()) {
     auto r = response::error(503, "not_ready", "the store is unavailable; retry shortly");
@@ -147,6 +186,7 @@ void submit(call& c) {
                "submission refused");
     return c.reply.send(response::error(bad->status, bad->code, bad->message));
   }
+  if (!std::get<actors::submission>(parsed).topic.empty()) return submit_to_topic(c, std::get<actors::submission>(std::move(parsed)));
   caf::anon_send(c.deps.manager, actors::submit_atom::value, std::get<actors::submission>(std::move(parsed)),
                  actors::completion<actors::submit_answer>([reply = c.reply](actors::submit_answer a) {
                    if (a.http_status == 202) return reply.send(response::json(202, accepted_body(a)));
@@ -188,11 +228,13 @@ struct list_query {
   std::string cursor;
 };
 
-constexpr std::string_view list_params[] = {"status", "limit", "cursor", "url_prefix", "since", "until", "schedule"};
+constexpr std::string_view list_params[] = {"status",   "limit",    "cursor", "url_prefix", "since",
+                                            "until",    "schedule", "topic",  "queue"};
 
-std::variant<list_query, response> parse_list_query(std::string_view target) {
-  auto q = query_params(target);
-  if (auto bad = unknown_param(q, list_params, "GET /v1/jobs")) return std::move(*bad);
+/// The filters, limit and cursor of a job listing (GET /v1/jobs, DELETE /v1/jobs, and the bodies
+/// of the bulk operations), as name -> value.
+std::variant<list_query, response> list_query_of(std::map<std::string, std::string> q, std::string_view route) {
+  if (auto bad = unknown_param(q, list_params, route)) return std::move(*bad);
   list_query out;
   for (const char* bound : {"since", "until"}) {
     if (!q.count(bound)) continue;
@@ -204,6 +246,14 @@ std::variant<list_query, response> parse_list_query(std::string_view target) {
   if (q.count("schedule")) {
     out.filter.schedule = q["schedule"];
     if (!is_valid_name(out.filter.schedule)) return response::error(400, "invalid_schedule", "schedule must be a schedule id");
+  }
+  if (q.count("topic")) {
+    out.filter.topic = q["topic"];
+    if (!is_valid_name(out.filter.topic)) return response::error(400, "invalid_topic", "topic must be a topic name");
+  }
+  if (q.count("queue")) {
+    out.filter.queue = q["queue"];
+    if (!is_valid_name(out.filter.queue)) return response::error(400, "invalid_queue", "queue must be a queue name");
   }
   if (q.count("status") && !q["status"].empty()) {
     out.filter.status = parse_job_status(q["status"]);
@@ -220,6 +270,55 @@ std::variant<list_query, response> parse_list_query(std::string_view target) {
   }
   return out;
 }
+
+std::variant<list_query, response> parse_list_query(std::string_view target) {
+  return list_query_of(query_params(target), "GET /v1/jobs");
+}
+
+/// The answer of a purge or bulk operation: {"count":N,"next_cursor":…|null}.
+actors::completion<result<persistence::purge_page>> count_answer(const http::responder& reply) {
+  return actors::completion<result<persistence::purge_page>>([reply](result<persistence::purge_page> r) {
+    if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
+    nlohmann::json out = {{"count", r->count},
+                          {"next_cursor", r->next_cursor.empty() ? nlohmann::json(nullptr) : nlohmann::json(r->next_cursor)}};
+    reply.send(response::json(200, safe_dump(out)));
+  });
+}
+
+/// POST /v1/jobs/retry and /v1/jobs/cancel: the listing's filters and cursor in a JSON body
+/// (strings; since and until also as unix seconds).
+void bulk_jobs(call& c, bool retry) {
+  const char* route = retry ? "POST /v1/jobs/retry" : "POST /v1/jobs/cancel";
+  std::map<std::string, std::string> q;
+  if (!c.req.body.empty()) {
+    auto j = nlohmann::json::parse(c.req.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      return c.reply.send(response::error(400, "invalid_body", "the body must be a JSON object of filters, e.g. {\"status\":\"failed\"}"));
+    }
+    for (const auto& [k, v] : j.items()) {
+      if (k == "limit") return c.reply.send(response::error(400, "invalid_query", std::string(route) + " takes no limit: a call handles up to 10,000 jobs"));
+      if (v.is_string()) q[k] = v.get<std::string>();
+      else if (v.is_number_integer() && (k == "since" || k == "until")) q[k] = std::to_string(v.get<std::int64_t>());
+      else if (!v.is_null()) return c.reply.send(response::error(400, "invalid_body", "filter " + utf8_escaped(k.substr(0, 64)) + " must be a string"));
+    }
+  }
+  auto parsed = list_query_of(std::move(q), route);
+  if (auto* bad = std::get_if<response>(&parsed)) return c.reply.send(std::move(*bad));
+  auto& lq = std::get<list_query>(parsed);
+  const auto& f = lq.filter;
+  if (retry && (!f.status || (*f.status != job_status::failed && *f.status != job_status::cancelled))) {
+    return c.reply.send(response::error(400, "invalid_status", "a bulk retry needs status failed or cancelled"));
+  }
+  if (!retry && !f.status && f.queue.empty() && f.schedule.empty() && f.topic.empty() && f.url_prefix.empty() &&
+      !f.since_ms && !f.until_ms) {
+    return c.reply.send(response::error(400, "missing_filter", "a bulk cancel needs at least one filter (status, queue, schedule, topic, url_prefix, since, until)"));
+  }
+  caf::anon_send(c.deps.manager, actors::bulk_atom::value, c.tenant, lq.filter, lq.cursor, retry, c.deps.clock->now_ms(),
+                 count_answer(c.reply));
+}
+
+void bulk_retry(call& c) { bulk_jobs(c, true); }
+void bulk_cancel(call& c) { bulk_jobs(c, false); }
 
 void list_jobs(call& c) {
   auto parsed = parse_list_query(c.req.target);
@@ -251,13 +350,7 @@ void purge_jobs(call& c) {
     return c.reply.send(response::error(400, "invalid_status", "purging needs status delivered, failed or cancelled"));
   }
   caf::anon_send(c.deps.manager, actors::purge_atom::value, c.tenant, q.filter, q.cursor,
-                 actors::completion<result<persistence::purge_page>>([reply = c.reply](result<persistence::purge_page> r) {
-                   if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
-                   nlohmann::json out = {
-                       {"count", r->count},
-                       {"next_cursor", r->next_cursor.empty() ? nlohmann::json(nullptr) : nlohmann::json(r->next_cursor)}};
-                   reply.send(response::json(200, safe_dump(out)));
-                 }));
+                 count_answer(c.reply));
 }
 
 constexpr std::string_view event_params[] = {"cursor", "limit", "job", "type"};
@@ -383,25 +476,230 @@ void schedule_op(call& c) {
 
 constexpr std::string_view page_params[] = {"cursor", "limit"};
 
-void list_schedules(call& c) {
+/// GET /v1/schedules, /v1/topics, /v1/queues: one page in name order from the store, answered as
+/// {"<field>":[…],"next_cursor":…|null}; `items` turns the page into the list.
+template <class Page, class Atom, class Items>
+void list_by_name(call& c, Atom atom, const std::string& field, const char* what, Items items) {
   auto q = query_params(c.req.target);
-  if (auto bad = unknown_param(q, page_params, "GET /v1/schedules")) return c.reply.send(std::move(*bad));
+  if (auto bad = unknown_param(q, page_params, "GET /v1/" + field)) return c.reply.send(std::move(*bad));
   auto limit = parse_limit(q);
   if (auto* bad = std::get_if<response>(&limit)) return c.reply.send(std::move(*bad));
   std::string cursor = q.count("cursor") ? q["cursor"] : "";
   if (!cursor.empty() && !is_valid_name(cursor)) {
-    return c.reply.send(response::error(400, "invalid_cursor", "cursor must be a schedule id from next_cursor"));
+    return c.reply.send(response::error(400, "invalid_cursor", std::string("cursor must be a ") + what + " from next_cursor"));
   }
-  caf::anon_send(c.deps.store, actors::sched_list_atom::value, c.tenant, cursor, std::get<std::uint32_t>(limit),
-                 actors::completion<result<persistence::schedule_page>>([reply = c.reply](result<persistence::schedule_page> r) {
+  caf::anon_send(c.deps.store, atom, c.tenant, cursor, std::get<std::uint32_t>(limit),
+                 actors::completion<result<Page>>([reply = c.reply, field, items](result<Page> r) {
                    if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
-                   nlohmann::json list = nlohmann::json::array();
-                   for (const auto& s : r->schedules) list.push_back(schedule_json(s));
                    nlohmann::json out = {
-                       {"schedules", list},
+                       {field, items(*r)},
                        {"next_cursor", r->next_cursor.empty() ? nlohmann::json(nullptr) : nlohmann::json(r->next_cursor)}};
                    reply.send(response::json(200, safe_dump(out)));
                  }));
+}
+
+void list_schedules(call& c) {
+  list_by_name<persistence::schedule_page>(c, actors::sched_list_atom::value, "schedules", "schedule id",
+                                           [](const persistence::schedule_page& p) {
+                                             nlohmann::json list = nlohmann::json::array();
+                                             for (const auto& s : p.schedules) list.push_back(schedule_json(s));
+                                             return list;
+                                           });
+}
+
+
+// -- topics -------------------------------------------------------------------------------------
+
+void not_found_topic(const http::responder& reply, const std::string& name) {
+  reply.send(response::error(404, "topic_not_found", "no topic " + utf8_escaped(name) + " for this API key"));
+}
+
+nlohmann::json topic_json(const topic_state& t) {
+  nlohmann::json eps = nlohmann::json::array();
+  for (const auto& e : t.endpoints) eps.push_back({{"url", utf8_escaped(e.url)}, {"name", utf8_escaped(e.name)}});
+  return {{"name", t.name},
+          {"endpoints", eps},
+          {"created_at", format_rfc3339(t.created_at_ms)},
+          {"updated_at", format_rfc3339(t.updated_at_ms)}};
+}
+
+/// The endpoints of PUT /v1/topics/{name}: 1 to 100, each with a URL checked as X-Fetch-Url and
+/// a unique name (default: the URL).
+std::variant<std::vector<topic_endpoint>, response> parse_endpoints(const config::relay_config& cfg, const std::string& body) {
+  auto bad = [](std::string m) { return response::error(400, "invalid_topic", std::move(m)); };
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return bad("the body must be a JSON object: {\"endpoints\":[{\"url\":\"…\",\"name\":\"…\"}]}");
+  for (const auto& [k, v] : j.items()) {
+    if (k != "endpoints") return bad("unknown field \"" + utf8_escaped(k.substr(0, 64)) + "\" (a topic has endpoints only)");
+  }
+  if (!j.contains("endpoints") || !j["endpoints"].is_array() || j["endpoints"].empty() ||
+      j["endpoints"].size() > max_topic_endpoints) {
+    return bad("endpoints must be an array of 1 to " + std::to_string(max_topic_endpoints) + " endpoints");
+  }
+  std::vector<topic_endpoint> out;
+  std::set<std::string> names;
+  for (const auto& e : j["endpoints"]) {
+    if (!e.is_object() || !e.contains("url") || !e["url"].is_string()) return bad("each endpoint needs a \"url\" string");
+    for (const auto& [k, v] : e.items()) {
+      if (k != "url" && k != "name") return bad("unknown endpoint field \"" + utf8_escaped(k.substr(0, 64)) + "\" (url, name)");
+    }
+    topic_endpoint ep{e["url"].get<std::string>(), ""};
+    if (auto b = check_target_url(cfg, "endpoint url", ep.url)) return response::error(b->status, b->code, b->message);
+    if (e.contains("name")) {
+      if (!e["name"].is_string() || !is_valid_name(e["name"].get<std::string>())) {
+        return bad("an endpoint name must be 1 to 64 of A-Z a-z 0-9 _ . -");
+      }
+      ep.name = e["name"].get<std::string>();
+    } else {
+      ep.name = ep.url;
+    }
+    if (!names.insert(ep.name).second) return bad("endpoint names must be unique: " + utf8_escaped(ep.name));
+    out.push_back(std::move(ep));
+  }
+  return out;
+}
+
+void put_topic(call& c) {
+  const std::string name = c.params[0];
+  if (!is_valid_name(name)) return c.reply.send(response::error(400, "invalid_topic", "a topic name must be 1 to 64 of A-Z a-z 0-9 _ . -"));
+  auto eps = parse_endpoints(*c.deps.config, c.req.body);
+  if (auto* bad = std::get_if<response>(&eps)) return c.reply.send(std::move(*bad));
+  topic_state t{c.tenant, name, std::get<std::vector<topic_endpoint>>(std::move(eps)), 0, c.deps.clock->now_ms()};
+  auto store = c.deps.store;
+  // Read first (201 or 200, and the creation time kept), then write synced.
+  caf::anon_send(store, actors::topic_get_atom::value, c.tenant, name,
+                 actors::completion<result<std::optional<topic_state>>>(
+                     [reply = c.reply, store, t = std::move(t)](result<std::optional<topic_state>> r) mutable {
+                       if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
+                       bool fresh = !*r;
+                       t.created_at_ms = fresh ? t.updated_at_ms : (*r)->created_at_ms;
+                       persistence::commit_batch b;
+                       b.topics.push_back({t, false});
+                       caf::anon_send(store, actors::commit_atom::value, std::move(b),
+                                      actors::completion<status>([reply, t, fresh](status s) {
+                                        if (!s) return reply.send(response::error(503, "store_unavailable", s.message()));
+                                        reply.send(response::json(fresh ? 201 : 200, safe_dump(topic_json(t))));
+                                      }));
+                     }));
+}
+
+void get_topic(call& c) {
+  const std::string name = c.params[0];
+  if (!is_valid_name(name)) return not_found_topic(c.reply, name);
+  caf::anon_send(c.deps.store, actors::topic_get_atom::value, c.tenant, name,
+                 actors::completion<result<std::optional<topic_state>>>([reply = c.reply, name](result<std::optional<topic_state>> r) {
+                   if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
+                   if (!*r) return not_found_topic(reply, name);
+                   reply.send(response::json(200, safe_dump(topic_json(**r))));
+                 }));
+}
+
+void delete_topic(call& c) {
+  const std::string name = c.params[0];
+  if (!is_valid_name(name)) return not_found_topic(c.reply, name);
+  auto store = c.deps.store;
+  caf::anon_send(store, actors::topic_get_atom::value, c.tenant, name,
+                 actors::completion<result<std::optional<topic_state>>>([reply = c.reply, name, store](result<std::optional<topic_state>> r) {
+                   if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
+                   if (!*r) return not_found_topic(reply, name);
+                   persistence::commit_batch b;
+                   b.topics.push_back({**r, true});
+                   caf::anon_send(store, actors::commit_atom::value, std::move(b),
+                                  actors::completion<status>([reply, t = **r](status s) {
+                                    if (!s) return reply.send(response::error(503, "store_unavailable", s.message()));
+                                    reply.send(response::json(200, safe_dump(topic_json(t))));
+                                  }));
+                 }));
+}
+
+
+// -- queues -------------------------------------------------------------------------------------
+
+void not_found_queue(const http::responder& reply, const std::string& name) {
+  reply.send(response::error(404, "queue_not_found", "no queue " + utf8_escaped(name) + " for this API key"));
+}
+
+nlohmann::json queue_json(const actors::queue_view& v) {
+  return {{"name", v.q.name},
+          {"parallelism", v.q.parallelism},
+          {"paused", v.q.paused},
+          {"waiting", v.waiting},
+          {"in_progress", v.in_progress},
+          {"oldest_waiting_age_ms", v.oldest_waiting_age_ms},
+          {"created_at", format_rfc3339(v.q.created_at_ms)}};
+}
+
+void queue_command(call& c, const std::string& name, actors::queue_command cmd) {
+  caf::anon_send(c.deps.queues, actors::queue_op_atom::value, c.tenant, name, std::move(cmd),
+                 actors::completion<actors::queue_answer>([reply = c.reply, name](actors::queue_answer a) {
+                   if (a.http_status == 404) return not_found_queue(reply, name);
+                   if (a.http_status >= 400) return reply.send(response::error(a.http_status, a.error_code, a.message));
+                   reply.send(response::json(a.http_status, safe_dump(a.view ? queue_json(*a.view) : nlohmann::json::object())));
+                 }));
+}
+
+/// PUT /v1/queues/{name} {"parallelism": N, "paused": bool}: creates or updates.
+void put_queue(call& c) {
+  const std::string name = c.params[0];
+  if (!is_valid_name(name)) return c.reply.send(response::error(400, "invalid_queue", "a queue name must be 1 to 64 of A-Z a-z 0-9 _ . -"));
+  actors::queue_command cmd{actors::queue_op::put, std::nullopt, std::nullopt};
+  auto bad = [&](std::string m) { c.reply.send(response::error(400, "invalid_queue", std::move(m))); };
+  if (!c.req.body.empty()) {
+    auto j = nlohmann::json::parse(c.req.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return bad("the body must be a JSON object: {\"parallelism\":N,\"paused\":false}");
+    for (const auto& [k, v] : j.items()) {
+      if (k == "parallelism") {
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > max_queue_parallelism) {
+          return bad("parallelism must be a whole number from 1 to " + std::to_string(max_queue_parallelism));
+        }
+        cmd.parallelism = static_cast<std::uint32_t>(v.get<std::int64_t>());
+      } else if (k == "paused") {
+        if (!v.is_boolean()) return bad("paused must be true or false");
+        cmd.paused = v.get<bool>();
+      } else {
+        return bad("unknown field \"" + utf8_escaped(k.substr(0, 64)) + "\" (a queue has parallelism and paused)");
+      }
+    }
+  }
+  queue_command(c, name, std::move(cmd));
+}
+
+template <actors::queue_op Op>
+void queue_op(call& c) {
+  const std::string& name = c.params[0];
+  if (!is_valid_name(name)) return not_found_queue(c.reply, name);
+  queue_command(c, name, {Op, std::nullopt, std::nullopt});
+}
+
+void get_queue(call& c) {
+  const std::string name = c.params[0];
+  if (!is_valid_name(name)) return not_found_queue(c.reply, name);
+  caf::anon_send(c.deps.store, actors::queue_view_atom::value, c.tenant, name,
+                 actors::completion<result<std::optional<actors::queue_view>>>(
+                     [reply = c.reply, name](result<std::optional<actors::queue_view>> r) {
+                       if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
+                       if (!*r) return not_found_queue(reply, name);
+                       reply.send(response::json(200, safe_dump(queue_json(**r))));
+                     }));
+}
+
+
+void list_topics(call& c) {
+  list_by_name<persistence::topic_page>(c, actors::topic_list_atom::value, "topics", "topic name",
+                                        [](const persistence::topic_page& p) {
+                                          nlohmann::json list = nlohmann::json::array();
+                                          for (const auto& t : p.topics) list.push_back(topic_json(t));
+                                          return list;
+                                        });
+}
+
+void list_queues(call& c) {
+  list_by_name<actors::queue_view_page>(c, actors::queue_list_atom::value, "queues", "queue name",
+                                        [](const actors::queue_view_page& p) {
+                                          nlohmann::json list = nlohmann::json::array();
+                                          for (const auto& v : p.queues) list.push_back(queue_json(v));
+                                          return list;
+                                        });
 }
 
 /// The API (DESIGN §2): method and pattern (`{id}` matches one path segment) to handler. Routes
@@ -421,11 +719,23 @@ constexpr route routes[] = {
     {"POST", "/v1/fetch", submit},
     {"GET", "/v1/jobs", list_jobs},
     {"DELETE", "/v1/jobs", purge_jobs},
+    {"POST", "/v1/jobs/retry", bulk_retry},
+    {"POST", "/v1/jobs/cancel", bulk_cancel},
     {"GET", "/v1/jobs/{id}", get_job},
     {"DELETE", "/v1/jobs/{id}", cancel_job},
     {"POST", "/v1/jobs/{id}/retry", retry_job},
     {"POST", "/v1/jobs/{id}/run", run_job},
     {"GET", "/v1/events", list_events},
+    {"PUT", "/v1/topics/{id}", put_topic},
+    {"GET", "/v1/topics", list_topics},
+    {"GET", "/v1/topics/{id}", get_topic},
+    {"DELETE", "/v1/topics/{id}", delete_topic},
+    {"PUT", "/v1/queues/{id}", put_queue},
+    {"GET", "/v1/queues", list_queues},
+    {"GET", "/v1/queues/{id}", get_queue},
+    {"DELETE", "/v1/queues/{id}", queue_op<actors::queue_op::erase>},
+    {"POST", "/v1/queues/{id}/pause", queue_op<actors::queue_op::pause>},
+    {"POST", "/v1/queues/{id}/resume", queue_op<actors::queue_op::resume>},
     {"POST", "/v1/schedules", put_schedule},
     {"GET", "/v1/schedules", list_schedules},
     {"GET", "/v1/schedules/{id}", schedule_op<actors::schedule_op::get>},

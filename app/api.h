@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "actors/job_manager.h"
+#include "actors/queues.h"
 #include "actors/schedules.h"
 #include "actors/store_actor.h"
 #include "actors/system.h"
@@ -22,6 +23,7 @@ struct api_deps {
   actors::manager_actor manager;
   actors::store_actor store;  // reads that no live actor answers (events, schedule lists)
   actors::schedules_actor schedules;
+  actors::queues_actor queues;
   const config::relay_config* config = nullptr;
   std::shared_ptr<const wall_clock> clock;
   std::shared_ptr<std::atomic<bool>> ready;   // the store is open and accepts writes

@@ -8,9 +8,11 @@
 #include <thread>
 
 #include "actors/job_manager.h"
+#include "actors/queues.h"
 #include "actors/store_actor.h"
 #include "actors/system.h"
 #include "app/api.h"
+#include "app/submission.h"
 #include "core/version.h"
 #include "http/client.h"
 #include "http/server.h"
@@ -91,16 +93,19 @@ struct relay::impl {
   actors::store_actor store;
   actors::manager_actor manager;
   actors::schedules_actor schedules;
+  actors::queues_actor queues;
   std::unique_ptr<http::server> server;
 
   /// Tells the actors to quit and drops the handles: a handle kept here would keep its actor,
   /// and so the actor system's shutdown, waiting.
   void stop_actors() {
     for (auto& a : {caf::actor_cast<caf::actor>(health), caf::actor_cast<caf::actor>(store),
-                    caf::actor_cast<caf::actor>(manager), caf::actor_cast<caf::actor>(schedules)}) {
+                    caf::actor_cast<caf::actor>(manager), caf::actor_cast<caf::actor>(schedules),
+                    caf::actor_cast<caf::actor>(queues)}) {
       if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     }
     schedules = nullptr;
+    queues = nullptr;
     health = nullptr;
     store = nullptr;
     manager = nullptr;
@@ -162,11 +167,15 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   pl->services = {p->clock, nullptr, p->metrics};
   mo.pipelines = std::move(pl);
   mo.drain = p->drain;
+  p->queues = p->system->spawn(actors::queue_manager, p->store, p->clock);
+  mo.queues = caf::actor_cast<caf::actor>(p->queues);
   p->manager = p->system->spawn(actors::job_manager, std::move(mo), p->store,
                                 std::shared_ptr<delivery_client>(std::move(client.value())), p->clock, p->metrics);
 
+  caf::anon_send(p->queues, actors::init_atom::value, p->manager);
   actors::schedules_options sched;
   sched.hibernate_after = cfg.delivery.hibernate_after;
+  sched.policy_of_url = route_policy_of(p->cfg);
   p->schedules = p->system->spawn(actors::schedule_manager, sched, p->manager, p->store, p->clock);
 
   http::server_options o;
@@ -186,6 +195,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   deps.manager = p->manager;
   deps.store = p->store;
   deps.schedules = p->schedules;
+  deps.queues = p->queues;
   deps.config = &p->cfg;
   deps.clock = p->clock;
   deps.ready = p->ready;

@@ -60,7 +60,7 @@ std::string fingerprint(const job_spec& spec) {
 /// The headers the API reads, each allowed once (X-Fetch-Forward-* are forwarded as given).
 constexpr const char* single_valued[] = {"X-Fetch-Url", "X-Fetch-Method", "X-Delay", "X-Not-Before",
                                          "X-Policy", "X-Retries", "X-Timeout", "X-Callback",
-                                         "X-Failure-Callback", "X-Idempotency-Key"};
+                                         "X-Failure-Callback", "X-Idempotency-Key", "X-Fetch-Topic", "X-Queue"};
 
 bool is_url_header(std::string_view name) {
   return name == "X-Fetch-Url" || name == "X-Callback" || name == "X-Failure-Callback";
@@ -156,10 +156,19 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
   actors::submission s;
   s.tenant = tenant;
   auto url = header("X-Fetch-Url");
-  if (!url || url->empty()) return bad_request{400, "missing_url", "X-Fetch-Url is required: the absolute http(s) URL to call"};
-  auto target = check_destination(cfg, "X-Fetch-Url", *url, "invalid_url");
-  if (auto* bad = std::get_if<bad_request>(&target)) return *bad;
-  s.spec.url = std::string(*url);
+  auto topic = header("X-Fetch-Topic");
+  std::optional<parsed_url> target;
+  if (topic) {  // the URLs are the topic's endpoints (expand_topic)
+    if (url) return bad_request{400, "url_and_topic", "give either X-Fetch-Url or X-Fetch-Topic, not both"};
+    if (!is_valid_name(*topic)) return bad_request{400, "invalid_topic", "X-Fetch-Topic must be 1 to 64 of A-Z a-z 0-9 _ . -"};
+    s.topic = std::string(*topic);
+  } else {
+    if (!url || url->empty()) return bad_request{400, "missing_url", "X-Fetch-Url is required: the absolute http(s) URL to call"};
+    auto checked = check_destination(cfg, "X-Fetch-Url", *url, "invalid_url");
+    if (auto* bad = std::get_if<bad_request>(&checked)) return *bad;
+    target = std::get<parsed_url>(std::move(checked));
+    s.spec.url = std::string(*url);
+  }
   if (auto m = header("X-Fetch-Method")) {
     std::string method(*m);
     if (method != "GET" && method != "POST" && method != "PUT" && method != "PATCH" && method != "DELETE") {
@@ -175,7 +184,7 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
     if (!cfg.policies.count(std::string(*p))) return bad_request{400, "unknown_policy", "X-Policy names no policy: " + std::string(*p)};
     s.policy = std::string(*p);
   } else {
-    s.policy = route_policy(cfg, std::get<parsed_url>(target));
+    s.policy = target ? route_policy(cfg, *target) : "default";
   }
   const auto& policy = cfg.policies.at(s.policy);
   if (auto r = header("X-Retries")) {
@@ -204,6 +213,10 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
       (std::string(name) == "X-Callback" ? s.callback_url : s.failure_callback_url) = std::string(*c);
     }
   }
+  if (auto q = header("X-Queue")) {
+    if (!is_valid_name(*q)) return bad_request{400, "invalid_queue", "X-Queue must be 1 to 64 of A-Z a-z 0-9 _ . -"};
+    s.queue = std::string(*q);
+  }
   if (auto k = header("X-Idempotency-Key")) {
     if (k->empty() || k->size() > max_idempotency_key_bytes) {
       return bad_request{400, "invalid_idempotency_key", "X-Idempotency-Key must be 1 to 256 bytes"};
@@ -225,6 +238,31 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
   s.spec.body = std::move(req.body);
   if (!s.idempotency_key.empty()) s.fingerprint = fingerprint(s.spec);
   return s;
+}
+
+std::optional<bad_request> check_target_url(const config::relay_config& cfg, const char* name, std::string_view url) {
+  auto checked = check_destination(cfg, name, url, "invalid_url");
+  if (auto* bad = std::get_if<bad_request>(&checked)) return *bad;
+  return std::nullopt;
+}
+
+std::vector<actors::submission> expand_topic(const config::relay_config& cfg, actors::submission sub,
+                                             const topic_state& topic, bool policy_given) {
+  if (!sub.idempotency_key.empty()) sub.idempotency_key = "fetchrelay:topic:" + sub.idempotency_key;
+  std::function<std::string(const std::string&)> policy_of;
+  if (!policy_given) policy_of = route_policy_of(cfg);
+  auto out = actors::expand_topic(sub, topic, policy_of);
+  for (auto& one : out) {
+    if (!one.idempotency_key.empty()) one.fingerprint = fingerprint(one.spec);
+  }
+  return out;
+}
+
+std::function<std::string(const std::string&)> route_policy_of(const config::relay_config& cfg) {
+  return [&cfg](const std::string& url) {
+    auto u = parse_url(url);
+    return u ? route_policy(cfg, *u) : std::string("default");
+  };
 }
 
 bool is_valid_name(std::string_view name) {

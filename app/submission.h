@@ -7,11 +7,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <functional>
 #include <variant>
+#include <vector>
 
 #include "actors/job_manager.h"
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/topic.h"
 #include "core/url.h"
 #include "http/server.h"
 
@@ -35,6 +38,19 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
 /// The definition only: its times are the schedule actor's to set.
 std::variant<schedule_state, bad_request> parse_schedule(const config::relay_config& cfg, const wall_clock& clock,
                                                         const std::string& tenant, http::request& req);
+
+/// Checks a target URL as X-Fetch-Url is checked (parsed, http(s), not a blocked address):
+/// the 400, if any. `name` is the header or field the URL came in.
+std::optional<bad_request> check_target_url(const config::relay_config& cfg, const char* name, std::string_view url);
+
+/// A topic submission (X-Fetch-Topic) as one submission per endpoint: its URL, the topic and
+/// endpoint names, the policy of the endpoint's route unless X-Policy was given, and, with an
+/// idempotency key, a key per endpoint (`fetchrelay:topic:<key>:<endpoint>`).
+std::vector<actors::submission> expand_topic(const config::relay_config& cfg, actors::submission sub,
+                                             const topic_state& topic, bool policy_given);
+
+/// The policy of a URL's route (config `routes`), else "default". Keeps a reference to `cfg`.
+std::function<std::string(const std::string&)> route_policy_of(const config::relay_config& cfg);
 
 /// A schedule, queue or topic name: `[A-Za-z0-9_.-]{1,64}`.
 bool is_valid_name(std::string_view name);

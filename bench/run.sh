@@ -15,6 +15,9 @@
 #   W5       W5_JOBS pending jobs due in 1-6 h, written straight into the store by
 #            fetchrelay_w5_fill (not through HTTP), then the relay started on it: time to /readyz
 #            200, RSS when ready and 10 s later.
+#   W6       W6_SCHEDULES hourly schedules (6-field crons spread over the hour), written straight
+#            into the store by fetchrelay_w6_fill, then the relay started on it: time to /readyz
+#            200, RSS when ready and after W6_WAIT s of fires, the jobs they made.
 #
 # W2-W4 run RUNS times (medians); W5 once. WORKLOADS picks some, e.g. WORKLOADS="w1 w4".
 # The sink is nginx started here on a free loopback port; its access log records per request the
@@ -27,9 +30,11 @@ JOBS=${JOBS:-50000}
 W2_JOBS=${W2_JOBS:-200000}
 W3_JOBS=${W3_JOBS:-20000}
 W5_JOBS=${W5_JOBS:-10000000}
+W6_SCHEDULES=${W6_SCHEDULES:-100000}
+W6_WAIT=${W6_WAIT:-30}
 RUNS=${RUNS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
-WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5}
+WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6}
 # RELAY_LOG_LEVEL: the relay's log level (default warn; info writes a line per job: docs/operations.md).
 # RELAY_SERVER: extra keys for the relay's `server` block, for experiments, e.g. "worker_threads: 1".
 # BENCH_KEEP: a directory to keep the sink's access log and each relay's /metrics in (debugging).
@@ -40,6 +45,7 @@ WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADGEN="$ROOT/$BUILD/bench/fetchrelay_loadgen"
 FILL="$ROOT/$BUILD/bench/fetchrelay_w5_fill"
+FILL6="$ROOT/$BUILD/bench/fetchrelay_w6_fill"
 RELAY=${RELAY_BIN:-"$ROOT/$BUILD/fetchrelay"}  # RELAY_BIN: another binary, for A/B runs
 KEY=relay_sk_bench_0123456789
 WORK=$(mktemp -d /tmp/fetchrelay-bench.XXXXXX)
@@ -311,6 +317,26 @@ run_w5() {
   echo "$W5_JOBS $(json_field "$fill" seconds) $ready $rss_ready $rss_later $peak ${scheduled:-?}"
 }
 
+# W6: prints "schedules fill-s ready-ms rss-ready-KiB rss-later-KiB peak-KiB jobs-made".
+run_w6() {
+  local fill
+  DATA="$WORK/w6data"
+  rm -rf "$DATA"
+  fill=$("$FILL6" --data "$DATA" --schedules "$W6_SCHEDULES" --url "http://127.0.0.1:$SINK_PORT/ok")
+  start_relay keep
+  local ready rss_ready rss_later peak made
+  ready=$(wait_ready)
+  rss_ready=$(relay_rss_kib VmRSS)
+  sleep "$W6_WAIT"
+  rss_later=$(relay_rss_kib VmRSS)
+  peak=$(relay_rss_kib VmHWM)
+  made=$(curl -s "http://127.0.0.1:$RELAY_PORT/metrics" | awk '/^fetchrelay_jobs\{/ {s += $2} END {print s + 0}')
+  stop_relay
+  rm -rf "$DATA"
+  DATA="$WORK/data"
+  echo "$W6_SCHEDULES $(json_field "$fill" seconds) $ready $rss_ready $rss_later $peak $made"
+}
+
 echo "bench: WORKLOADS='$WORKLOADS', RUNS=$RUNS, $CONNECTIONS connections, build $BUILD"
 start_sink
 RESULT="$ROOT/bench/results/bench-$(date -u +%Y%m%dT%H%M%SZ).json"
@@ -377,6 +403,12 @@ if wants w5; then
   read -r jobs fill ready rr rl peak sched <<<"$(run_w5)"
   echo "W5: $jobs pending jobs written in $fill s; restart to /readyz 200 in $ready ms; RSS $rr KiB when ready, $rl KiB 10 s later, peak $peak KiB; /metrics scheduled $sched"
   sections+=("\"w5\": {\"jobs\": $jobs, \"fill_s\": $fill, \"ready_ms\": $ready, \"rss_ready_kib\": $rr, \"rss_10s_kib\": $rl, \"peak_rss_kib\": $peak, \"scheduled\": \"$sched\"}")
+fi
+
+if wants w6; then
+  read -r n fill ready rr rl peak made <<<"$(run_w6)"
+  echo "W6: $n hourly schedules written in $fill s; start to /readyz 200 in $ready ms; RSS $rr KiB when ready, $rl KiB after ${W6_WAIT} s of fires ($made jobs made), peak $peak KiB"
+  sections+=("\"w6\": {\"schedules\": $n, \"fill_s\": $fill, \"ready_ms\": $ready, \"rss_ready_kib\": $rr, \"rss_later_kib\": $rl, \"wait_s\": $W6_WAIT, \"peak_rss_kib\": $peak, \"jobs_made\": $made}")
 fi
 
 { echo "{\"date\": \"$(date -u +%FT%TZ)\", \"runs\": $RUNS, \"connections\": $CONNECTIONS,"

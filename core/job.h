@@ -86,6 +86,7 @@ struct job_state {
   std::string queue;                 // X-Queue
   std::string topic;                 // X-Fetch-Topic: one job per endpoint
   std::string endpoint;              // the topic endpoint's name
+  std::uint8_t queue_stage = 0;      // queue_stage (core/queue.h): 0 none, 1 waiting, 2 granted, 3 started
   bool operator==(const job_state&) const = default;
 };
 

@@ -233,6 +233,39 @@ std::string event_job_key(std::string_view tenant, std::string_view job_id, std:
 
 std::uint64_t key_seq(std::string_view key) { return key.size() < 8 ? 0 : get_be64(key.substr(key.size() - 8)); }
 
+std::string topic_prefix(std::string_view tenant) {
+  std::string k = "topic/";
+  k.append(tenant);
+  k.push_back('\0');
+  return k;
+}
+
+std::string topic_key(std::string_view tenant, std::string_view name) { return topic_prefix(tenant) + std::string(name); }
+
+namespace {
+std::string tenant_name(std::string_view prefix, std::string_view tenant, std::string_view name) {
+  std::string k(prefix);
+  k.append(tenant);
+  k.push_back('\0');
+  k.append(name);
+  return k;
+}
+}  // namespace
+
+std::string queue_prefix(std::string_view tenant) { return tenant_name("queue/", tenant, ""); }
+std::string queue_key(std::string_view tenant, std::string_view name) { return tenant_name("queue/", tenant, name); }
+std::string queue_jobs_prefix(std::string_view tenant, std::string_view name) {
+  std::string k = tenant_name("qjob/", tenant, name);
+  k.push_back('\0');
+  return k;
+}
+std::string queue_job_key(std::string_view tenant, std::string_view name, std::string_view id) {
+  return queue_jobs_prefix(tenant, name) + std::string(id);
+}
+std::string queue_count_key(std::string_view tenant, std::string_view name) {
+  return tenant_name(queue_count_prefix, tenant, name);
+}
+
 std::string tag_prefix(std::string_view tenant, tag_kind kind, std::string_view name) {
   std::string k = "tag/";
   k.append(tenant);
@@ -289,6 +322,7 @@ std::string encode(const job_state& s) {
     put_string(out, s.queue);
     put_string(out, s.topic);
     put_string(out, s.endpoint);
+    out.push_back(static_cast<char>(s.queue_stage));
   }
   return out;
 }
@@ -332,6 +366,8 @@ result<job_state> decode_job_state(std::string_view v) {
     s.queue = r.string();
     s.topic = r.string();
     s.endpoint = r.string();
+    s.queue_stage = r.byte();
+    if (r.ok() && s.queue_stage > 3) return data_loss("job snapshot has unknown queue stage " + std::to_string(s.queue_stage));
   }
   if (!r.ok() || !r.at_end()) return r.error("job snapshot");
   return s;
@@ -551,6 +587,84 @@ result<event_record> decode_event(std::string_view v, std::uint64_t seq) {
   e.detail = r.string();
   if (!r.ok() || !r.at_end()) return r.error("event");
   return e;
+}
+
+std::string encode(const topic_state& t) {
+  std::string out;
+  out.push_back(static_cast<char>(version_1));
+  put_string(out, t.tenant);
+  put_string(out, t.name);
+  put_varint(out, static_cast<std::uint64_t>(t.created_at_ms));
+  put_varint(out, static_cast<std::uint64_t>(t.updated_at_ms));
+  put_varint(out, t.endpoints.size());
+  for (const auto& e : t.endpoints) {
+    put_string(out, e.url);
+    put_string(out, e.name);
+  }
+  return out;
+}
+
+result<topic_state> decode_topic(std::string_view v) {
+  reader r(v);
+  topic_state t;
+  r.version("topic");
+  if (!r.ok()) return r.error("topic");
+  t.tenant = r.string();
+  t.name = r.string();
+  t.created_at_ms = static_cast<std::int64_t>(r.varint());
+  t.updated_at_ms = static_cast<std::int64_t>(r.varint());
+  std::uint64_t n = r.varint();
+  for (std::uint64_t i = 0; r.ok() && i < n; ++i) {
+    topic_endpoint e;
+    e.url = r.string();
+    e.name = r.string();
+    t.endpoints.push_back(std::move(e));
+  }
+  if (!r.ok() || !r.at_end()) return r.error("topic");
+  return t;
+}
+
+std::string encode(const queue_state& q) {
+  std::string out;
+  out.push_back(static_cast<char>(version_1));
+  put_string(out, q.tenant);
+  put_string(out, q.name);
+  put_varint(out, q.parallelism);
+  out.push_back(static_cast<char>(q.paused ? 1 : 0));
+  put_varint(out, static_cast<std::uint64_t>(q.created_at_ms));
+  return out;
+}
+
+result<queue_state> decode_queue(std::string_view v) {
+  reader r(v);
+  queue_state q;
+  r.version("queue");
+  if (!r.ok()) return r.error("queue");
+  q.tenant = r.string();
+  q.name = r.string();
+  q.parallelism = static_cast<std::uint32_t>(r.varint());
+  q.paused = r.byte() == 1;
+  q.created_at_ms = static_cast<std::int64_t>(r.varint());
+  if (!r.ok() || !r.at_end()) return r.error("queue");
+  return q;
+}
+
+std::string encode(const queue_counts& c) {
+  std::string out;
+  out.push_back(static_cast<char>(version_1));
+  put_varint(out, static_cast<std::uint64_t>(c.waiting));
+  put_varint(out, static_cast<std::uint64_t>(c.started));
+  return out;
+}
+
+result<queue_counts> decode_queue_counts(std::string_view v) {
+  reader r(v);
+  queue_counts c;
+  r.version("queue counts");
+  c.waiting = static_cast<std::int64_t>(r.varint());
+  c.started = static_cast<std::int64_t>(r.varint());
+  if (!r.ok() || !r.at_end()) return r.error("queue counts");
+  return c;
 }
 
 }  // namespace fetchrelay::persistence

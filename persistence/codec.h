@@ -15,6 +15,10 @@
 //   att/<id><u32 n>                    -> attempt_record
 //   sched/<tenant> 0x00 <schedule id>  -> schedule_state
 //   sdue/<u64 next_ms><tenant> 0x00 <schedule id> -> ""  schedules not paused that will fire
+//   topic/<tenant> 0x00 <name>        -> topic_state
+//   queue/<tenant> 0x00 <name>        -> queue_state
+//   qjob/<tenant> 0x00 <name> 0x00 <id> -> u8:queue_stage    the queue's unfinished jobs, in order
+//   meta/qcount/<tenant> 0x00 <name>  -> queue_counts         waiting and started, unfinished
 //   tag/<tenant> 0x00 <kind><name> 0x00 <id> -> ""        jobs by schedule ('s'), queue ('q'), topic ('t')
 //   meta/event_seq                     -> count               the last event's sequence number
 //   ev/<tenant> 0x00 <u64 seq>         -> event               the tenant's events in commit order
@@ -27,7 +31,8 @@
 //                     varint:timeout_ms varint:last_status_code last_error defer_reason
 //                     callback_url failure_callback_url parent_id idempotency_key
 //                     varint:finished_at_ms u8:has_response [response]
-//                     [schedule_id varint:fire_time_ms queue topic endpoint]  (only when one is set)
+//                     [schedule_id varint:fire_time_ms queue topic endpoint u8:queue_stage]
+//                     (only when one of them is set)
 //   response       := varint:status varint:count (name value)* body
 //   job_spec       := 0x01 method url varint:count (name value)* body
 //   attempt_record := 0x01 varint:n varint:started_at_ms varint:duration_ms varint:status error
@@ -36,6 +41,10 @@
 //                     varint:max_attempts+1 (0: unset) varint:timeout_ms+1 (0: unset)
 //                     callback_url failure_callback_url queue topic u8:paused
 //                     varint:created_at_ms varint:next_run_at_ms varint:last_run_at_ms last_job_id
+//   topic_state    := 0x01 tenant name varint:created_at_ms varint:updated_at_ms
+//                     varint:count (url name)*
+//   queue_state    := 0x01 tenant name varint:parallelism u8:paused varint:created_at_ms
+//   queue_counts   := 0x01 varint:waiting varint:started
 //   event          := 0x01 varint:at_ms u8:type job_id url varint:attempt varint:status_code
 //                     varint:duration_ms varint:next_at_ms detail
 //   counters       := 0x01 varint:count varint:n*   (jobs by status, indexed by status value)
@@ -53,7 +62,9 @@
 
 #include "core/event.h"
 #include "core/job.h"
+#include "core/queue.h"
 #include "core/schedule.h"
+#include "core/topic.h"
 #include "core/status.h"
 
 namespace fetchrelay::persistence {
@@ -67,6 +78,7 @@ inline constexpr std::string_view tenant_prefix = "meta/tenant/";
 inline constexpr std::string_view schedule_due_prefix = "sdue/";
 inline constexpr std::string_view event_seq_key = "meta/event_seq";
 inline constexpr std::string_view event_prefix_all = "ev/";
+inline constexpr std::string_view queue_count_prefix = "meta/qcount/";
 
 std::string job_key(std::string_view id);
 std::string body_key(std::string_view id);
@@ -86,6 +98,14 @@ std::string schedule_key(std::string_view tenant, std::string_view id);
 std::string schedule_due_key(std::int64_t due_ms, std::string_view tenant, std::string_view id);
 /// Splits an sdue/ key; false if it is not one.
 bool parse_schedule_due_key(std::string_view key, std::int64_t& due_ms, std::string& tenant, std::string& id);
+
+std::string queue_prefix(std::string_view tenant);
+std::string queue_key(std::string_view tenant, std::string_view name);
+std::string queue_jobs_prefix(std::string_view tenant, std::string_view name);
+std::string queue_job_key(std::string_view tenant, std::string_view name, std::string_view id);
+std::string queue_count_key(std::string_view tenant, std::string_view name);
+std::string topic_prefix(std::string_view tenant);
+std::string topic_key(std::string_view tenant, std::string_view name);
 
 /// The listing indexes of where jobs came from.
 enum class tag_kind : char { schedule = 's', queue = 'q', topic = 't' };
@@ -126,7 +146,10 @@ std::string encode(const idem_record& r);
 std::string encode(const status_counters& c);
 std::string encode_count(std::int64_t n);
 std::string encode(const schedule_state& s);
-std::string encode(const event_record& e);  // without seq: the key holds it
+std::string encode(const event_record& e);
+std::string encode(const topic_state& t);
+std::string encode(const queue_state& q);
+std::string encode(const queue_counts& c);  // without seq: the key holds it
 
 result<job_state> decode_job_state(std::string_view v);
 /// Reads only the status and run time of a job snapshot (the store's index upkeep).
@@ -137,6 +160,9 @@ result<idem_record> decode_idem(std::string_view v);
 result<status_counters> decode_counters(std::string_view v);
 result<std::int64_t> decode_count(std::string_view v);
 result<schedule_state> decode_schedule(std::string_view v);
+result<topic_state> decode_topic(std::string_view v);
+result<queue_state> decode_queue(std::string_view v);
+result<queue_counts> decode_queue_counts(std::string_view v);
 result<event_record> decode_event(std::string_view v, std::uint64_t seq);
 
 }  // namespace fetchrelay::persistence

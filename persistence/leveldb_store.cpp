@@ -130,7 +130,14 @@ class leveldb_store final : public store {
       return data_loss("cannot read the event sequence: " + s.ToString());
     }
     tenants_.clear();
+    qcounts_.clear();
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek(std::string(queue_count_prefix)); it->Valid() && it->key().starts_with(std::string(queue_count_prefix));
+         it->Next()) {
+      auto n = decode_queue_counts(std::string_view(it->value().data(), it->value().size()));
+      if (!n) return n.error();
+      qcounts_[it->key().ToString().substr(queue_count_prefix.size())] = *n;
+    }
     for (it->Seek(std::string(tenant_prefix)); it->Valid() && it->key().starts_with(std::string(tenant_prefix)); it->Next()) {
       auto n = decode_count(std::string_view(it->value().data(), it->value().size()));
       if (!n) return n.error();
@@ -169,6 +176,14 @@ class leveldb_store final : public store {
       for (const auto& i : b.idempotency) wb.Put(idem_key(i.tenant, i.key), encode(i.record));
       for (const auto& w : b.schedules) {
         if (auto s = add_schedule(wb, w, c); !s) return s;
+      }
+      for (const auto& w : b.queues) {
+        if (w.erase) wb.Delete(queue_key(w.state.tenant, w.state.name));
+        else wb.Put(queue_key(w.state.tenant, w.state.name), encode(w.state));
+      }
+      for (const auto& w : b.topics) {
+        if (w.erase) wb.Delete(topic_key(w.state.tenant, w.state.name));
+        else wb.Put(topic_key(w.state.tenant, w.state.name), encode(w.state));
       }
     }
     return write(wb, c, sync);
@@ -365,18 +380,27 @@ class leveldb_store final : public store {
   result<schedule_page> list_schedules(const std::string& tenant, const std::string& cursor,
                                        std::size_t limit) override {
     schedule_page page;
-    std::string prefix = schedule_prefix(tenant);
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-    std::string start = prefix + cursor;
-    it->Seek(start);
-    if (!cursor.empty() && it->Valid() && it->key() == leveldb::Slice(start)) it->Next();
-    for (; it->Valid() && page.schedules.size() < limit && it->key().starts_with(prefix); it->Next()) {
-      auto d = decode_schedule(std::string_view(it->value().data(), it->value().size()));
-      if (!d) return d.error();
-      page.schedules.push_back(std::move(*d));
-    }
-    if (!it->status().ok()) return data_loss(it->status().ToString());
-    if (page.schedules.size() == limit) page.next_cursor = page.schedules.back().id;
+    auto s = list_named(schedule_prefix(tenant), cursor, limit, decode_schedule, page.schedules,
+                        [](const schedule_state& x) { return x.id; }, page.next_cursor);
+    if (!s) return s;
+    return page;
+  }
+
+  result<std::optional<topic_state>> get_topic(const std::string& tenant, const std::string& name) override {
+    std::string v;
+    auto s = get(topic_key(tenant, name), v);
+    if (!s) return s.error();
+    if (!*s) return std::optional<topic_state>();
+    auto d = decode_topic(v);
+    if (!d) return d.error();
+    return std::optional<topic_state>(std::move(*d));
+  }
+
+  result<topic_page> list_topics(const std::string& tenant, const std::string& cursor, std::size_t limit) override {
+    topic_page page;
+    auto s = list_named(topic_prefix(tenant), cursor, limit, decode_topic, page.topics,
+                        [](const topic_state& x) { return x.name; }, page.next_cursor);
+    if (!s) return s;
     return page;
   }
 
@@ -396,6 +420,55 @@ class leveldb_store final : public store {
     }
     if (!it->status().ok()) return data_loss(it->status().ToString());
     return out;
+  }
+
+  result<std::optional<queue_state>> get_queue(const std::string& tenant, const std::string& name) override {
+    std::string v;
+    auto s = get(queue_key(tenant, name), v);
+    if (!s) return s.error();
+    if (!*s) return std::optional<queue_state>();
+    auto d = decode_queue(v);
+    if (!d) return d.error();
+    return std::optional<queue_state>(std::move(*d));
+  }
+
+  result<queue_page> list_queues(const std::string& tenant, const std::string& cursor, std::size_t limit) override {
+    queue_page page;
+    auto s = list_named(queue_prefix(tenant), cursor, limit, decode_queue, page.queues,
+                        [](const queue_state& x) { return x.name; }, page.next_cursor);
+    if (!s) return s;
+    return page;
+  }
+
+  result<std::vector<queue_entry>> queue_jobs(const std::string& tenant, const std::string& name,
+                                              const std::string& after, std::size_t limit) override {
+    std::vector<queue_entry> out;
+    std::string prefix = queue_jobs_prefix(tenant, name);
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    it->Seek(prefix + after);
+    if (!after.empty() && it->Valid() && it->key() == leveldb::Slice(prefix + after)) it->Next();
+    for (; it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Next()) {
+      leveldb::Slice k = it->key();
+      k.remove_prefix(prefix.size());
+      auto stage = it->value().size() == 1 ? static_cast<queue_stage>(it->value()[0]) : queue_stage::waiting;
+      out.push_back({k.ToString(), stage});
+    }
+    if (!it->status().ok()) return data_loss(it->status().ToString());
+    return out;
+  }
+
+  std::vector<std::pair<std::string, std::string>> active_queues() const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [k, n] : qcounts_) {
+      auto nul = k.find('\0');
+      if (nul != std::string::npos) out.emplace_back(k.substr(0, nul), k.substr(nul + 1));
+    }
+    return out;
+  }
+
+  queue_counts queue_count(const std::string& tenant, const std::string& name) const override {
+    auto it = qcounts_.find(tenant + '\0' + name);
+    return it == qcounts_.end() ? queue_counts{} : it->second;
   }
 
   result<event_page> list_events(const std::string& tenant, const event_filter& f, const std::string& cursor,
@@ -488,6 +561,24 @@ class leveldb_store final : public store {
   }
 
  private:
+  /// A page of the values under `prefix` after the name `cursor`, in name order.
+  template <class T, class Decode, class Name>
+  status list_named(const std::string& prefix, const std::string& cursor, std::size_t limit, Decode decode,
+                    std::vector<T>& out, Name name, std::string& next_cursor) {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::string start = prefix + cursor;
+    it->Seek(start);
+    if (!cursor.empty() && it->Valid() && it->key() == leveldb::Slice(start)) it->Next();
+    for (; it->Valid() && out.size() < limit && it->key().starts_with(prefix); it->Next()) {
+      auto d = decode(std::string_view(it->value().data(), it->value().size()));
+      if (!d) return d.error();
+      out.push_back(std::move(*d));
+    }
+    if (!it->status().ok()) return data_loss(it->status().ToString());
+    if (out.size() == limit) next_cursor = name(out.back());
+    return status::ok();
+  }
+
   result<bool> get(const std::string& key, std::string& value) {
     leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
     if (s.IsNotFound()) return false;
@@ -504,6 +595,9 @@ class leveldb_store final : public store {
     /// Schedules written so far (by their key): their due time if indexed, 0 if not, nullopt if erased.
     std::unordered_map<std::string, std::optional<std::int64_t>> schedules;
     std::uint64_t event_seq = 0;  // the last event's sequence number so far
+    /// Queue jobs written so far: their stage in the queue index (none: not in it).
+    std::unordered_map<std::string, queue_stage> queue_stages;
+    std::map<std::string, queue_counts> queue_delta;  // by tenant "\0" queue
   };
 
   /// What the store holds for `id` as of this batch: nullopt if nothing.
@@ -529,6 +623,16 @@ class leveldb_store final : public store {
       if (n > 0) wb.Put(tenant_key(t), encode_count(n));
       else wb.Delete(tenant_key(t));
     }
+    std::map<std::string, queue_counts> queues;
+    for (const auto& [k, d] : c.queue_delta) {
+      queue_counts n = qcounts_.count(k) ? qcounts_.at(k) : queue_counts{};
+      n.waiting += d.waiting;
+      n.started += d.started;
+      queues[k] = n;
+      std::string key = std::string(queue_count_prefix) + k;
+      if (n.waiting > 0 || n.started > 0) wb.Put(key, encode(n));
+      else wb.Delete(key);
+    }
     leveldb::WriteOptions wo;
     wo.sync = sync && options_.sync;
     leveldb::Status s = db_->Write(wo, &wb);
@@ -538,6 +642,10 @@ class leveldb_store final : public store {
     }
     counters_ = c.counters;
     event_seq_ = c.event_seq;
+    for (const auto& [k, n] : queues) {
+      if (n.waiting > 0 || n.started > 0) qcounts_[k] = n;
+      else qcounts_.erase(k);
+    }
     for (const auto& [t, n] : tenants) {
       if (n > 0) tenants_[t] = n;
       else tenants_.erase(t);
@@ -564,9 +672,20 @@ class leveldb_store final : public store {
     if (w.attempt) wb.Put(attempt_key(s.id, w.attempt->n), encode(*w.attempt));
     bool terminal = is_terminal(s.status);
     bool was_pending = old && !is_terminal(old->status);
-    bool same_due = was_pending && old->run_at_ms == s.run_at_ms;
-    if (was_pending && (terminal || !same_due)) wb.Delete(due_key(old->run_at_ms, s.id));
-    if (!terminal && !same_due) wb.Put(due_key(s.run_at_ms, s.id), "");
+    // A job waiting for its queue's turn has no due entry: the queue starts it.
+    queue_stage old_stage = queue_stage::none;
+    if (!s.queue.empty()) {
+      auto st = held_stage(s, w.spec.has_value(), c);
+      if (!st) return st.error();
+      old_stage = *st;
+    }
+    queue_stage new_stage = terminal || s.queue.empty() ? queue_stage::none : static_cast<queue_stage>(s.queue_stage);
+    bool old_due = was_pending && old_stage != queue_stage::waiting;
+    bool new_due = !terminal && new_stage != queue_stage::waiting;
+    bool same_due = old_due && new_due && old->run_at_ms == s.run_at_ms;
+    if (old_due && !same_due) wb.Delete(due_key(old->run_at_ms, s.id));
+    if (new_due && !same_due) wb.Put(due_key(s.run_at_ms, s.id), "");
+    if (old_stage != new_stage) move_queue_entry(wb, s, old_stage, new_stage, c);
     if (!old || old->status != s.status) {
       if (old) {
         wb.Delete(list_key(s.tenant, old->status, s.id));
@@ -582,6 +701,30 @@ class leveldb_store final : public store {
     c.written[s.id] = job_position{s.status, s.run_at_ms};
     if (auto type = event_of(w, old)) add_event(wb, *type, w, at_ms, c);
     return status::ok();
+  }
+
+  /// The stage the queue index holds for a queue job as of this batch (none: not in it).
+  result<queue_stage> held_stage(const job_state& s, bool fresh, const changes& c) {
+    if (auto it = c.queue_stages.find(s.id); it != c.queue_stages.end()) return it->second;
+    if (fresh) return queue_stage::none;
+    std::string v;
+    auto found = get(queue_job_key(s.tenant, s.queue, s.id), v);
+    if (!found) return found.error();
+    if (!*found || v.size() != 1) return queue_stage::none;
+    return static_cast<queue_stage>(v[0]);
+  }
+
+  static void move_queue_entry(leveldb::WriteBatch& wb, const job_state& s, queue_stage from, queue_stage to, changes& c) {
+    std::string key = queue_job_key(s.tenant, s.queue, s.id);
+    if (to == queue_stage::none) wb.Delete(key);
+    else wb.Put(key, std::string(1, static_cast<char>(to)));
+    queue_counts& d = c.queue_delta[s.tenant + '\0' + s.queue];
+    auto in_progress = [](queue_stage q) { return q == queue_stage::granted || q == queue_stage::started; };
+    if (from == queue_stage::waiting) --d.waiting;
+    if (in_progress(from)) --d.started;
+    if (to == queue_stage::waiting) ++d.waiting;
+    if (in_progress(to)) ++d.started;
+    c.queue_stages[s.id] = to;
   }
 
   /// The event a job write makes, if any: what changed from `old` (what the store held).
@@ -678,6 +821,7 @@ class leveldb_store final : public store {
   status_counters counters_{};
   std::uint64_t event_seq_ = 0;  // the last event's sequence number, as of the last commit
   std::map<std::string, std::int64_t> tenants_;  // unfinished jobs per tenant
+  std::map<std::string, queue_counts> qcounts_;  // unfinished jobs per queue (tenant "\0" name)
 };
 
 }  // namespace

@@ -38,6 +38,18 @@ struct schedule_write {
   bool erase = false;  // delete it (state.tenant and state.id name it)
 };
 
+/// One topic as it is now, or its removal.
+struct topic_write {
+  topic_state state;
+  bool erase = false;
+};
+
+/// One queue as it is now, or its removal.
+struct queue_write {
+  queue_state state;
+  bool erase = false;
+};
+
 struct idem_write {
   std::string tenant;
   std::string key;
@@ -49,6 +61,8 @@ struct commit_batch {
   std::vector<job_write> jobs;
   std::vector<idem_write> idempotency;
   std::vector<schedule_write> schedules;
+  std::vector<topic_write> topics;
+  std::vector<queue_write> queues;
   bool sync = true;              // fsync before answering (submissions, terminal states)
   /// When the changes happened: the time of the events the store derives from them. The store
   /// actor stamps a batch that comes without one.
@@ -66,6 +80,23 @@ struct schedule_due {
   std::string tenant;
   std::string id;
   bool operator==(const schedule_due&) const = default;
+};
+
+struct topic_page {
+  std::vector<topic_state> topics;  // by name
+  std::string next_cursor;          // "" when there is nothing more
+};
+
+struct queue_page {
+  std::vector<queue_state> queues;  // by name
+  std::string next_cursor;          // "" when there is nothing more
+};
+
+/// One unfinished job of a queue, in submission (id) order.
+struct queue_entry {
+  std::string id;
+  queue_stage stage = queue_stage::waiting;
+  bool operator==(const queue_entry&) const = default;
 };
 
 struct schedule_page {
@@ -164,6 +195,21 @@ class store {
   /// nullopt: from the start), in fire order, at most `limit`.
   virtual result<std::vector<schedule_due>> scan_schedules_due(const std::optional<schedule_due>& after,
                                                                std::int64_t until_ms, std::size_t limit) = 0;
+
+  virtual result<std::optional<topic_state>> get_topic(const std::string& tenant, const std::string& name) = 0;
+  /// The tenant's topics in name order after `cursor` (a previous page's next_cursor).
+  virtual result<topic_page> list_topics(const std::string& tenant, const std::string& cursor, std::size_t limit) = 0;
+
+  virtual result<std::optional<queue_state>> get_queue(const std::string& tenant, const std::string& name) = 0;
+  virtual result<queue_page> list_queues(const std::string& tenant, const std::string& cursor, std::size_t limit) = 0;
+  /// The queue's first `limit` unfinished jobs after the id `after` ("": from the first) in submission order, from the index the store keeps
+  /// from each job's queue and queue_stage (a waiting job has no due entry: its queue starts it).
+  virtual result<std::vector<queue_entry>> queue_jobs(const std::string& tenant, const std::string& name,
+                                                      const std::string& after, std::size_t limit) = 0;
+  /// Every queue with an unfinished job, as (tenant, name).
+  virtual std::vector<std::pair<std::string, std::string>> active_queues() const = 0;
+  /// The queue's unfinished jobs by stage, as of the last successful commit.
+  virtual queue_counts queue_count(const std::string& tenant, const std::string& name) const = 0;
 
   /// The tenant's events that pass `filter`, ascending. From `cursor` (an event id, exclusive)
   /// on; without one, the newest `limit`. Reads at most max_list_scan index entries: a page may be

@@ -33,6 +33,8 @@ struct test_origin::impl {
   std::vector<received_request> log;
   std::map<std::string, int> fail_counts;
   std::atomic<int> switch_status{503};
+  std::atomic<int> queue_in_flight{0};
+  std::atomic<int> queue_max{0};
 
   template <class Stream>
   void serve(Stream& stream, tcp::socket& raw) {
@@ -93,6 +95,19 @@ struct test_origin::impl {
         std::lock_guard<std::mutex> lock(log_mu);
         if (fail_counts[key]++ < n) res.result(bhttp::status::internal_server_error);
         else res.body() = "ok";
+      } else if (path.rfind("/queue/", 0) == 0) {
+        // 500 for a key's first request, 200 after; each held 50 ms, with the requests in
+        // progress at once counted (their most: max_concurrent()).
+        int now_in = ++queue_in_flight;
+        for (int seen = queue_max.load(); now_in > seen && !queue_max.compare_exchange_weak(seen, now_in);) {
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        {
+          std::lock_guard<std::mutex> lock(log_mu);
+          if (fail_counts[path]++ < 1) res.result(bhttp::status::internal_server_error);
+          else res.body() = "ok";
+        }
+        --queue_in_flight;
       } else if (path.rfind("/status/", 0) == 0) {
         res.result(static_cast<unsigned>(std::stoi(path.substr(8))));
       } else if (path == "/echo") {
@@ -180,6 +195,7 @@ std::size_t test_origin::accepts() const { return impl_->accepts.load(); }
 std::size_t test_origin::requests() const { return impl_->requests.load(); }
 
 void test_origin::set_switch(int status) { impl_->switch_status.store(status); }
+int test_origin::max_concurrent() const { return impl_->queue_max.load(); }
 
 std::vector<received_request> test_origin::received() const {
   std::lock_guard<std::mutex> lock(impl_->log_mu);

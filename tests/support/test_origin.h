@@ -15,6 +15,8 @@
 //   /echo          200, the request as JSON: method, target, headers {name: value}, body
 //   /fail/N/KEY    500 for the first N requests with this KEY, then 200
 //   /switch        the status set with set_switch() (503 until then)
+//   /queue/KEY     500 for the first request with this KEY, then 200; each held 50 ms, the most
+//                  in progress at once is max_concurrent()
 // Every request is recorded (received()).
 #pragma once
 
@@ -49,6 +51,7 @@ class test_origin {
   std::size_t requests() const;
   std::vector<received_request> received() const;
   void set_switch(int status);
+  int max_concurrent() const;
 
  private:
   struct impl;
