@@ -302,6 +302,10 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
                      reply(a == command_answer::done ? grant_answer::accepted : grant_answer::gone);
                    }));
       }),
+      guarded(me, "retry_checked", [self](retry_atom, const std::string& tenant, const std::string& id, std::int64_t run_at,
+                                          const completion<retry_answer>& reply, bool ended) {
+        on_retry_checked(self, *self->state.env, tenant, id, run_at, reply, ended);
+      }),
       guarded(me, "drain", [self](drain_atom) { drain(self); }),
       guarded(me, "done", [self](done_atom, const std::string& id, const job_state& s) {
         on_done(self, *self->state.env, id, s);

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "actors/destination_actor.h"
 #include "actors/idempotency_index.h"
@@ -71,6 +72,15 @@ struct manager_state {
   };
   std::unordered_map<std::string, std::vector<waiting_command>> activating;
   std::unordered_map<std::string, std::pair<recovered_job, completion<retry_answer>>> retrying;
+  /// Retries of jobs that have ended in memory but whose end is not written yet: run once it is.
+  struct retry_request {
+    std::string tenant;
+    std::int64_t run_at_ms = 0;
+    completion<retry_answer> reply;
+  };
+  std::unordered_map<std::string, std::vector<retry_request>> retry_after_done;
+  /// Jobs a bulk retry wrote while their actor was still finishing: brought back after its done.
+  std::unordered_set<std::string> respawn_after_done;
 };
 
 manager_actor::behavior_type job_manager(manager_actor::stateful_pointer<manager_state> self, manager_options options,

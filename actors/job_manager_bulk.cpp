@@ -59,10 +59,10 @@ void retry_page(self_ptr self, const env& e, std::int64_t run_at_ms, const persi
   std::vector<std::string> ids;
   std::int64_t now = e.clock->now_ms();
   for (job_state s : page.jobs) {
-    if ((s.status != job_status::failed && s.status != job_status::cancelled) || st.live.count(s.id) ||
-        st.retrying.count(s.id)) {
-      continue;
-    }
+    if ((s.status != job_status::failed && s.status != job_status::cancelled) || st.retrying.count(s.id)) continue;
+    // Its end is written (the page says so) but its actor may not have said done yet: it is
+    // brought back after that.
+    if (st.live.count(s.id)) st.respawn_after_done.insert(s.id);
     auto pol = policy_of(e, s.policy);
     s.status = job_status::scheduled;
     s.run_at_ms = std::max(run_at_ms, now);

@@ -70,6 +70,9 @@ void on_idem_gone(self_ptr self, const env& e, const std::string& id, submission
 void on_done(self_ptr self, const env& e, const std::string& id, const job_state& s);
 void on_retry(self_ptr self, const env& e, const std::string& tenant, const std::string& id, std::int64_t run_at_ms,
               completion<retry_answer> reply);
+/// A retry of a live job: `ended` if that job has ended (its end being written): then it waits for it.
+void on_retry_checked(self_ptr self, const env& e, const std::string& tenant, const std::string& id,
+                      std::int64_t run_at_ms, completion<retry_answer> reply, bool ended);
 /// Runs a failed or cancelled job again with a fresh retry budget (its attempt numbers go on).
 void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered_job>> r, std::int64_t run_at_ms,
                      completion<retry_answer> reply);

@@ -196,6 +196,12 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
     st.admission->job_ended(it->second.tenant);
     forget_job(self, e, it);  // after every request forwarded to it so far
   }
+  if (st.respawn_after_done.erase(id)) activate(self, e, {id});  // run again by a bulk retry
+  if (auto w = st.retry_after_done.find(id); w != st.retry_after_done.end()) {
+    auto waiting = std::move(w->second);
+    st.retry_after_done.erase(w);
+    for (auto& r : waiting) on_retry(self, e, r.tenant, id, r.run_at_ms, std::move(r.reply));
+  }
   const std::string& url = s.status == job_status::delivered ? s.callback_url
                            : s.status == job_status::failed  ? s.failure_callback_url
                                                              : std::string();
@@ -216,14 +222,31 @@ void on_retry(self_ptr self, const env& e, const std::string& tenant, const std:
   if (auto it = self->state.live.find(id); it != self->state.live.end()) {
     // Another tenant's job does not exist for this one: 404 before any other answer.
     if (it->second.tenant != tenant) return reply({retry_answer::not_found, 0, ""});
-    return reply({retry_answer::not_retryable, 0,
-                  "job " + id + " is not finished; only failed or cancelled jobs can be retried"});
+    // A job that has ended but whose end is not written yet is retried once it is.
+    caf::anon_send(it->second.actor, read_atom::value,
+                   completion<result<std::optional<job_view>>>(
+                       [me = me_of(self), tenant, id, run_at_ms, reply](result<std::optional<job_view>> v) {
+                         bool ended = v.is_ok() && v.value() && is_terminal(v.value()->state.status);
+                         caf::anon_send(me, retry_atom::value, tenant, id, run_at_ms, reply, ended);
+                       }));
+    return;
   }
   self->send(e.store, retry_atom::value, tenant, id,
              completion<result<std::optional<recovered_job>>>(
                  [me = me_of(self), run_at_ms, reply](result<std::optional<recovered_job>> r) {
                    caf::anon_send(me, loaded_atom::value, std::move(r), run_at_ms, reply);
                  }));
+}
+
+void on_retry_checked(self_ptr self, const env& e, const std::string& tenant, const std::string& id,
+                      std::int64_t run_at_ms, completion<retry_answer> reply, bool ended) {
+  auto& st = self->state;
+  if (!ended) {
+    return reply({retry_answer::not_retryable, 0,
+                  "job " + id + " is not finished; only failed or cancelled jobs can be retried"});
+  }
+  if (st.live.count(id)) return st.retry_after_done[id].push_back({tenant, run_at_ms, std::move(reply)});
+  on_retry(self, e, tenant, id, run_at_ms, std::move(reply));  // its end was written meanwhile
 }
 
 void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered_job>> r, std::int64_t run_at_ms,

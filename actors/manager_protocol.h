@@ -69,6 +69,8 @@ using manager_actor = caf::typed_actor<
     // API: POST /v1/jobs/{id}/retry as tenant, to run at run_at_ms (or now, if earlier); reply
     // scheduled, not_retryable, not_found or unavailable.
     caf::reacts_to<retry_atom, std::string, std::string, std::int64_t, completion<retry_answer>>,
+    // Self: a retry of a live job, with whether that job has ended (its end being written).
+    caf::reacts_to<retry_atom, std::string, std::string, std::int64_t, completion<retry_answer>, bool>,
     // API: POST /v1/jobs/retry (true) or /cancel (false) for one page of a filter; reply the count
     // and the cursor to go on from.
     caf::reacts_to<bulk_atom, std::string, persistence::job_filter, std::string, bool, std::int64_t,

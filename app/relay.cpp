@@ -173,6 +173,13 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
                                 std::shared_ptr<delivery_client>(std::move(client.value())), p->clock, p->metrics);
 
   caf::anon_send(p->queues, actors::init_atom::value, p->manager);
+  for (const auto& q : p->cfg.queues) {  // declared queues: made, or set to this parallelism
+    caf::anon_send(p->queues, actors::queue_op_atom::value, q.tenant, q.name,
+                   actors::queue_command{actors::queue_op::put, q.parallelism, std::nullopt},
+                   actors::completion<actors::queue_answer>([name = q.name](actors::queue_answer a) {
+                     if (a.http_status >= 400) spdlog::warn("queue {} from the config not stored: {}", name, a.message);
+                   }));
+  }
   actors::schedules_options sched;
   sched.hibernate_after = cfg.delivery.hibernate_after;
   sched.policy_of_url = route_policy_of(p->cfg);

@@ -12,6 +12,14 @@ namespace {
 millis dur(const json& j) { return *parse_duration(j.get<std::string>()); }
 std::uint64_t size(const json& j) { return *parse_size(j.get<std::string>()); }
 
+bool valid_queue_name(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char ch : s) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '.' && ch != '-') return false;
+  }
+  return true;
+}
+
 bool valid_name(const std::string& s) {
   static const std::regex re("[A-Za-z0-9_-]{1,64}");
   return std::regex_match(s, re);
@@ -46,6 +54,17 @@ class builder {
     const json& routes = v["routes"];
     for (size_t i = 0; i < routes.size(); ++i) {
       c.routes.push_back(build_route(index_path("routes", i), routes[i], c));
+    }
+    std::set<std::pair<std::string, std::string>> queues;
+    for (size_t i = 0; i < v["queues"].size(); ++i) {
+      const json& q = v["queues"][i];
+      queue_config out{q["tenant"], q["name"], q["parallelism"]};
+      std::string path = index_path("queues", i);
+      if (!valid_queue_name(out.name)) error(join_path(path, "name"), "queue names use letters, digits, _ . and -");
+      if (!queues.insert({out.tenant, out.name}).second) {
+        error(path, "queue \"" + out.name + "\" of tenant \"" + out.tenant + "\" is declared twice");
+      }
+      c.queues.push_back(std::move(out));
     }
     return c;
   }

@@ -96,6 +96,13 @@ struct route_config {
   std::string policy;
 };
 
+/// A queue declared in the config (queues: [{tenant, name, parallelism}]).
+struct queue_config {
+  std::string tenant;
+  std::string name;
+  std::uint32_t parallelism = 1;
+};
+
 struct relay_config {
   log_config log;
   server_config server;
@@ -106,6 +113,7 @@ struct relay_config {
   plugins_config plugins;
   std::map<std::string, policy_config> policies;  // always holds "default"
   std::vector<route_config> routes;
+  std::vector<queue_config> queues;
 };
 
 /// The JSON schema of the whole config file.

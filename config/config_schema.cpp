@@ -164,6 +164,19 @@ constexpr const char* schema_text = R"json({
         }
       }
     },
+    "queues": {
+      "type": "array", "default": [],
+      "description": "Queues made (or set to this parallelism) at start; X-Queue and PUT /v1/queues make others.",
+      "items": {
+        "type": "object", "additionalProperties": false, "required": ["tenant", "name"],
+        "properties": {
+          "tenant": {"type": "string", "minLength": 1, "maxLength": 64, "description": "The tenant that owns it."},
+          "name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "Letters, digits, _ . and -."},
+          "parallelism": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1,
+                          "description": "Jobs of the queue in progress at once at most."}
+        }
+      }
+    },
     "routes": {
       "type": "array", "default": [],
       "description": "First match picks the policy of a job without X-Policy.",

@@ -163,6 +163,28 @@ TEST(Defaults, MinimalConfigGetsTheDocumentedDefaults) {
   EXPECT_EQ(d.retry, retry_policy{}) << "retry_policy's defaults are a policy's defaults in the config";
 }
 
+TEST(Queues, DeclaredQueuesAreTypedAndCheckedForNamesAndRepeats) {
+  auto r = load_config_text("storage: {path: /tmp/x}\nauth: {keys: [{tenant: t, key: k}]}\n"
+                            "queues: [{tenant: t, name: emails, parallelism: 4}, {tenant: u, name: emails}]\n",
+                            "q.yaml", fake_env({}));
+  ASSERT_TRUE(r.errors.empty()) << error_lines(r)[0];
+  ASSERT_EQ(r.config->queues.size(), 2u);
+  EXPECT_EQ(r.config->queues[0].parallelism, 4u);
+  EXPECT_EQ(r.config->queues[1].tenant, "u");
+  EXPECT_EQ(r.config->queues[1].parallelism, 1u) << "the default";
+  auto bad = load_config_text("storage: {path: /tmp/x}\nauth: {keys: [{tenant: t, key: k}]}\n"
+                              "queues: [{tenant: t, name: a b}, {tenant: t, name: q}, {tenant: t, name: q},\n"
+                              "         {tenant: t, name: z, parallelism: 0}]\n",
+                              "q.yaml", fake_env({}));
+  auto lines = error_lines(bad);
+  ASSERT_EQ(lines.size(), 3u) << (lines.empty() ? "" : lines[0]);
+  std::string all;
+  for (const auto& l : lines) all += l + "\n";
+  EXPECT_NE(all.find("queues[0].name"), std::string::npos) << all;
+  EXPECT_NE(all.find("declared twice"), std::string::npos) << all;
+  EXPECT_NE(all.find("queues[3].parallelism"), std::string::npos) << all;
+}
+
 TEST(EnvExpansion, PlainScalarsAreTypedAfterExpansion) {
   auto r = load_config_text(
       "server:\n  io_threads: ${IO:-3}\n  listen: 127.0.0.1:${PORT}\n"

@@ -134,5 +134,22 @@ TEST(Queues, ParallelismFourNeverMoreThanFourAndTheQueueOperations) {
   EXPECT_EQ(relay.call("POST", "/v1/fetch", key, "X-Queue: bad name\r\nX-Fetch-Url: http://127.0.0.1:1/x\r\n")->status, 400);
 }
 
+TEST(Queues, QueuesDeclaredInTheConfigExistAtStart) {
+  temp_dir dir;
+  relay_process relay(dir, config_text(dir) + "queues: [{tenant: a, name: declared, parallelism: 3}]\n", key);
+  ASSERT_NE(relay.port(), 0) << relay.log();
+  nlohmann::json q;
+  for (int i = 0; i < 50; ++i) {  // the declaration is written just after start (bounded: 2.5 s)
+    auto r = relay.call("GET", "/v1/queues/declared", key);
+    if (r && r->status == 200) {
+      q = json::parse(r->body);
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(q["parallelism"], 3) << q.dump();
+  EXPECT_EQ(q["paused"], false);
+}
+
 }  // namespace
 }  // namespace fetchrelay::test
