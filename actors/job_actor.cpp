@@ -270,7 +270,7 @@ void run_now(self_ptr self, const completion<command_answer>& reply) {
     return;
   }
   if (st.finishing || is_terminal(st.s.status)) return reply(command_answer::terminal);
-  if (is_queue_stage(st.s, queue_stage::waiting)) {  // its delay ends; its turn is still its queue's
+  if (is_queue_stage(st.s, queue_stage::waiting) || st.grant_pending) {  // its delay ends; its turn is its queue's
     st.s.run_at_ms = std::min(st.s.run_at_ms, ctx.clock->now_ms());
     commit(self, ctx, std::nullopt, false, then::nothing);
     return reply(command_answer::started);
@@ -281,6 +281,17 @@ void run_now(self_ptr self, const completion<command_answer>& reply) {
     start_attempt(self, ctx);
   }
   reply(command_answer::started);
+}
+
+/// The queue latch of a granted or started queue job (made once).
+void hold_queue_slot(self_ptr self, const job_context& ctx) {
+  auto& st = self->state;
+  if (st.latch || st.s.queue.empty() || st.s.queue_stage < static_cast<std::uint8_t>(queue_stage::granted)) return;
+  st.latch = std::make_shared<queue_latch>();
+  st.latch->queues = ctx.queues;
+  st.latch->tenant = st.s.tenant;
+  st.latch->queue = st.s.queue;
+  st.latch->id = st.s.id;
 }
 
 /// Its queue's turn: written granted (synced; it then has a due entry), then run as any job.
@@ -296,6 +307,8 @@ void grant(self_ptr self, const job_context& ctx, completion<command_answer> rep
   if (st.finishing || is_terminal(st.s.status)) return reply(command_answer::terminal);
   if (!is_queue_stage(st.s, queue_stage::waiting)) return reply(command_answer::done);  // granted before
   st.s.queue_stage = static_cast<std::uint8_t>(queue_stage::granted);
+  st.grant_pending = true;
+  hold_queue_slot(self, ctx);  // a cancel meanwhile must still release the slot
   persistence::commit_batch b;
   b.jobs.push_back({st.s, std::nullopt, std::nullopt});
   self->send(ctx.store, commit_atom::value, std::move(b),
@@ -308,25 +321,16 @@ void begin(self_ptr self, const job_context& ctx);
 
 void on_granted(self_ptr self, const job_context& ctx, const status& r, const completion<command_answer>& reply) {
   auto& st = self->state;
-  if (!r.is_ok()) {  // still waiting on disk; the queue moves on and finds it again after a restart
+  st.grant_pending = false;
+  if (!r.is_ok()) {  // still waiting on disk: the queue asks again later
     spdlog::warn("job {}: its turn in queue {} not written ({})", st.s.id, st.s.queue, r.message());
     st.s.queue_stage = static_cast<std::uint8_t>(queue_stage::waiting);
-    return reply(command_answer::terminal);
+    st.latch.reset();  // not terminal: no release
+    return reply(command_answer::unavailable);
   }
   reply(command_answer::done);
-  if (st.finishing || is_terminal(st.s.status)) return;  // cancelled meanwhile: it releases its slot
+  if (st.finishing || is_terminal(st.s.status)) return;  // cancelled meanwhile: its latch releases the slot
   begin(self, ctx);
-}
-
-/// The queue latch of a granted or started queue job (made once).
-void hold_queue_slot(self_ptr self, const job_context& ctx) {
-  auto& st = self->state;
-  if (st.latch || st.s.queue.empty() || st.s.queue_stage < static_cast<std::uint8_t>(queue_stage::granted)) return;
-  st.latch = std::make_shared<queue_latch>();
-  st.latch->queues = ctx.queues;
-  st.latch->tenant = st.s.tenant;
-  st.latch->queue = st.s.queue;
-  st.latch->id = st.s.id;
 }
 
 /// A new or recovered job starts: parked at once if its run is far off, else armed or run now.

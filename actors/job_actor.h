@@ -87,6 +87,7 @@ struct job_actor_state {
   bool parked = false;     // hibernated: waiting for forget_atom
   /// A granted or started queue job's hold on its queue slot (queue_protocol.h); null otherwise.
   std::shared_ptr<queue_latch> latch;
+  bool grant_pending = false;  // the queue's grant is being written: no attempt until it is
 };
 
 /// `attempts` are those already recorded (a recovered job).

@@ -123,7 +123,7 @@ void on_activated(self_ptr self, const env& e, const std::vector<std::string>& i
   if (!r) {
     spdlog::warn("cannot load {} due job(s): {}; the scheduler offers them again", ids.size(), r.error().message());
     for (const auto& id : ids) {
-      for (auto& c : st.activating[id]) c.reply(command_answer::not_found);
+      for (auto& c : st.activating[id]) c.reply(command_answer::unavailable);
       st.activating.erase(id);
     }
     // Still due on disk: the next scan of the due index (at the latest on restart) finds them.
@@ -175,7 +175,8 @@ void on_command(self_ptr self, const env& e, const std::string& tenant, const st
   self->send(e.store, read_atom::value, tenant, id,
              completion<result<std::optional<job_view>>>(
                  [me = me_of(self), tenant, id, command, reply](result<std::optional<job_view>> r) {
-                   if (!r.is_ok() || !r.value()) return reply(command_answer::not_found);
+                   if (!r.is_ok()) return reply(command_answer::unavailable);
+                   if (!r.value()) return reply(command_answer::not_found);
                    if (is_terminal(r.value()->state.status)) return reply(command_answer::terminal);
                    caf::anon_send(me, command_found_atom::value, tenant, id, command, reply);  // hibernated
                  }));
@@ -291,15 +292,17 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
         on_bulk_listed(self, *self->state.env, retry, run_at, std::move(page), reply);
       }),
       guarded(me, "bulk_committed", [self](committed_atom, const std::vector<std::string>& ids, const status& r,
-                                           const std::string& cursor, const std::string& tenant,
-                                           const completion<result<persistence::purge_page>>& reply) {
-        on_bulk_committed(self, *self->state.env, ids, r, cursor, tenant, reply);
+                                           const std::string& tenant,
+                                           const completion<bulk_part>& done) {
+        on_bulk_committed(self, *self->state.env, ids, r, tenant, done);
       }),
       guarded(me, "grant", [self](queue_grant_atom, const std::string& tenant, const std::string& id,
                                   const completion<grant_answer>& reply) {
         on_command(self, *self->state.env, tenant, id, job_command::grant,
                    completion<command_answer>([reply](command_answer a) {
-                     reply(a == command_answer::done ? grant_answer::accepted : grant_answer::gone);
+                     reply(a == command_answer::done          ? grant_answer::accepted
+                           : a == command_answer::unavailable ? grant_answer::retry
+                                                              : grant_answer::gone);
                    }));
       }),
       guarded(me, "retry_checked", [self](retry_atom, const std::string& tenant, const std::string& id, std::int64_t run_at,

@@ -79,8 +79,6 @@ struct manager_state {
     completion<retry_answer> reply;
   };
   std::unordered_map<std::string, std::vector<retry_request>> retry_after_done;
-  /// Jobs a bulk retry wrote while their actor was still finishing: brought back after its done.
-  std::unordered_set<std::string> respawn_after_done;
 };
 
 manager_actor::behavior_type job_manager(manager_actor::stateful_pointer<manager_state> self, manager_options options,

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <mutex>
+#include <optional>
 
 #include "actors/job_manager_internal.h"
 
@@ -49,20 +50,48 @@ void cancel_page(self_ptr self, const env& e, const persistence::job_page& page,
   }
 }
 
-/// Runs each failed or cancelled job of the page again (as POST /v1/jobs/{id}/retry): one synced
-/// commit, then they are brought back like due jobs.
+/// A bulk retry's answer: the jobs run again, once every part has answered.
+struct retry_gather {
+  std::mutex m;
+  std::size_t parts = 1;  // the commit of the jobs not in memory, and one per job in memory
+  std::size_t count = 0;
+  std::optional<status> failed;
+  std::string next_cursor;
+  completion<result<persistence::purge_page>> reply;
+
+  void part_done(std::size_t ran, const std::optional<status>& error) {
+    std::unique_lock lock(m);
+    count += ran;
+    if (error && !failed) failed = error;
+    if (--parts > 0) return;
+    lock.unlock();
+    if (failed && count == 0) return reply(*failed);
+    reply(persistence::purge_page{count, next_cursor});
+  }
+};
+
+/// Runs each failed or cancelled job of the page again (as POST /v1/jobs/{id}/retry): those not
+/// in memory in one synced commit, then brought back like due jobs; one still in memory (its end
+/// being written, or run again meanwhile) through the single retry, which checks and waits.
 void retry_page(self_ptr self, const env& e, std::int64_t run_at_ms, const persistence::job_page& page,
                 completion<result<persistence::purge_page>> reply) {
   auto& st = self->state;
+  auto g = std::make_shared<retry_gather>();
+  g->next_cursor = page.next_cursor;
+  g->reply = std::move(reply);
   persistence::commit_batch b;
   b.sync = true;
   std::vector<std::string> ids;
+  std::vector<const job_state*> in_memory;
   std::int64_t now = e.clock->now_ms();
   for (job_state s : page.jobs) {
     if ((s.status != job_status::failed && s.status != job_status::cancelled) || st.retrying.count(s.id)) continue;
-    // Its end is written (the page says so) but its actor may not have said done yet: it is
-    // brought back after that.
-    if (st.live.count(s.id)) st.respawn_after_done.insert(s.id);
+    if (auto it = st.live.find(s.id); it != st.live.end()) {
+      for (const auto& j : page.jobs) {
+        if (j.id == s.id) in_memory.push_back(&j);
+      }
+      continue;
+    }
     auto pol = policy_of(e, s.policy);
     s.status = job_status::scheduled;
     s.run_at_ms = std::max(run_at_ms, now);
@@ -74,11 +103,20 @@ void retry_page(self_ptr self, const env& e, std::int64_t run_at_ms, const persi
     ids.push_back(s.id);
     b.jobs.push_back({std::move(s), std::nullopt, std::nullopt});
   }
-  if (ids.empty()) return reply(persistence::purge_page{0, page.next_cursor});
+  g->parts += in_memory.size();
+  for (const job_state* j : in_memory) {
+    on_retry(self, e, j->tenant, j->id, run_at_ms, completion<retry_answer>([g](retry_answer a) {
+               g->part_done(a.result == retry_answer::scheduled ? 1 : 0, std::nullopt);
+             }));
+  }
+  if (ids.empty()) return g->part_done(0, std::nullopt);
   self->send(e.store, commit_atom::value, std::move(b),
-             completion<status>([me = me_of(self), ids, cursor = page.next_cursor, tenant = page.jobs.front().tenant,
-                                 reply](status r) {
-               caf::anon_send(me, committed_atom::value, ids, std::move(r), cursor, tenant, reply);
+             completion<status>([me = me_of(self), ids, tenant = page.jobs.front().tenant, g](status r) {
+               caf::anon_send(me, committed_atom::value, ids, std::move(r), tenant,
+                              completion<bulk_part>(
+                                  [g](bulk_part done) {
+                                    g->part_done(done.first, done.second);
+                                  }));
              }));
 }
 
@@ -92,15 +130,14 @@ void on_bulk_listed(self_ptr self, const env& e, bool retry, std::int64_t run_at
 }
 
 void on_bulk_committed(self_ptr self, const env& e, const std::vector<std::string>& ids, const status& r,
-                       const std::string& cursor, const std::string& tenant,
-                       const completion<result<persistence::purge_page>>& reply) {
+                       const std::string& tenant, const completion<bulk_part>& done) {
   if (!r.is_ok()) {
     // Not run again: the quota counts them no longer. The jobs are as they were on disk.
     for (std::size_t i = 0; i < ids.size(); ++i) self->state.admission->job_ended(tenant);
     spdlog::warn("bulk retry of {} job(s) not stored: {}", ids.size(), r.message());
-    return reply(r);
+    return done({0, r});
   }
-  reply(persistence::purge_page{ids.size(), cursor});
+  done({ids.size(), std::nullopt});
   // Due now or later: brought back as due jobs are (a far one parks again at once).
   activate(self, e, ids);
 }

@@ -52,10 +52,10 @@ void on_bulk(self_ptr self, const env& e, const std::string& tenant, const persi
              const std::string& cursor, bool retry, std::int64_t run_at_ms, completion<result<persistence::purge_page>> reply);
 void on_bulk_listed(self_ptr self, const env& e, bool retry, std::int64_t run_at_ms, result<persistence::job_page> page,
                     completion<result<persistence::purge_page>> reply);
-/// A bulk retry's commit answered: reply, and bring the jobs back (or undo their quota count).
+/// A bulk retry's commit answered: tell `done` how many ran again (or the error), and bring them
+/// back (or undo their quota count).
 void on_bulk_committed(self_ptr self, const env& e, const std::vector<std::string>& ids, const status& r,
-                       const std::string& cursor, const std::string& tenant,
-                       const completion<result<persistence::purge_page>>& reply);
+                       const std::string& tenant, const completion<bulk_part>& done);
 
 // job_manager_submit.cpp: submissions, their commits, callbacks, runs again.
 void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply);

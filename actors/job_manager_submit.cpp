@@ -196,7 +196,6 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
     st.admission->job_ended(it->second.tenant);
     forget_job(self, e, it);  // after every request forwarded to it so far
   }
-  if (st.respawn_after_done.erase(id)) activate(self, e, {id});  // run again by a bulk retry
   if (auto w = st.retry_after_done.find(id); w != st.retry_after_done.end()) {
     auto waiting = std::move(w->second);
     st.retry_after_done.erase(w);

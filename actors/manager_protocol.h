@@ -44,6 +44,10 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors:
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<fetchrelay::actors::recovered_job>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::retry_answer>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::result<fetchrelay::persistence::job_page>)
+namespace fetchrelay::actors {
+using bulk_part = std::pair<std::size_t, std::optional<status>>;  // jobs run again, or the error
+}
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::actors::bulk_part>)
 
 namespace fetchrelay::actors {
 
@@ -78,8 +82,8 @@ using manager_actor = caf::typed_actor<
     // Self: the page of jobs a bulk operation acts on.
     caf::reacts_to<bulk_atom, bool, std::int64_t, result<persistence::job_page>, completion<result<persistence::purge_page>>>,
     // Self: the store's answer to a bulk retry's commit (the ids run again).
-    caf::reacts_to<committed_atom, std::vector<std::string>, status, std::string, std::string,
-                   completion<result<persistence::purge_page>>>,
+    caf::reacts_to<committed_atom, std::vector<std::string>, status, std::string,
+                   completion<bulk_part>>,
     // A queue: its turn for job id of tenant; reply accepted once the job is written granted, or
     // gone (finished, or no such job).
     caf::reacts_to<queue_grant_atom, std::string, std::string, completion<grant_answer>>,

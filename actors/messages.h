@@ -190,9 +190,9 @@ struct attempt_result {
 /// A command to one job: cancel it, or run it now.
 enum class job_command : std::uint8_t { cancel, run_now, grant };
 
-/// What a command came to: done (cancelled / started), the job had ended, or there is no such
-/// job for this tenant.
-enum class command_answer { done = 0, cancelled = 0, started = 0, terminal, not_found };
+/// What a command came to: done (cancelled / started), the job had ended, there is no such job
+/// for this tenant, or the store could not be read or written (try again).
+enum class command_answer { done = 0, cancelled = 0, started = 0, terminal, not_found, unavailable };
 using cancel_answer = command_answer;
 
 }  // namespace fetchrelay::actors

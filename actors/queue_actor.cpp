@@ -65,8 +65,13 @@ void on_next(self_ptr self, bool first, const result<std::vector<persistence::qu
 void on_granted(self_ptr self, const std::string& id, grant_answer a) {
   auto& st = self->state;
   st.busy = false;
-  st.cursor = id;
   st.granting.clear();
+  if (a == grant_answer::retry) {  // the store failed: the same job again, later
+    st.gone.erase(id);
+    self->delayed_send(self, std::chrono::seconds(1), queue_kick_atom::value);
+    return;
+  }
+  st.cursor = id;
   bool released = st.gone.erase(id) > 0;
   bool started = st.started.count(id) > 0;  // its start overtook this answer
   if (a == grant_answer::accepted && !released && !started) {

@@ -56,7 +56,7 @@ void on_loaded(self_ptr self, const std::string& tenant, const std::string& name
     if (!actor && (*r || p.creates)) {
       created = !*r;
       queue_state q = *r ? **r : queue_state{tenant, name, 1, false, st.ctx->clock->now_ms()};
-      if (!*r) {  // named by X-Queue or PUT for the first time: stored with parallelism 1
+      if (!*r && !p.writes) {  // named by X-Queue for the first time: stored with parallelism 1
         persistence::commit_batch b;
         b.queues.push_back({q, false});
         self->send(st.ctx->store, commit_atom::value, std::move(b), completion<status>());
@@ -112,7 +112,7 @@ queues_actor::behavior_type queue_manager(self_ptr self, store_actor store, std:
                  caf::anon_send(a, queue_op_atom::value, cmd, reply);
                },
                [reply, name] { reply(queue_answer{404, std::nullopt, "queue_not_found", "no queue " + name + " for this API key"}); },
-               creates});
+               creates, creates});
       }),
       guarded(me, "loaded", [self](queue_loaded_atom, const std::string& tenant, const std::string& name,
                                    result<std::optional<queue_state>>& r) { on_loaded(self, tenant, name, std::move(r)); }),

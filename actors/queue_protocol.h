@@ -44,8 +44,9 @@ using queue_active_atom = caf::atom_constant<caf::atom("qactive")>;
 /// (init_atom, manager): the queue manager learns the job manager (spawned after it).
 using init_atom = caf::atom_constant<caf::atom("init")>;
 
-/// What a granted job answers its queue.
-enum class grant_answer { accepted, gone };
+/// What a granted job answers its queue: written granted; finished or no such job; or the store
+/// failed (the queue asks again later, keeping its place).
+enum class grant_answer { accepted, gone, retry };
 
 /// What the API asks of one queue.
 enum class queue_op { get, put, pause, resume, erase };

@@ -78,6 +78,7 @@ struct queue_pending {
   std::function<void(const queue_actor&, bool created)> deliver;  // created: this message made the queue
   std::function<void()> refuse;  // the queue does not exist
   bool creates = false;          // creates the queue if it does not exist
+  bool writes = false;           // writes the queue's record itself (PUT): no default record first
 };
 
 struct queues_state {

@@ -41,18 +41,20 @@ void settle(self_ptr self) {
   auto& st = self->state;
   const auto& ctx = *st.ctx;
   auto gen = ++st.generation;
-  if (st.firing || st.parked || st.erased) return;
-  while (!st.held.empty()) {  // operations that waited for a fire
+  if (st.firing || st.parked) return;
+  while (!st.held.empty()) {  // operations that waited for a fire, in their order
     auto [cmd, reply] = std::move(st.held.front());
     st.held.pop_front();
-    handle(self, std::move(cmd), std::move(reply));
-    if (st.firing || st.erased) return;
+    handle(self, std::move(cmd), std::move(reply));  // after a delete: 404
+    if (st.firing) return;
   }
+  if (st.erased) return;
   gen = ++st.generation;
   std::int64_t now = ctx.clock->now_ms();
   bool far = st.s.paused || st.s.next_run_at_ms == 0 || st.s.next_run_at_ms - now > ctx.options.hibernate_after.count();
   if (!far) {
-    std::int64_t delay = st.s.next_run_at_ms - now;
+    // A fire the job manager refused is tried again no sooner than retry_at_ms.
+    std::int64_t delay = std::max(st.s.next_run_at_ms, st.retry_at_ms) - now;
     if (delay <= 0) self->send(self, fire_atom::value, gen);
     else self->delayed_send(self, std::chrono::milliseconds(delay), fire_atom::value, gen);
     return;
@@ -127,7 +129,8 @@ void on_topic_loaded(self_ptr self, const result<std::optional<topic_state>>& r,
   std::function<std::string(const std::string&)> policy_of;
   if (st.fire_sub.policy == "default") policy_of = ctx.options.policy_of_url;
   auto subs = expand_topic(st.fire_sub, **r, policy_of);
-  subs.front().schedule_after = std::move(st.fire_sub.schedule_after);
+  for (auto& sub : subs) sub.schedule_after.reset();
+  subs.front().schedule_after = std::move(st.fire_sub.schedule_after);  // written with the first job
   self->send(ctx.jobs, submit_atom::value, std::move(subs),
              completion<std::vector<submit_answer>>([me = me_of(self), reply](std::vector<submit_answer> all) {
                submit_answer a = all.front();
@@ -142,6 +145,7 @@ void on_fired(self_ptr self, const submit_answer& a, const completion<schedule_a
   auto& st = self->state;
   st.firing = false;
   if (a.http_status == 202) {
+    st.retry_at_ms = 0;
     st.s = st.after;
     st.s.last_job_id = a.id;
     // A repeat of a fire already made (its key known) wrote no schedule: write it now.
@@ -155,8 +159,8 @@ void on_fired(self_ptr self, const submit_answer& a, const completion<schedule_a
   }
   spdlog::warn("schedule {} of tenant {}: fire refused ({}: {}); trying again", st.s.id, st.s.tenant, a.error_code,
                a.message);
-  auto gen = ++st.generation;
-  self->delayed_send(self, st.ctx->options.retry_fire_after, fire_atom::value, gen);
+  st.retry_at_ms = st.ctx->clock->now_ms() + st.ctx->options.retry_fire_after.count();
+  settle(self);  // the operations held meanwhile are answered; the fire is armed for retry_at_ms
 }
 
 void handle(self_ptr self, schedule_command cmd, completion<schedule_answer> reply) {

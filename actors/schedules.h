@@ -134,6 +134,7 @@ struct schedule_actor_state {
   bool write_failed = false;          // the last write failed: memory is ahead of the store
   schedule_state after;               // the schedule as the fire with the job manager leaves it
   submission fire_sub;                // a fire to a topic, waiting for the topic
+  std::int64_t retry_at_ms = 0;       // a refused fire is tried again no sooner than this
   std::deque<std::pair<schedule_command, completion<schedule_answer>>> held;  // arrived while firing
 };
 

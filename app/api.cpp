@@ -409,6 +409,9 @@ void command_job(call& c, Atom atom, int ok_status, const char* ok_state) {
   caf::anon_send(c.deps.manager, atom, c.tenant, id,
                  actors::completion<actors::command_answer>([reply = c.reply, id, ok_status, ok_state](actors::command_answer a) {
                    if (a == actors::command_answer::not_found) return not_found_job(reply, id);
+                   if (a == actors::command_answer::unavailable) {
+                     return reply.send(response::error(503, "store_unavailable", "the store cannot be read now; retry shortly"));
+                   }
                    if (a == actors::command_answer::terminal) {
                      return reply.send(response::error(409, "job_finished", "job " + id + " is already finished"));
                    }

@@ -17,6 +17,7 @@ constexpr std::int64_t t0 = 1'764'300'000'000;  // 2025-11-28T03:20:00Z
 struct recorder {
   std::vector<attempt_request> attempts;
   std::vector<job_state> finished;
+  std::vector<std::string> queue_events;  // "started <id>", "released <id>"
 };
 
 class JobActor : public ::testing::Test {
@@ -37,6 +38,16 @@ class JobActor : public ::testing::Test {
           return {[r](done_atom, const std::string&, const job_state& s) { r->finished.push_back(s); }};
         },
         rec);
+    queues_ = f_.sys().spawn(
+        [](caf::event_based_actor*, std::shared_ptr<recorder> r) -> caf::behavior {
+          return {[r](queue_started_atom, const std::string&, const std::string&, const std::string& id) {
+                    r->queue_events.push_back("started " + id);
+                  },
+                  [r](queue_released_atom, const std::string&, const std::string&, const std::string& id) {
+                    r->queue_events.push_back("released " + id);
+                  }};
+        },
+        rec);
     policy_.schedule = {5s, 5min};
     policy_.attempts = 3;
     policy_.jitter = 0;
@@ -44,13 +55,14 @@ class JobActor : public ::testing::Test {
 
   void TearDown() override {
     for (auto& a : jobs_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-    for (auto& a : {caf::actor_cast<caf::actor>(store_actor_), destination_, manager_}) {
+    for (auto& a : {caf::actor_cast<caf::actor>(store_actor_), destination_, manager_, queues_}) {
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     }
     f_.run();
   }
 
-  job_actor start(std::int64_t delay_ms, std::uint32_t max_attempts = 3, job_status status = job_status::scheduled) {
+  job_actor start(std::int64_t delay_ms, std::uint32_t max_attempts = 3, job_status status = job_status::scheduled,
+                  const std::string& queue = "") {
     auto ctx = std::make_shared<job_context>();
     ctx->store = store_actor_;
     ctx->destination = caf::actor_cast<destination_actor>(destination_);
@@ -58,6 +70,7 @@ class JobActor : public ::testing::Test {
     ctx->clock = clock_;
     ctx->retry = policy_;
     ctx->unit_random = [this] { return random_; };
+    ctx->queues = queues_;
     job_state s;
     s.id = "job_01JDQX7Z8Y9ABCDEFGHJKMNPQR";
     s.tenant = "acme";
@@ -67,6 +80,10 @@ class JobActor : public ::testing::Test {
     s.run_at_ms = clock_->now_ms() + delay_ms;
     s.max_attempts = max_attempts;
     s.timeout_ms = 15'000;
+    if (!queue.empty()) {
+      s.queue = queue;
+      s.queue_stage = static_cast<std::uint8_t>(queue_stage::waiting);
+    }
     job_spec spec{"POST", s.url, {{"Content-Type", "application/json"}}, "{\"userId\":\"user_456\"}"};
     persistence::commit_batch b;
     b.jobs.push_back({s, spec, std::nullopt});
@@ -109,6 +126,7 @@ class JobActor : public ::testing::Test {
   store_actor store_actor_;
   caf::actor destination_;
   caf::actor manager_;
+  caf::actor queues_;
   std::vector<caf::actor> jobs_;  // told to exit at teardown, finished or not
   retry_policy policy_;
   double random_ = 0.5;
@@ -260,6 +278,52 @@ TEST_F(JobActor, OutcomeOfAnOldGenerationIsIgnored) {
 TEST_F(JobActor, RecoveredActiveJobRunsAgain) {
   start(0, 3, job_status::active);
   ASSERT_EQ(rec_->attempts.size(), 1u);
+}
+
+// -- queue jobs ---------------------------------------------------------------------------------
+
+TEST_F(JobActor, AQueueJobWaitsForItsTurnThenStartsAndReleasesItsSlotWhenDone) {
+  auto a = start(0, 3, job_status::scheduled, "q1");
+  EXPECT_TRUE(rec_->attempts.empty()) << "a waiting queue job has no turn yet";
+  EXPECT_TRUE(store_->scan_due(std::nullopt, 1LL << 62, 10)->empty()) << "and no due entry";
+  std::optional<command_answer> granted;
+  caf::anon_send(a, queue_grant_atom::value, completion<command_answer>([&](command_answer c) { granted = c; }));
+  f_.run();
+  EXPECT_EQ(granted, command_answer::done);
+  ASSERT_EQ(rec_->attempts.size(), 1u);
+  EXPECT_EQ(stored().queue_stage, static_cast<std::uint8_t>(queue_stage::started));
+  EXPECT_EQ(rec_->queue_events, std::vector<std::string>{"started " + stored().id});
+  answer(a, 200);
+  EXPECT_EQ(stored().status, job_status::delivered);
+  EXPECT_EQ(rec_->queue_events.size(), 1u) << "no release while the attempt's request is still held";
+  for (auto& r : rec_->attempts) r.token.reset();  // the destination lets go of the attempt
+  caf::anon_send(a, forget_atom::value);
+  f_.run();
+  EXPECT_EQ(rec_->queue_events.back(), "released " + stored().id) << "the slot goes with the actor and its attempts";
+}
+
+TEST_F(JobActor, AQueueJobCancelledWhileItsGrantIsWrittenStillReleasesItsSlot) {
+  auto a = start(0, 3, job_status::scheduled, "q1");
+  std::optional<command_answer> granted, cancelled;
+  caf::anon_send(a, queue_grant_atom::value, completion<command_answer>([&](command_answer c) { granted = c; }));
+  caf::anon_send(a, cancel_atom::value, completion<cancel_answer>([&](cancel_answer c) { cancelled = c; }));
+  f_.run();
+  EXPECT_EQ(granted, command_answer::done);
+  EXPECT_EQ(cancelled, cancel_answer::cancelled);
+  EXPECT_TRUE(rec_->attempts.empty());
+  caf::anon_send(a, forget_atom::value);
+  f_.run();
+  EXPECT_EQ(rec_->queue_events, std::vector<std::string>{"released " + stored().id})
+      << "a granted job that ends must give its slot back, or its queue stops";
+}
+
+TEST_F(JobActor, RunNowWhileAGrantIsWrittenStartsOneAttemptOnly) {
+  auto a = start(60'000, 3, job_status::scheduled, "q1");
+  caf::anon_send(a, queue_grant_atom::value, completion<command_answer>([](command_answer) {}));
+  caf::anon_send(a, run_atom::value, completion<command_answer>([](command_answer) {}));
+  f_.run();
+  EXPECT_EQ(rec_->attempts.size(), 1u) << "one attempt, when the grant is written";
+  EXPECT_EQ(rec_->queue_events.size(), 1u);
 }
 
 }  // namespace
