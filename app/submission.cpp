@@ -18,6 +18,7 @@ namespace {
 
 constexpr std::size_t max_url_bytes = 2048;
 constexpr std::size_t max_idempotency_key_bytes = 256;
+constexpr std::size_t max_cron_bytes = 256;  // a zone name and six fields fit many times over
 constexpr const char* forward_prefix = "X-Fetch-Forward-";
 
 /// The policy of the first route that matches the URL's host and path, else "default".
@@ -288,6 +289,9 @@ std::variant<schedule_state, bad_request> parse_schedule(const config::relay_con
   }
   auto cron = req.header("X-Cron");
   if (!cron || cron->empty()) return bad_request{400, "missing_cron", "X-Cron is required, e.g. X-Cron: */5 * * * *"};
+  if (cron->size() > max_cron_bytes) {
+    return bad_request{400, "invalid_cron", "X-Cron is at most " + std::to_string(max_cron_bytes) + " bytes"};
+  }
   for (char c : *cron) {
     auto b = static_cast<unsigned char>(c);
     if ((b < 0x20 && c != '\t') || b >= 0x7f) return bad_request{400, "invalid_cron", "X-Cron must be printable ASCII"};

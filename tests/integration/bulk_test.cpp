@@ -20,11 +20,7 @@ using json = nlohmann::json;
 constexpr const char* key = "relay_sk_tenant_a_123";
 
 std::string config_text(const temp_dir& dir) {
-  return "server: {listen: 127.0.0.1:0}\n"
-         "storage: {path: " + dir.file("data") + "}\n"
-         "auth: {keys: [{tenant: a, key: " + std::string(key) + "}]}\n"
-         "delivery: {allow_networks: [127.0.0.0/8]}\n"
-         "policies:\n  default: {timeout: 2s, retry: {attempts: 1}}\n";
+  return loopback_config(dir, "{tenant: a, key: " + std::string(key) + "}", "policies:\n  default: {timeout: 2s, retry: {attempts: 1}}\n");
 }
 
 /// Submits `n` jobs with `headers` on 4 keep-alive connections; how many were accepted (bounded: 120 s).

@@ -19,11 +19,8 @@ using json = nlohmann::json;
 constexpr const char* key = "relay_sk_tenant_a_123";
 
 std::string config_text(const temp_dir& dir) {
-  return "server: {listen: 127.0.0.1:0}\n"
-         "storage: {path: " + dir.file("data") + "}\n"
-         "auth: {keys: [{tenant: a, key: " + std::string(key) + "}]}\n"
-         "delivery: {allow_networks: [127.0.0.0/8]}\n"
-         "policies:\n  default: {timeout: 2s, retry: {attempts: 3, schedule: [100ms], jitter: 0}}\n";
+  return loopback_config(dir, "{tenant: a, key: " + std::string(key) + "}",
+                         "policies:\n  default: {timeout: 2s, retry: {attempts: 3, schedule: [100ms], jitter: 0}}\n");
 }
 
 /// Submits jobs 0..n-1 to the queue, in order, to /queue/<prefix><i>; their ids.
@@ -102,12 +99,8 @@ TEST(Queues, ParallelismFourNeverMoreThanFourAndTheQueueOperations) {
   ASSERT_EQ(wait_delivered(relay, "wide", n), static_cast<std::size_t>(n)) << relay.log();
   EXPECT_LE(origin.max_concurrent(), 4);
   EXPECT_GE(origin.max_concurrent(), 2) << "the queue ran one at a time";
-  // Jobs start in submission order: each job's first attempt comes after every earlier job's first.
-  auto seq = arrivals(origin, "w");
-  std::map<int, std::size_t> first;
-  for (std::size_t k = 0; k < seq.size(); ++k) first.try_emplace(seq[k], k);
-  for (int i = 1; i < n; ++i) EXPECT_LT(first[i - 1], first[i]) << "job " << i << " started before job " << i - 1;
-
+  // (Turns are given in submission order; with several in progress, requests on different
+  // connections may still reach the target in another order, so only parallelism 1 checks arrivals.)
   // A queue named by X-Queue alone is made with parallelism 1; paused, it holds its jobs.
   auto ids = submit(relay, origin, "implicit", "i", 1);
   ASSERT_EQ(wait_delivered(relay, "implicit", 1), 1u);
@@ -117,9 +110,14 @@ TEST(Queues, ParallelismFourNeverMoreThanFourAndTheQueueOperations) {
   ASSERT_TRUE(paused && paused->status == 200);
   EXPECT_EQ(json::parse(paused->body)["paused"], true);
   submit(relay, origin, "implicit", "i", 2);  // job i0 again, then i1: both wait
-  std::this_thread::sleep_for(500ms);
-  auto held = json::parse(relay.call("GET", "/v1/queues/implicit", key)->body);
+  json held;
+  for (int i = 0; i < 50 && held["waiting"] != 2; ++i) {  // bounded: 2.5 s
+    held = json::parse(relay.call("GET", "/v1/queues/implicit", key)->body);
+    if (held["waiting"] != 2) std::this_thread::sleep_for(50ms);
+  }
   EXPECT_EQ(held["waiting"], 2) << held.dump();
+  EXPECT_EQ(held["in_progress"], 0) << "a paused queue gives no turn";
+  EXPECT_EQ(wait_delivered(relay, "implicit", 1), 1u) << "nothing of the paused queue ran";
   EXPECT_EQ(relay.call("DELETE", "/v1/queues/implicit", key)->status, 409);
   EXPECT_EQ(relay.call("POST", "/v1/queues/implicit/resume", key)->status, 200);
   EXPECT_EQ(wait_delivered(relay, "implicit", 3), 3u);

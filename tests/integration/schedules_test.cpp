@@ -22,10 +22,7 @@ constexpr const char* key_a = "relay_sk_tenant_a_123";
 constexpr const char* key_b = "relay_sk_tenant_b_456";
 
 std::string config_text(const temp_dir& dir) {
-  return "server: {listen: 127.0.0.1:0}\n"
-         "storage: {path: " + dir.file("data") + "}\n"
-         "auth: {keys: [{tenant: a, key: " + key_a + "}, {tenant: b, key: " + key_b + "}]}\n"
-         "delivery: {allow_networks: [127.0.0.0/8]}\n";
+  return loopback_config(dir, "{tenant: a, key: " + std::string(key_a) + "}, {tenant: b, key: " + std::string(key_b) + "}");
 }
 
 std::string target(const test_origin& o, const std::string& path) {
@@ -163,6 +160,7 @@ TEST(Schedules, BadDefinitionsAre400WithTheFieldNamed) {
                         want{"X-Cron: * * * * MOO\r\n", "invalid_cron", "day-of-week"},
                         want{"X-Cron: CRON_TZ=Mars/Olympus * * * * *\r\n", "invalid_cron", "timezone"},
                         want{"", "missing_cron", "X-Cron"},
+                        want{"X-Cron: " + std::string(300, '1') + " * * * *\r\n", "invalid_cron", "at most 256 bytes"},
                         want{"X-Cron: * * * * *\r\nX-Schedule-Id: no spaces\r\n", "invalid_schedule_id", "X-Schedule-Id"},
                         want{"X-Cron: * * * * *\r\nX-Delay: 5s\r\n", "not_for_schedules", "X-Delay"},
                         want{"X-Cron: * * * * *\r\nX-Cron: * * * * *\r\n", "duplicate_header", "X-Cron"}}) {

@@ -20,11 +20,8 @@ constexpr const char* key_a = "relay_sk_tenant_a_123";
 constexpr const char* key_b = "relay_sk_tenant_b_456";
 
 std::string config_text(const temp_dir& dir) {
-  return "server: {listen: 127.0.0.1:0}\n"
-         "storage: {path: " + dir.file("data") + "}\n"
-         "auth: {keys: [{tenant: a, key: " + key_a + "}, {tenant: b, key: " + key_b + "}]}\n"
-         "delivery: {allow_networks: [127.0.0.0/8]}\n"
-         "policies:\n  default: {timeout: 2s, retry: {attempts: 3, schedule: [200ms], jitter: 0}}\n";
+  return loopback_config(dir, "{tenant: a, key: " + std::string(key_a) + "}, {tenant: b, key: " + std::string(key_b) + "}",
+                         "policies:\n  default: {timeout: 2s, retry: {attempts: 3, schedule: [200ms], jitter: 0}}\n");
 }
 
 /// How many requests the target received per path.

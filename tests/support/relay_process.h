@@ -31,6 +31,15 @@ inline double metric_sum(const std::string& text, const std::string& family) {
   return sum;
 }
 
+/// A relay config for process tests: port 0, the store in `dir`, loopback targets allowed, the API
+/// keys `keys` (YAML list items such as "{tenant: a, key: k}"), then `extra` YAML as is.
+inline std::string loopback_config(const temp_dir& dir, const std::string& keys, const std::string& extra = "") {
+  return "server: {listen: 127.0.0.1:0}\n"
+         "storage: {path: " + dir.file("data") + "}\n"
+         "auth: {keys: [" + keys + "]}\n"
+         "delivery: {allow_networks: [127.0.0.0/8]}\n" + extra;
+}
+
 class relay_process {
  public:
   /// `key`: the API key wait_terminal uses unless told another.
