@@ -5,6 +5,7 @@
 
 #include "core/ascii.h"
 #include "core/log.h"
+#include "core/qstash.h"
 #include "core/retry.h"
 
 namespace fetchrelay::actors {
@@ -109,6 +110,11 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
   out.url = std::move(req.url);
   for (auto& h : req.headers) out.headers.push_back({std::move(h.name), std::move(h.value)});
   out.body = std::move(req.body);
+  if (!req.qstash_key.empty()) {
+    out.user_agent = "Upstash-QStash";
+    out.headers.push_back({"Upstash-Signature", qstash::sign(req.qstash_key, {out.url, out.body, o.clock->now_ms() / 1000,
+                                                                               qstash::new_jti()})});
+  }
   auto me = caf::actor_cast<destination_actor>(self);
   std::int64_t started = o.clock->now_ms();
   auto t0 = std::chrono::steady_clock::now();

@@ -71,6 +71,7 @@ job_state intake::new_job(const submission& sub, const std::string& policy, cons
   if (!s.queue.empty()) s.queue_stage = static_cast<std::uint8_t>(queue_stage::waiting);
   s.topic = sub.topic;
   s.endpoint = sub.endpoint;
+  s.qstash = sub.qstash;
   return s;
 }
 

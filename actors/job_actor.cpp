@@ -2,8 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
+
 #include "core/ascii.h"
 #include "core/log.h"
+#include "core/qstash.h"
 #include "core/time.h"
 
 namespace fetchrelay::actors {
@@ -134,8 +137,18 @@ void start_attempt(self_ptr self, const job_context& ctx) {
   req.method = st.spec.method;
   req.url = st.spec.url;
   req.headers = st.spec.headers;
-  req.headers.push_back({"X-Fetch-Job-Id", st.s.id});
-  req.headers.push_back({"X-Fetch-Attempt", std::to_string(st.s.attempts + 1)});
+  if (st.s.qstash.empty()) {
+    req.headers.push_back({"X-Fetch-Job-Id", st.s.id});
+    req.headers.push_back({"X-Fetch-Attempt", std::to_string(st.s.attempts + 1)});
+  } else {  // as QStash delivers: its ids and headers, signed by the destination after the plugins
+    req.headers.push_back({"Upstash-Message-Id", qstash::message_id(st.s.id)});
+    req.headers.push_back({"Upstash-Retried", std::to_string(st.s.attempts)});
+    if (!st.s.schedule_id.empty()) req.headers.push_back({"Upstash-Schedule-Id", st.s.schedule_id});
+    if (!st.s.topic.empty()) req.headers.push_back({"Upstash-Topic-Name", st.s.topic});
+    if (ctx.qstash_keys) {
+      if (auto keys = ctx.qstash_keys->pair_of(st.s.tenant)) req.qstash_key = keys->current;
+    }
+  }
   req.body = st.spec.body;
   req.tenant = st.s.tenant;
   req.policy = st.s.policy;
@@ -218,11 +231,66 @@ attempt_record record_attempt(job_actor_state& st, const attempt_result& r) {
   return rec;
 }
 
+/// A /v2 job's rules (QStash's): 2xx delivers; a 489 with Upstash-NonRetryable-Error, or a
+/// permanent error, fails at once; anything else retries after Upstash-Retry-Delay (else
+/// min(86400, e^(2.5·n)) s), or after Retry-After / X-RateLimit-Reset* of a 429 or 503 if longer.
+struct qstash_verdict {
+  classification c;
+  millis wait{0};
+};
+
+qstash_verdict classify_qstash(const job_state& s, const attempt_result& r, std::int64_t now_ms) {
+  qstash_verdict v{{attempt_verdict::retry, ""}, millis(0)};
+  if (r.status >= 200 && r.status < 300) return v.c.verdict = attempt_verdict::delivered, v;
+  if (is_permanent(r.kind)) return v.c = {attempt_verdict::fail, "not retried: " + std::string(to_string(r.kind))}, v;
+  if (r.status == 489 && header_value(r, "Upstash-NonRetryable-Error")) {
+    return v.c = {attempt_verdict::fail, "not retried: the target answered 489 with Upstash-NonRetryable-Error"}, v;
+  }
+  std::uint32_t retried = s.attempts > 0 ? s.attempts - 1 : 0;
+  auto opts = qstash::decode_options(s.qstash);
+  std::optional<qstash::retry_delay_expr> expr;
+  if (opts && !opts->retry_delay.empty()) expr = qstash::retry_delay_expr::parse(opts->retry_delay);
+  v.wait = millis(expr ? expr->delay_ms(retried) : qstash::default_backoff_ms(retried));
+  if (r.status == 429 || r.status == 503) {
+    for (const char* h : {"Retry-After", "X-RateLimit-Reset", "X-RateLimit-Reset-Requests", "X-RateLimit-Reset-Tokens"}) {
+      auto value = header_value(r, h);
+      if (!value) continue;
+      std::optional<millis> asked = parse_retry_after(*value, now_ms);
+      std::int64_t n = 0;  // X-RateLimit-Reset may be a unix time in seconds rather than seconds to wait
+      auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), n);
+      if (ec == std::errc() && end == value->data() + value->size() && n >= 1'000'000'000) {
+        asked = millis(std::max<std::int64_t>(0, n * 1000 - now_ms));
+      }
+      if (asked && *asked > v.wait) v.wait = std::min(*asked, max_retry_after);
+    }
+  }
+  return v;
+}
+
+void on_qstash_outcome(self_ptr self, const job_context& ctx, const attempt_result& r, attempt_record rec) {
+  auto& st = self->state;
+  auto v = classify_qstash(st.s, r, ctx.clock->now_ms());
+  if (v.c.verdict == attempt_verdict::delivered) return finish(self, ctx, job_status::delivered, rec);
+  if (v.c.verdict == attempt_verdict::fail || st.s.attempts >= st.s.max_attempts) {
+    log_failed_attempt(st.s, r, "none");
+    std::string why = v.c.verdict == attempt_verdict::fail
+                          ? v.c.reason
+                          : "gave up after " + std::to_string(st.s.attempts) + " attempt" + (st.s.attempts == 1 ? "" : "s");
+    st.s.last_error = st.s.last_error.empty() ? why : st.s.last_error + "; " + why;
+    return finish(self, ctx, job_status::failed, rec);
+  }
+  st.s.status = job_status::retrying;
+  st.s.run_at_ms = ctx.clock->now_ms() + v.wait.count();
+  if (spdlog::should_log(spdlog::level::info)) log_failed_attempt(st.s, r, format_rfc3339(st.s.run_at_ms));
+  wait_for_run(self, ctx, rec, true);
+}
+
 void on_outcome(self_ptr self, const job_context& ctx, const attempt_result& r) {
   auto& st = self->state;
   if (r.generation != st.generation || st.s.status != job_status::active || st.finishing) return;
   if (r.deferred) return on_deferred(self, ctx, r);
   attempt_record rec = record_attempt(st, r);
+  if (!st.s.qstash.empty()) return on_qstash_outcome(self, ctx, r, std::move(rec));
   attempt_outcome o;
   o.status = r.status;
   o.permanent_error = is_permanent(r.kind);

@@ -27,6 +27,7 @@
 #include "actors/store_actor.h"
 #include "core/clock.h"
 #include "core/metrics.h"
+#include "core/qstash.h"
 #include "core/retry.h"
 
 namespace fetchrelay::actors {
@@ -75,6 +76,8 @@ struct job_context {
   std::shared_ptr<delivery_drain> drain;
   /// The queue manager (a queue job tells it when it starts and ends); may be null.
   caf::actor queues;
+  /// The QStash signing keys, for jobs published through /v2; may be null (no /v2).
+  std::shared_ptr<const qstash::key_ring> qstash_keys;
 };
 
 struct job_actor_state {

@@ -68,6 +68,7 @@ void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vec
   ctx->hibernate_at_start = may_hibernate;
   ctx->drain = e.options.drain;
   ctx->queues = e.options.queues;
+  ctx->qstash_keys = e.options.qstash_keys;
   std::string id = s.id;
   std::string tenant = s.tenant;
   // Not linked: CAF keeps an actor's links in a list that every link and unlink walks, which made

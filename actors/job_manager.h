@@ -45,6 +45,8 @@ struct manager_options {
   /// The queue manager (queues.h): told when a waiting job is stored, and by queue jobs when
   /// they start and end; may be null (no queues).
   caf::actor queues;
+  /// The QStash signing keys (jobs published through /v2 are signed with them); may be null.
+  std::shared_ptr<const qstash::key_ring> qstash_keys;
 };
 
 struct manager_env;

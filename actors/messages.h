@@ -168,6 +168,9 @@ struct attempt_request {
   std::string policy = "default";  // picks the plugin chain
   std::uint32_t attempt = 1;       // 1-based
   std::shared_ptr<void> token;     // delivery_drain::token(); may be null
+  /// A /v2 job's signing key (secret): the attempt is signed as QStash signs, after the plugins
+  /// ran, over the URL and body they leave. "" for v1 jobs.
+  std::string qstash_key;
 };
 
 /// What happened to one attempt, as the job actor sees it.

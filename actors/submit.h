@@ -32,6 +32,7 @@ struct submission {
   std::string queue;  // X-Queue
   std::string topic;     // X-Fetch-Topic: this job is for one of its endpoints
   std::string endpoint;  // that endpoint's name
+  std::string qstash;    // published through /v2: its options (core/qstash.h) as JSON
 };
 
 /// The request part of a submission, as a schedule keeps it for its fires.

@@ -1,5 +1,6 @@
 #include "app/api.h"
 
+#include "app/qstash/api.h"
 #include "app/submission.h"
 
 #include <algorithm>
@@ -781,6 +782,12 @@ http::handler make_api_handler(api_deps deps) {
       return reply.send(response::error(400, "invalid_path", "the request path must be printable ASCII (percent-encode it)"));
     }
     std::string path(req.path());
+    if (path.rfind("/v2/", 0) == 0) {  // the QStash-compatible API authenticates its own way
+      if (!deps.config->qstash.enabled) {
+        return reply.send(response::error(404, "qstash_disabled", "the QStash-compatible API (/v2) is off: set qstash.enabled: true"));
+      }
+      return qstash_api::handle(deps, std::move(req), reply);
+    }
     std::string tenant;
     if (path.rfind("/v1/", 0) == 0) {  // who asks comes first: an unknown caller learns no routes
       auto t = authenticate(*deps.config, req);

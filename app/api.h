@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/metrics.h"
+#include "core/qstash.h"
 #include "http/server.h"
 
 namespace fetchrelay::app {
@@ -29,6 +30,7 @@ struct api_deps {
   std::shared_ptr<std::atomic<bool>> ready;   // the store is open and accepts writes
   std::shared_ptr<std::atomic<bool>> loaded;  // the due index of the coming horizon is loaded
   std::shared_ptr<relay_metrics> metrics;
+  std::shared_ptr<qstash::key_ring> qstash_keys;  // /v2 signing keys; null when qstash is off
 };
 
 http::handler make_api_handler(api_deps deps);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <future>
 #include <limits>
+#include <set>
 #include <thread>
 
 #include "actors/job_manager.h"
@@ -48,6 +49,36 @@ actors::manager_options manager_options_from(const config::relay_config& cfg) {
   m.intake.idempotency_window = cfg.limits.idempotency_window;
   m.hibernate_after = cfg.delivery.hibernate_after;
   return m;
+}
+
+/// The QStash signing keys: those stored (a rotation's) win; the config's pairs seed the store
+/// for tenants that have none stored; with no default pair anywhere, one is made and stored.
+result<std::shared_ptr<qstash::key_ring>> load_signing_keys(const config::relay_config& cfg, persistence::store& store) {
+  auto stored = store.signing_keys();
+  if (!stored) return stored.error();
+  auto ring = std::make_shared<qstash::key_ring>();
+  std::set<std::string> have;
+  for (const auto& k : *stored) {
+    ring->set(k.tenant, {k.current, k.next});
+    have.insert(k.tenant);
+  }
+  persistence::commit_batch seed;
+  auto add = [&](const std::string& tenant, const std::string& current, const std::string& next) {
+    if (have.count(tenant)) return;
+    seed.signing_keys.push_back({tenant, current, next});
+    ring->set(tenant, {current, next});
+  };
+  if (cfg.qstash.keys) add("", cfg.qstash.keys->current, cfg.qstash.keys->next);
+  for (const auto& [tenant, pair] : cfg.qstash.tenants) add(tenant, pair.current, pair.next);
+  if (!ring->pair_of("")) {
+    add("", qstash::new_signing_key(), qstash::new_signing_key());
+    spdlog::info("qstash: no signing keys configured; made a default pair (GET /v2/keys shows it)");
+  }
+  if (!seed.signing_keys.empty()) {
+    persistence::commit_batch batches[] = {std::move(seed)};
+    if (auto s = store.commit(batches); !s) return s;
+  }
+  return ring;
 }
 
 }  // namespace
@@ -138,6 +169,12 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   if (!client) return client.error();
   auto registry = load_plugins(cfg);
   if (!registry) return registry.error();
+  std::shared_ptr<qstash::key_ring> qstash_keys;
+  if (cfg.qstash.enabled) {
+    auto keys = load_signing_keys(cfg, *store);
+    if (!keys) return keys.error();
+    qstash_keys = std::move(keys.value());
+  }
 
   auto p = std::make_unique<impl>();
   p->cfg = cfg;
@@ -167,6 +204,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   pl->services = {p->clock, nullptr, p->metrics};
   mo.pipelines = std::move(pl);
   mo.drain = p->drain;
+  mo.qstash_keys = qstash_keys;
   p->queues = p->system->spawn(actors::queue_manager, p->store, p->clock);
   mo.queues = caf::actor_cast<caf::actor>(p->queues);
   p->manager = p->system->spawn(actors::job_manager, std::move(mo), p->store,
@@ -208,6 +246,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   deps.ready = p->ready;
   deps.loaded = p->horizon_loaded;
   deps.metrics = p->metrics;
+  deps.qstash_keys = qstash_keys;
   p->server = std::make_unique<http::server>(o, make_api_handler(std::move(deps)));
   std::unique_ptr<relay> r(new relay(std::move(p)));
   if (auto s = r->impl_->server->start(); !s) {

@@ -66,10 +66,26 @@ class builder {
       }
       c.queues.push_back(std::move(out));
     }
+    build_qstash(v["qstash"], c);
     return c;
   }
 
  private:
+  void build_qstash(const json& q, relay_config& c) {
+    c.qstash.enabled = q["enabled"];
+    bool has_current = q.contains("current_signing_key"), has_next = q.contains("next_signing_key");
+    if (has_current != has_next) error("qstash", "current_signing_key and next_signing_key go together");
+    if (has_current && has_next) c.qstash.keys = signing_pair{q["current_signing_key"], q["next_signing_key"]};
+    std::set<std::string> tenants;
+    for (const auto& k : c.keys) tenants.insert(k.tenant);
+    for (auto it = q["tenants"].begin(); it != q["tenants"].end(); ++it) {
+      if (!tenants.count(it.key())) {
+        error(join_path("qstash.tenants", it.key()), "no API key of auth.keys belongs to tenant \"" + it.key() + "\"");
+      }
+      c.qstash.tenants[it.key()] = {it.value()["current_signing_key"], it.value()["next_signing_key"]};
+    }
+  }
+
   void error(std::string path, std::string message) {
     errors_.push_back({std::move(path), std::move(message)});
   }

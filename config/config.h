@@ -103,6 +103,19 @@ struct queue_config {
   std::uint32_t parallelism = 1;
 };
 
+/// A QStash signing key pair (secrets: never logged).
+struct signing_pair {
+  std::string current;
+  std::string next;
+};
+
+/// The QStash-compatible API (qstash:). The pairs seed the store; a rotation is stored there.
+struct qstash_config {
+  bool enabled = false;
+  std::optional<signing_pair> keys;               // the default pair
+  std::map<std::string, signing_pair> tenants;    // a pair per tenant
+};
+
 struct relay_config {
   log_config log;
   server_config server;
@@ -114,6 +127,7 @@ struct relay_config {
   std::map<std::string, policy_config> policies;  // always holds "default"
   std::vector<route_config> routes;
   std::vector<queue_config> queues;
+  qstash_config qstash;
 };
 
 /// The JSON schema of the whole config file.

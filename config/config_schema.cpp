@@ -177,6 +177,29 @@ constexpr const char* schema_text = R"json({
         }
       }
     },
+    "qstash": {
+      "type": "object", "additionalProperties": false, "default": {},
+      "description": "The QStash-compatible API (/v2): the official @upstash/qstash SDK works with baseUrl = this relay and token = an API key.",
+      "properties": {
+        "enabled": {"type": "boolean", "default": false, "description": "Serve the /v2 routes."},
+        "current_signing_key": {"type": "string", "minLength": 1, "secret": true,
+                                "description": "Signs deliveries (Upstash-Signature) of tenants without a pair of their own; seeds the store only."},
+        "next_signing_key": {"type": "string", "minLength": 1, "secret": true,
+                             "description": "The key that becomes current at the next rotation."},
+        "tenants": {
+          "type": "object", "default": {},
+          "description": "A signing key pair per tenant (tenant: {current_signing_key, next_signing_key}).",
+          "additionalProperties": {
+            "type": "object", "additionalProperties": false,
+            "required": ["current_signing_key", "next_signing_key"],
+            "properties": {
+              "current_signing_key": {"type": "string", "minLength": 1, "secret": true, "description": "This tenant's current key."},
+              "next_signing_key": {"type": "string", "minLength": 1, "secret": true, "description": "This tenant's next key."}
+            }
+          }
+        }
+      }
+    },
     "routes": {
       "type": "array", "default": [],
       "description": "First match picks the policy of a job without X-Policy.",

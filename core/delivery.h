@@ -21,6 +21,7 @@ struct outbound_request {
   std::string url;  // absolute http:// or https:// URL (core/url.h)
   std::vector<header_pair> headers;
   std::string body;
+  std::string user_agent;  // "" = the client's own; QStash deliveries say Upstash-QStash
 };
 
 struct outbound_response {

@@ -87,6 +87,9 @@ struct job_state {
   std::string topic;                 // X-Fetch-Topic: one job per endpoint
   std::string endpoint;              // the topic endpoint's name
   std::uint8_t queue_stage = 0;      // queue_stage (core/queue.h): 0 none, 1 waiting, 2 granted, 3 started
+  // A job published through the QStash-compatible API (/v2): its options (core/qstash.h) as JSON,
+  // never empty for such a job; "" for a v1 job. It is delivered, retried and reported as QStash does.
+  std::string qstash;
   bool operator==(const job_state&) const = default;
 };
 

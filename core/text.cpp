@@ -50,6 +50,17 @@ bool is_valid_utf8(std::string_view s) noexcept {
   return true;
 }
 
+std::string hex_lower(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
 std::string utf8_escaped(std::string_view s) {
   if (is_valid_utf8(s)) return std::string(s);
   static const char hex[] = "0123456789ABCDEF";

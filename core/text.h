@@ -20,6 +20,9 @@ bool is_valid_utf8(std::string_view s) noexcept;
 /// written as the four characters \xHH, so what was stored is still visible.
 std::string utf8_escaped(std::string_view s);
 
+/// Each byte as two lower-case hex digits.
+std::string hex_lower(std::string_view bytes);
+
 /// json.dump() that never throws on bad bytes: strings built without utf8_escaped still
 /// render, with U+FFFD in place of each bad byte.
 std::string safe_dump(const nlohmann::json& j);

@@ -304,7 +304,7 @@ struct client::impl {
     else w.method(verb);
     w.target(a->url.target);
     w.set(bhttp::field::host, a->url.host_header);
-    w.set(bhttp::field::user_agent, options.user_agent);
+    w.set(bhttp::field::user_agent, a->req.user_agent.empty() ? options.user_agent : a->req.user_agent);
     for (const auto& h : a->req.headers) {
       if (!is_hop_by_hop_or_reserved(h.name)) w.insert(h.name, h.value);
     }

@@ -316,7 +316,9 @@ std::string encode(const job_state& s) {
     put_headers(out, s.response->headers);
     put_string(out, s.response->body);
   }
-  if (!s.schedule_id.empty() || !s.queue.empty() || !s.topic.empty()) {  // absent in most, and in older records
+  // Trailing sections, absent in most records and in older ones: where it came from, then its
+  // QStash options (which need the section before them).
+  if (!s.schedule_id.empty() || !s.queue.empty() || !s.topic.empty() || !s.qstash.empty()) {
     put_string(out, s.schedule_id);
     put_varint(out, static_cast<std::uint64_t>(s.fire_time_ms));
     put_string(out, s.queue);
@@ -324,6 +326,7 @@ std::string encode(const job_state& s) {
     put_string(out, s.endpoint);
     out.push_back(static_cast<char>(s.queue_stage));
   }
+  if (!s.qstash.empty()) put_string(out, s.qstash);
   return out;
 }
 
@@ -369,6 +372,7 @@ result<job_state> decode_job_state(std::string_view v) {
     s.queue_stage = r.byte();
     if (r.ok() && s.queue_stage > 3) return data_loss("job snapshot has unknown queue stage " + std::to_string(s.queue_stage));
   }
+  if (r.ok() && !r.at_end()) s.qstash = r.string();
   if (!r.ok() || !r.at_end()) return r.error("job snapshot");
   return s;
 }

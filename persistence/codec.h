@@ -105,6 +105,8 @@ std::string queue_jobs_prefix(std::string_view tenant, std::string_view name);
 std::string queue_job_key(std::string_view tenant, std::string_view name, std::string_view id);
 std::string queue_count_key(std::string_view tenant, std::string_view name);
 std::string topic_prefix(std::string_view tenant);
+/// A QStash signing key pair: qskey/<tenant> ("" = the default), value current 0x00 next.
+inline constexpr std::string_view signing_key_prefix = "qskey/";
 std::string topic_key(std::string_view tenant, std::string_view name);
 
 /// The listing indexes of where jobs came from.

@@ -185,6 +185,9 @@ class leveldb_store final : public store {
         if (w.erase) wb.Delete(topic_key(w.state.tenant, w.state.name));
         else wb.Put(topic_key(w.state.tenant, w.state.name), encode(w.state));
       }
+      for (const auto& k : b.signing_keys) {
+        wb.Put(std::string(signing_key_prefix) + k.tenant, k.current + std::string(1, '\0') + k.next);
+      }
     }
     return write(wb, c, sync);
   }
@@ -396,6 +399,21 @@ class leveldb_store final : public store {
     return std::optional<topic_state>(std::move(*d));
   }
 
+  result<std::vector<signing_key_write>> signing_keys() override {
+    std::vector<signing_key_write> out;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek(leveldb::Slice(signing_key_prefix.data(), signing_key_prefix.size())); it->Valid(); it->Next()) {
+      std::string_view k(it->key().data(), it->key().size()), v(it->value().data(), it->value().size());
+      if (!k.starts_with(signing_key_prefix)) break;
+      auto nul = v.find('\0');
+      if (nul == std::string_view::npos) return data_loss("signing key record " + std::string(k) + " has no next key");
+      out.push_back({std::string(k.substr(signing_key_prefix.size())), std::string(v.substr(0, nul)),
+                     std::string(v.substr(nul + 1))});
+    }
+    if (!it->status().ok()) return data_loss(it->status().ToString());
+    return out;
+  }
+
   result<topic_page> list_topics(const std::string& tenant, const std::string& cursor, std::size_t limit) override {
     topic_page page;
     auto s = list_named(topic_prefix(tenant), cursor, limit, decode_topic, page.topics,
@@ -500,7 +518,21 @@ class leveldb_store final : public store {
     event_page page;
     std::size_t scanned = 0;
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-    if (!after) {  // the newest `limit`, walking back from the end
+    if (f.descending) {  // newest first, from just before the cursor
+      it->Seek(after ? (by_job ? event_job_key(tenant, f.job_id, *after) : event_key(tenant, *after))
+                     : prefix + std::string(8, '\xff'));
+      if (it->Valid()) it->Prev();
+      else it->SeekToLast();
+      std::string last;
+      for (; it->Valid() && it->key().starts_with(prefix) && page.events.size() < limit && scanned < max_list_scan;
+           it->Prev(), ++scanned) {
+        last = event_id(key_seq(std::string_view(it->key().data(), it->key().size())));
+        auto e = read(*it);
+        if (!e) return e.error();
+        if (*e) page.events.push_back(std::move(**e));
+      }
+      if (page.events.size() == limit || scanned == max_list_scan) page.next_cursor = last;
+    } else if (!after) {  // the newest `limit`, walking back from the end
       it->Seek(prefix + std::string(8, '\xff'));
       if (it->Valid()) it->Prev();
       else it->SeekToLast();

@@ -44,6 +44,13 @@ struct topic_write {
   bool erase = false;
 };
 
+/// A tenant's QStash signing key pair ("" = the default pair of tenants without their own).
+struct signing_key_write {
+  std::string tenant;
+  std::string current;
+  std::string next;
+};
+
 /// One queue as it is now, or its removal.
 struct queue_write {
   queue_state state;
@@ -63,6 +70,7 @@ struct commit_batch {
   std::vector<schedule_write> schedules;
   std::vector<topic_write> topics;
   std::vector<queue_write> queues;
+  std::vector<signing_key_write> signing_keys;
   bool sync = true;              // fsync before answering (submissions, terminal states)
   /// When the changes happened: the time of the events the store derives from them. The store
   /// actor stamps a batch that comes without one.
@@ -140,6 +148,8 @@ struct job_page {
 struct event_filter {
   std::string job_id;
   std::optional<event_type> type;
+  /// Newest first, from before the cursor (QStash's logs); next_cursor then leads to older ones.
+  bool descending = false;
 };
 
 struct event_page {
@@ -195,6 +205,9 @@ class store {
   /// nullopt: from the start), in fire order, at most `limit`.
   virtual result<std::vector<schedule_due>> scan_schedules_due(const std::optional<schedule_due>& after,
                                                                std::int64_t until_ms, std::size_t limit) = 0;
+
+  /// Every stored QStash signing key pair (a handful), by tenant ("" = the default).
+  virtual result<std::vector<signing_key_write>> signing_keys() = 0;
 
   virtual result<std::optional<topic_state>> get_topic(const std::string& tenant, const std::string& name) = 0;
   /// The tenant's topics in name order after `cursor` (a previous page's next_cursor).

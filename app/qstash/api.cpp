@@ -1,0 +1,543 @@
+#include "app/qstash/api.h"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "app/qstash/message.h"
+#include "app/submission.h"
+#include "core/ascii.h"
+#include "core/base64.h"
+#include "core/log.h"
+#include "core/qstash.h"
+#include "core/text.h"
+#include "core/ulid.h"
+
+namespace fetchrelay::app::qstash_api {
+namespace {
+
+using http::response;
+using json = nlohmann::json;
+
+response v2_error(int status, std::string_view message) {
+  return response::json(status, safe_dump({{"error", utf8_escaped(message)}}));
+}
+
+/// What one message's publish came to: the JSON of a 2xx, or an error's status and message.
+struct outcome {
+  int status = 200;
+  json body;
+  int retry_after_s = 0;
+};
+using outcome_fn = std::function<void(outcome)>;
+
+response to_response(outcome o) {
+  auto r = response::json(o.status, safe_dump(o.body));
+  if (o.retry_after_s > 0) r.headers.push_back({"Retry-After", std::to_string(o.retry_after_s)});
+  return r;
+}
+
+outcome failure(int status, std::string message, int retry_after_s = 0) {
+  return {status, json{{"error", utf8_escaped(message)}}, retry_after_s};
+}
+
+/// The decoded query parameters in order (repeated names kept: messageIds=a&messageIds=b).
+std::vector<std::pair<std::string, std::string>> query_of(std::string_view target) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return out;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    auto eq = pair.find('=');
+    if (!pair.empty()) {
+      out.emplace_back(percent_decode(pair.substr(0, eq), true),
+                       eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true));
+    }
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
+/// The tenant of "Authorization: Bearer <key>" or of `?qstash_token=<key>`; every key is compared.
+std::optional<std::string> tenant_of(const config::relay_config& cfg, const http::request& req) {
+  std::string key;
+  if (auto h = req.header("Authorization"); h && istarts_with(*h, "Bearer ")) {
+    key = std::string(h->substr(7));
+  } else {
+    for (auto& [name, value] : query_of(req.target)) {
+      if (name == "qstash_token") key = value;
+    }
+  }
+  if (key.empty()) return std::nullopt;
+  std::optional<std::string> tenant;
+  for (const auto& k : cfg.keys) {
+    if (constant_time_equal(key, k.key) && !tenant) tenant = k.tenant;
+  }
+  return tenant;
+}
+
+/// A matched /v2 request: the tenant and the path after the route's prefix.
+struct call {
+  const api_deps& deps;
+  http::request& req;
+  const http::responder& reply;
+  std::string tenant;
+  std::string rest;
+};
+
+// -- publishing ---------------------------------------------------------------------------------
+
+json published_json(const actors::submit_answer& a, const std::string& url) {
+  json j = {{"messageId", qstash::message_id(a.id)}, {"url", utf8_escaped(url)}};
+  if (a.deduplicated) j["deduplicated"] = true;
+  return j;
+}
+
+/// Submits one parsed message: {messageId, url} (200, or 202 when deduplicated); for a URL
+/// group, an array of them, one per endpoint.
+void publish_one(const api_deps& d, actors::submission sub, outcome_fn done) {
+  if (sub.topic.empty()) {
+    std::string url = sub.spec.url;
+    caf::anon_send(d.manager, actors::submit_atom::value, std::move(sub),
+                   actors::completion<actors::submit_answer>([done, url](actors::submit_answer a) {
+                     if (a.http_status != 202) return done(failure(a.http_status, a.message, a.retry_after_s));
+                     done({a.deduplicated ? 202 : 200, published_json(a, url)});
+                   }));
+    return;
+  }
+  std::string name = sub.topic;
+  auto held = std::make_shared<actors::submission>(std::move(sub));
+  caf::anon_send(
+      d.store, actors::topic_get_atom::value, held->tenant, name,
+      actors::completion<result<std::optional<topic_state>>>(
+          [done, held, name, manager = d.manager, cfg = d.config](result<std::optional<topic_state>> r) {
+            if (!r) return done(failure(503, r.error().message(), 1));
+            if (!*r) return done(failure(404, "URL group " + name + " not found"));
+            auto subs = expand_topic(*cfg, std::move(*held), **r, false);
+            std::vector<std::string> urls;
+            for (const auto& s : subs) urls.push_back(s.spec.url);
+            caf::anon_send(manager, actors::submit_atom::value, std::move(subs),
+                           actors::completion<std::vector<actors::submit_answer>>(
+                               [done, urls](std::vector<actors::submit_answer> all) {
+                                 json list = json::array();
+                                 for (std::size_t i = 0; i < all.size(); ++i) {
+                                   if (all[i].http_status != 202) {
+                                     return done(failure(all[i].http_status, all[i].message, all[i].retry_after_s));
+                                   }
+                                   list.push_back(published_json(all[i], urls[i]));
+                                 }
+                                 done({200, std::move(list)});
+                               }));
+          }));
+}
+
+bool refuse_unready(const call& c) {
+  if (!c.deps.ready || c.deps.ready->load()) return false;
+  auto r = v2_error(503, "the store is unavailable; retry shortly");
+  r.headers.push_back({"Retry-After", "1"});
+  c.reply.send(std::move(r));
+  return true;
+}
+
+/// POST /v2/publish/{destination} and /v2/enqueue/{queue}/{destination}.
+void publish(call& c, std::string queue, std::string_view rest) {
+  if (refuse_unready(c)) return;
+  auto q = c.req.target.find('?');
+  auto split = split_destination(rest, q == std::string::npos ? std::string_view() : std::string_view(c.req.target).substr(q + 1));
+  message_input in;
+  in.destination = std::move(split.destination);
+  in.headers = std::move(c.req.headers);
+  for (auto& h : split.query_headers) in.headers.push_back(std::move(h));
+  in.body = std::move(c.req.body);
+  in.queue = std::move(queue);
+  auto parsed = parse_message(*c.deps.config, *c.deps.clock, c.tenant, std::move(in));
+  if (auto* bad = std::get_if<bad_request>(&parsed)) return c.reply.send(v2_error(bad->status, bad->message));
+  publish_one(c.deps, std::get<actors::submission>(std::move(parsed)),
+              [reply = c.reply](outcome o) { reply.send(to_response(std::move(o))); });
+}
+
+void publish_route(call& c) { publish(c, "", c.rest); }
+
+void enqueue_route(call& c) {
+  auto slash = c.rest.find('/');
+  if (slash == std::string::npos || slash == 0) {
+    return c.reply.send(v2_error(400, "use /v2/enqueue/<queue>/<destination>"));
+  }
+  std::string queue = percent_decode(std::string_view(c.rest).substr(0, slash), false);
+  if (!is_valid_name(queue)) return c.reply.send(v2_error(400, "a queue name must be 1 to 64 of A-Z a-z 0-9 _ . -"));
+  publish(c, std::move(queue), std::string_view(c.rest).substr(slash + 1));
+}
+
+/// POST /v2/batch: a JSON array of {destination, headers, body?, queue?}; the answers in order.
+void batch(call& c) {
+  if (refuse_unready(c)) return;
+  auto j = json::parse(c.req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_array() || j.empty() || j.size() > 1000) {
+    return c.reply.send(v2_error(400, "the body must be a JSON array of 1 to 1000 messages"));
+  }
+  std::vector<actors::submission> subs;
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const auto& m = j[i];
+    auto bad = [&](const std::string& why) { c.reply.send(v2_error(400, "message " + std::to_string(i) + ": " + why)); };
+    if (!m.is_object()) return bad("must be an object");
+    message_input in;
+    if (!m.contains("destination") || !m["destination"].is_string()) return bad("needs a destination string");
+    in.destination = m["destination"].get<std::string>();
+    if (m.contains("headers")) {
+      if (!m["headers"].is_object()) return bad("headers must be an object of strings");
+      for (const auto& [k, v] : m["headers"].items()) {
+        if (!v.is_string()) return bad("header " + k.substr(0, 64) + " must be a string");
+        in.headers.push_back({k, v.get<std::string>()});
+      }
+    }
+    if (m.contains("body")) {
+      if (!m["body"].is_string()) return bad("body must be a string");
+      in.body = m["body"].get<std::string>();
+    }
+    if (m.contains("queue") && !m["queue"].is_null()) {
+      if (!m["queue"].is_string() || !is_valid_name(m["queue"].get<std::string>())) return bad("queue must be a queue name");
+      in.queue = m["queue"].get<std::string>();
+    }
+    auto parsed = parse_message(*c.deps.config, *c.deps.clock, c.tenant, std::move(in));
+    if (auto* b = std::get_if<bad_request>(&parsed)) return c.reply.send(v2_error(b->status, "message " + std::to_string(i) + ": " + b->message));
+    subs.push_back(std::get<actors::submission>(std::move(parsed)));
+  }
+  struct gather {
+    std::vector<outcome> results;
+    std::atomic<std::size_t> left;  // each result has its own slot; the last to finish answers
+  };
+  auto g = std::make_shared<gather>();
+  g->results.resize(subs.size());
+  g->left = subs.size();
+  for (std::size_t i = 0; i < subs.size(); ++i) {
+    publish_one(c.deps, std::move(subs[i]), [g, i, reply = c.reply](outcome o) {
+      g->results[i] = std::move(o);
+      if (--g->left > 0) return;
+      json list = json::array();
+      for (auto& r : g->results) {
+        if (r.status >= 300) return reply.send(to_response(std::move(r)));
+        list.push_back(std::move(r.body));
+      }
+      reply.send(response::json(200, safe_dump(list)));
+    });
+  }
+}
+
+// -- messages -----------------------------------------------------------------------------------
+
+json header_object(const std::vector<header_pair>& headers) {
+  json h = json::object();
+  for (const auto& p : headers) h[utf8_escaped(p.name)].push_back(utf8_escaped(p.value));
+  return h;
+}
+
+/// A job as QStash shows a message (GET /v2/messages/{id}); also the base of a DLQ entry.
+json message_json(const job_state& s, const job_spec& spec) {
+  auto o = qstash::decode_options(s.qstash).value_or(qstash::options{});
+  json j = {{"messageId", qstash::message_id(s.id)},
+            {"url", utf8_escaped(s.url)},
+            {"method", s.method},
+            {"header", header_object(spec.headers)},
+            {"maxRetries", s.max_attempts > 0 ? s.max_attempts - 1 : 0},
+            {"notBefore", s.run_at_ms},
+            {"createdAt", s.created_at_ms},
+            {"state", qstash::state_name(s.status, s.attempts)}};
+  if (is_valid_utf8(spec.body)) j["body"] = spec.body;
+  else j["bodyBase64"] = base64_encode(spec.body);
+  auto put = [&](const char* k, const std::string& v) {
+    if (!v.empty()) j[k] = utf8_escaped(v);
+  };
+  put("topicName", s.topic);
+  put("endpointName", s.topic.empty() ? "" : s.endpoint);
+  put("queueName", s.queue);
+  put("scheduleId", s.schedule_id);
+  put("callback", s.callback_url);
+  put("failureCallback", s.failure_callback_url);
+  put("retryDelayExpression", o.retry_delay);
+  put("callerIp", o.caller_ip);
+  put("flowControlKey", o.flow_control_key);
+  if (!o.label.empty()) {
+    j["label"] = utf8_escaped(o.label);
+    j["labels"] = json::array({utf8_escaped(o.label)});
+  }
+  return j;
+}
+
+void message_not_found(const http::responder& reply, const std::string& id) {
+  reply.send(v2_error(404, "message " + id + " not found"));
+}
+
+void get_message(call& c) {
+  std::string id = qstash::job_id_of_message(c.rest);
+  if (id.empty()) return message_not_found(c.reply, c.rest);
+  // The state from the job itself (live, or stored), the request from the store.
+  caf::anon_send(
+      c.deps.manager, actors::read_atom::value, c.tenant, id,
+      actors::completion<result<std::optional<actors::job_view>>>(
+          [reply = c.reply, store = c.deps.store, tenant = c.tenant, id, msg = c.rest](result<std::optional<actors::job_view>> v) {
+            if (!v) return reply.send(v2_error(503, v.error().message()));
+            if (!*v) return message_not_found(reply, msg);
+            caf::anon_send(store, actors::retry_atom::value, tenant, id,
+                           actors::completion<result<std::optional<actors::recovered_job>>>(
+                               [reply, state = (*v)->state, msg](result<std::optional<actors::recovered_job>> r) {
+                                 if (!r) return reply.send(v2_error(503, r.error().message()));
+                                 if (!*r) return message_not_found(reply, msg);
+                                 reply.send(response::json(200, safe_dump(message_json(state, (*r)->spec))));
+                               }));
+          }));
+}
+
+void cancel_message(call& c) {
+  std::string id = qstash::job_id_of_message(c.rest);
+  if (id.empty()) return message_not_found(c.reply, c.rest);
+  caf::anon_send(c.deps.manager, actors::cancel_atom::value, c.tenant, id,
+                 actors::completion<actors::command_answer>([reply = c.reply, msg = c.rest](actors::command_answer a) {
+                   switch (a) {
+                     case actors::command_answer::not_found: return message_not_found(reply, msg);
+                     case actors::command_answer::unavailable:
+                       return reply.send(v2_error(503, "the store cannot be read now; retry shortly"));
+                     case actors::command_answer::terminal:
+                       return reply.send(v2_error(409, "message " + msg + " is already finished"));
+                     case actors::command_answer::cancelled: break;
+                   }
+                   reply.send(response::json(200, R"({"cancelled":1})"));
+                 }));
+}
+
+/// A bulk cancel's filter from QStash's query names; the unsupported ones are a 400.
+std::variant<persistence::job_filter, std::string> filter_of(const std::vector<std::pair<std::string, std::string>>& q,
+                                                            std::vector<std::string>& ids) {
+  persistence::job_filter f;
+  for (const auto& [k, v] : q) {
+    auto ms = [&](std::optional<std::int64_t>& to) -> bool {
+      if (v.empty() || v.size() > 15 || v.find_first_not_of("0123456789") != std::string::npos) return false;
+      to = std::stoll(v);
+      return true;
+    };
+    if (k == "messageIds" || k == "messageId") {
+      auto id = qstash::job_id_of_message(v);
+      if (id.empty()) return "messageIds: " + v.substr(0, 64) + " is not a message id";
+      ids.push_back(id);
+    } else if (k == "topicName") {
+      f.topic = v;
+    } else if (k == "queueName") {
+      f.queue = v;
+    } else if (k == "scheduleId") {
+      f.schedule = v;
+    } else if (k == "url") {
+      f.url_prefix = v;
+    } else if (k == "fromDate") {
+      if (!ms(f.since_ms)) return "fromDate must be unix milliseconds";
+    } else if (k == "toDate") {
+      if (!ms(f.until_ms)) return "toDate must be unix milliseconds";
+    } else if (k == "count" || k == "cursor" || k == "qstash_token") {
+      // a page size the relay does not need (it cancels every match); the token was read
+    } else {
+      return "the " + k.substr(0, 64) + " filter is not supported here (messageIds, url, topicName, queueName, "
+             "scheduleId, fromDate, toDate)";
+    }
+  }
+  return f;
+}
+
+/// Cancels page after page of the filter's unfinished jobs (at most 10,000 a page), then answers.
+void cancel_pages(actors::manager_actor manager, std::int64_t now, std::string tenant, persistence::job_filter f,
+                  std::string cursor, std::uint64_t total, int pages_left, http::responder reply) {
+  caf::anon_send(manager, actors::bulk_atom::value, tenant, f, cursor, false, now,
+                 actors::completion<result<persistence::purge_page>>(
+                     [manager, now, tenant, f, total, pages_left, reply](result<persistence::purge_page> r) {
+                       if (!r) return reply.send(v2_error(503, r.error().message()));
+                       std::uint64_t sum = total + r->count;
+                       if (r->next_cursor.empty() || pages_left <= 1) {
+                         return reply.send(response::json(200, safe_dump({{"cancelled", sum}})));
+                       }
+                       cancel_pages(manager, now, tenant, f, r->next_cursor, sum, pages_left - 1, reply);
+                     }));
+}
+
+/// DELETE /v2/messages?messageIds=…|<filter>: no filter cancels every unfinished message.
+void cancel_messages(call& c) {
+  std::vector<std::string> ids;
+  auto parsed = filter_of(query_of(c.req.target), ids);
+  if (auto* bad = std::get_if<std::string>(&parsed)) return c.reply.send(v2_error(400, *bad));
+  if (ids.empty()) {
+    return cancel_pages(c.deps.manager, c.deps.clock->now_ms(), c.tenant, std::get<persistence::job_filter>(parsed), "", 0,
+                        100, c.reply);
+  }
+  struct tally {
+    std::atomic<std::size_t> left;
+    std::atomic<std::uint64_t> cancelled{0};
+  };
+  auto t = std::make_shared<tally>();
+  t->left = ids.size();
+  for (const auto& id : ids) {
+    caf::anon_send(c.deps.manager, actors::cancel_atom::value, c.tenant, id,
+                   actors::completion<actors::command_answer>([t, reply = c.reply](actors::command_answer a) {
+                     if (a == actors::command_answer::cancelled) ++t->cancelled;
+                     if (--t->left == 0) reply.send(response::json(200, safe_dump({{"cancelled", t->cancelled.load()}})));
+                   }));
+  }
+}
+
+// -- signing keys -------------------------------------------------------------------------------
+
+void get_keys(call& c) {
+  auto p = c.deps.qstash_keys ? c.deps.qstash_keys->pair_of(c.tenant) : std::nullopt;
+  if (!p) return c.reply.send(v2_error(503, "no signing keys are set"));
+  c.reply.send(response::json(200, safe_dump({{"current", p->current}, {"next", p->next}})));
+}
+
+/// POST /v2/keys/rotate: next becomes current and a new next is made, for this tenant only (a
+/// tenant on the default pair gets a pair of its own); written synced before it is used.
+void rotate_keys(call& c) {
+  auto ring = c.deps.qstash_keys;
+  auto p = ring ? ring->pair_of(c.tenant) : std::nullopt;
+  if (!p) return c.reply.send(v2_error(503, "no signing keys are set"));
+  qstash::key_pair next{p->next, qstash::new_signing_key()};
+  persistence::commit_batch b;
+  b.signing_keys.push_back({c.tenant, next.current, next.next});
+  caf::anon_send(c.deps.store, actors::commit_atom::value, std::move(b),
+                 actors::completion<status>([reply = c.reply, ring, tenant = c.tenant, next](status s) {
+                   if (!s) return reply.send(v2_error(503, "the new keys were not stored: " + s.message()));
+                   ring->set(tenant, next);
+                   log::event(spdlog::level::info, {{"tenant", tenant}}, "QStash signing keys rotated");
+                   reply.send(response::json(200, safe_dump({{"current", next.current}, {"next", next.next}})));
+                 }));
+}
+
+// -- logs ---------------------------------------------------------------------------------------
+
+std::string_view log_state(event_type t) {
+  switch (t) {
+    case event_type::created: return "CREATED";
+    case event_type::retrying: return "ERROR";
+    case event_type::deferred: return "RETRY";
+    case event_type::delivered: return "DELIVERED";
+    case event_type::failed: return "FAILED";
+    case event_type::cancelled: return "CANCELLED";
+    case event_type::retried: return "CREATED";
+  }
+  return "CREATED";
+}
+
+json log_json(const event_record& e) {
+  json j = {{"time", e.at_ms}, {"state", log_state(e.type)}, {"messageId", qstash::message_id(e.job_id)},
+            {"url", utf8_escaped(e.url)}};
+  if (e.next_at_ms > 0) j["nextDeliveryTime"] = e.next_at_ms;
+  if (e.status_code != 0) j["responseStatus"] = e.status_code;
+  if (!e.detail.empty() && e.type != event_type::delivered) j["error"] = utf8_escaped(e.detail);
+  return j;
+}
+
+/// GET /v2/events and /v2/logs: newest first; {"cursor", "events", "logs"} (the same list twice:
+/// the SDK reads `events`, QStash's docs say `logs`).
+void list_logs(call& c) {
+  persistence::event_filter f;
+  f.descending = true;
+  std::uint32_t count = 100;
+  std::string cursor;
+  bool never = false;  // a state no event has (ACTIVE, CANCEL_REQUESTED): an empty page
+  for (const auto& [k, v] : query_of(c.req.target)) {
+    if (k == "count") {
+      if (v.empty() || v.size() > 4 || v.find_first_not_of("0123456789") != std::string::npos || std::stoul(v) < 1 ||
+          std::stoul(v) > 1000) {
+        return c.reply.send(v2_error(400, "count must be 1 to 1000"));
+      }
+      count = static_cast<std::uint32_t>(std::stoul(v));
+    } else if (k == "cursor") {
+      if (!v.empty() && !parse_event_id(v)) return c.reply.send(v2_error(400, "cursor must be a cursor from a previous page"));
+      cursor = v;
+    } else if (k == "messageId" || k == "messageIds") {
+      if (!f.job_id.empty()) return c.reply.send(v2_error(400, "one messageId at a time"));
+      f.job_id = qstash::job_id_of_message(v);
+      if (f.job_id.empty()) return c.reply.send(v2_error(400, "messageId: " + v.substr(0, 64) + " is not a message id"));
+    } else if (k == "state") {
+      if (v == "CREATED") f.type = event_type::created;
+      else if (v == "ERROR") f.type = event_type::retrying;
+      else if (v == "RETRY") f.type = event_type::deferred;
+      else if (v == "DELIVERED") f.type = event_type::delivered;
+      else if (v == "FAILED") f.type = event_type::failed;
+      else if (v == "CANCELLED" || v == "CANCELED") f.type = event_type::cancelled;
+      else if (v == "ACTIVE" || v == "IN_PROGRESS" || v == "CANCEL_REQUESTED") never = true;
+      else return c.reply.send(v2_error(400, "state must be CREATED, ACTIVE, RETRY, ERROR, DELIVERED, FAILED, CANCEL_REQUESTED or CANCELLED"));
+    } else if (k != "qstash_token") {
+      return c.reply.send(v2_error(400, "the " + k.substr(0, 64) + " filter is not supported (count, cursor, messageId, state)"));
+    }
+  }
+  if (never) return c.reply.send(response::json(200, R"({"cursor":"","events":[],"logs":[]})"));
+  caf::anon_send(c.deps.store, actors::events_atom::value, c.tenant, f, cursor, count,
+                 actors::completion<result<persistence::event_page>>([reply = c.reply](result<persistence::event_page> r) {
+                   if (!r) return reply.send(v2_error(503, r.error().message()));
+                   json list = json::array();
+                   for (const auto& e : r->events) list.push_back(log_json(e));
+                   reply.send(response::json(200, safe_dump({{"cursor", r->next_cursor}, {"events", list}, {"logs", list}})));
+                 }));
+}
+
+void not_implemented(call& c) {
+  c.reply.send(v2_error(501, std::string(c.req.path()) + " is not implemented by fetchrelay (docs/qstash.md)"));
+}
+
+// -- routing ------------------------------------------------------------------------------------
+
+/// A route: method and path; a pattern ending in '*' matches any rest (which goes to call.rest).
+struct route {
+  std::string_view method;
+  std::string_view pattern;
+  void (*handle)(call&);
+};
+
+constexpr route routes[] = {
+    {"POST", "/v2/publish/*", publish_route},
+    {"POST", "/v2/enqueue/*", enqueue_route},
+    {"POST", "/v2/batch", batch},
+    {"GET", "/v2/messages/*", get_message},
+    {"DELETE", "/v2/messages/*", cancel_message},
+    {"DELETE", "/v2/messages", cancel_messages},
+    {"GET", "/v2/keys", get_keys},
+    {"POST", "/v2/keys/rotate", rotate_keys},
+    {"GET", "/v2/events", list_logs},
+    {"GET", "/v2/logs", list_logs},
+    {"GET", "/v2/flowControl*", not_implemented},
+    {"POST", "/v2/flowControl*", not_implemented},
+    {"GET", "/v2/globalParallelism", not_implemented},
+};
+
+}  // namespace
+
+void handle(const api_deps& deps, http::request&& req, const http::responder& reply) {
+  auto tenant = tenant_of(*deps.config, req);
+  if (!tenant) {
+    auto r = v2_error(401, "Unauthorized: send Authorization: Bearer <token> (an API key of auth.keys)");
+    r.headers.push_back({"WWW-Authenticate", "Bearer"});
+    return reply.send(std::move(r));
+  }
+  std::string_view path = req.path();
+  bool path_known = false;
+  for (const auto& r : routes) {
+    std::string_view pattern = r.pattern;
+    std::string rest;
+    if (pattern.ends_with('*')) {
+      pattern.remove_suffix(1);
+      if (!path.starts_with(pattern) || (pattern.ends_with('/') && path.size() == pattern.size())) continue;
+      rest = std::string(path.substr(pattern.size()));
+    } else if (path != pattern) {
+      continue;
+    }
+    path_known = true;
+    if (r.method != req.method) continue;
+    call c{deps, req, reply, std::move(*tenant), std::move(rest)};
+    return r.handle(c);
+  }
+  if (path_known) return reply.send(v2_error(405, req.method + " is not allowed on " + std::string(path)));
+  reply.send(v2_error(404, "no route for " + req.method + " " + std::string(path) + " (docs/qstash.md lists the /v2 endpoints)"));
+}
+
+}  // namespace fetchrelay::app::qstash_api
