@@ -42,6 +42,18 @@ std::string in_v2_words(std::string m) {
   return m;
 }
 
+/// A header name as QStash (a Go service) writes it: each dash-separated word capitalized,
+/// e.g. upstash-forward-x-keep -> Upstash-Forward-X-Keep. The SDK sends names lower-cased.
+std::string canonical(std::string_view name) {
+  std::string out(name);
+  bool start = true;
+  for (char& c : out) {
+    c = start ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : ascii_lower(c);
+    start = c == '-';
+  }
+  return out;
+}
+
 /// "1.5s" (the SDK sends fractional seconds) as "1500ms"; anything else unchanged.
 std::string whole_duration(std::string_view v) {
   auto dot = v.find('.');
@@ -74,7 +86,7 @@ std::optional<bad_request> callback_option(const config::relay_config& cfg, std:
                                            bool failure, qstash::options& o) {
   std::string_view prefix = failure ? "Upstash-Failure-Callback-" : "Upstash-Callback-";
   std::string_view what = name.substr(prefix.size());
-  std::string header(name);
+  std::string header = canonical(name);
   if (iequals(what, "Method")) {
     if (v != "GET" && v != "POST" && v != "PUT" && v != "PATCH" && v != "DELETE") {
       return bad_request{400, "invalid_method", header + " must be GET, POST, PUT, PATCH or DELETE"};
@@ -97,7 +109,7 @@ std::optional<bad_request> callback_option(const config::relay_config& cfg, std:
     if (auto bad = check_retry_delay(header, v)) return bad;
     (failure ? o.failure_callback_retry_delay : o.callback_retry_delay) = v;
   } else if (istarts_with(what, "Forward-") && what.size() > 8) {
-    (failure ? o.failure_callback_headers : o.callback_headers).push_back({std::string(what.substr(8)), v});
+    (failure ? o.failure_callback_headers : o.callback_headers).push_back({canonical(what.substr(8)), v});
   }
   return std::nullopt;
 }
@@ -183,7 +195,7 @@ std::variant<actors::submission, bad_request> parse_message(const config::relay_
   bool content_dedup = false, header_forward = false, retries_given = false;
   std::vector<http::header_field> others;
   for (auto& h : in.headers) {
-    const std::string& n = h.name;
+    const std::string n = canonical(h.name);
     if (istarts_with(n, "Upstash-Forward-")) {
       v1.headers.push_back({"X-Fetch-Forward-" + n.substr(16), h.value});
     } else if (iequals(n, "Content-Type")) {
@@ -226,7 +238,7 @@ std::variant<actors::submission, bad_request> parse_message(const config::relay_
   }
   if (header_forward) {
     for (auto& h : others) {
-      if (!is_transport_header(h.name)) v1.headers.push_back({"X-Fetch-Forward-" + h.name, std::move(h.value)});
+      if (!is_transport_header(h.name)) v1.headers.push_back({"X-Fetch-Forward-" + canonical(h.name), std::move(h.value)});
     }
   }
   if (!retries_given) v1.headers.push_back({"X-Retries", "3"});  // QStash's default

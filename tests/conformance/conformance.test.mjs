@@ -1,0 +1,216 @@
+// The official @upstash/qstash SDK, unchanged, against a real fetchrelay process: only baseUrl and
+// token differ from a QStash user's code. Each call asserts what the SDK parsed and what the
+// sink received; every delivery's signature is verified by the SDK's Receiver.
+// Run by tests/conformance/run.sh (ctest: QstashConformance) with FETCHRELAY_BIN set.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+
+import { Client, QstashError } from "@upstash/qstash";
+
+import { OTHER_TOKEN, Relay, Sink, TOKEN, until } from "./harness.mjs";
+
+for (const v of ["QSTASH_DEV", "QSTASH_REGION", "QSTASH_URL", "QSTASH_TOKEN", "QSTASH_CURRENT_SIGNING_KEY",
+                 "QSTASH_NEXT_SIGNING_KEY"]) {
+  delete process.env[v];
+}
+
+const bin = process.env.FETCHRELAY_BIN;
+if (!bin) throw new Error("set FETCHRELAY_BIN to the fetchrelay binary");
+
+const relay = new Relay(bin);
+const sink = new Sink();
+let client;
+
+before(async () => {
+  await sink.start();
+  await relay.start();
+  client = new Client({ baseUrl: relay.baseUrl, token: TOKEN });
+  const keys = await relay.call("GET", "/v2/keys");
+  assert.equal(keys.status, 200, keys.text);
+  sink.keys = keys.json;
+});
+
+after(async () => {
+  const exit = await relay.stop();
+  await sink.stop();
+  if (process.exitCode) console.log(relay.log());
+  assert.equal(exit.code, 0, "the relay stops cleanly on SIGTERM");
+});
+
+/// Every request the sink got so far verified with the SDK's Receiver.
+function assertAllVerified() {
+  for (const r of sink.received) {
+    assert.equal(r.verified, true, `${r.path}: ${r.verifyError ?? "no signature"}`);
+  }
+}
+
+describe("publish", () => {
+  test("publishJSON with delay and headers: delivered after the delay, signed, headers forwarded", async () => {
+    const sent = Date.now();
+    const res = await client.publishJSON({
+      url: `${sink.base}/json`,
+      body: { hello: "world", n: 1 },
+      delay: 1,
+      headers: { "X-Custom": "yes", Authorization: "Bearer downstream" },
+    });
+    assert.match(res.messageId, /^msg_[0-9A-Z]{26}$/);
+    const [got] = await sink.wait(res.messageId);
+    assert.ok(got.at - sent >= 900, `delivered ${got.at - sent} ms after the publish; the delay was 1 s`);
+    assert.equal(got.method, "POST");
+    assert.equal(got.path, "/json");
+    assert.deepEqual(JSON.parse(got.body), { hello: "world", n: 1 });
+    assert.equal(got.headers["content-type"], "application/json");
+    assert.equal(got.headers["x-custom"], "yes");
+    assert.equal(got.headers.authorization, "Bearer downstream", "Upstash-Forward-Authorization is the target's");
+    assert.equal(got.headers["user-agent"], "Upstash-QStash");
+    assert.equal(got.headers["upstash-retried"], "0");
+    assert.equal(got.headers["upstash-telemetry-sdk"], undefined, "telemetry is not forwarded");
+    assert.equal(got.verified, true, got.verifyError);
+  });
+
+  test("publish keeps the destination's query string and // in its path", async () => {
+    const res = await client.publish({ url: `${sink.base}/a//b/c?x=1&y=two%20words&z=`, body: "plain", method: "PUT" });
+    const [got] = await sink.wait(res.messageId);
+    assert.equal(got.path, "/a//b/c?x=1&y=two%20words&z=");
+    assert.equal(got.method, "PUT");
+    assert.equal(got.body, "plain");
+    assert.equal(got.verified, true, got.verifyError);
+  });
+
+  test("batchJSON: one answer per message, in order, each delivered", async () => {
+    const res = await client.batchJSON([
+      { url: `${sink.base}/batch/1`, body: { i: 1 } },
+      { url: `${sink.base}/batch/2`, body: { i: 2 }, headers: { "X-Batch": "b" } },
+    ]);
+    assert.equal(res.length, 2);
+    const [one, two] = [await sink.wait(res[0].messageId), await sink.wait(res[1].messageId)];
+    assert.equal(one[0].path, "/batch/1");
+    assert.deepEqual(JSON.parse(one[0].body), { i: 1 });
+    assert.equal(two[0].path, "/batch/2");
+    assert.equal(two[0].headers["x-batch"], "b");
+    assert.equal(res[0].url, `${sink.base}/batch/1`);
+  });
+
+  test("a bad request is a QstashError carrying the relay's {error} body", async () => {
+    await assert.rejects(client.publish({ url: `${sink.base}/x`, body: "b", retryDelay: "pow(2" }), (e) => {
+      assert.ok(e instanceof QstashError);
+      assert.equal(e.status, 400);
+      assert.match(JSON.parse(e.message).error, /Upstash-Retry-Delay/);
+      return true;
+    });
+  });
+});
+
+describe("messages", () => {
+  test("get and cancel one message", async () => {
+    const { messageId } = await client.publishJSON({
+      url: `${sink.base}/later`, body: { later: true }, delay: 3600, headers: { "X-Keep": "k" }, retries: 5,
+    });
+    const m = await client.messages.get(messageId);
+    assert.equal(m.messageId, messageId);
+    assert.equal(m.url, `${sink.base}/later`);
+    assert.equal(m.method, "POST");
+    assert.equal(m.body, '{"later":true}');
+    assert.deepEqual(m.header["X-Keep"], ["k"]);
+    assert.equal(m.maxRetries, 5);
+    assert.ok(m.notBefore - m.createdAt >= 3_599_000, "notBefore is the delay later, in ms");
+    assert.deepEqual(await client.messages.cancel(messageId), { cancelled: 1 });
+    assert.equal((await client.messages.get(messageId)).state, "CANCELLED");
+    await assert.rejects(client.messages.get("msg_00000000000000000000000000"), (e) => e.status === 404);
+  });
+
+  test("bulk cancel by ids, then every message left", async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await client.publish({ url: `${sink.base}/bulk/${i}`, body: "x", delay: 3600 })).messageId);
+    assert.deepEqual(await client.messages.cancel([ids[0], ids[1]]), { cancelled: 2 });
+    const all = await client.messages.cancel({ all: true });
+    assert.ok(all.cancelled >= 1, JSON.stringify(all));
+    for (const id of ids) assert.equal((await client.messages.get(id)).state, "CANCELLED");
+    assert.equal(sink.received.filter((r) => r.path.startsWith("/bulk/")).length, 0);
+  });
+});
+
+describe("deduplication", () => {
+  test("by deduplicationId: the repeat gets the first id and nothing is sent twice", async () => {
+    const a = await client.publish({ url: `${sink.base}/dedup/id`, body: "one", deduplicationId: "order-42" });
+    const b = await client.publish({ url: `${sink.base}/dedup/id`, body: "two", deduplicationId: "order-42" });
+    assert.equal(b.messageId, a.messageId);
+    assert.equal(b.deduplicated, true);
+    assert.equal(a.deduplicated, undefined);
+    await sink.wait(a.messageId);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(sink.received.filter((r) => r.path === "/dedup/id").length, 1);
+  });
+
+  test("content based: the same content is one message, other content another", async () => {
+    const body = { order: 7 };
+    const a = await client.publishJSON({ url: `${sink.base}/dedup/content`, body, contentBasedDeduplication: true });
+    const b = await client.publishJSON({ url: `${sink.base}/dedup/content`, body, contentBasedDeduplication: true });
+    const c = await client.publishJSON({ url: `${sink.base}/dedup/content`, body: { order: 8 }, contentBasedDeduplication: true });
+    assert.equal(b.messageId, a.messageId);
+    assert.equal(b.deduplicated, true);
+    assert.notEqual(c.messageId, a.messageId);
+    await sink.wait(a.messageId);
+    await sink.wait(c.messageId);
+  });
+});
+
+describe("logs", () => {
+  test("logs of a delivered message: CREATED then DELIVERED, under events and logs", async () => {
+    const { messageId } = await client.publish({ url: `${sink.base}/logged`, body: "l" });
+    await sink.wait(messageId);
+    const res = await until(async () => {
+      const r = await client.logs({ filter: { messageId } });
+      return r.events.some((e) => e.state === "DELIVERED") && r;
+    });
+    assert.ok(res, "a DELIVERED log arrives");
+    assert.deepEqual(res.events.map((e) => e.state), ["DELIVERED", "CREATED"], "newest first");
+    assert.deepEqual(res.logs, res.events);
+    for (const e of res.events) {
+      assert.equal(e.messageId, messageId);
+      assert.equal(e.url, `${sink.base}/logged`);
+      assert.equal(typeof e.time, "number");
+    }
+    const page = await client.logs({ count: 1 });
+    assert.equal(page.events.length, 1);
+    assert.ok(page.cursor, "a full page has a cursor to the next");
+    const next = await client.logs({ count: 1, cursor: page.cursor });
+    assert.ok(next.events[0].time <= page.events[0].time, "the next page is older");
+  });
+});
+
+describe("signatures", () => {
+  test("every delivery so far verified with the current key", () => {
+    assert.ok(sink.received.length >= 5);
+    assertAllVerified();
+  });
+
+  test("after a rotation deliveries verify with the new pair and with the old one (its next key)", async () => {
+    const old = sink.keys;
+    const rotated = await relay.call("POST", "/v2/keys/rotate");
+    assert.equal(rotated.status, 200, rotated.text);
+    assert.equal(rotated.json.current, old.next);
+    assert.match(rotated.json.next, /^sig_/);
+    assert.notEqual(rotated.json.next, old.next);
+    const other = await relay.call("GET", "/v2/keys", { token: OTHER_TOKEN });
+    assert.deepEqual(other.json, old, "another tenant on the default pair keeps it");
+
+    sink.keys = rotated.json;
+    const fresh = await client.publish({ url: `${sink.base}/rotated/new`, body: "n" });
+    assert.equal((await sink.wait(fresh.messageId))[0].verified, true, "with the new pair");
+    sink.keys = old;
+    const stale = await client.publish({ url: `${sink.base}/rotated/old`, body: "o" });
+    assert.equal((await sink.wait(stale.messageId))[0].verified, true, "with the old pair's next key");
+    sink.keys = rotated.json;
+  });
+
+  test("the rotated pair survives a restart", async () => {
+    const before = (await relay.call("GET", "/v2/keys")).json;
+    assert.equal((await relay.stop()).code, 0);
+    await relay.start();
+    client = new Client({ baseUrl: relay.baseUrl, token: TOKEN });
+    assert.deepEqual((await relay.call("GET", "/v2/keys")).json, before);
+    const { messageId } = await client.publish({ url: `${sink.base}/after-restart`, body: "r" });
+    assert.equal((await sink.wait(messageId))[0].verified, true);
+  });
+});
