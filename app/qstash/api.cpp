@@ -386,6 +386,211 @@ void cancel_messages(call& c) {
   }
 }
 
+// -- lists --------------------------------------------------------------------------------------
+
+/// Every item of a paged store listing (QStash answers whole arrays): page after page of 100, at
+/// most `max_pages`, each page's items turned into JSON by `items`.
+template <class Page, class Atom, class Items>
+void list_all(actors::store_actor store, Atom atom, std::string tenant, Items items, http::responder reply,
+              std::string cursor = "", std::shared_ptr<json> acc = nullptr, int pages_left = 100) {
+  if (!acc) acc = std::make_shared<json>(json::array());
+  caf::anon_send(store, atom, tenant, cursor, std::uint32_t{100},
+                 actors::completion<result<Page>>([=](result<Page> r) {
+                   if (!r) return reply.send(v2_error(503, r.error().message()));
+                   for (auto& j : items(*r)) acc->push_back(std::move(j));
+                   if (r->next_cursor.empty() || pages_left <= 1) return reply.send(response::json(200, safe_dump(*acc)));
+                   list_all<Page>(store, atom, tenant, items, reply, r->next_cursor, acc, pages_left - 1);
+                 }));
+}
+
+/// A name from the path: one percent-decoded segment, `[A-Za-z0-9_.-]{1,64}`.
+std::optional<std::string> name_of(std::string_view segment) {
+  std::string name = percent_decode(segment, false);
+  if (!is_valid_name(name)) return std::nullopt;
+  return name;
+}
+
+// -- queues -------------------------------------------------------------------------------------
+
+json queue_json(const actors::queue_view& v) {
+  return {{"name", v.q.name},          {"parallelism", v.q.parallelism}, {"paused", v.q.paused},
+          {"lag", v.waiting},          {"createdAt", v.q.created_at_ms}, {"updatedAt", v.q.created_at_ms},
+          {"inProgress", v.in_progress}};
+}
+
+void queue_command(call& c, const std::string& name, actors::queue_command cmd) {
+  caf::anon_send(c.deps.queues, actors::queue_op_atom::value, c.tenant, name, std::move(cmd),
+                 actors::completion<actors::queue_answer>([reply = c.reply, name](actors::queue_answer a) {
+                   if (a.http_status == 404) return reply.send(v2_error(404, "queue " + name + " not found"));
+                   if (a.http_status >= 400) return reply.send(v2_error(a.http_status, a.message));
+                   reply.send(response::json(200, safe_dump(a.view ? queue_json(*a.view) : json::object())));
+                 }));
+}
+
+/// POST /v2/queues {"queueName", "parallelism", "paused"}: creates or updates.
+void upsert_queue(call& c) {
+  auto j = json::parse(c.req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("queueName") || !j["queueName"].is_string()) {
+    return c.reply.send(v2_error(400, "the body must be {\"queueName\": \"…\", \"parallelism\": N, \"paused\": false}"));
+  }
+  std::string name = j["queueName"].get<std::string>();
+  if (!is_valid_name(name)) return c.reply.send(v2_error(400, "a queue name must be 1 to 64 of A-Z a-z 0-9 _ . -"));
+  actors::queue_command cmd{actors::queue_op::put, std::nullopt, std::nullopt};
+  if (j.contains("parallelism") && !j["parallelism"].is_null()) {
+    if (!j["parallelism"].is_number_integer() || j["parallelism"].get<std::int64_t>() < 1 ||
+        j["parallelism"].get<std::int64_t>() > max_queue_parallelism) {
+      return c.reply.send(v2_error(400, "parallelism must be a whole number from 1 to " + std::to_string(max_queue_parallelism)));
+    }
+    cmd.parallelism = static_cast<std::uint32_t>(j["parallelism"].get<std::int64_t>());
+  }
+  if (j.contains("paused") && !j["paused"].is_null()) {
+    if (!j["paused"].is_boolean()) return c.reply.send(v2_error(400, "paused must be true or false"));
+    cmd.paused = j["paused"].get<bool>();
+  }
+  queue_command(c, name, std::move(cmd));
+}
+
+template <actors::queue_op Op>
+void queue_op(call& c) {
+  auto name = name_of(c.rest);
+  if (!name) return c.reply.send(v2_error(404, "queue " + c.rest + " not found"));
+  queue_command(c, *name, {Op, std::nullopt, std::nullopt});
+}
+
+void get_queue(call& c) {
+  auto name = name_of(c.rest);
+  if (!name) return c.reply.send(v2_error(404, "queue " + c.rest + " not found"));
+  caf::anon_send(c.deps.store, actors::queue_view_atom::value, c.tenant, *name,
+                 actors::completion<result<std::optional<actors::queue_view>>>(
+                     [reply = c.reply, name = *name](result<std::optional<actors::queue_view>> r) {
+                       if (!r) return reply.send(v2_error(503, r.error().message()));
+                       if (!*r) return reply.send(v2_error(404, "queue " + name + " not found"));
+                       reply.send(response::json(200, safe_dump(queue_json(**r))));
+                     }));
+}
+
+void list_queues(call& c) {
+  list_all<actors::queue_view_page>(c.deps.store, actors::queue_list_atom::value, c.tenant,
+                                    [](const actors::queue_view_page& p) {
+                                      std::vector<json> out;
+                                      for (const auto& v : p.queues) out.push_back(queue_json(v));
+                                      return out;
+                                    },
+                                    c.reply);
+}
+
+// -- URL groups (topics) ------------------------------------------------------------------------
+
+json group_json(const topic_state& t) {
+  json eps = json::array();
+  for (const auto& e : t.endpoints) {
+    json ep = {{"url", utf8_escaped(e.url)}};
+    if (e.name != e.url) ep["name"] = utf8_escaped(e.name);  // no name given: the URL stands for it
+    eps.push_back(std::move(ep));
+  }
+  return {{"name", t.name}, {"endpoints", eps}, {"createdAt", t.created_at_ms}, {"updatedAt", t.updated_at_ms}};
+}
+
+void group_not_found(const http::responder& reply, const std::string& name) {
+  reply.send(v2_error(404, "URL group " + name + " not found"));
+}
+
+/// POST (add) and DELETE (remove) /v2/topics/{name}/endpoints {"endpoints":[{"url","name"}]}:
+/// the group is read, changed and written synced; adding makes it if missing, removing its last
+/// endpoint deletes it.
+void change_endpoints(call& c, bool add) {
+  auto name = name_of(c.rest);
+  if (!name) return c.reply.send(v2_error(400, "a URL group name must be 1 to 64 of A-Z a-z 0-9 _ . -"));
+  auto j = json::parse(c.req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("endpoints") || !j["endpoints"].is_array() || j["endpoints"].empty()) {
+    return c.reply.send(v2_error(400, "the body must be {\"endpoints\": [{\"url\": \"…\", \"name\": \"…\"}]}"));
+  }
+  std::vector<topic_endpoint> given;
+  for (const auto& e : j["endpoints"]) {
+    if (!e.is_object()) return c.reply.send(v2_error(400, "each endpoint must be an object with a url and/or a name"));
+    topic_endpoint ep;
+    if (e.contains("url") && e["url"].is_string()) ep.url = e["url"].get<std::string>();
+    if (e.contains("name") && e["name"].is_string()) ep.name = e["name"].get<std::string>();
+    if (ep.url.empty() && ep.name.empty()) return c.reply.send(v2_error(400, "each endpoint needs a url or a name"));
+    if (add) {
+      if (ep.url.empty()) return c.reply.send(v2_error(400, "an endpoint to add needs a url"));
+      if (auto bad = check_target_url(*c.deps.config, "endpoint url", ep.url)) return c.reply.send(v2_error(bad->status, bad->message));
+      if (!ep.name.empty() && !is_valid_name(ep.name)) return c.reply.send(v2_error(400, "an endpoint name must be 1 to 64 of A-Z a-z 0-9 _ . -"));
+      if (ep.name.empty()) ep.name = ep.url;
+    }
+    given.push_back(std::move(ep));
+  }
+  auto store = c.deps.store;
+  std::int64_t now = c.deps.clock->now_ms();
+  caf::anon_send(
+      store, actors::topic_get_atom::value, c.tenant, *name,
+      actors::completion<result<std::optional<topic_state>>>([reply = c.reply, store, tenant = c.tenant, name = *name, given,
+                                                             add, now](result<std::optional<topic_state>> r) {
+        if (!r) return reply.send(v2_error(503, r.error().message()));
+        if (!*r && !add) return group_not_found(reply, name);
+        topic_state t = *r ? **r : topic_state{tenant, name, {}, now, now};
+        t.updated_at_ms = now;
+        for (const auto& g : given) {
+          auto same = [&](const topic_endpoint& e) {
+            return add ? (e.url == g.url || e.name == g.name)
+                       : ((g.url.empty() || e.url == g.url) && (g.name.empty() || e.name == g.name));
+          };
+          std::erase_if(t.endpoints, same);
+          if (add) t.endpoints.push_back(g);
+        }
+        if (t.endpoints.size() > max_topic_endpoints) {
+          return reply.send(v2_error(400, "a URL group has at most " + std::to_string(max_topic_endpoints) + " endpoints"));
+        }
+        persistence::commit_batch b;
+        b.topics.push_back({t, t.endpoints.empty()});
+        caf::anon_send(store, actors::commit_atom::value, std::move(b), actors::completion<status>([reply](status s) {
+                         if (!s) return reply.send(v2_error(503, s.message()));
+                         reply.send(response::json(200, "{}"));
+                       }));
+      }));
+}
+
+void add_endpoints(call& c) { change_endpoints(c, true); }
+void remove_endpoints(call& c) { change_endpoints(c, false); }
+
+void get_group(call& c) {
+  auto name = name_of(c.rest);
+  if (!name) return group_not_found(c.reply, c.rest);
+  caf::anon_send(c.deps.store, actors::topic_get_atom::value, c.tenant, *name,
+                 actors::completion<result<std::optional<topic_state>>>([reply = c.reply, name = *name](result<std::optional<topic_state>> r) {
+                   if (!r) return reply.send(v2_error(503, r.error().message()));
+                   if (!*r) return group_not_found(reply, name);
+                   reply.send(response::json(200, safe_dump(group_json(**r))));
+                 }));
+}
+
+void delete_group(call& c) {
+  auto name = name_of(c.rest);
+  if (!name) return group_not_found(c.reply, c.rest);
+  auto store = c.deps.store;
+  caf::anon_send(store, actors::topic_get_atom::value, c.tenant, *name,
+                 actors::completion<result<std::optional<topic_state>>>([reply = c.reply, name = *name, store](result<std::optional<topic_state>> r) {
+                   if (!r) return reply.send(v2_error(503, r.error().message()));
+                   if (!*r) return group_not_found(reply, name);
+                   persistence::commit_batch b;
+                   b.topics.push_back({**r, true});
+                   caf::anon_send(store, actors::commit_atom::value, std::move(b), actors::completion<status>([reply](status s) {
+                                    if (!s) return reply.send(v2_error(503, s.message()));
+                                    reply.send(response::json(200, "{}"));
+                                  }));
+                 }));
+}
+
+void list_groups(call& c) {
+  list_all<persistence::topic_page>(c.deps.store, actors::topic_list_atom::value, c.tenant,
+                                    [](const persistence::topic_page& p) {
+                                      std::vector<json> out;
+                                      for (const auto& t : p.topics) out.push_back(group_json(t));
+                                      return out;
+                                    },
+                                    c.reply);
+}
+
 // -- signing keys -------------------------------------------------------------------------------
 
 void get_keys(call& c) {
@@ -487,7 +692,8 @@ void not_implemented(call& c) {
 
 // -- routing ------------------------------------------------------------------------------------
 
-/// A route: method and path; a pattern ending in '*' matches any rest (which goes to call.rest).
+/// A route: method and path. A '*' at the end of a pattern matches the non-empty rest of the
+/// path, slashes included (a destination); in the middle, one segment. Either goes to call.rest.
 struct route {
   std::string_view method;
   std::string_view pattern;
@@ -501,6 +707,17 @@ constexpr route routes[] = {
     {"GET", "/v2/messages/*", get_message},
     {"DELETE", "/v2/messages/*", cancel_message},
     {"DELETE", "/v2/messages", cancel_messages},
+    {"POST", "/v2/queues", upsert_queue},
+    {"GET", "/v2/queues", list_queues},
+    {"POST", "/v2/queues/*/pause", queue_op<actors::queue_op::pause>},
+    {"POST", "/v2/queues/*/resume", queue_op<actors::queue_op::resume>},
+    {"GET", "/v2/queues/*", get_queue},
+    {"DELETE", "/v2/queues/*", queue_op<actors::queue_op::erase>},
+    {"POST", "/v2/topics/*/endpoints", add_endpoints},
+    {"DELETE", "/v2/topics/*/endpoints", remove_endpoints},
+    {"GET", "/v2/topics", list_groups},
+    {"GET", "/v2/topics/*", get_group},
+    {"DELETE", "/v2/topics/*", delete_group},
     {"GET", "/v2/keys", get_keys},
     {"POST", "/v2/keys/rotate", rotate_keys},
     {"GET", "/v2/events", list_logs},
@@ -509,6 +726,21 @@ constexpr route routes[] = {
     {"POST", "/v2/flowControl*", not_implemented},
     {"GET", "/v2/globalParallelism", not_implemented},
 };
+
+bool matches(std::string_view pattern, std::string_view path, std::string& rest) {
+  auto star = pattern.find('*');
+  if (star == std::string_view::npos) return pattern == path;
+  std::string_view head = pattern.substr(0, star), tail = pattern.substr(star + 1);
+  if (!path.starts_with(head) || path.size() == head.size()) return false;
+  std::string_view mid = path.substr(head.size());
+  if (!tail.empty()) {
+    auto slash = mid.find('/');
+    if (slash == std::string_view::npos || slash == 0 || mid.substr(slash) != tail) return false;
+    mid = mid.substr(0, slash);
+  }
+  rest = std::string(mid);
+  return true;
+}
 
 }  // namespace
 
@@ -522,15 +754,8 @@ void handle(const api_deps& deps, http::request&& req, const http::responder& re
   std::string_view path = req.path();
   bool path_known = false;
   for (const auto& r : routes) {
-    std::string_view pattern = r.pattern;
     std::string rest;
-    if (pattern.ends_with('*')) {
-      pattern.remove_suffix(1);
-      if (!path.starts_with(pattern) || (pattern.ends_with('/') && path.size() == pattern.size())) continue;
-      rest = std::string(path.substr(pattern.size()));
-    } else if (path != pattern) {
-      continue;
-    }
+    if (!matches(r.pattern, path, rest)) continue;
     path_known = true;
     if (r.method != req.method) continue;
     call c{deps, req, reply, std::move(*tenant), std::move(rest)};

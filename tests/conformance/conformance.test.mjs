@@ -179,6 +179,77 @@ describe("logs", () => {
   });
 });
 
+describe("queues", () => {
+  test("enqueue keeps FIFO order under parallelism 1, the next waiting for the current one's retries", async () => {
+    const queue = client.queue({ queueName: "fifo" });
+    await queue.upsert({ parallelism: 1 });
+    const q = await queue.get();
+    assert.equal(q.name, "fifo");
+    assert.equal(q.parallelism, 1);
+    assert.equal(q.paused, false);
+    assert.equal(typeof q.createdAt, "number");
+    const ids = [];
+    ids.push((await queue.enqueue({ url: `${sink.base}/fail/q0`, body: "0", retries: 1, retryDelay: "200" })).messageId);
+    for (let i = 1; i <= 3; i++) ids.push((await queue.enqueueJSON({ url: `${sink.base}/hold/q${i}`, body: { i } })).messageId);
+    await sink.wait(ids[3]);
+    const got = sink.received.filter((r) => /^\/(fail|hold)\/q\d$/.test(r.path));
+    assert.deepEqual(got.map((r) => r.path), ["/fail/q0", "/fail/q0", "/hold/q1", "/hold/q2", "/hold/q3"]);
+    for (let i = 3; i < got.length; i++) {
+      assert.ok(got[i].at - got[i - 1].at >= 290, `message ${i - 1} started before the one ahead of it was answered`);
+    }
+    assert.ok((await client.queue({ queueName: "fifo" }).get()).lag >= 0);
+    const names = (await client.queue({ queueName: "fifo" }).list()).map((x) => x.name);
+    assert.ok(names.includes("fifo"));
+  });
+
+  test("pause holds a queue's messages until resume; delete removes an empty queue", async () => {
+    const queue = client.queue({ queueName: "paused-q" });
+    await queue.upsert({ parallelism: 2 });
+    await queue.pause();
+    assert.equal((await queue.get()).paused, true);
+    const { messageId } = await queue.enqueue({ url: `${sink.base}/paused`, body: "p" });
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(sink.of(messageId).length, 0, "nothing runs while the queue is paused");
+    await queue.resume();
+    await sink.wait(messageId);
+    await until(async () => (await queue.get()).lag === 0);
+    await until(async () => {
+      try {
+        await queue.delete();
+        return true;
+      } catch {
+        return false;  // its last job's end may still be on its way
+      }
+    });
+    await assert.rejects(queue.get(), (e) => e.status === 404);
+  });
+});
+
+describe("URL groups", () => {
+  test("add endpoints, publish fans out to each, remove one, delete the group", async () => {
+    await client.urlGroups.addEndpoints({ name: "grp", endpoints: [{ url: `${sink.base}/g1` }, { name: "two", url: `${sink.base}/g2` }] });
+    const g = await client.urlGroups.get("grp");
+    assert.equal(g.name, "grp");
+    assert.deepEqual(g.endpoints, [{ url: `${sink.base}/g1` }, { name: "two", url: `${sink.base}/g2` }]);
+    assert.ok((await client.urlGroups.list()).some((x) => x.name === "grp"));
+
+    const res = await client.publishJSON({ urlGroup: "grp", body: { fan: "out" } });
+    assert.equal(res.length, 2);
+    assert.deepEqual(res.map((r) => r.url).sort(), [`${sink.base}/g1`, `${sink.base}/g2`]);
+    for (const r of res) {
+      const [got] = await sink.wait(r.messageId);
+      assert.equal(got.path, new URL(r.url).pathname);
+      assert.deepEqual(JSON.parse(got.body), { fan: "out" });
+      assert.equal(got.verified, true, got.verifyError);
+    }
+
+    await client.urlGroups.removeEndpoints({ name: "grp", endpoints: [{ url: `${sink.base}/g1` }] });
+    assert.deepEqual((await client.urlGroups.get("grp")).endpoints, [{ name: "two", url: `${sink.base}/g2` }]);
+    await client.urlGroups.delete("grp");
+    await assert.rejects(client.urlGroups.get("grp"), (e) => e.status === 404);
+  });
+});
+
 describe("signatures", () => {
   test("every delivery so far verified with the current key", () => {
     assert.ok(sink.received.length >= 5);
