@@ -37,7 +37,7 @@ struct submission {
 
 /// The request part of a submission, as a schedule keeps it for its fires.
 inline schedule_request request_of(const submission& s) {
-  return {s.spec, s.policy, s.max_attempts, s.timeout_ms, s.callback_url, s.failure_callback_url, s.queue, s.topic};
+  return {s.spec, s.policy, s.max_attempts, s.timeout_ms, s.callback_url, s.failure_callback_url, s.queue, s.topic, s.qstash};
 }
 
 /// A submission of `r` for `tenant`, running at `run_at_ms`.
@@ -53,6 +53,7 @@ inline submission submission_of(const std::string& tenant, const schedule_reques
   s.failure_callback_url = r.failure_callback_url;
   s.queue = r.queue;
   s.topic = r.topic;
+  s.qstash = r.qstash;
   return s;
 }
 

@@ -20,6 +20,7 @@ struct schedule_request {
   std::string failure_callback_url;
   std::string queue;  // X-Queue, if any
   std::string topic;  // X-Fetch-Topic instead of a URL, if any
+  std::string qstash;  // made through /v2: the fires' QStash options (core/qstash.h) as JSON
   bool operator==(const schedule_request&) const = default;
 };
 

@@ -525,6 +525,7 @@ std::string encode(const schedule_state& s) {
   put_varint(out, static_cast<std::uint64_t>(s.next_run_at_ms));
   put_varint(out, static_cast<std::uint64_t>(s.last_run_at_ms));
   put_string(out, s.last_job_id);
+  if (!r.qstash.empty()) put_string(out, r.qstash);  // trailing: absent in v1 schedules and older records
   return out;
 }
 
@@ -553,6 +554,7 @@ result<schedule_state> decode_schedule(std::string_view v) {
   s.next_run_at_ms = static_cast<std::int64_t>(r.varint());
   s.last_run_at_ms = static_cast<std::int64_t>(r.varint());
   s.last_job_id = r.string();
+  if (r.ok() && !r.at_end()) q.qstash = r.string();
   if (!r.ok() || !r.at_end()) return r.error("schedule");
   return s;
 }

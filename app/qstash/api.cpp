@@ -479,6 +479,88 @@ void list_queues(call& c) {
                                     c.reply);
 }
 
+// -- schedules ----------------------------------------------------------------------------------
+
+json schedule_json(const schedule_state& s) {
+  const auto& r = s.request;
+  auto o = qstash::decode_options(r.qstash).value_or(qstash::options{});
+  json j = {{"scheduleId", s.id},
+            {"cron", s.cron},
+            {"createdAt", s.created_at_ms},
+            {"destination", utf8_escaped(r.topic.empty() ? r.spec.url : r.topic)},
+            {"method", r.spec.method},
+            {"header", header_object(r.spec.headers)},
+            {"retries", r.max_attempts && *r.max_attempts > 0 ? *r.max_attempts - 1 : 3},
+            {"isPaused", s.paused}};
+  if (is_valid_utf8(r.spec.body)) j["body"] = r.spec.body;
+  else j["bodyBase64"] = base64_encode(r.spec.body);
+  auto put = [&](const char* k, const std::string& v) {
+    if (!v.empty()) j[k] = utf8_escaped(v);
+  };
+  put("callback", r.callback_url);
+  put("failureCallback", r.failure_callback_url);
+  put("queueName", r.queue);
+  put("retryDelayExpression", o.retry_delay);
+  put("callerIp", o.caller_ip);
+  put("flowControlKey", o.flow_control_key);
+  if (!o.label.empty()) {
+    j["label"] = utf8_escaped(o.label);
+    j["labels"] = json::array({utf8_escaped(o.label)});
+  }
+  if (r.timeout_ms) j["timeout"] = *r.timeout_ms / 1000;
+  if (s.last_run_at_ms > 0) j["lastScheduleTime"] = s.last_run_at_ms;
+  if (s.next_run_at_ms > 0) j["nextScheduleTime"] = s.next_run_at_ms;
+  return j;
+}
+
+/// An operation on one schedule, answered with `ok` (or the error).
+void schedule_command(call& c, const std::string& id, actors::schedule_command cmd,
+                      std::function<json(const actors::schedule_answer&)> ok) {
+  caf::anon_send(c.deps.schedules, actors::sched_atom::value, c.tenant, id, std::move(cmd),
+                 actors::completion<actors::schedule_answer>([reply = c.reply, id, ok](actors::schedule_answer a) {
+                   if (a.http_status == 404) return reply.send(v2_error(404, "schedule " + id + " not found"));
+                   if (a.http_status >= 400) return reply.send(v2_error(a.http_status, a.message));
+                   reply.send(response::json(200, safe_dump(ok(a))));
+                 }));
+}
+
+/// POST /v2/schedules/{destination} with Upstash-Cron: creates, or replaces the schedule of
+/// Upstash-Schedule-Id; {"scheduleId"}.
+void create_schedule(call& c) {
+  auto q = c.req.target.find('?');
+  auto split = split_destination(c.rest, q == std::string::npos ? std::string_view() : std::string_view(c.req.target).substr(q + 1));
+  message_input in;
+  in.destination = std::move(split.destination);
+  in.headers = std::move(c.req.headers);
+  for (auto& h : split.query_headers) in.headers.push_back(std::move(h));
+  in.body = std::move(c.req.body);
+  auto parsed = parse_schedule_message(*c.deps.config, *c.deps.clock, c.tenant, std::move(in));
+  if (auto* bad = std::get_if<bad_request>(&parsed)) return c.reply.send(v2_error(bad->status, bad->message));
+  auto& def = std::get<schedule_state>(parsed);
+  std::string id = def.id;
+  schedule_command(c, id, {actors::schedule_op::put, std::move(def)},
+                   [id](const actors::schedule_answer&) { return json{{"scheduleId", id}}; });
+}
+
+template <actors::schedule_op Op>
+void schedule_op(call& c) {
+  auto id = name_of(c.rest);
+  if (!id) return c.reply.send(v2_error(404, "schedule " + c.rest + " not found"));
+  schedule_command(c, *id, {Op, std::nullopt}, [](const actors::schedule_answer& a) {
+    return Op == actors::schedule_op::get && a.state ? schedule_json(*a.state) : json::object();
+  });
+}
+
+void list_schedules(call& c) {
+  list_all<persistence::schedule_page>(c.deps.store, actors::sched_list_atom::value, c.tenant,
+                                       [](const persistence::schedule_page& p) {
+                                         std::vector<json> out;
+                                         for (const auto& s : p.schedules) out.push_back(schedule_json(s));
+                                         return out;
+                                       },
+                                       c.reply);
+}
+
 // -- URL groups (topics) ------------------------------------------------------------------------
 
 json group_json(const topic_state& t) {
@@ -713,6 +795,14 @@ constexpr route routes[] = {
     {"POST", "/v2/queues/*/resume", queue_op<actors::queue_op::resume>},
     {"GET", "/v2/queues/*", get_queue},
     {"DELETE", "/v2/queues/*", queue_op<actors::queue_op::erase>},
+    {"PATCH", "/v2/schedules/*/pause", schedule_op<actors::schedule_op::pause>},
+    {"POST", "/v2/schedules/*/pause", schedule_op<actors::schedule_op::pause>},
+    {"PATCH", "/v2/schedules/*/resume", schedule_op<actors::schedule_op::resume>},
+    {"POST", "/v2/schedules/*/resume", schedule_op<actors::schedule_op::resume>},
+    {"POST", "/v2/schedules/*", create_schedule},
+    {"GET", "/v2/schedules", list_schedules},
+    {"GET", "/v2/schedules/*", schedule_op<actors::schedule_op::get>},
+    {"DELETE", "/v2/schedules/*", schedule_op<actors::schedule_op::erase>},
     {"POST", "/v2/topics/*/endpoints", add_endpoints},
     {"DELETE", "/v2/topics/*/endpoints", remove_endpoints},
     {"GET", "/v2/topics", list_groups},

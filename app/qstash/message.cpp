@@ -1,6 +1,9 @@
 #include "app/qstash/message.h"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <array>
 
 #include <cctype>
 #include <optional>
@@ -9,6 +12,7 @@
 #include "core/net.h"
 #include "core/qstash.h"
 #include "core/text.h"
+#include "core/ulid.h"
 #include "core/units.h"
 
 namespace fetchrelay::app::qstash_api {
@@ -23,7 +27,7 @@ constexpr renamed translated[] = {
     {"Upstash-Method", "X-Fetch-Method"},     {"Upstash-Delay", "X-Delay"},
     {"Upstash-Not-Before", "X-Not-Before"},   {"Upstash-Retries", "X-Retries"},
     {"Upstash-Timeout", "X-Timeout"},         {"Upstash-Callback", "X-Callback"},
-    {"Upstash-Failure-Callback", "X-Failure-Callback"},
+    {"Upstash-Failure-Callback", "X-Failure-Callback"}, {"Upstash-Queue-Name", "X-Queue"},
 };
 
 /// A v1 answer's header names, said as the /v2 caller wrote them.
@@ -33,6 +37,7 @@ std::string in_v2_words(std::string m) {
       {"X-Fetch-Method", "Upstash-Method"},     {"X-Delay", "Upstash-Delay"},      {"X-Not-Before", "Upstash-Not-Before"},
       {"X-Retries", "Upstash-Retries"},         {"X-Timeout", "Upstash-Timeout"},  {"X-Failure-Callback", "Upstash-Failure-Callback"},
       {"X-Callback", "Upstash-Callback"},       {"X-Queue", "the queue name"},
+      {"X-Cron", "Upstash-Cron"},               {"X-Schedule-Id", "Upstash-Schedule-Id"},
   };
   for (const auto& [from, to] : words) {
     for (auto at = m.find(from); at != std::string::npos; at = m.find(from, at + std::string_view(to).size())) {
@@ -184,15 +189,27 @@ split_target split_destination(std::string_view rest, std::string_view query) {
   return out;
 }
 
-std::variant<actors::submission, bad_request> parse_message(const config::relay_config& cfg, const wall_clock& clock,
-                                                            const std::string& tenant, message_input in) {
+namespace {
+
+/// A message's headers said in v1 words (for parse_submission or parse_schedule), and what v1
+/// has no header for.
+struct translation {
   http::request v1;
+  qstash::options o;
+  std::string dedup_id;
+  bool content_dedup = false;
+};
+
+std::variant<translation, bad_request> translate(const config::relay_config& cfg, message_input& in) {
+  translation t;
+  auto& v1 = t.v1;
+  auto& o = t.o;
+  auto& dedup_id = t.dedup_id;
+  auto& content_dedup = t.content_dedup;
   v1.method = "POST";
   v1.target = "/v1/fetch";
-  qstash::options o;
   o.caller_ip = in.caller_ip;
-  std::string dedup_id;
-  bool content_dedup = false, header_forward = false, retries_given = false;
+  bool header_forward = false, retries_given = false;
   std::vector<http::header_field> others;
   for (auto& h : in.headers) {
     const std::string n = canonical(h.name);
@@ -246,6 +263,16 @@ std::variant<actors::submission, bad_request> parse_message(const config::relay_
   v1.headers.push_back({is_url_destination(in.destination) ? "X-Fetch-Url" : "X-Fetch-Topic", in.destination});
   if (!in.queue.empty()) v1.headers.push_back({"X-Queue", in.queue});
   v1.body = std::move(in.body);
+  return t;
+}
+
+}  // namespace
+
+std::variant<actors::submission, bad_request> parse_message(const config::relay_config& cfg, const wall_clock& clock,
+                                                            const std::string& tenant, message_input in) {
+  auto translated = translate(cfg, in);
+  if (auto* bad = std::get_if<bad_request>(&translated)) return *bad;
+  auto& [v1, o, dedup_id, content_dedup] = std::get<translation>(translated);
   auto parsed = parse_submission(cfg, clock, tenant, v1);
   if (auto* bad = std::get_if<bad_request>(&parsed)) {
     bad->message = in_v2_words(std::move(bad->message));
@@ -272,6 +299,37 @@ std::variant<actors::submission, bad_request> parse_message(const config::relay_
   }
   sub.qstash = qstash::encode_options(o);
   return std::move(sub);
+}
+
+std::variant<schedule_state, bad_request> parse_schedule_message(const config::relay_config& cfg, const wall_clock& clock,
+                                                                const std::string& tenant, message_input in) {
+  std::string cron, id;
+  for (const auto& h : in.headers) {
+    if (iequals(h.name, "Upstash-Cron")) cron = h.value;
+    if (iequals(h.name, "Upstash-Schedule-Id")) id = h.value;
+  }
+  auto translated = translate(cfg, in);
+  if (auto* bad = std::get_if<bad_request>(&translated)) return *bad;
+  auto& t = std::get<translation>(translated);
+  if (!t.dedup_id.empty() || t.content_dedup) {
+    return bad_request{400, "not_for_schedules", "deduplication does not apply to a schedule (each fire has a key of its own)"};
+  }
+  if (cron.empty()) return bad_request{400, "missing_cron", "Upstash-Cron is required, e.g. Upstash-Cron: */5 * * * *"};
+  t.v1.headers.push_back({"X-Cron", cron});
+  if (id.empty()) {
+    std::array<std::uint8_t, 10> random{};
+    RAND_bytes(random.data(), static_cast<int>(random.size()));
+    id = "scd_" + encode_ulid(clock.now_ms(), random);
+  }
+  t.v1.headers.push_back({"X-Schedule-Id", id});
+  auto parsed = parse_schedule(cfg, clock, tenant, t.v1);
+  if (auto* bad = std::get_if<bad_request>(&parsed)) {
+    bad->message = in_v2_words(std::move(bad->message));
+    return *bad;
+  }
+  auto& s = std::get<schedule_state>(parsed);
+  s.request.qstash = qstash::encode_options(t.o);
+  return std::move(s);
 }
 
 }  // namespace fetchrelay::app::qstash_api

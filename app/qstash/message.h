@@ -30,6 +30,11 @@ bool is_url_destination(std::string_view destination);
 std::variant<actors::submission, bad_request> parse_message(const config::relay_config& cfg, const wall_clock& clock,
                                                             const std::string& tenant, message_input in);
 
+/// POST /v2/schedules/{destination}: the message with Upstash-Cron (5 or 6 fields, CRON_TZ=
+/// allowed) and Upstash-Schedule-Id (default "scd_" + a ULID); its fires are /v2 jobs.
+std::variant<schedule_state, bad_request> parse_schedule_message(const config::relay_config& cfg, const wall_clock& clock,
+                                                                const std::string& tenant, message_input in);
+
 /// `/v2/publish/<rest>?<query>`: the destination (the raw rest, `//` kept, plus the query without
 /// `qstash_token` and `upstash-*` parameters) and those `upstash-*` parameters as headers.
 struct split_target {

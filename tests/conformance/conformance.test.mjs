@@ -225,6 +225,68 @@ describe("queues", () => {
   });
 });
 
+describe("schedules", () => {
+  test("create with a 6-field cron, fires signed, list, get, pause, resume, delete", async () => {
+    const fires = () => sink.received.filter((r) => r.path === "/sched?tick=1");
+    const { scheduleId } = await client.schedules.create({
+      destination: `${sink.base}/sched?tick=1`, cron: "* * * * * *", body: JSON.stringify({ tick: true }), retries: 1,
+      headers: { "X-Sched": "s" },
+    });
+    assert.match(scheduleId, /^scd_[0-9A-Z]{26}$/);
+    await until(() => fires().length >= 2, 10_000);
+    const [first] = fires();
+    assert.equal(first.headers["upstash-schedule-id"], scheduleId);
+    assert.equal(first.headers["x-sched"], "s");
+    assert.equal(first.headers["content-type"], "application/json");
+    assert.deepEqual(JSON.parse(first.body), { tick: true });
+    assert.equal(first.verified, true, first.verifyError);
+
+    const s = await client.schedules.get(scheduleId);
+    assert.equal(s.scheduleId, scheduleId);
+    assert.equal(s.cron, "* * * * * *");
+    assert.equal(s.destination, `${sink.base}/sched?tick=1`);
+    assert.equal(s.method, "POST");
+    assert.equal(s.retries, 1);
+    assert.equal(s.isPaused, false);
+    assert.equal(typeof s.createdAt, "number");
+    assert.ok((await client.schedules.list()).some((x) => x.scheduleId === scheduleId));
+
+    await client.schedules.pause({ schedule: scheduleId });
+    assert.equal((await client.schedules.get(scheduleId)).isPaused, true);
+    await new Promise((r) => setTimeout(r, 300));  // a fire already out may still land
+    const paused = fires().length;
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(fires().length, paused, "no fire while paused");
+    await client.schedules.resume({ schedule: scheduleId });
+    await until(() => fires().length > paused, 10_000);
+    assert.ok(fires().length > paused, "fires again after resume");
+
+    await client.schedules.delete(scheduleId);
+    await assert.rejects(client.schedules.get(scheduleId), (e) => e.status === 404);
+    await new Promise((r) => setTimeout(r, 300));
+    const deleted = fires().length;
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(fires().length, deleted, "no fire after delete");
+  });
+
+  test("a schedule with its own id and a CRON_TZ, to a URL group, is replaced by the same id", async () => {
+    await client.urlGroups.addEndpoints({ name: "sched-grp", endpoints: [{ url: `${sink.base}/sg` }] });
+    const made = await client.schedules.create({ destination: "sched-grp", cron: "CRON_TZ=Europe/Paris 0 9 * * 1", scheduleId: "weekly" });
+    assert.equal(made.scheduleId, "weekly");
+    await client.schedules.create({ destination: "sched-grp", cron: "0 10 * * 1", scheduleId: "weekly" });
+    const s = await client.schedules.get("weekly");
+    assert.equal(s.cron, "0 10 * * 1");
+    assert.equal(s.destination, "sched-grp");
+    assert.ok(s.nextScheduleTime > Date.now());
+    await assert.rejects(client.schedules.create({ destination: `${sink.base}/x`, cron: "61 * * * *" }), (e) => {
+      assert.equal(e.status, 400);
+      assert.match(JSON.parse(e.message).error, /Upstash-Cron/);
+      return true;
+    });
+    await client.schedules.delete("weekly");
+  });
+});
+
 describe("URL groups", () => {
   test("add endpoints, publish fans out to each, remove one, delete the group", async () => {
     await client.urlGroups.addEndpoints({ name: "grp", endpoints: [{ url: `${sink.base}/g1` }, { name: "two", url: `${sink.base}/g2` }] });
