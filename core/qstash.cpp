@@ -413,6 +413,7 @@ std::string encode_options(const options& o) {
   put_h("fcb_headers", o.failure_callback_headers);
   put_n("not_before", o.not_before_ms);
   put("callback_of", o.callback_of);
+  put_n("run_attempts", o.run_attempts);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -448,6 +449,9 @@ std::optional<options> decode_options(std::string_view text) {
   if (j.contains("fcb_headers")) o.failure_callback_headers = headers_of(j["fcb_headers"]);
   get_n("not_before", o.not_before_ms);
   get("callback_of", o.callback_of);
+  std::int64_t run_attempts = 0;
+  get_n("run_attempts", run_attempts);
+  o.run_attempts = static_cast<std::uint32_t>(std::clamp<std::int64_t>(run_attempts, 0, 1'000'000));
   return o;
 }
 

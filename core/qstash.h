@@ -110,6 +110,7 @@ struct options {
   std::vector<header_pair> callback_headers, failure_callback_headers;  // their -Forward-* headers
   std::int64_t not_before_ms = 0;     // the first run time asked for (0: none)
   std::string callback_of;            // on a callback job: "callback" or "failureCallback"
+  std::uint32_t run_attempts = 0;     // attempts per run (Upstash-Retries + 1): a DLQ retry's budget
 };
 
 std::string encode_options(const options& o);

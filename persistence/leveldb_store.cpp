@@ -220,7 +220,16 @@ class leveldb_store final : public store {
   result<purge_page> purge_jobs(const std::string& tenant, const job_filter& filter,
                                 const std::string& cursor) override {
     if (!health_.is_ok()) return health_;
-    auto page = list_jobs(tenant, filter, cursor, max_list_scan);
+    result<job_page> page = job_page{};
+    if (filter.ids.empty()) {
+      page = list_jobs(tenant, filter, cursor, max_list_scan);
+    } else {
+      for (const auto& id : filter.ids) {
+        auto j = get_job(id);
+        if (!j) return j.error();
+        if (*j && (*j)->tenant == tenant && (!filter.status || (*j)->status == *filter.status)) page->jobs.push_back(**j);
+      }
+    }
     if (!page) return page.error();
     leveldb::WriteBatch wb;
     changes c{counters_, {}, {}, {}, event_seq_};

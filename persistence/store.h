@@ -128,6 +128,9 @@ struct job_filter {
   std::string schedule;
   std::string queue;
   std::string topic;
+  /// purge_jobs only: exactly these jobs (each still checked against the tenant, the status and
+  /// being finished); the other fields are then ignored.
+  std::vector<std::string> ids;
 };
 
 /// Index entries one listing reads at most: a page with a filter that matches little comes back

@@ -386,6 +386,253 @@ void cancel_messages(call& c) {
   }
 }
 
+// -- the dead-letter queue ----------------------------------------------------------------------
+// A /v2 DLQ entry is a failed job; its id is "<finished ms>-<the job id's ULID>".
+
+std::string dlq_id(const job_state& s) { return std::to_string(s.finished_at_ms) + "-" + s.id.substr(4); }
+
+std::string job_of_dlq_id(std::string_view dlq) {
+  auto dash = dlq.rfind('-');
+  if (dash == std::string_view::npos) return "";
+  std::string id = "job_" + std::string(dlq.substr(dash + 1));
+  return is_job_id(id) ? id : "";
+}
+
+json dlq_json(const job_state& s, const job_spec& spec) {
+  json j = message_json(s, spec);
+  j["dlqId"] = dlq_id(s);
+  if (s.response) {
+    j["responseStatus"] = s.response->status;
+    j["responseHeader"] = header_object(s.response->headers);
+    if (is_valid_utf8(s.response->body)) j["responseBody"] = s.response->body;
+    else j["responseBodyBase64"] = base64_encode(s.response->body);
+  }
+  if (!s.last_error.empty()) j["error"] = utf8_escaped(s.last_error);
+  return j;
+}
+
+/// The jobs with their requests (one store read each), in the order given; those gone meanwhile
+/// are left out.
+void with_specs(actors::store_actor store, const std::string& tenant, std::vector<job_state> jobs,
+                std::function<void(result<std::vector<std::pair<job_state, job_spec>>>)> done) {
+  struct gather {
+    std::vector<std::optional<std::pair<job_state, job_spec>>> got;
+    std::atomic<std::size_t> left;
+    std::atomic<bool> failed{false};
+    std::string error;
+  };
+  if (jobs.empty()) return done(std::vector<std::pair<job_state, job_spec>>());
+  auto g = std::make_shared<gather>();
+  g->got.resize(jobs.size());
+  g->left = jobs.size();
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    caf::anon_send(store, actors::retry_atom::value, tenant, jobs[i].id,
+                   actors::completion<result<std::optional<actors::recovered_job>>>(
+                       [g, i, done, state = jobs[i]](result<std::optional<actors::recovered_job>> r) {
+                         if (!r) {
+                           if (!g->failed.exchange(true)) g->error = r.error().message();
+                         } else if (*r) {
+                           g->got[i].emplace(state, std::move((*r)->spec));
+                         }
+                         if (--g->left > 0) return;
+                         if (g->failed) return done(unavailable(g->error));
+                         std::vector<std::pair<job_state, job_spec>> out;
+                         for (auto& x : g->got) {
+                           if (x) out.push_back(std::move(*x));
+                         }
+                         done(std::move(out));
+                       }));
+  }
+}
+
+/// The DLQ filters of QStash's query names (and count, cursor, dlqIds); the unsupported ones
+/// are a 400.
+struct dlq_query {
+  persistence::job_filter filter;
+  std::vector<std::string> ids;  // from dlqIds
+  std::uint32_t count = 100;
+  std::string cursor;
+};
+
+std::variant<dlq_query, std::string> dlq_query_of(std::string_view target) {
+  dlq_query q;
+  q.filter.status = job_status::failed;
+  for (const auto& [k, v] : query_of(target)) {
+    auto ms = [&](std::optional<std::int64_t>& to) -> bool {
+      if (v.empty() || v.size() > 15 || v.find_first_not_of("0123456789") != std::string::npos) return false;
+      to = std::stoll(v);
+      return true;
+    };
+    if (k == "dlqIds") {
+      auto id = job_of_dlq_id(v);
+      if (id.empty()) return "dlqIds: " + v.substr(0, 64) + " is not a DLQ id";
+      q.ids.push_back(id);
+    } else if (k == "count") {
+      if (v.empty() || v.size() > 3 || v.find_first_not_of("0123456789") != std::string::npos || std::stoul(v) < 1 ||
+          std::stoul(v) > 100) {
+        return std::string("count must be 1 to 100");
+      }
+      q.count = static_cast<std::uint32_t>(std::stoul(v));
+    } else if (k == "cursor") {
+      if (!v.empty() && !is_job_id(v)) return std::string("cursor must be a cursor from a previous page");
+      q.cursor = v;
+    } else if (k == "url") {
+      q.filter.url_prefix = v;
+    } else if (k == "topicName") {
+      q.filter.topic = v;
+    } else if (k == "queueName") {
+      q.filter.queue = v;
+    } else if (k == "scheduleId") {
+      q.filter.schedule = v;
+    } else if (k == "fromDate") {
+      if (!ms(q.filter.since_ms)) return std::string("fromDate must be unix milliseconds");
+    } else if (k == "toDate") {
+      if (!ms(q.filter.until_ms)) return std::string("toDate must be unix milliseconds");
+    } else if (k != "qstash_token") {
+      return "the " + k.substr(0, 64) + " filter is not supported (dlqIds, url, topicName, queueName, scheduleId, fromDate, toDate)";
+    }
+  }
+  return q;
+}
+
+/// The failed jobs a DLQ call names: the dlqIds, or one page of the filter (and the next cursor).
+void dlq_jobs(call& c, const dlq_query& q, std::function<void(std::vector<job_state>, std::string)> then) {
+  auto reply = c.reply;
+  if (!q.ids.empty()) {
+    // Each read through the manager: a job retried meanwhile is live, and is no longer failed.
+    struct gather {
+      std::vector<std::optional<job_state>> got;
+      std::atomic<std::size_t> left;
+    };
+    auto g = std::make_shared<gather>();
+    g->got.resize(q.ids.size());
+    g->left = q.ids.size();
+    for (std::size_t i = 0; i < q.ids.size(); ++i) {
+      caf::anon_send(c.deps.manager, actors::read_atom::value, c.tenant, q.ids[i],
+                     actors::completion<result<std::optional<actors::job_view>>>(
+                         [g, i, then](result<std::optional<actors::job_view>> v) {
+                           if (v && *v && (*v)->state.status == job_status::failed) g->got[i] = (*v)->state;
+                           if (--g->left > 0) return;
+                           std::vector<job_state> out;
+                           for (auto& s : g->got) {
+                             if (s) out.push_back(std::move(*s));
+                           }
+                           then(std::move(out), "");
+                         }));
+    }
+    return;
+  }
+  caf::anon_send(c.deps.manager, actors::list_atom::value, c.tenant, q.filter, q.cursor, q.count,
+                 actors::completion<result<persistence::job_page>>([reply, then](result<persistence::job_page> r) {
+                   if (!r) return reply.send(v2_error(503, r.error().message()));
+                   then(std::move(r->jobs), r->next_cursor);
+                 }));
+}
+
+/// GET /v2/dlq: {"messages": [...], "cursor": …} (newest first).
+void list_dlq(call& c) {
+  auto q = dlq_query_of(c.req.target);
+  if (auto* bad = std::get_if<std::string>(&q)) return c.reply.send(v2_error(400, *bad));
+  dlq_jobs(c, std::get<dlq_query>(q), [reply = c.reply, store = c.deps.store, tenant = c.tenant](std::vector<job_state> jobs, std::string next) {
+    with_specs(store, tenant, std::move(jobs), [reply, next](result<std::vector<std::pair<job_state, job_spec>>> r) {
+      if (!r) return reply.send(v2_error(503, r.error().message()));
+      json messages = json::array();
+      for (const auto& [s, spec] : *r) messages.push_back(dlq_json(s, spec));
+      json out = {{"messages", messages}};
+      if (!next.empty()) out["cursor"] = next;
+      reply.send(response::json(200, safe_dump(out)));
+    });
+  });
+}
+
+void get_dlq(call& c) {
+  std::string id = job_of_dlq_id(c.rest);
+  if (id.empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
+  dlq_query q;
+  q.ids = {id};
+  dlq_jobs(c, q, [reply = c.reply, store = c.deps.store, tenant = c.tenant, dlq = c.rest](std::vector<job_state> jobs, std::string) {
+    with_specs(store, tenant, std::move(jobs), [reply, dlq](result<std::vector<std::pair<job_state, job_spec>>> r) {
+      if (!r) return reply.send(v2_error(503, r.error().message()));
+      if (r->empty()) return reply.send(v2_error(404, "DLQ message " + dlq + " not found"));
+      reply.send(response::json(200, safe_dump(dlq_json(r->front().first, r->front().second))));
+    });
+  });
+}
+
+/// Deletes failed jobs page after page (purge), then answers {"deleted": n}.
+void delete_pages(actors::manager_actor manager, std::string tenant, persistence::job_filter f, std::string cursor,
+                  std::uint64_t total, int pages_left, http::responder reply) {
+  caf::anon_send(manager, actors::purge_atom::value, tenant, f, cursor,
+                 actors::completion<result<persistence::purge_page>>(
+                     [manager, tenant, f, total, pages_left, reply](result<persistence::purge_page> r) {
+                       if (!r) return reply.send(v2_error(503, r.error().message()));
+                       std::uint64_t sum = total + r->count;
+                       if (r->next_cursor.empty() || pages_left <= 1 || !f.ids.empty()) {
+                         json out = {{"deleted", sum}};
+                         if (!r->next_cursor.empty() && f.ids.empty()) out["cursor"] = r->next_cursor;
+                         return reply.send(response::json(200, safe_dump(out)));
+                       }
+                       delete_pages(manager, tenant, f, r->next_cursor, sum, pages_left - 1, reply);
+                     }));
+}
+
+/// DELETE /v2/dlq/{dlqId} and DELETE /v2/dlq?dlqIds=…|<filter> (no filter: every failed job).
+void delete_dlq(call& c) {
+  auto q = dlq_query_of(c.req.target);
+  if (auto* bad = std::get_if<std::string>(&q)) return c.reply.send(v2_error(400, *bad));
+  auto& dq = std::get<dlq_query>(q);
+  if (!c.rest.empty()) {
+    std::string id = job_of_dlq_id(c.rest);
+    if (id.empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
+    dq.ids = {id};
+  }
+  dq.filter.ids = dq.ids;
+  delete_pages(c.deps.manager, c.tenant, dq.filter, dq.cursor, 0, 100, c.reply);
+}
+
+/// POST /v2/dlq/retry[/{dlqId}][?dlqIds=…|<filter>]: each failed job runs again now, as the same
+/// message; 201 {"responses": [{"messageId"}], "cursor"?}.
+void retry_dlq(call& c) {
+  auto q = dlq_query_of(c.req.target);
+  if (auto* bad = std::get_if<std::string>(&q)) return c.reply.send(v2_error(400, *bad));
+  auto& dq = std::get<dlq_query>(q);
+  if (!c.rest.empty()) {
+    std::string id = job_of_dlq_id(c.rest);
+    if (id.empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
+    dq.ids = {id};
+  }
+  dlq_jobs(c, dq, [reply = c.reply, manager = c.deps.manager, tenant = c.tenant, now = c.deps.clock->now_ms(),
+                   single = !c.rest.empty()](std::vector<job_state> jobs, std::string next) {
+    if (single && jobs.empty()) return reply.send(v2_error(404, "DLQ message not found"));
+    struct gather {
+      std::vector<std::string> ids;
+      std::vector<char> ok;  // not vector<bool>: each slot is written from its own completion
+      std::atomic<std::size_t> left;
+    };
+    auto g = std::make_shared<gather>();
+    for (const auto& s : jobs) g->ids.push_back(s.id);
+    g->ok.assign(jobs.size(), 0);
+    g->left = jobs.size();
+    auto answer = [g, reply, next] {
+      json responses = json::array();
+      for (std::size_t i = 0; i < g->ids.size(); ++i) {
+        if (g->ok[i]) responses.push_back({{"messageId", qstash::message_id(g->ids[i])}});
+      }
+      json out = {{"responses", responses}};
+      if (!next.empty()) out["cursor"] = next;
+      reply.send(response::json(201, safe_dump(out)));
+    };
+    if (jobs.empty()) return answer();
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      caf::anon_send(manager, actors::retry_atom::value, tenant, jobs[i].id, now,
+                     actors::completion<actors::retry_answer>([g, i, answer](actors::retry_answer a) {
+                       g->ok[i] = a.result == actors::retry_answer::scheduled;
+                       if (--g->left == 0) answer();
+                     }));
+    }
+  });
+}
+
 // -- lists --------------------------------------------------------------------------------------
 
 /// Every item of a paged store listing (QStash answers whole arrays): page after page of 100, at
@@ -808,6 +1055,12 @@ constexpr route routes[] = {
     {"GET", "/v2/topics", list_groups},
     {"GET", "/v2/topics/*", get_group},
     {"DELETE", "/v2/topics/*", delete_group},
+    {"GET", "/v2/dlq", list_dlq},
+    {"DELETE", "/v2/dlq", delete_dlq},
+    {"POST", "/v2/dlq/retry", retry_dlq},
+    {"POST", "/v2/dlq/retry/*", retry_dlq},
+    {"GET", "/v2/dlq/*", get_dlq},
+    {"DELETE", "/v2/dlq/*", delete_dlq},
     {"GET", "/v2/keys", get_keys},
     {"POST", "/v2/keys/rotate", rotate_keys},
     {"GET", "/v2/events", list_logs},

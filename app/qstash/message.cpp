@@ -297,6 +297,7 @@ std::variant<actors::submission, bad_request> parse_message(const config::relay_
     sub.idempotency_key = "fetchrelay:qstash:" + key;
     sub.fingerprint = "qstash";
   }
+  o.run_attempts = sub.max_attempts.value_or(0);
   sub.qstash = qstash::encode_options(o);
   return std::move(sub);
 }

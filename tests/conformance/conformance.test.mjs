@@ -155,6 +155,49 @@ describe("deduplication", () => {
   });
 });
 
+describe("dead-letter queue", () => {
+  test("a failed message is listed with its response, retried as the same message, then deleted", async () => {
+    const { messageId } = await client.publish({ url: `${sink.base}/fail/dlq`, body: "doomed", retries: 0 });
+    await sink.wait(messageId);
+    const inDlq = () => until(async () => (await client.dlq.listMessages()).messages.find((m) => m.messageId === messageId));
+    const m = await inDlq();
+    assert.ok(m, "the failed message is in the DLQ");
+    assert.match(m.dlqId, /^\d+-[0-9A-Z]{26}$/);
+    assert.equal(m.url, `${sink.base}/fail/dlq`);
+    assert.equal(m.body, "doomed");
+    assert.equal(m.responseStatus, 500);
+    assert.equal(m.responseBody, "failing on purpose");
+    assert.equal(m.maxRetries, 0);
+
+    const retried = await client.dlq.retry(m.dlqId);
+    assert.deepEqual(retried.responses, [{ messageId }]);
+    await sink.wait(messageId, 2);
+    const again = await inDlq();
+    assert.ok(again, "failed again: back in the DLQ");
+
+    await client.dlq.delete(again.dlqId);
+    assert.equal((await client.dlq.listMessages()).messages.some((x) => x.messageId === messageId), false);
+    await assert.rejects(client.messages.get(messageId), (e) => e.status === 404);
+  });
+
+  test("bulk delete by ids and by filter", async () => {
+    const ids = [];
+    for (const p of ["/fail/dlq-a", "/fail/dlq-b", "/fail/dlq-c"]) {
+      ids.push((await client.publish({ url: `${sink.base}${p}`, body: "x", retries: 0 })).messageId);
+    }
+    const listed = await until(async () => {
+      const all = (await client.dlq.listMessages({ count: 100 })).messages.filter((m) => ids.includes(m.messageId));
+      return all.length === 3 && all;
+    });
+    assert.ok(listed, "all three are in the DLQ");
+    const a = listed.find((m) => m.messageId === ids[0]);
+    assert.deepEqual(await client.dlq.deleteMany({ dlqIds: [a.dlqId] }), { deleted: 1 });
+    const byFilter = await client.dlq.delete({ filter: { url: `${sink.base}/fail/dlq-` } });
+    assert.equal(byFilter.deleted, 2);
+    assert.equal((await client.dlq.listMessages()).messages.filter((m) => ids.includes(m.messageId)).length, 0);
+  });
+});
+
 describe("logs", () => {
   test("logs of a delivered message: CREATED then DELIVERED, under events and logs", async () => {
     const { messageId } = await client.publish({ url: `${sink.base}/logged`, body: "l" });

@@ -495,6 +495,66 @@ TEST_P(StoreConformance, EventsPageFromACursorOrEndWithTheNewestAndRetentionDrop
   EXPECT_GT(last->events[0].seq, acme->events[1].seq);
 }
 
+TEST_P(StoreConformance, EventsPageNewestFirstForQstashLogs) {
+  for (int n = 1; n <= 5; ++n) {
+    commit_batch b;
+    add(b, n, n == 5 ? "beta" : "acme", job_status::scheduled, 50'000);
+    b.at_ms = n * 1'000;
+    commit(b);
+  }
+  event_filter desc;
+  desc.descending = true;
+  auto first = store_->list_events("acme", desc, "", 3);
+  ASSERT_TRUE(first.is_ok());
+  ASSERT_EQ(first->events.size(), 3u);
+  EXPECT_EQ(first->events[0].job_id, id_of(4));
+  EXPECT_EQ(first->events[2].job_id, id_of(2));
+  ASSERT_FALSE(first->next_cursor.empty());
+  auto rest = store_->list_events("acme", desc, first->next_cursor, 3);
+  ASSERT_EQ(rest->events.size(), 1u);
+  EXPECT_EQ(rest->events[0].job_id, id_of(1)) << "older than the cursor, the cursor's own left out";
+  EXPECT_TRUE(rest->next_cursor.empty());
+}
+
+TEST_P(StoreConformance, PurgeByIdsTakesOnlyThoseFinishedJobsOfTheTenant) {
+  commit_batch b;
+  add(b, 1, "acme", job_status::failed, 0);
+  add(b, 2, "acme", job_status::failed, 0);
+  add(b, 3, "acme", job_status::retrying, 5'000);
+  add(b, 4, "beta", job_status::failed, 0);
+  commit(b);
+  job_filter f;
+  f.status = job_status::failed;
+  f.ids = {id_of(1), id_of(3), id_of(4), "job_01JD0000000000000000000000"};
+  auto p = store_->purge_jobs("acme", f, "");
+  ASSERT_TRUE(p.is_ok());
+  EXPECT_EQ(p->count, 1u) << "job 1 only: 3 is unfinished, 4 another tenant's, the last unknown";
+  EXPECT_FALSE(store_->get_job(id_of(1))->has_value());
+  EXPECT_TRUE(store_->get_job(id_of(2))->has_value());
+  EXPECT_TRUE(store_->get_job(id_of(3))->has_value());
+  EXPECT_TRUE(store_->get_job(id_of(4))->has_value());
+  EXPECT_EQ(store_->counters()[static_cast<std::size_t>(job_status::failed)], 2);
+}
+
+TEST_P(StoreConformance, SigningKeyPairsAreStoredAndSurviveARestart) {
+  commit_batch b;
+  b.signing_keys.push_back({"", "sig_a", "sig_b"});
+  b.signing_keys.push_back({"beta", "sig_c", "sig_d"});
+  commit(b);
+  commit_batch rotate;
+  rotate.signing_keys.push_back({"", "sig_b", "sig_e"});
+  commit(rotate);
+  reopen();
+  auto keys = store_->signing_keys();
+  ASSERT_TRUE(keys.is_ok());
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ((*keys)[0].tenant, "");
+  EXPECT_EQ((*keys)[0].current, "sig_b");
+  EXPECT_EQ((*keys)[0].next, "sig_e");
+  EXPECT_EQ((*keys)[1].tenant, "beta");
+  EXPECT_EQ((*keys)[1].next, "sig_d");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
                          ::testing::Values(backend{"leveldb",
                                                    [](const std::string& dir) {
