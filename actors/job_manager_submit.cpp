@@ -6,6 +6,7 @@
 
 #include "core/job_json.h"
 #include "core/log.h"
+#include "core/qstash.h"
 #include "core/text.h"
 
 namespace fetchrelay::actors::manager {
@@ -190,6 +191,45 @@ void on_idem_gone(self_ptr self, const env& e, const std::string& id, submission
   submit(self, e, std::move(sub), std::move(reply));
 }
 
+/// A /v2 job's callback as QStash makes it: its request read back from the store, the body
+/// QStash posts, the callback's own -Method, -Timeout, -Retries, -Retry-Delay, -Delay and
+/// -Forward-* headers; a /v2 job itself (signed).
+void submit_qstash_callback(self_ptr self, const env& e, const job_state& s, const std::string& url) {
+  bool failure = s.status == job_status::failed;
+  self->send(e.store, retry_atom::value, s.tenant, s.id,
+             completion<result<std::optional<recovered_job>>>([mgr = me_of(self), s, url, failure,
+                                                               now = e.clock->now_ms()](result<std::optional<recovered_job>> r) {
+               if (!r || !*r) {
+                 spdlog::warn("callback for {} not sent: its request cannot be read ({})", s.id,
+                              r ? "gone" : r.error().message());
+                 return;
+               }
+               auto o = qstash::decode_options(s.qstash).value_or(qstash::options{});
+               submission cb;
+               cb.tenant = s.tenant;
+               const std::string& method = failure ? o.failure_callback_method : o.callback_method;
+               cb.spec = job_spec{method.empty() ? "POST" : method, url, {{"Content-Type", "application/json"}},
+                                  qstash::callback_body(s, (*r)->spec)};
+               for (const auto& h : failure ? o.failure_callback_headers : o.callback_headers) cb.spec.headers.push_back(h);
+               cb.run_at_ms = now + (failure ? o.failure_callback_delay_ms : o.callback_delay_ms);
+               cb.policy = s.policy;
+               cb.parent_id = s.id;
+               auto retries = failure ? o.failure_callback_retries : o.callback_retries;
+               cb.max_attempts = retries.value_or(3) + 1;
+               if (auto t = failure ? o.failure_callback_timeout_ms : o.callback_timeout_ms; t > 0) {
+                 cb.timeout_ms = static_cast<std::uint32_t>(t);
+               }
+               qstash::options co;
+               co.callback_of = failure ? "failureCallback" : "callback";
+               co.retry_delay = failure ? o.failure_callback_retry_delay : o.callback_retry_delay;
+               co.run_attempts = *cb.max_attempts;
+               cb.qstash = qstash::encode_options(co);
+               caf::anon_send(mgr, submit_atom::value, std::move(cb), completion<submit_answer>([id = s.id](submit_answer a) {
+                                if (a.http_status != 202) spdlog::warn("callback for {} not scheduled: {}", id, a.message);
+                              }));
+             }));
+}
+
 void on_done(self_ptr self, const env& e, const std::string& id, const job_state& s) {
   auto& st = self->state;
   if (auto it = st.live.find(id); it != st.live.end()) {
@@ -205,6 +245,7 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
                            : s.status == job_status::failed  ? s.failure_callback_url
                                                              : std::string();
   if (url.empty()) return;
+  if (!s.qstash.empty()) return submit_qstash_callback(self, e, s, url);
   submission cb;
   cb.tenant = s.tenant;
   cb.spec = job_spec{"POST", url, {{"Content-Type", "application/json"}}, safe_dump(report_json(s))};

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/base64.h"
 #include "core/text.h"
 #include "core/ulid.h"
 
@@ -360,6 +361,42 @@ std::string job_id_of_message(std::string_view message_id) {
   if (message_id.rfind("msg_", 0) != 0) return "";
   std::string id = "job_" + std::string(message_id.substr(4));
   return is_job_id(id) ? id : "";
+}
+
+std::string dlq_id(const job_state& s) { return std::to_string(s.finished_at_ms) + "-" + s.id.substr(4); }
+
+std::string job_id_of_dlq(std::string_view dlq) {
+  auto dash = dlq.rfind('-');
+  if (dash == std::string_view::npos) return "";
+  std::string id = "job_" + std::string(dlq.substr(dash + 1));
+  return is_job_id(id) ? id : "";
+}
+
+nlohmann::json header_object(const std::vector<header_pair>& headers) {
+  nlohmann::json h = nlohmann::json::object();
+  for (const auto& p : headers) h[utf8_escaped(p.name)].push_back(utf8_escaped(p.value));
+  return h;
+}
+
+std::string callback_body(const job_state& s, const job_spec& source) {
+  nlohmann::json j = {{"status", s.response ? s.response->status : 0},
+                      {"header", header_object(s.response ? s.response->headers : std::vector<header_pair>{})},
+                      {"body", base64_encode(s.response ? s.response->body : "")},
+                      {"retried", s.attempts > 0 ? s.attempts - 1 : 0},
+                      {"maxRetries", s.max_attempts > 0 ? s.max_attempts - 1 : 0},
+                      {"sourceMessageId", message_id(s.id)},
+                      {"url", utf8_escaped(s.url)},
+                      {"method", s.method},
+                      {"sourceHeader", header_object(source.headers)},
+                      {"sourceBody", base64_encode(source.body)},
+                      {"notBefore", s.run_at_ms},
+                      {"createdAt", s.created_at_ms}};
+  if (!s.topic.empty()) j["topicName"] = utf8_escaped(s.topic);
+  if (!s.topic.empty()) j["endpointName"] = utf8_escaped(s.endpoint);
+  if (!s.schedule_id.empty()) j["scheduleId"] = utf8_escaped(s.schedule_id);
+  if (!s.queue.empty()) j["queueName"] = utf8_escaped(s.queue);
+  if (s.status == job_status::failed) j["dlqId"] = dlq_id(s);
+  return safe_dump(j);
 }
 
 // -- options ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,6 +87,9 @@ class key_ring {
   std::map<std::string, key_pair> pairs_;
 };
 
+/// Headers as QStash's JSON shows them: {"Name": ["value", …]}.
+nlohmann::json header_object(const std::vector<header_pair>& headers);
+
 /// A QStash message state name for a job status (CREATED ACTIVE RETRY DELIVERED FAILED
 /// CANCELLED); `attempts` tells CREATED (no attempt yet) from RETRY.
 std::string_view state_name(job_status s, std::uint32_t attempts);
@@ -93,6 +97,17 @@ std::string_view state_name(job_status s, std::uint32_t attempts);
 /// Message ids: "msg_" + the job's id; the job id of a message id, or "" if it is not one.
 std::string message_id(std::string_view job_id);
 std::string job_id_of_message(std::string_view message_id);
+
+/// A failed /v2 job's dead-letter id: "<finished ms>-<the job id's ULID>"; and back ("" if it
+/// is not one).
+std::string dlq_id(const job_state& s);
+std::string job_id_of_dlq(std::string_view dlq_id);
+
+/// The body QStash posts to a message's Upstash-Callback (delivered) or
+/// Upstash-Failure-Callback (failed): the last response (status, header, body base64), retried,
+/// maxRetries, sourceMessageId, url, method, sourceHeader, sourceBody (base64), notBefore,
+/// createdAt, and on failure dlqId.
+std::string callback_body(const job_state& s, const job_spec& source);
 
 /// What a /v2 job carries beyond a v1 job, kept as JSON in job_state::qstash (never empty for a
 /// /v2 job: `{}` at least). Unknown fields are ignored.

@@ -232,11 +232,7 @@ void batch(call& c) {
 
 // -- messages -----------------------------------------------------------------------------------
 
-json header_object(const std::vector<header_pair>& headers) {
-  json h = json::object();
-  for (const auto& p : headers) h[utf8_escaped(p.name)].push_back(utf8_escaped(p.value));
-  return h;
-}
+using qstash::header_object;
 
 /// A job as QStash shows a message (GET /v2/messages/{id}); also the base of a DLQ entry.
 json message_json(const job_state& s, const job_spec& spec) {
@@ -389,18 +385,9 @@ void cancel_messages(call& c) {
 // -- the dead-letter queue ----------------------------------------------------------------------
 // A /v2 DLQ entry is a failed job; its id is "<finished ms>-<the job id's ULID>".
 
-std::string dlq_id(const job_state& s) { return std::to_string(s.finished_at_ms) + "-" + s.id.substr(4); }
-
-std::string job_of_dlq_id(std::string_view dlq) {
-  auto dash = dlq.rfind('-');
-  if (dash == std::string_view::npos) return "";
-  std::string id = "job_" + std::string(dlq.substr(dash + 1));
-  return is_job_id(id) ? id : "";
-}
-
 json dlq_json(const job_state& s, const job_spec& spec) {
   json j = message_json(s, spec);
-  j["dlqId"] = dlq_id(s);
+  j["dlqId"] = qstash::dlq_id(s);
   if (s.response) {
     j["responseStatus"] = s.response->status;
     j["responseHeader"] = header_object(s.response->headers);
@@ -464,7 +451,7 @@ std::variant<dlq_query, std::string> dlq_query_of(std::string_view target) {
       return true;
     };
     if (k == "dlqIds") {
-      auto id = job_of_dlq_id(v);
+      auto id = qstash::job_id_of_dlq(v);
       if (id.empty()) return "dlqIds: " + v.substr(0, 64) + " is not a DLQ id";
       q.ids.push_back(id);
     } else if (k == "count") {
@@ -546,7 +533,7 @@ void list_dlq(call& c) {
 }
 
 void get_dlq(call& c) {
-  std::string id = job_of_dlq_id(c.rest);
+  std::string id = qstash::job_id_of_dlq(c.rest);
   if (id.empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
   dlq_query q;
   q.ids = {id};
@@ -582,7 +569,7 @@ void delete_dlq(call& c) {
   if (auto* bad = std::get_if<std::string>(&q)) return c.reply.send(v2_error(400, *bad));
   auto& dq = std::get<dlq_query>(q);
   if (!c.rest.empty()) {
-    std::string id = job_of_dlq_id(c.rest);
+    std::string id = qstash::job_id_of_dlq(c.rest);
     if (id.empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
     dq.ids = {id};
   }
@@ -597,7 +584,7 @@ void retry_dlq(call& c) {
   if (auto* bad = std::get_if<std::string>(&q)) return c.reply.send(v2_error(400, *bad));
   auto& dq = std::get<dlq_query>(q);
   if (!c.rest.empty()) {
-    std::string id = job_of_dlq_id(c.rest);
+    std::string id = qstash::job_id_of_dlq(c.rest);
     if (id.empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
     dq.ids = {id};
   }

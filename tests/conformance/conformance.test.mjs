@@ -101,6 +101,41 @@ describe("publish", () => {
   });
 });
 
+describe("callbacks", () => {
+  test("a delivered message calls its callback, a failed one its failure callback, with QStash's bodies", async () => {
+    const ok = await client.publish({
+      url: `${sink.base}/cb/target`, body: "source body", headers: { "X-Src": "1" },
+      callback: `${sink.base}/cb/done`, failureCallback: `${sink.base}/cb/failed`,
+    });
+    const bad = await client.publish({
+      url: `${sink.base}/fail/cb`, body: "bad", retries: 0,
+      callback: `${sink.base}/cb/done`, failureCallback: `${sink.base}/cb/failed`,
+    });
+    const find = (path, id) => sink.received.find((r) => r.path === path && JSON.parse(r.body).sourceMessageId === id);
+    const done = await until(() => find("/cb/done", ok.messageId));
+    assert.ok(done, "the callback arrived");
+    const d = JSON.parse(done.body);
+    assert.equal(d.status, 200);
+    assert.equal(Buffer.from(d.body, "base64").toString(), "ok");
+    assert.equal(Buffer.from(d.sourceBody, "base64").toString(), "source body");
+    assert.deepEqual(d.sourceHeader["X-Src"], ["1"]);
+    assert.equal(d.url, `${sink.base}/cb/target`);
+    assert.equal(d.method, "POST");
+    assert.equal(d.retried, 0);
+    assert.equal(d.maxRetries, 3);
+    assert.equal(d.dlqId, undefined);
+    assert.equal(done.verified, true, "callbacks are signed too: " + done.verifyError);
+
+    const failed = await until(() => find("/cb/failed", bad.messageId));
+    assert.ok(failed, "the failure callback arrived");
+    const f = JSON.parse(failed.body);
+    assert.equal(f.status, 500);
+    assert.equal(Buffer.from(f.body, "base64").toString(), "failing on purpose");
+    assert.match(f.dlqId, /^\d+-[0-9A-Z]{26}$/);
+    assert.equal(sink.received.filter((r) => r.path === "/cb/done" && JSON.parse(r.body).sourceMessageId === bad.messageId).length, 0);
+  });
+});
+
 describe("messages", () => {
   test("get and cancel one message", async () => {
     const { messageId } = await client.publishJSON({
