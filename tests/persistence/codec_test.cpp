@@ -43,6 +43,25 @@ TEST(Codec, JobStateRoundTrips) {
   EXPECT_EQ(*m, minimal);
 }
 
+TEST(Codec, QstashOptionsRoundTripInJobsAndSchedules) {
+  job_state s = full_state();
+  s.qstash = R"({"retry_delay":"1000","run_attempts":4})";
+  auto back = decode_job_state(encode(s));
+  ASSERT_TRUE(back.is_ok()) << back.error().message();
+  EXPECT_EQ(*back, s) << "the options need the section before them, written even when empty";
+  s.queue = "q";
+  s.queue_stage = 1;
+  EXPECT_EQ(*decode_job_state(encode(s)), s);
+  schedule_state sch;
+  sch.id = "scd_1";
+  sch.tenant = "acme";
+  sch.cron = "* * * * * *";
+  sch.request.qstash = "{}";
+  auto sb = decode_schedule(encode(sch));
+  ASSERT_TRUE(sb.is_ok()) << sb.error().message();
+  EXPECT_EQ(*sb, sch);
+}
+
 TEST(Codec, JobStateVersion1BytesStayReadable) {
   // Bytes written by format version 1; a later version must still decode them.
   job_state s;
