@@ -3,7 +3,11 @@
 // sink received; every delivery's signature is verified by the SDK's Receiver.
 // Run by tests/conformance/run.sh (ctest: QstashConformance) with FETCHRELAY_BIN set.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 
 import { Client, QstashError } from "@upstash/qstash";
 
@@ -423,5 +427,24 @@ describe("signatures", () => {
     assert.deepEqual((await relay.call("GET", "/v2/keys")).json, before);
     const { messageId } = await client.publish({ url: `${sink.base}/after-restart`, body: "r" });
     assert.equal((await sink.wait(messageId))[0].verified, true);
+  });
+});
+
+describe("the example", () => {
+  test("examples/qstash/qstash.mjs runs as it is (only its two settings pointed at this relay)", async () => {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    // A copy beside this suite's node_modules, so it imports the same pinned SDK.
+    const copy = path.join(here, ".example-copy.mjs");
+    fs.copyFileSync(path.join(here, "../../examples/qstash/qstash.mjs"), copy);
+    const keys = (await relay.call("GET", "/v2/keys")).json;
+    const run = spawnSync(process.execPath, [copy], {
+      env: { ...process.env, QSTASH_URL: relay.baseUrl, QSTASH_TOKEN: TOKEN, QSTASH_CURRENT_SIGNING_KEY: keys.current,
+             QSTASH_NEXT_SIGNING_KEY: keys.next },
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    fs.rmSync(copy, { force: true });
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /done: the unchanged QStash SDK works against fetchrelay/);
   });
 });
