@@ -142,7 +142,8 @@ void start_attempt(self_ptr self, const job_context& ctx) {
     req.headers.push_back({"X-Fetch-Attempt", std::to_string(st.s.attempts + 1)});
   } else {  // as QStash delivers: its ids and headers, signed by the destination after the plugins
     req.headers.push_back({"Upstash-Message-Id", qstash::message_id(st.s.id)});
-    req.headers.push_back({"Upstash-Retried", std::to_string(st.s.attempts)});
+    auto opts = qstash::decode_options(st.s.qstash).value_or(qstash::options{});
+    req.headers.push_back({"Upstash-Retried", std::to_string(qstash::retries_in_run(st.s, opts))});
     if (!st.s.schedule_id.empty()) req.headers.push_back({"Upstash-Schedule-Id", st.s.schedule_id});
     if (!st.s.topic.empty()) req.headers.push_back({"Upstash-Topic-Name", st.s.topic});
     if (ctx.qstash_keys) {
@@ -246,8 +247,9 @@ qstash_verdict classify_qstash(const job_state& s, const attempt_result& r, std:
   if (r.status == 489 && header_value(r, "Upstash-NonRetryable-Error")) {
     return v.c = {attempt_verdict::fail, "not retried: the target answered 489 with Upstash-NonRetryable-Error"}, v;
   }
-  std::uint32_t retried = s.attempts > 0 ? s.attempts - 1 : 0;
   auto opts = qstash::decode_options(s.qstash);
+  std::uint32_t made = opts ? qstash::retries_in_run(s, *opts) : s.attempts;  // attempts in this run, this one included
+  std::uint32_t retried = made > 0 ? made - 1 : 0;
   std::optional<qstash::retry_delay_expr> expr;
   if (opts && !opts->retry_delay.empty()) expr = qstash::retry_delay_expr::parse(opts->retry_delay);
   v.wait = millis(expr ? expr->delay_ms(retried) : qstash::default_backoff_ms(retried));
@@ -258,7 +260,7 @@ qstash_verdict classify_qstash(const job_state& s, const attempt_result& r, std:
       std::optional<millis> asked = parse_retry_after(*value, now_ms);
       std::int64_t n = 0;  // X-RateLimit-Reset may be a unix time in seconds rather than seconds to wait
       auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), n);
-      if (ec == std::errc() && end == value->data() + value->size() && n >= 1'000'000'000) {
+      if (ec == std::errc() && end == value->data() + value->size() && n >= 1'000'000'000 && n < 10'000'000'000) {
         asked = millis(std::max<std::int64_t>(0, n * 1000 - now_ms));
       }
       if (asked && *asked > v.wait) v.wait = std::min(*asked, max_retry_after);

@@ -304,9 +304,12 @@ void on_retry_loaded(self_ptr self, const env& e, result<std::optional<recovered
   }
   auto pol = e.options.policies.find(job.state.policy);
   std::uint32_t budget = pol != e.options.policies.end() ? pol->second.retry.attempts : 1;
-  if (!job.state.qstash.empty()) {  // a /v2 message runs again with its own Upstash-Retries
-    auto o = qstash::decode_options(job.state.qstash);
-    if (o && o->run_attempts > 0) budget = o->run_attempts;
+  if (!job.state.qstash.empty()) {  // a /v2 message runs again with its own Upstash-Retries, counted from 0
+    if (auto o = qstash::decode_options(job.state.qstash)) {
+      if (o->run_attempts > 0) budget = o->run_attempts;
+      o->attempts_base = job.state.attempts;
+      job.state.qstash = qstash::encode_options(*o);
+    }
   }
   job_state& s = job.state;
   s.status = job_status::scheduled;

@@ -74,6 +74,15 @@ result<std::shared_ptr<qstash::key_ring>> load_signing_keys(const config::relay_
     add("", qstash::new_signing_key(), qstash::new_signing_key());
     spdlog::info("qstash: no signing keys configured; made a default pair (GET /v2/keys shows it)");
   }
+  std::set<std::string> on_default;
+  for (const auto& k : cfg.keys) {
+    if (!ring->has_own(k.tenant)) on_default.insert(k.tenant);
+  }
+  if (on_default.size() > 1) {
+    spdlog::warn("qstash: {} tenants share the default signing pair (each can read it with GET /v2/keys); give each "
+                 "its own under qstash.tenants",
+                 on_default.size());
+  }
   if (!seed.signing_keys.empty()) {
     persistence::commit_batch batches[] = {std::move(seed)};
     if (auto s = store.commit(batches); !s) return s;

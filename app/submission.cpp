@@ -9,6 +9,7 @@
 #include "core/address_policy.h"
 #include "core/ascii.h"
 #include "core/cron.h"
+#include "core/text.h"
 #include "core/ulid.h"
 #include "core/units.h"
 #include "core/time.h"
@@ -228,11 +229,19 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
     s.idempotency_key = std::string(*k);
   }
   for (const auto& f : req.headers) {
-    if (istarts_with(f.name, forward_prefix)) {
+    bool forwarded = istarts_with(f.name, forward_prefix);
+    if (!forwarded && !iequals(f.name, "Content-Type")) continue;
+    // The HTTP parser checked these on /v1; a /v2 batch or query value comes from JSON or
+    // percent-decoding, and a CR or LF in it would write headers of its own.
+    if (!is_header_value(f.value)) {
+      return bad_request{400, "invalid_header", utf8_escaped(f.name.substr(0, 64)) + " has a control character (CR, LF, NUL, …) in its value"};
+    }
+    if (forwarded) {
       std::string name = f.name.substr(std::string_view(forward_prefix).size());
       if (name.empty()) return bad_request{400, "invalid_header", "X-Fetch-Forward- needs a header name after it"};
+      if (!is_header_name(name)) return bad_request{400, "invalid_header", "X-Fetch-Forward-" + utf8_escaped(name.substr(0, 64)) + " is not a valid header name"};
       if (!is_hop_by_hop(name)) s.spec.headers.push_back({name, f.value});
-    } else if (iequals(f.name, "Content-Type")) {
+    } else {
       s.spec.headers.push_back({"Content-Type", f.value});
     }
   }

@@ -28,4 +28,27 @@ inline bool is_hop_by_hop(std::string_view name) {
   return false;
 }
 
+/// An RFC 9110 field name: one or more token characters.
+inline bool is_header_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    auto u = static_cast<unsigned char>(c);
+    bool token = (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
+                 std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!token) return false;
+  }
+  return true;
+}
+
+/// An RFC 9110 field value as sent on the wire: no CR, LF, NUL or other control character
+/// (horizontal tab allowed). A value from JSON or a decoded query must pass this before it is
+/// forwarded, or it could add headers to the request sent.
+inline bool is_header_value(std::string_view value) {
+  for (char c : value) {
+    auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
+  }
+  return true;
+}
+
 }  // namespace fetchrelay

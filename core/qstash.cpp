@@ -303,7 +303,9 @@ bool verify(std::string_view signing_key, std::string_view jwt, std::string_view
   auto num = [&](const char* k) { return claims.contains(k) && claims[k].is_number() ? claims[k].get<std::int64_t>() : -1; };
   if (str("iss") != "Upstash") return false;
   if (!url.empty() && str("sub") != url) return false;
-  if (num("exp") < now_s || num("nbf") > now_s) return false;
+  // As the SDK's Receiver (jose): exp and nbf are checked when present, exp == now has expired.
+  if (claims.contains("exp") && num("exp") <= now_s) return false;
+  if (claims.contains("nbf") && num("nbf") > now_s) return false;
   return str("body") == base64url(sha256(body));
 }
 
@@ -328,6 +330,26 @@ bool key_ring::has_own(const std::string& tenant) const {
 void key_ring::set(const std::string& tenant, key_pair p) {
   std::lock_guard lock(mu_);
   pairs_[tenant] = std::move(p);
+}
+
+key_pair key_ring::rotate(const std::string& tenant,
+                          const std::function<void(const key_pair&, const std::optional<key_pair>&)>& write) {
+  std::lock_guard lock(mu_);
+  std::optional<key_pair> before;
+  if (auto it = pairs_.find(tenant); it != pairs_.end()) before = it->second;
+  auto base = before ? before : (pairs_.count("") ? std::optional<key_pair>(pairs_.at("")) : std::nullopt);
+  key_pair next{base ? base->next : new_signing_key(), new_signing_key()};
+  pairs_[tenant] = next;
+  write(next, before);
+  return next;
+}
+
+void key_ring::restore(const std::string& tenant, const key_pair& rotated, const std::optional<key_pair>& before) {
+  std::lock_guard lock(mu_);
+  auto it = pairs_.find(tenant);
+  if (it == pairs_.end() || !(it->second == rotated)) return;  // rotated again meanwhile
+  if (before) it->second = *before;
+  else pairs_.erase(it);
 }
 
 std::string new_signing_key() {
@@ -379,17 +401,19 @@ nlohmann::json header_object(const std::vector<header_pair>& headers) {
 }
 
 std::string callback_body(const job_state& s, const job_spec& source) {
+  auto o = decode_options(s.qstash).value_or(options{});
+  std::uint32_t made = retries_in_run(s, o);  // attempts in this run
   nlohmann::json j = {{"status", s.response ? s.response->status : 0},
                       {"header", header_object(s.response ? s.response->headers : std::vector<header_pair>{})},
                       {"body", base64_encode(s.response ? s.response->body : "")},
-                      {"retried", s.attempts > 0 ? s.attempts - 1 : 0},
-                      {"maxRetries", s.max_attempts > 0 ? s.max_attempts - 1 : 0},
+                      {"retried", made > 0 ? made - 1 : 0},
+                      {"maxRetries", max_retries_in_run(s, o)},
                       {"sourceMessageId", message_id(s.id)},
                       {"url", utf8_escaped(s.url)},
                       {"method", s.method},
                       {"sourceHeader", header_object(source.headers)},
                       {"sourceBody", base64_encode(source.body)},
-                      {"notBefore", s.run_at_ms},
+                      {"notBefore", o.not_before_ms > 0 ? o.not_before_ms : s.created_at_ms},
                       {"createdAt", s.created_at_ms}};
   if (!s.topic.empty()) j["topicName"] = utf8_escaped(s.topic);
   if (!s.topic.empty()) j["endpointName"] = utf8_escaped(s.endpoint);
@@ -451,6 +475,7 @@ std::string encode_options(const options& o) {
   put_n("not_before", o.not_before_ms);
   put("callback_of", o.callback_of);
   put_n("run_attempts", o.run_attempts);
+  put_n("attempts_base", o.attempts_base);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -486,10 +511,20 @@ std::optional<options> decode_options(std::string_view text) {
   if (j.contains("fcb_headers")) o.failure_callback_headers = headers_of(j["fcb_headers"]);
   get_n("not_before", o.not_before_ms);
   get("callback_of", o.callback_of);
-  std::int64_t run_attempts = 0;
+  std::int64_t run_attempts = 0, base = 0;
   get_n("run_attempts", run_attempts);
+  get_n("attempts_base", base);
   o.run_attempts = static_cast<std::uint32_t>(std::clamp<std::int64_t>(run_attempts, 0, 1'000'000));
+  o.attempts_base = static_cast<std::uint32_t>(std::clamp<std::int64_t>(base, 0, 1'000'000'000));
   return o;
+}
+
+std::uint32_t retries_in_run(const job_state& s, const options& o) {
+  return s.attempts > o.attempts_base ? s.attempts - o.attempts_base : 0;
+}
+
+std::uint32_t max_retries_in_run(const job_state& s, const options& o) {
+  return s.max_attempts > o.attempts_base + 1 ? s.max_attempts - o.attempts_base - 1 : 0;
 }
 
 }  // namespace fetchrelay::qstash

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -81,6 +82,13 @@ class key_ring {
   /// True if the tenant has a pair of its own.
   bool has_own(const std::string& tenant) const;
   void set(const std::string& tenant, key_pair p);
+  /// Under the lock: the tenant's next pair (current = its pair's next, a new next), set at once
+  /// as the tenant's own; `write` is called with it and the tenant's own pair before (nullopt: it
+  /// was on the default), still under the lock. Returns the new pair.
+  key_pair rotate(const std::string& tenant,
+                  const std::function<void(const key_pair&, const std::optional<key_pair>&)>& write);
+  /// Undoes a rotation that was not stored, if `rotated` is still the tenant's pair.
+  void restore(const std::string& tenant, const key_pair& rotated, const std::optional<key_pair>& before);
 
  private:
   mutable std::mutex mu_;
@@ -126,7 +134,14 @@ struct options {
   std::int64_t not_before_ms = 0;     // the first run time asked for (0: none)
   std::string callback_of;            // on a callback job: "callback" or "failureCallback"
   std::uint32_t run_attempts = 0;     // attempts per run (Upstash-Retries + 1): a DLQ retry's budget
+  std::uint32_t attempts_base = 0;    // attempts made before the last DLQ retry: `retried` counts from it
 };
+
+/// Retries made in the message's current run (a DLQ retry starts a new run): Upstash-Retried
+/// of the next attempt, and `retried` of Upstash-Retry-Delay after a failed one (less one).
+std::uint32_t retries_in_run(const job_state& s, const options& o);
+/// Upstash-Retries of the current run.
+std::uint32_t max_retries_in_run(const job_state& s, const options& o);
 
 std::string encode_options(const options& o);
 /// nullopt if `json` is not an options object.

@@ -227,7 +227,10 @@ class leveldb_store final : public store {
       for (const auto& id : filter.ids) {
         auto j = get_job(id);
         if (!j) return j.error();
-        if (*j && (*j)->tenant == tenant && (!filter.status || (*j)->status == *filter.status)) page->jobs.push_back(**j);
+        if (*j && (*j)->tenant == tenant && (!filter.status || (*j)->status == *filter.status) &&
+            (!filter.qstash_only || !(*j)->qstash.empty())) {
+          page->jobs.push_back(**j);
+        }
       }
     }
     if (!page) return page.error();
@@ -350,7 +353,7 @@ class leveldb_store final : public store {
     auto passes = [&](const job_state& j) {
       return j.url.starts_with(f.url_prefix) && (!by_tag || !f.status || j.status == *f.status) &&
              (f.schedule.empty() || j.schedule_id == f.schedule) && (f.queue.empty() || j.queue == f.queue) &&
-             (f.topic.empty() || j.topic == f.topic);
+             (f.topic.empty() || j.topic == f.topic) && (!f.qstash_only || !j.qstash.empty());
     };
     job_page page;
     std::size_t scanned = 0;

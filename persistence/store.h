@@ -128,6 +128,8 @@ struct job_filter {
   std::string schedule;
   std::string queue;
   std::string topic;
+  /// Only jobs published through the QStash-compatible API (/v2's bulk operations and DLQ).
+  bool qstash_only = false;
   /// purge_jobs only: exactly these jobs (each still checked against the tenant, the status and
   /// being finished); the other fields are then ignored.
   std::vector<std::string> ids;

@@ -2,8 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <deque>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -100,42 +104,102 @@ json published_json(const actors::submit_answer& a, const std::string& url) {
   return j;
 }
 
-/// Submits one parsed message: {messageId, url} (200, or 202 when deduplicated); for a URL
-/// group, an array of them, one per endpoint.
-void publish_one(const api_deps& d, actors::submission sub, outcome_fn done) {
-  if (sub.topic.empty()) {
-    std::string url = sub.spec.url;
-    caf::anon_send(d.manager, actors::submit_atom::value, std::move(sub),
-                   actors::completion<actors::submit_answer>([done, url](actors::submit_answer a) {
-                     if (a.http_status != 202) return done(failure(a.http_status, a.message, a.retry_after_s));
-                     done({a.deduplicated ? 202 : 200, published_json(a, url)});
-                   }));
-    return;
+/// Submits the parsed messages (their URL groups read) in one manager message. The answer: an
+/// array with, per message, {messageId, url[, deduplicated]} or for a URL group an array of
+/// them; 202 when every message was a repeat (QStash's dedup answer). An answer that is not 202
+/// fails the call with its status, naming the messages that were stored anyway.
+void submit_all(const api_deps& d, std::vector<actors::submission> subs, std::map<std::string, topic_state> groups,
+                outcome_fn done) {
+  std::vector<std::size_t> first(subs.size()), count(subs.size());
+  std::vector<bool> is_group(subs.size());
+  std::vector<actors::submission> all;
+  for (std::size_t i = 0; i < subs.size(); ++i) {
+    first[i] = all.size();
+    is_group[i] = !subs[i].topic.empty();
+    if (!is_group[i]) {
+      all.push_back(std::move(subs[i]));
+    } else {
+      bool repeat_any = subs[i].fingerprint == "qstash";
+      const topic_state& group = groups.at(subs[i].topic);
+      for (auto& e : expand_topic(*d.config, std::move(subs[i]), group, false)) {
+        if (repeat_any) e.fingerprint = "qstash";  // QStash's dedup: a repeat matches whatever it carries
+        all.push_back(std::move(e));
+      }
+    }
+    count[i] = all.size() - first[i];
   }
-  std::string name = sub.topic;
-  auto held = std::make_shared<actors::submission>(std::move(sub));
-  caf::anon_send(
-      d.store, actors::topic_get_atom::value, held->tenant, name,
-      actors::completion<result<std::optional<topic_state>>>(
-          [done, held, name, manager = d.manager, cfg = d.config](result<std::optional<topic_state>> r) {
-            if (!r) return done(failure(503, r.error().message(), 1));
-            if (!*r) return done(failure(404, "URL group " + name + " not found"));
-            auto subs = expand_topic(*cfg, std::move(*held), **r, false);
-            std::vector<std::string> urls;
-            for (const auto& s : subs) urls.push_back(s.spec.url);
-            caf::anon_send(manager, actors::submit_atom::value, std::move(subs),
-                           actors::completion<std::vector<actors::submit_answer>>(
-                               [done, urls](std::vector<actors::submit_answer> all) {
-                                 json list = json::array();
-                                 for (std::size_t i = 0; i < all.size(); ++i) {
-                                   if (all[i].http_status != 202) {
-                                     return done(failure(all[i].http_status, all[i].message, all[i].retry_after_s));
-                                   }
-                                   list.push_back(published_json(all[i], urls[i]));
-                                 }
-                                 done({200, std::move(list)});
-                               }));
-          }));
+  std::vector<std::string> urls;
+  for (const auto& s : all) urls.push_back(s.spec.url);
+  caf::anon_send(d.manager, actors::submit_atom::value, std::move(all),
+                 actors::completion<std::vector<actors::submit_answer>>(
+                     [done, urls, first, count, is_group](std::vector<actors::submit_answer> answers) {
+                       std::string stored;
+                       const actors::submit_answer* failed = nullptr;
+                       std::size_t failed_at = 0;
+                       bool all_repeats = true;
+                       for (std::size_t k = 0; k < answers.size(); ++k) {
+                         if (answers[k].http_status == 202) {
+                           stored += (stored.empty() ? "" : ", ") + qstash::message_id(answers[k].id);
+                           all_repeats = all_repeats && answers[k].deduplicated;
+                         } else if (!failed) {
+                           failed = &answers[k];
+                           failed_at = k;
+                         }
+                       }
+                       if (failed) {
+                         std::size_t msg = 0;
+                         while (msg + 1 < first.size() && first[msg + 1] <= failed_at) ++msg;
+                         std::string text = (first.size() > 1 ? "message " + std::to_string(msg) + ": " : "") + failed->message;
+                         if (!stored.empty()) text += " (stored and going ahead anyway: " + stored + ")";
+                         return done(failure(failed->http_status, text, failed->retry_after_s));
+                       }
+                       json list = json::array();
+                       for (std::size_t i = 0; i < first.size(); ++i) {
+                         if (!is_group[i]) {
+                           list.push_back(published_json(answers[first[i]], urls[first[i]]));
+                           continue;
+                         }
+                         json group = json::array();
+                         for (std::size_t k = first[i]; k < first[i] + count[i]; ++k) group.push_back(published_json(answers[k], urls[k]));
+                         list.push_back(std::move(group));
+                       }
+                       done({all_repeats ? 202 : 200, std::move(list)});
+                     }));
+}
+
+/// Reads the URL groups the messages name, then submit_all. `done` gets an array with one
+/// answer per message.
+void publish_all(const api_deps& d, std::vector<actors::submission> subs, outcome_fn done) {
+  std::vector<std::string> names;
+  for (const auto& s : subs) {
+    if (!s.topic.empty() && std::find(names.begin(), names.end(), s.topic) == names.end()) names.push_back(s.topic);
+  }
+  if (names.empty()) return submit_all(d, std::move(subs), {}, std::move(done));
+  struct gather {
+    std::map<std::string, topic_state> groups;
+    std::mutex mu;
+    std::string missing, error;
+    std::atomic<std::size_t> left;
+  };
+  auto g = std::make_shared<gather>();
+  g->left = names.size();
+  auto held = std::make_shared<std::vector<actors::submission>>(std::move(subs));
+  for (const auto& name : names) {
+    caf::anon_send(d.store, actors::topic_get_atom::value, held->front().tenant, name,
+                   actors::completion<result<std::optional<topic_state>>>(
+                       [g, held, name, d, done](result<std::optional<topic_state>> r) {
+                         {
+                           std::lock_guard lock(g->mu);
+                           if (!r) g->error = r.error().message();
+                           else if (!*r) g->missing = name;
+                           else g->groups.emplace(name, **r);
+                         }
+                         if (--g->left > 0) return;
+                         if (!g->error.empty()) return done(failure(503, g->error, 1));
+                         if (!g->missing.empty()) return done(failure(404, "URL group " + g->missing + " not found"));
+                         submit_all(d, std::move(*held), std::move(g->groups), done);
+                       }));
+  }
 }
 
 bool refuse_unready(const call& c) {
@@ -159,8 +223,12 @@ void publish(call& c, std::string queue, std::string_view rest) {
   in.queue = std::move(queue);
   auto parsed = parse_message(*c.deps.config, *c.deps.clock, c.tenant, std::move(in));
   if (auto* bad = std::get_if<bad_request>(&parsed)) return c.reply.send(v2_error(bad->status, bad->message));
-  publish_one(c.deps, std::get<actors::submission>(std::move(parsed)),
-              [reply = c.reply](outcome o) { reply.send(to_response(std::move(o))); });
+  std::vector<actors::submission> one;
+  one.push_back(std::get<actors::submission>(std::move(parsed)));
+  publish_all(c.deps, std::move(one), [reply = c.reply](outcome o) {
+    if (o.status < 300) o.body = std::move(o.body[0]);  // one message: its answer alone
+    reply.send(to_response(std::move(o)));
+  });
 }
 
 void publish_route(call& c) { publish(c, "", c.rest); }
@@ -209,25 +277,10 @@ void batch(call& c) {
     if (auto* b = std::get_if<bad_request>(&parsed)) return c.reply.send(v2_error(b->status, "message " + std::to_string(i) + ": " + b->message));
     subs.push_back(std::get<actors::submission>(std::move(parsed)));
   }
-  struct gather {
-    std::vector<outcome> results;
-    std::atomic<std::size_t> left;  // each result has its own slot; the last to finish answers
-  };
-  auto g = std::make_shared<gather>();
-  g->results.resize(subs.size());
-  g->left = subs.size();
-  for (std::size_t i = 0; i < subs.size(); ++i) {
-    publish_one(c.deps, std::move(subs[i]), [g, i, reply = c.reply](outcome o) {
-      g->results[i] = std::move(o);
-      if (--g->left > 0) return;
-      json list = json::array();
-      for (auto& r : g->results) {
-        if (r.status >= 300) return reply.send(to_response(std::move(r)));
-        list.push_back(std::move(r.body));
-      }
-      reply.send(response::json(200, safe_dump(list)));
-    });
-  }
+  publish_all(c.deps, std::move(subs), [reply = c.reply](outcome o) {
+    if (o.status == 202) o.status = 200;  // a batch answers 200 with each message's own answer
+    reply.send(to_response(std::move(o)));
+  });
 }
 
 // -- messages -----------------------------------------------------------------------------------
@@ -241,8 +294,8 @@ json message_json(const job_state& s, const job_spec& spec) {
             {"url", utf8_escaped(s.url)},
             {"method", s.method},
             {"header", header_object(spec.headers)},
-            {"maxRetries", s.max_attempts > 0 ? s.max_attempts - 1 : 0},
-            {"notBefore", s.run_at_ms},
+            {"maxRetries", qstash::max_retries_in_run(s, o)},
+            {"notBefore", o.not_before_ms > 0 ? o.not_before_ms : s.created_at_ms},
             {"createdAt", s.created_at_ms},
             {"state", qstash::state_name(s.status, s.attempts)}};
   if (is_valid_utf8(spec.body)) j["body"] = spec.body;
@@ -311,6 +364,7 @@ void cancel_message(call& c) {
 std::variant<persistence::job_filter, std::string> filter_of(const std::vector<std::pair<std::string, std::string>>& q,
                                                             std::vector<std::string>& ids) {
   persistence::job_filter f;
+  f.qstash_only = true;  // /v1 jobs of the tenant are not QStash messages
   for (const auto& [k, v] : q) {
     auto ms = [&](std::optional<std::int64_t>& to) -> bool {
       if (v.empty() || v.size() > 15 || v.find_first_not_of("0123456789") != std::string::npos) return false;
@@ -436,7 +490,7 @@ void with_specs(actors::store_actor store, const std::string& tenant, std::vecto
 /// are a 400.
 struct dlq_query {
   persistence::job_filter filter;
-  std::vector<std::string> ids;  // from dlqIds
+  std::vector<std::string> ids;  // DLQ ids (dlqIds)
   std::uint32_t count = 100;
   std::string cursor;
 };
@@ -444,6 +498,7 @@ struct dlq_query {
 std::variant<dlq_query, std::string> dlq_query_of(std::string_view target) {
   dlq_query q;
   q.filter.status = job_status::failed;
+  q.filter.qstash_only = true;
   for (const auto& [k, v] : query_of(target)) {
     auto ms = [&](std::optional<std::int64_t>& to) -> bool {
       if (v.empty() || v.size() > 15 || v.find_first_not_of("0123456789") != std::string::npos) return false;
@@ -451,9 +506,8 @@ std::variant<dlq_query, std::string> dlq_query_of(std::string_view target) {
       return true;
     };
     if (k == "dlqIds") {
-      auto id = qstash::job_id_of_dlq(v);
-      if (id.empty()) return "dlqIds: " + v.substr(0, 64) + " is not a DLQ id";
-      q.ids.push_back(id);
+      if (qstash::job_id_of_dlq(v).empty()) return "dlqIds: " + v.substr(0, 64) + " is not a DLQ id";
+      q.ids.push_back(v);
     } else if (k == "count") {
       if (v.empty() || v.size() > 3 || v.find_first_not_of("0123456789") != std::string::npos || std::stoul(v) < 1 ||
           std::stoul(v) > 100) {
@@ -482,7 +536,9 @@ std::variant<dlq_query, std::string> dlq_query_of(std::string_view target) {
   return q;
 }
 
-/// The failed jobs a DLQ call names: the dlqIds, or one page of the filter (and the next cursor).
+/// The failed /v2 jobs a DLQ call names: those of the DLQ ids (a DLQ id names one failure: after
+/// a retry and a new failure the old id names nothing), or one page of the filter (and the next
+/// cursor).
 void dlq_jobs(call& c, const dlq_query& q, std::function<void(std::vector<job_state>, std::string)> then) {
   auto reply = c.reply;
   if (!q.ids.empty()) {
@@ -495,10 +551,13 @@ void dlq_jobs(call& c, const dlq_query& q, std::function<void(std::vector<job_st
     g->got.resize(q.ids.size());
     g->left = q.ids.size();
     for (std::size_t i = 0; i < q.ids.size(); ++i) {
-      caf::anon_send(c.deps.manager, actors::read_atom::value, c.tenant, q.ids[i],
+      caf::anon_send(c.deps.manager, actors::read_atom::value, c.tenant, qstash::job_id_of_dlq(q.ids[i]),
                      actors::completion<result<std::optional<actors::job_view>>>(
-                         [g, i, then](result<std::optional<actors::job_view>> v) {
-                           if (v && *v && (*v)->state.status == job_status::failed) g->got[i] = (*v)->state;
+                         [g, i, then, dlq = q.ids[i]](result<std::optional<actors::job_view>> v) {
+                           if (v && *v && (*v)->state.status == job_status::failed && !(*v)->state.qstash.empty() &&
+                               qstash::dlq_id((*v)->state) == dlq) {
+                             g->got[i] = (*v)->state;
+                           }
                            if (--g->left > 0) return;
                            std::vector<job_state> out;
                            for (auto& s : g->got) {
@@ -533,10 +592,9 @@ void list_dlq(call& c) {
 }
 
 void get_dlq(call& c) {
-  std::string id = qstash::job_id_of_dlq(c.rest);
-  if (id.empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
+  if (qstash::job_id_of_dlq(c.rest).empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
   dlq_query q;
-  q.ids = {id};
+  q.ids = {c.rest};
   dlq_jobs(c, q, [reply = c.reply, store = c.deps.store, tenant = c.tenant, dlq = c.rest](std::vector<job_state> jobs, std::string) {
     with_specs(store, tenant, std::move(jobs), [reply, dlq](result<std::vector<std::pair<job_state, job_spec>>> r) {
       if (!r) return reply.send(v2_error(503, r.error().message()));
@@ -569,12 +627,17 @@ void delete_dlq(call& c) {
   if (auto* bad = std::get_if<std::string>(&q)) return c.reply.send(v2_error(400, *bad));
   auto& dq = std::get<dlq_query>(q);
   if (!c.rest.empty()) {
-    std::string id = qstash::job_id_of_dlq(c.rest);
-    if (id.empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
-    dq.ids = {id};
+    if (qstash::job_id_of_dlq(c.rest).empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
+    dq.ids = {c.rest};
   }
-  dq.filter.ids = dq.ids;
-  delete_pages(c.deps.manager, c.tenant, dq.filter, dq.cursor, 0, 100, c.reply);
+  if (dq.ids.empty()) return delete_pages(c.deps.manager, c.tenant, dq.filter, dq.cursor, 0, 100, c.reply);
+  // Named failures: those that are still what their ids name, purged by job id.
+  dlq_jobs(c, dq, [reply = c.reply, manager = c.deps.manager, tenant = c.tenant, f = dq.filter](std::vector<job_state> jobs,
+                                                                                                 std::string) mutable {
+    if (jobs.empty()) return reply.send(response::json(200, R"({"deleted":0})"));
+    for (const auto& s : jobs) f.ids.push_back(s.id);
+    delete_pages(manager, tenant, f, "", 0, 1, reply);
+  });
 }
 
 /// POST /v2/dlq/retry[/{dlqId}][?dlqIds=…|<filter>]: each failed job runs again now, as the same
@@ -584,9 +647,8 @@ void retry_dlq(call& c) {
   if (auto* bad = std::get_if<std::string>(&q)) return c.reply.send(v2_error(400, *bad));
   auto& dq = std::get<dlq_query>(q);
   if (!c.rest.empty()) {
-    std::string id = qstash::job_id_of_dlq(c.rest);
-    if (id.empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
-    dq.ids = {id};
+    if (qstash::job_id_of_dlq(c.rest).empty()) return c.reply.send(v2_error(404, "DLQ message " + c.rest + " not found"));
+    dq.ids = {c.rest};
   }
   dlq_jobs(c, dq, [reply = c.reply, manager = c.deps.manager, tenant = c.tenant, now = c.deps.clock->now_ms(),
                    single = !c.rest.empty()](std::vector<job_state> jobs, std::string next) {
@@ -807,6 +869,53 @@ json group_json(const topic_state& t) {
   return {{"name", t.name}, {"endpoints", eps}, {"createdAt", t.created_at_ms}, {"updatedAt", t.updated_at_ms}};
 }
 
+/// Runs the changes of one key one after another (a read, a change and a write each, all
+/// asynchronous): two endpoint changes to one URL group at once would otherwise both read the
+/// same group and the second write would drop the first's endpoints.
+class one_at_a_time {
+ public:
+  using task = std::function<void(std::function<void()> done)>;
+
+  void run(const std::string& key, task t) {
+    {
+      std::lock_guard lock(mu_);
+      auto& q = waiting_[key];
+      q.push_back(std::move(t));
+      if (q.size() > 1) return;  // the one running starts it when done
+    }
+    start(key);
+  }
+
+ private:
+  void start(const std::string& key) {
+    task t;
+    {
+      std::lock_guard lock(mu_);
+      t = waiting_[key].front();
+    }
+    t([this, key] {
+      {
+        std::lock_guard lock(mu_);
+        auto& q = waiting_[key];
+        q.pop_front();
+        if (q.empty()) {
+          waiting_.erase(key);
+          return;
+        }
+      }
+      start(key);
+    });
+  }
+
+  std::mutex mu_;
+  std::map<std::string, std::deque<task>> waiting_;
+};
+
+one_at_a_time& group_changes() {
+  static one_at_a_time serial;  // the relay's lifetime: one per process
+  return serial;
+}
+
 void group_not_found(const http::responder& reply, const std::string& name) {
   reply.send(v2_error(404, "URL group " + name + " not found"));
 }
@@ -837,13 +946,20 @@ void change_endpoints(call& c, bool add) {
     given.push_back(std::move(ep));
   }
   auto store = c.deps.store;
-  std::int64_t now = c.deps.clock->now_ms();
-  caf::anon_send(
-      store, actors::topic_get_atom::value, c.tenant, *name,
-      actors::completion<result<std::optional<topic_state>>>([reply = c.reply, store, tenant = c.tenant, name = *name, given,
-                                                             add, now](result<std::optional<topic_state>> r) {
-        if (!r) return reply.send(v2_error(503, r.error().message()));
-        if (!*r && !add) return group_not_found(reply, name);
+  auto clock = c.deps.clock;
+  std::string tenant = c.tenant;
+  group_changes().run(tenant + '\0' + *name, [=, reply = c.reply, name = *name](std::function<void()> next) {
+    // Every answer below ends this change and lets the next one of this group start.
+    caf::anon_send(
+      store, actors::topic_get_atom::value, tenant, name,
+      actors::completion<result<std::optional<topic_state>>>([reply, next, store, tenant, name, given,
+                                                             add, now = clock->now_ms()](result<std::optional<topic_state>> r) {
+        auto finish = [&](response res) {
+          reply.send(std::move(res));
+          next();
+        };
+        if (!r) return finish(v2_error(503, r.error().message()));
+        if (!*r && !add) return finish(v2_error(404, "URL group " + name + " not found"));
         topic_state t = *r ? **r : topic_state{tenant, name, {}, now, now};
         t.updated_at_ms = now;
         for (const auto& g : given) {
@@ -855,15 +971,16 @@ void change_endpoints(call& c, bool add) {
           if (add) t.endpoints.push_back(g);
         }
         if (t.endpoints.size() > max_topic_endpoints) {
-          return reply.send(v2_error(400, "a URL group has at most " + std::to_string(max_topic_endpoints) + " endpoints"));
+          return finish(v2_error(400, "a URL group has at most " + std::to_string(max_topic_endpoints) + " endpoints"));
         }
         persistence::commit_batch b;
         b.topics.push_back({t, t.endpoints.empty()});
-        caf::anon_send(store, actors::commit_atom::value, std::move(b), actors::completion<status>([reply](status s) {
-                         if (!s) return reply.send(v2_error(503, s.message()));
-                         reply.send(response::json(200, "{}"));
+        caf::anon_send(store, actors::commit_atom::value, std::move(b), actors::completion<status>([reply, next](status s) {
+                         reply.send(s ? response::json(200, "{}") : v2_error(503, s.message()));
+                         next();
                        }));
       }));
+  });
 }
 
 void add_endpoints(call& c) { change_endpoints(c, true); }
@@ -884,17 +1001,22 @@ void delete_group(call& c) {
   auto name = name_of(c.rest);
   if (!name) return group_not_found(c.reply, c.rest);
   auto store = c.deps.store;
-  caf::anon_send(store, actors::topic_get_atom::value, c.tenant, *name,
-                 actors::completion<result<std::optional<topic_state>>>([reply = c.reply, name = *name, store](result<std::optional<topic_state>> r) {
-                   if (!r) return reply.send(v2_error(503, r.error().message()));
-                   if (!*r) return group_not_found(reply, name);
-                   persistence::commit_batch b;
-                   b.topics.push_back({**r, true});
-                   caf::anon_send(store, actors::commit_atom::value, std::move(b), actors::completion<status>([reply](status s) {
-                                    if (!s) return reply.send(v2_error(503, s.message()));
-                                    reply.send(response::json(200, "{}"));
-                                  }));
-                 }));
+  std::string tenant = c.tenant;
+  group_changes().run(tenant + '\0' + *name, [=, reply = c.reply, name = *name](std::function<void()> next) {
+    caf::anon_send(store, actors::topic_get_atom::value, tenant, name,
+                   actors::completion<result<std::optional<topic_state>>>([reply, next, name, store](result<std::optional<topic_state>> r) {
+                     if (!r || !*r) {
+                       reply.send(!r ? v2_error(503, r.error().message()) : v2_error(404, "URL group " + name + " not found"));
+                       return next();
+                     }
+                     persistence::commit_batch b;
+                     b.topics.push_back({**r, true});
+                     caf::anon_send(store, actors::commit_atom::value, std::move(b), actors::completion<status>([reply, next](status s) {
+                                      reply.send(s ? response::json(200, "{}") : v2_error(503, s.message()));
+                                      next();
+                                    }));
+                   }));
+  });
 }
 
 void list_groups(call& c) {
@@ -919,18 +1041,23 @@ void get_keys(call& c) {
 /// tenant on the default pair gets a pair of its own); written synced before it is used.
 void rotate_keys(call& c) {
   auto ring = c.deps.qstash_keys;
-  auto p = ring ? ring->pair_of(c.tenant) : std::nullopt;
-  if (!p) return c.reply.send(v2_error(503, "no signing keys are set"));
-  qstash::key_pair next{p->next, qstash::new_signing_key()};
-  persistence::commit_batch b;
-  b.signing_keys.push_back({c.tenant, next.current, next.next});
-  caf::anon_send(c.deps.store, actors::commit_atom::value, std::move(b),
-                 actors::completion<status>([reply = c.reply, ring, tenant = c.tenant, next](status s) {
-                   if (!s) return reply.send(v2_error(503, "the new keys were not stored: " + s.message()));
-                   ring->set(tenant, next);
-                   log::event(spdlog::level::info, {{"tenant", tenant}}, "QStash signing keys rotated");
-                   reply.send(response::json(200, safe_dump({{"current", next.current}, {"next", next.next}})));
-                 }));
+  if (!ring || !ring->pair_of(c.tenant)) return c.reply.send(v2_error(503, "no signing keys are set"));
+  // The ring changes and the write is queued under one lock: concurrent rotations chain (each
+  // from the pair the one before made) and reach the store in that order. Signing with the new
+  // current at once is safe: it was the old next, which receivers already accept.
+  ring->rotate(c.tenant, [&](const qstash::key_pair& next, const std::optional<qstash::key_pair>& before) {
+    persistence::commit_batch b;
+    b.signing_keys.push_back({c.tenant, next.current, next.next});
+    caf::anon_send(c.deps.store, actors::commit_atom::value, std::move(b),
+                   actors::completion<status>([reply = c.reply, ring, tenant = c.tenant, next, before](status s) {
+                     if (!s) {
+                       ring->restore(tenant, next, before);
+                       return reply.send(v2_error(503, "the new keys were not stored: " + s.message()));
+                     }
+                     log::event(spdlog::level::info, {{"tenant", tenant}}, "QStash signing keys rotated");
+                     reply.send(response::json(200, safe_dump({{"current", next.current}, {"next", next.next}})));
+                   }));
+  });
 }
 
 // -- logs ---------------------------------------------------------------------------------------
@@ -1052,8 +1179,9 @@ constexpr route routes[] = {
     {"POST", "/v2/keys/rotate", rotate_keys},
     {"GET", "/v2/events", list_logs},
     {"GET", "/v2/logs", list_logs},
-    {"GET", "/v2/flowControl*", not_implemented},
-    {"POST", "/v2/flowControl*", not_implemented},
+    {"GET", "/v2/flowControl", not_implemented},
+    {"GET", "/v2/flowControl/*", not_implemented},
+    {"POST", "/v2/flowControl/*", not_implemented},
     {"GET", "/v2/globalParallelism", not_implemented},
 };
 

@@ -102,6 +102,7 @@ std::optional<bad_request> callback_option(const config::relay_config& cfg, std:
     if (!d || d->count() < 0 || *d > cfg.limits.max_delay) {
       return bad_request{400, "invalid_duration", header + " must be a duration such as 30s"};
     }
+    if (iequals(what, "Timeout") && d->count() == 0) return bad_request{400, "invalid_duration", header + " must be longer than 0s"};
     if (iequals(what, "Timeout")) (failure ? o.failure_callback_timeout_ms : o.callback_timeout_ms) = d->count();
     else (failure ? o.failure_callback_delay_ms : o.callback_delay_ms) = d->count();
   } else if (iequals(what, "Retries")) {
@@ -114,6 +115,9 @@ std::optional<bad_request> callback_option(const config::relay_config& cfg, std:
     if (auto bad = check_retry_delay(header, v)) return bad;
     (failure ? o.failure_callback_retry_delay : o.callback_retry_delay) = v;
   } else if (istarts_with(what, "Forward-") && what.size() > 8) {
+    if (!is_header_name(what.substr(8)) || !is_header_value(v)) {
+      return bad_request{400, "invalid_header", header + " is not a valid header name and value (no control characters)"};
+    }
     (failure ? o.failure_callback_headers : o.callback_headers).push_back({canonical(what.substr(8)), v});
   }
   return std::nullopt;
@@ -243,10 +247,6 @@ std::variant<translation, bad_request> translate(const config::relay_config& cfg
         if (!iequals(n, t.upstash)) continue;
         retries_given = retries_given || iequals(n, "Upstash-Retries");
         std::string value = iequals(n, "Upstash-Timeout") || iequals(n, "Upstash-Delay") ? whole_duration(h.value) : h.value;
-        if (iequals(n, "Upstash-Not-Before")) {
-          auto digits = !value.empty() && value.size() < 14 && value.find_first_not_of("0123456789") == std::string::npos;
-          if (digits) o.not_before_ms = std::stoll(value) * 1000;
-        }
         v1.headers.push_back({t.v1, std::move(value)});
       }
     } else {
@@ -264,6 +264,20 @@ std::variant<translation, bad_request> translate(const config::relay_config& cfg
   if (!in.queue.empty()) v1.headers.push_back({"X-Queue", in.queue});
   v1.body = std::move(in.body);
   return t;
+}
+
+/// A callback's -Timeout, as Upstash-Timeout: above 0 and within the policy's max_timeout.
+std::optional<bad_request> check_callback_timeouts(const config::relay_config& cfg, const std::string& policy,
+                                                   const qstash::options& o) {
+  auto max = cfg.policies.at(policy).max_timeout.count();
+  for (auto [name, ms] : {std::pair{"Upstash-Callback-Timeout", o.callback_timeout_ms},
+                          std::pair{"Upstash-Failure-Callback-Timeout", o.failure_callback_timeout_ms}}) {
+    if (ms > max) {
+      return bad_request{400, "timeout_too_long", std::string(name) + " is over the policy's max_timeout (" +
+                                                      format_duration(std::chrono::milliseconds(max)) + ")"};
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -298,6 +312,8 @@ std::variant<actors::submission, bad_request> parse_message(const config::relay_
     sub.fingerprint = "qstash";
   }
   o.run_attempts = sub.max_attempts.value_or(0);
+  o.not_before_ms = sub.run_at_ms;  // when it was first due: QStash's notBefore
+  if (auto bad = check_callback_timeouts(cfg, sub.policy, o)) return *bad;
   sub.qstash = qstash::encode_options(o);
   return std::move(sub);
 }
@@ -329,6 +345,8 @@ std::variant<schedule_state, bad_request> parse_schedule_message(const config::r
     return *bad;
   }
   auto& s = std::get<schedule_state>(parsed);
+  t.o.run_attempts = s.request.max_attempts.value_or(0);
+  if (auto bad = check_callback_timeouts(cfg, s.request.policy, t.o)) return *bad;
   s.request.qstash = qstash::encode_options(t.o);
   return std::move(s);
 }

@@ -177,6 +177,28 @@ TEST(QstashMessage, RefusalsNameTheUpstashHeaders) {
   EXPECT_EQ(options_of(ok).flow_control_key, "k");
 }
 
+TEST(QstashMessage, ControlCharactersNeverReachAForwardedHeader) {
+  // Values from a decoded query or batch JSON did not pass the HTTP parser: CR LF would write
+  // headers of their own into the request delivered.
+  EXPECT_EQ(refused(message(target, {{"upstash-forward-x", "a\r\nHost: internal"}})).code, "invalid_header");
+  EXPECT_EQ(refused(message(target, {{"content-type", "text/plain\r\nX-Evil: 1"}})).code, "invalid_header");
+  EXPECT_EQ(refused(message(target, {{"upstash-forward-bad name", "v"}})).code, "invalid_header");
+  EXPECT_EQ(refused(message(target, {{"upstash-callback-forward-x", "a\nb"}})).code, "invalid_header");
+  auto split = split_destination("http://127.0.0.1:9/x", "upstash-forward-x=a%0d%0aEvil:%201");
+  auto in = message(split.destination, split.query_headers);
+  EXPECT_EQ(refused(std::move(in)).code, "invalid_header");
+  auto tab = accepted(message(target, {{"upstash-forward-x", "a\tb"}}));
+  EXPECT_EQ(tab.spec.headers[0].value, "a\tb") << "a tab is allowed in a value";
+}
+
+TEST(QstashMessage, CallbackTimeoutsAreBoundByThePolicy) {
+  EXPECT_EQ(refused(message(target, {{"upstash-callback", "http://127.0.0.1:9/cb"}, {"upstash-callback-timeout", "40d"}})).code,
+            "timeout_too_long");
+  EXPECT_EQ(refused(message(target, {{"upstash-failure-callback-timeout", "0s"}})).code, "invalid_duration");
+  auto ok = accepted(message(target, {{"upstash-callback-timeout", "30s"}}));
+  EXPECT_EQ(options_of(ok).callback_timeout_ms, 30'000);
+}
+
 TEST(QstashSchedule, TakesCronAndIdAndRefusesWhatFiresSetThemselves) {
   manual_wall_clock clock(now_ms);
   auto made = parse_schedule_message(test_config(), clock, "acme",
@@ -186,7 +208,8 @@ TEST(QstashSchedule, TakesCronAndIdAndRefusesWhatFiresSetThemselves) {
   EXPECT_EQ(s.id.rfind("scd_", 0), 0u);
   EXPECT_EQ(s.cron, "*/10 * * * * *");
   EXPECT_EQ(*s.request.max_attempts, 2u);
-  EXPECT_FALSE(s.request.qstash.empty()) << "its fires are /v2 jobs";
+  ASSERT_FALSE(s.request.qstash.empty()) << "its fires are /v2 jobs";
+  EXPECT_EQ(qstash::decode_options(s.request.qstash)->run_attempts, 2u) << "a DLQ retry of a fire has its retries";
   auto named = parse_schedule_message(test_config(), clock, "acme",
                                       message(target, {{"upstash-cron", "0 9 * * 1"}, {"upstash-schedule-id", "weekly"}}));
   EXPECT_EQ(std::get<schedule_state>(named).id, "weekly");

@@ -185,6 +185,29 @@ TEST(Queues, DeclaredQueuesAreTypedAndCheckedForNamesAndRepeats) {
   EXPECT_NE(all.find("queues[3].parallelism"), std::string::npos) << all;
 }
 
+TEST(Qstash, KeysAreTypedSecretAndCheckedAgainstTheTenants) {
+  auto r = load_config_text("storage: {path: /tmp/x}\nauth: {keys: [{tenant: t, key: k}]}\n"
+                            "qstash: {enabled: true, current_signing_key: \"${CUR}\", next_signing_key: sig_n,\n"
+                            "         tenants: {t: {current_signing_key: sig_tc, next_signing_key: sig_tn}}}\n",
+                            "q.yaml", fake_env({{"CUR", "sig_c"}}));
+  ASSERT_TRUE(r.errors.empty()) << error_lines(r)[0];
+  EXPECT_TRUE(r.config->qstash.enabled);
+  ASSERT_TRUE(r.config->qstash.keys);
+  EXPECT_EQ(r.config->qstash.keys->current, "sig_c");
+  EXPECT_EQ(r.config->qstash.tenants.at("t").next, "sig_tn");
+  auto off = load_config_text("storage: {path: /tmp/x}\nauth: {keys: [{tenant: t, key: k}]}\n", "q.yaml", fake_env({}));
+  EXPECT_FALSE(off.config->qstash.enabled) << "off by default";
+  auto bad = load_config_text("storage: {path: /tmp/x}\nauth: {keys: [{tenant: t, key: k}]}\n"
+                              "qstash: {current_signing_key: sig_secret_value, tenants: {zeta: {current_signing_key: c, next_signing_key: n}}}\n",
+                              "q.yaml", fake_env({}));
+  auto lines = error_lines(bad);
+  ASSERT_EQ(lines.size(), 2u) << (lines.empty() ? "" : lines[0]);
+  std::string all = lines[0] + "\n" + lines[1];
+  EXPECT_NE(all.find("go together"), std::string::npos) << all;
+  EXPECT_NE(all.find("qstash.tenants.zeta"), std::string::npos) << all;
+  EXPECT_EQ(all.find("sig_secret_value"), std::string::npos) << "no secret in an error";
+}
+
 TEST(EnvExpansion, PlainScalarsAreTypedAfterExpansion) {
   auto r = load_config_text(
       "server:\n  io_threads: ${IO:-3}\n  listen: 127.0.0.1:${PORT}\n"

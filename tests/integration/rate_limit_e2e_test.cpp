@@ -26,9 +26,9 @@ TEST(PluginsEndToEnd, ARateLimitOf20PerSecondHoldsInEveryWindowAndEveryJobArrive
   for (const auto& r : got) seen.insert(r.headers.at("x-fetch-job-id"));
   EXPECT_EQ(seen, std::set<std::string>(ids.begin(), ids.end()));
   // Every window [t_i, t_j] holds at most 1 + 20·(t_j − t_i) arrivals. Arrival times are taken
-  // by the sink's thread after reading each request, on 2 shared cores (and under the sanitizer),
-  // so 10 ms of scheduling noise is allowed per window: two attempts sent in one 50 ms slot would
-  // still be caught.
+  // by the sink's thread after reading each request, on 2 shared cores (a build beside it once
+  // delayed one arrival by 12 ms), so 20 ms of scheduling noise is allowed per window: two
+  // attempts sent in one 50 ms slot (a few ms apart) would still be caught.
   std::vector<std::int64_t> t;
   for (const auto& r : got) {
     t.push_back(std::chrono::duration_cast<std::chrono::microseconds>(r.at.time_since_epoch()).count());
@@ -37,7 +37,7 @@ TEST(PluginsEndToEnd, ARateLimitOf20PerSecondHoldsInEveryWindowAndEveryJobArrive
   int worst_excess = 0;
   for (std::size_t i = 0; i < t.size(); ++i) {
     for (std::size_t j = i + 1; j < t.size(); ++j) {
-      double allowed = 1.0 + 20.0 * static_cast<double>(t[j] - t[i] + 10'000) / 1e6;
+      double allowed = 1.0 + 20.0 * static_cast<double>(t[j] - t[i] + 20'000) / 1e6;
       int count = static_cast<int>(j - i + 1);
       if (count > allowed) worst_excess = std::max(worst_excess, count - static_cast<int>(allowed));
     }
