@@ -150,7 +150,7 @@ bool valid_flow_control(std::string_view v) {
 
 }  // namespace
 
-bool is_url_destination(std::string_view d) { return istarts_with(d, "http://") || istarts_with(d, "https://"); }
+bool is_url_destination(std::string_view d) { return d.find("://") != std::string_view::npos; }
 
 std::string percent_decode(std::string_view s, bool plus_is_space) {
   std::string out;

@@ -22,7 +22,8 @@ struct message_input {
   std::string caller_ip;  // reported back as callerIp
 };
 
-/// True if the destination is a URL (http:// or https://), not a URL group's name.
+/// True if the destination is a URL (it has a scheme: "://"), not a URL group's name; a URL
+/// that is not http(s) is then refused as a URL, not as a group name.
 bool is_url_destination(std::string_view destination);
 
 /// The submission, with the job's QStash options (core/qstash.h) in `qstash`; or the 4xx.

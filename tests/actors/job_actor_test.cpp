@@ -62,7 +62,7 @@ class JobActor : public ::testing::Test {
   }
 
   job_actor start(std::int64_t delay_ms, std::uint32_t max_attempts = 3, job_status status = job_status::scheduled,
-                  const std::string& queue = "") {
+                  const std::string& queue = "", const std::string& qstash_options = "") {
     auto ctx = std::make_shared<job_context>();
     ctx->store = store_actor_;
     ctx->destination = caf::actor_cast<destination_actor>(destination_);
@@ -71,6 +71,7 @@ class JobActor : public ::testing::Test {
     ctx->retry = policy_;
     ctx->unit_random = [this] { return random_; };
     ctx->queues = queues_;
+    ctx->qstash_keys = qstash_keys_;
     job_state s;
     s.id = "job_01JDQX7Z8Y9ABCDEFGHJKMNPQR";
     s.tenant = "acme";
@@ -80,6 +81,7 @@ class JobActor : public ::testing::Test {
     s.run_at_ms = clock_->now_ms() + delay_ms;
     s.max_attempts = max_attempts;
     s.timeout_ms = 15'000;
+    s.qstash = qstash_options;
     if (!queue.empty()) {
       s.queue = queue;
       s.queue_stage = static_cast<std::uint8_t>(queue_stage::waiting);
@@ -130,7 +132,67 @@ class JobActor : public ::testing::Test {
   std::vector<caf::actor> jobs_;  // told to exit at teardown, finished or not
   retry_policy policy_;
   double random_ = 0.5;
+  std::shared_ptr<qstash::key_ring> qstash_keys_;
 };
+
+/// The value of header `name` of attempt `i`, or "" if it has none.
+std::string header_of(const attempt_request& req, std::string_view name) {
+  for (const auto& h : req.headers) {
+    if (h.name == name) return h.value;
+  }
+  return "";
+}
+
+TEST_F(JobActor, AQstashMessageIsSentAndRetriedAsQstashDoes) {
+  qstash_keys_ = std::make_shared<qstash::key_ring>();
+  qstash_keys_->set("", {"sig_current", "sig_next"});
+  auto a = start(0, 10, job_status::scheduled, "", R"js({"retry_delay":"1000 * (retried + 1)"})js");
+  ASSERT_EQ(rec_->attempts.size(), 1u);
+  const auto& first = rec_->attempts[0];
+  EXPECT_EQ(first.qstash_key, "sig_current") << "signed by the destination with the tenant's current key";
+  EXPECT_EQ(header_of(first, "Upstash-Message-Id"), "msg_01JDQX7Z8Y9ABCDEFGHJKMNPQR");
+  EXPECT_EQ(header_of(first, "Upstash-Retried"), "0");
+  EXPECT_EQ(header_of(first, "X-Fetch-Job-Id"), "") << "QStash's headers, not v1's";
+  answer(a, 500);  // Retry-Delay with retried = 0: 1 s
+  advance(999ms);
+  EXPECT_EQ(rec_->attempts.size(), 1u) << "retried early";
+  advance(1ms);
+  ASSERT_EQ(rec_->attempts.size(), 2u);
+  EXPECT_EQ(header_of(rec_->attempts[1], "Upstash-Retried"), "1");
+  answer(a, 500);  // retried = 1: 2 s
+  advance(1999ms);
+  EXPECT_EQ(rec_->attempts.size(), 2u);
+  advance(1ms);
+  ASSERT_EQ(rec_->attempts.size(), 3u);
+  answer(a, 429, {{"Retry-After", "7"}});  // 3 s by the expression, but the target asks for 7
+  advance(6999ms);
+  EXPECT_EQ(rec_->attempts.size(), 3u) << "Retry-After not honoured";
+  advance(1ms);
+  ASSERT_EQ(rec_->attempts.size(), 4u);
+  answer(a, 489, {{"Upstash-NonRetryable-Error", "true"}});
+  ASSERT_EQ(rec_->finished.size(), 1u) << "489 with Upstash-NonRetryable-Error ends it at once";
+  EXPECT_EQ(rec_->finished[0].status, job_status::failed);
+  EXPECT_NE(rec_->finished[0].last_error.find("489"), std::string::npos) << rec_->finished[0].last_error;
+  EXPECT_EQ(stored().attempts, 4u);
+}
+
+TEST_F(JobActor, AQstashMessageWithoutRetryDelayWaitsEToTheTwoAndAHalfNWithoutJitter) {
+  random_ = 0.99;  // v1 jitter would move the wait; QStash's has none
+  auto a = start(0, 3, job_status::scheduled, "", "{}");
+  answer(a, 503);
+  advance(12'181ms);  // e^2.5 s = 12.182 s
+  EXPECT_EQ(rec_->attempts.size(), 1u);
+  advance(1ms);
+  ASSERT_EQ(rec_->attempts.size(), 2u);
+  answer(a, 410);  // retried like any other status (v1's non_retryable does not apply)
+  advance(148'412ms);  // e^5 s = 148.413 s
+  EXPECT_EQ(rec_->attempts.size(), 2u);
+  advance(1ms);
+  ASSERT_EQ(rec_->attempts.size(), 3u);
+  answer(a, 200);
+  ASSERT_EQ(rec_->finished.size(), 1u);
+  EXPECT_EQ(rec_->finished[0].status, job_status::delivered);
+}
 
 TEST_F(JobActor, DelayedJobFiresAtItsTimeAndNotBefore) {
   auto a = start(24LL * 3'600'000);

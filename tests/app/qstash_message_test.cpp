@@ -171,7 +171,9 @@ TEST(QstashMessage, RefusalsNameTheUpstashHeaders) {
             std::string::npos);
   EXPECT_EQ(refused(message(target, {{"upstash-flow-control-value", "speed=3"}})).code, "invalid_flow_control");
   EXPECT_EQ(refused(message("", {})).code, "missing_destination");
-  EXPECT_EQ(refused(message("ftp://x/y", {})).status, 400);
+  auto ftp = refused(message("ftp://x/y", {}));
+  EXPECT_EQ(ftp.code, "invalid_url") << "a URL of another scheme, not a group name";
+  EXPECT_NE(ftp.message.find("the destination"), std::string::npos) << ftp.message;
   EXPECT_EQ(refused(message("http://10.0.0.1/x", {})).code, "blocked_destination");
   auto ok = accepted(message(target, {{"upstash-flow-control-key", "k"}, {"upstash-flow-control-value", "parallelism=2, rate=10, period=60s"}}));
   EXPECT_EQ(options_of(ok).flow_control_key, "k");
