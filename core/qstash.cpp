@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base64.h"
+#include "core/job_json.h"
 #include "core/text.h"
 #include "core/ulid.h"
 
@@ -394,9 +395,11 @@ std::string job_id_of_dlq(std::string_view dlq) {
   return is_job_id(id) ? id : "";
 }
 
-nlohmann::json header_object(const std::vector<header_pair>& headers) {
+nlohmann::json header_object(const std::vector<header_pair>& headers, bool mask_secrets) {
   nlohmann::json h = nlohmann::json::object();
-  for (const auto& p : headers) h[utf8_escaped(p.name)].push_back(utf8_escaped(p.value));
+  for (const auto& p : headers) {
+    h[utf8_escaped(p.name)].push_back(utf8_escaped(mask_secrets ? masked_header_value(p.name, p.value) : p.value));
+  }
   return h;
 }
 
@@ -404,14 +407,14 @@ std::string callback_body(const job_state& s, const job_spec& source) {
   auto o = decode_options(s.qstash).value_or(options{});
   std::uint32_t made = retries_in_run(s, o);  // attempts in this run
   nlohmann::json j = {{"status", s.response ? s.response->status : 0},
-                      {"header", header_object(s.response ? s.response->headers : std::vector<header_pair>{})},
+                      {"header", header_object(s.response ? s.response->headers : std::vector<header_pair>{}, false)},
                       {"body", base64_encode(s.response ? s.response->body : "")},
                       {"retried", made > 0 ? made - 1 : 0},
                       {"maxRetries", max_retries_in_run(s, o)},
                       {"sourceMessageId", message_id(s.id)},
                       {"url", utf8_escaped(s.url)},
                       {"method", s.method},
-                      {"sourceHeader", header_object(source.headers)},
+                      {"sourceHeader", header_object(source.headers, true)},
                       {"sourceBody", base64_encode(source.body)},
                       {"notBefore", o.not_before_ms > 0 ? o.not_before_ms : s.created_at_ms},
                       {"createdAt", s.created_at_ms}};

@@ -95,8 +95,10 @@ class key_ring {
   std::map<std::string, key_pair> pairs_;
 };
 
-/// Headers as QStash's JSON shows them: {"Name": ["value", …]}.
-nlohmann::json header_object(const std::vector<header_pair>& headers);
+/// Headers as QStash's JSON shows them: {"Name": ["value", …]}. With `mask_secrets` (a
+/// message's own request headers), the values of secret headers show as "***"
+/// (masked_header_value): the job keeps them for delivery, no answer shows them.
+nlohmann::json header_object(const std::vector<header_pair>& headers, bool mask_secrets);
 
 /// A QStash message state name for a job status (CREATED ACTIVE RETRY DELIVERED FAILED
 /// CANCELLED); `attempts` tells CREATED (no attempt yet) from RETRY.

@@ -293,7 +293,7 @@ json message_json(const job_state& s, const job_spec& spec) {
   json j = {{"messageId", qstash::message_id(s.id)},
             {"url", utf8_escaped(s.url)},
             {"method", s.method},
-            {"header", header_object(spec.headers)},
+            {"header", header_object(spec.headers, true)},
             {"maxRetries", qstash::max_retries_in_run(s, o)},
             {"notBefore", o.not_before_ms > 0 ? o.not_before_ms : s.created_at_ms},
             {"createdAt", s.created_at_ms},
@@ -444,7 +444,7 @@ json dlq_json(const job_state& s, const job_spec& spec) {
   j["dlqId"] = qstash::dlq_id(s);
   if (s.response) {
     j["responseStatus"] = s.response->status;
-    j["responseHeader"] = header_object(s.response->headers);
+    j["responseHeader"] = header_object(s.response->headers, false);
     if (is_valid_utf8(s.response->body)) j["responseBody"] = s.response->body;
     else j["responseBodyBase64"] = base64_encode(s.response->body);
   }
@@ -785,7 +785,7 @@ json schedule_json(const schedule_state& s) {
             {"createdAt", s.created_at_ms},
             {"destination", utf8_escaped(r.topic.empty() ? r.spec.url : r.topic)},
             {"method", r.spec.method},
-            {"header", header_object(r.spec.headers)},
+            {"header", header_object(r.spec.headers, true)},
             {"retries", r.max_attempts && *r.max_attempts > 0 ? *r.max_attempts - 1 : 3},
             {"isPaused", s.paused}};
   if (is_valid_utf8(r.spec.body)) j["body"] = r.spec.body;

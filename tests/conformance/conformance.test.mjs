@@ -109,7 +109,7 @@ describe("publish", () => {
 describe("callbacks", () => {
   test("a delivered message calls its callback, a failed one its failure callback, with QStash's bodies", async () => {
     const ok = await client.publish({
-      url: `${sink.base}/cb/target`, body: "source body", headers: { "X-Src": "1" },
+      url: `${sink.base}/cb/target`, body: "source body", headers: { "X-Src": "1", Authorization: "Bearer target-only" },
       callback: `${sink.base}/cb/done`, failureCallback: `${sink.base}/cb/failed`,
     });
     const bad = await client.publish({
@@ -124,6 +124,7 @@ describe("callbacks", () => {
     assert.equal(Buffer.from(d.body, "base64").toString(), "ok");
     assert.equal(Buffer.from(d.sourceBody, "base64").toString(), "source body");
     assert.deepEqual(d.sourceHeader["X-Src"], ["1"]);
+    assert.deepEqual(d.sourceHeader.Authorization, ["***"], "the target's secret is not sent to the callback");
     assert.equal(d.url, `${sink.base}/cb/target`);
     assert.equal(d.method, "POST");
     assert.equal(d.retried, 0);
@@ -144,7 +145,8 @@ describe("callbacks", () => {
 describe("messages", () => {
   test("get and cancel one message", async () => {
     const { messageId } = await client.publishJSON({
-      url: `${sink.base}/later`, body: { later: true }, delay: 3600, headers: { "X-Keep": "k" }, retries: 5,
+      url: `${sink.base}/later`, body: { later: true }, delay: 3600, retries: 5,
+      headers: { "X-Keep": "k", Authorization: "Bearer downstream-secret", "X-Api-Key": "k-secret" },
     });
     const m = await client.messages.get(messageId);
     assert.equal(m.messageId, messageId);
@@ -152,6 +154,8 @@ describe("messages", () => {
     assert.equal(m.method, "POST");
     assert.equal(m.body, '{"later":true}');
     assert.deepEqual(m.header["X-Keep"], ["k"]);
+    assert.deepEqual(m.header.Authorization, ["***"], "secrets never in an answer");
+    assert.deepEqual(m.header["X-Api-Key"], ["***"]);
     assert.equal(m.maxRetries, 5);
     assert.ok(m.notBefore - m.createdAt >= 3_599_000, "notBefore is the delay later, in ms");
     assert.deepEqual(await client.messages.cancel(messageId), { cancelled: 1 });
