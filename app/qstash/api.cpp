@@ -287,6 +287,27 @@ void batch(call& c) {
 
 using qstash::header_object;
 
+/// What a message and a schedule show alike: the body (as text, or base64 if it is not UTF-8),
+/// callbacks, queue, and the QStash options that have a value.
+void add_request_fields(json& j, const std::string& body, const std::string& callback, const std::string& failure_callback,
+                        const std::string& queue, const qstash::options& o) {
+  if (is_valid_utf8(body)) j["body"] = body;
+  else j["bodyBase64"] = base64_encode(body);
+  auto put = [&](const char* k, const std::string& v) {
+    if (!v.empty()) j[k] = utf8_escaped(v);
+  };
+  put("callback", callback);
+  put("failureCallback", failure_callback);
+  put("queueName", queue);
+  put("retryDelayExpression", o.retry_delay);
+  put("callerIp", o.caller_ip);
+  put("flowControlKey", o.flow_control_key);
+  if (!o.label.empty()) {
+    j["label"] = utf8_escaped(o.label);
+    j["labels"] = json::array({utf8_escaped(o.label)});
+  }
+}
+
 /// A job as QStash shows a message (GET /v2/messages/{id}); also the base of a DLQ entry.
 json message_json(const job_state& s, const job_spec& spec) {
   auto o = qstash::decode_options(s.qstash).value_or(qstash::options{});
@@ -298,24 +319,12 @@ json message_json(const job_state& s, const job_spec& spec) {
             {"notBefore", o.not_before_ms > 0 ? o.not_before_ms : s.created_at_ms},
             {"createdAt", s.created_at_ms},
             {"state", qstash::state_name(s.status, s.attempts)}};
-  if (is_valid_utf8(spec.body)) j["body"] = spec.body;
-  else j["bodyBase64"] = base64_encode(spec.body);
-  auto put = [&](const char* k, const std::string& v) {
-    if (!v.empty()) j[k] = utf8_escaped(v);
-  };
-  put("topicName", s.topic);
-  put("endpointName", s.topic.empty() ? "" : s.endpoint);
-  put("queueName", s.queue);
-  put("scheduleId", s.schedule_id);
-  put("callback", s.callback_url);
-  put("failureCallback", s.failure_callback_url);
-  put("retryDelayExpression", o.retry_delay);
-  put("callerIp", o.caller_ip);
-  put("flowControlKey", o.flow_control_key);
-  if (!o.label.empty()) {
-    j["label"] = utf8_escaped(o.label);
-    j["labels"] = json::array({utf8_escaped(o.label)});
+  add_request_fields(j, spec.body, s.callback_url, s.failure_callback_url, s.queue, o);
+  if (!s.topic.empty()) {
+    j["topicName"] = utf8_escaped(s.topic);
+    j["endpointName"] = utf8_escaped(s.endpoint);
   }
+  if (!s.schedule_id.empty()) j["scheduleId"] = utf8_escaped(s.schedule_id);
   return j;
 }
 
@@ -788,21 +797,7 @@ json schedule_json(const schedule_state& s) {
             {"header", header_object(r.spec.headers, true)},
             {"retries", r.max_attempts && *r.max_attempts > 0 ? *r.max_attempts - 1 : 3},
             {"isPaused", s.paused}};
-  if (is_valid_utf8(r.spec.body)) j["body"] = r.spec.body;
-  else j["bodyBase64"] = base64_encode(r.spec.body);
-  auto put = [&](const char* k, const std::string& v) {
-    if (!v.empty()) j[k] = utf8_escaped(v);
-  };
-  put("callback", r.callback_url);
-  put("failureCallback", r.failure_callback_url);
-  put("queueName", r.queue);
-  put("retryDelayExpression", o.retry_delay);
-  put("callerIp", o.caller_ip);
-  put("flowControlKey", o.flow_control_key);
-  if (!o.label.empty()) {
-    j["label"] = utf8_escaped(o.label);
-    j["labels"] = json::array({utf8_escaped(o.label)});
-  }
+  add_request_fields(j, r.spec.body, r.callback_url, r.failure_callback_url, r.queue, o);
   if (r.timeout_ms) j["timeout"] = *r.timeout_ms / 1000;
   if (s.last_run_at_ms > 0) j["lastScheduleTime"] = s.last_run_at_ms;
   if (s.next_run_at_ms > 0) j["nextScheduleTime"] = s.next_run_at_ms;
