@@ -38,9 +38,12 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-# Node runs the npm receivers used by end-to-end tests (standardwebhooks); only if no node at all.
+# Node and npm run the npm packages of the end-to-end tests (standardwebhooks, the QStash SDK
+# conformance suite); Debian's only if there is no node (or no npm) at all.
 if ! command -v node >/dev/null 2>&1; then
   missing+=(nodejs npm)
+elif ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
 fi
 
 if [ -n "$LIST" ]; then

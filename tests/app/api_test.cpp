@@ -66,6 +66,28 @@ TEST_F(Api, UnknownPathsAre404AndV1AsksForTheKeyFirst) {
   EXPECT_EQ(ask("GET", "/v1/jobs", "Authorization: Bearer wrong\r\n").status, 401);
 }
 
+TEST_F(Api, V2IsOffUnlessEnabledThenAsksForItsTokenAndAnswersQstashErrors) {
+  auto off = ask("GET", "/v2/keys");
+  EXPECT_EQ(off.status, 404);
+  EXPECT_NE(off.body.find("qstash_disabled"), std::string::npos) << off.body;
+  cfg_->qstash.enabled = true;
+  ready_->store(true);
+  auto no_token = ask("GET", "/v2/nope", "");
+  EXPECT_EQ(no_token.status, 401) << "no route is told to a caller without a token";
+  EXPECT_EQ(no_token.body.rfind("{\"error\":\"Unauthorized", 0), 0u) << no_token.body;
+  EXPECT_EQ(ask("GET", "/v2/keys?qstash_token=wrong", "").status, 401);
+  EXPECT_EQ(ask("GET", "/v2/nope?qstash_token=relay_sk_acme_123", "").status, 404) << "a token in the query is a token";
+  EXPECT_EQ(ask("PUT", "/v2/batch").status, 405);
+  EXPECT_EQ(ask("GET", "/v2/flowControl/k").status, 501);
+  auto bad = ask("POST", "/v2/publish/ftp://x/y");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("{\"error\":\"the destination"), std::string::npos) << bad.body;
+  EXPECT_EQ(ask("POST", "/v2/enqueue/bad%20name/http://127.0.0.1:9/").status, 400);
+  EXPECT_EQ(ask("POST", "/v2/publish/http://127.0.0.1:9/x?upstash-delay=soon").status, 400) << "query params are headers";
+  ready_->store(false);
+  EXPECT_EQ(ask("POST", "/v2/publish/http://127.0.0.1:9/x").status, 503) << "the store is not open";
+}
+
 TEST_F(Api, AJobIdThatIsNotOneIs404ForEveryJobRoute) {
   for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
            {"GET", "/v1/jobs/nope"}, {"DELETE", "/v1/jobs/nope"}, {"POST", "/v1/jobs/nope/retry"}, {"POST", "/v1/jobs/nope/run"}, {"GET", "/v1/jobs/"}}) {
