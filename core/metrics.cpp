@@ -1,6 +1,14 @@
 #include "core/metrics.h"
 
+#include <dirent.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "core/version.h"
 
 namespace fetchrelay {
 
@@ -77,22 +85,95 @@ attempt_class classify_attempt(int status, error_class e) noexcept {
 
 namespace {
 const std::vector<double> latency_ms{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000};
+
+/// A sample value: integers as integers, the rest with enough digits.
+std::string number(double v) {
+  char buf[64];
+  if (v == static_cast<double>(static_cast<std::int64_t>(v)) && v < 9.0e15 && v > -9.0e15) {
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.6f", v);
+  }
+  return buf;
+}
+
+/// The HELP text as Prometheus escapes it (backslash and newline).
+std::string help_text(std::string_view h) {
+  std::string out;
+  for (char c : h) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+/// Seconds of CPU (user + system) and resident bytes of this process, from /proc/self/stat.
+struct proc_stat {
+  double cpu_s = 0;
+  double rss_bytes = 0;
+};
+
+proc_stat read_proc_stat() {
+  proc_stat p;
+  std::ifstream f("/proc/self/stat");
+  std::string line;
+  if (!std::getline(f, line)) return p;
+  auto close = line.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return p;
+  std::istringstream in(line.substr(close + 2));
+  std::string field;
+  // Fields after the name: 3 state … 14 utime 15 stime … 24 rss (man 5 proc).
+  double utime = 0, stime = 0, rss = 0;
+  for (int i = 3; i <= 24 && in >> field; ++i) {
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) stime = std::stod(field);
+    if (i == 24) rss = std::stod(field);
+  }
+  double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  p.cpu_s = ticks > 0 ? (utime + stime) / ticks : 0;
+  p.rss_bytes = rss * static_cast<double>(sysconf(_SC_PAGESIZE));
+  return p;
+}
+
+std::int64_t open_fds() {
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return 0;
+  std::int64_t n = 0;
+  while (auto* e = readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  closedir(d);
+  return n - 1;  // the directory stream's own descriptor
+}
+
 }  // namespace
 
 relay_metrics::relay_metrics()
     : delivery_latency(latency_ms), lateness(latency_ms), commit_latency({0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250}),
-      commit_batch({1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}) {}
-
-void relay_metrics::add_count(const std::string& family, const std::string& labels, std::uint64_t delta) {
-  std::lock_guard<std::mutex> lock(named_mu_);
-  named_[family].samples[labels] += static_cast<std::int64_t>(delta);
+      commit_batch({1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}),
+      start_time_s_(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()) {
+  describe("fetchrelay_deferrals_total", "Attempts deferred (not sent, not counted as attempts), by the plugin that deferred them.");
 }
 
-void relay_metrics::set_gauge(const std::string& family, const std::string& labels, std::int64_t value) {
+void relay_metrics::describe(const std::string& family, std::string help) {
+  std::lock_guard<std::mutex> lock(named_mu_);
+  described_[family] = std::move(help);
+}
+
+void relay_metrics::add_count(const std::string& family, const std::string& labels, double delta, std::string_view help) {
+  std::lock_guard<std::mutex> lock(named_mu_);
+  auto& f = named_[family];
+  if (f.help.empty()) f.help = help;
+  f.samples[labels] += delta;
+}
+
+void relay_metrics::set_gauge(const std::string& family, const std::string& labels, std::int64_t value, std::string_view help) {
   std::lock_guard<std::mutex> lock(named_mu_);
   auto& f = named_[family];
   f.gauge = true;
-  f.samples[labels] = value;
+  if (f.help.empty()) f.help = help;
+  f.samples[labels] = static_cast<double>(value);
 }
 
 std::string relay_metrics::render() const {
@@ -135,13 +216,24 @@ std::string relay_metrics::render() const {
   line("fetchrelay_http_requests_receiving", "gauge",
        "API connections whose request has begun to arrive and is not complete (slow uploads show here).",
        std::to_string(http_receiving.load()));
-  std::lock_guard<std::mutex> lock(named_mu_);
-  for (const auto& [name, f] : named_) {
-    out += "# TYPE " + name + (f.gauge ? " gauge\n" : " counter\n");
-    for (const auto& [labels, v] : f.samples) {
-      out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + std::to_string(v) + "\n";
+  {
+    std::lock_guard<std::mutex> lock(named_mu_);
+    for (const auto& [name, f] : named_) {
+      auto d = described_.find(name);
+      std::string help = d != described_.end() ? d->second : f.help.empty() ? "Named at run time." : f.help;
+      out += "# HELP " + name + " " + help_text(help) + "\n# TYPE " + name + (f.gauge ? " gauge\n" : " counter\n");
+      for (const auto& [labels, v] : f.samples) {
+        out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + number(v) + "\n";
+      }
     }
   }
+  out += "# HELP fetchrelay_build_info The running build: version and git revision.\n# TYPE fetchrelay_build_info gauge\n";
+  out += "fetchrelay_build_info{version=\"" + std::string(version()) + "\",revision=\"" + std::string(git_revision()) + "\"} 1\n";
+  auto p = read_proc_stat();
+  line("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", number(p.cpu_s));
+  line("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", number(p.rss_bytes));
+  line("process_open_fds", "gauge", "Number of open file descriptors.", std::to_string(open_fds()));
+  line("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.", number(start_time_s_));
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/job.h"
@@ -64,18 +65,26 @@ struct relay_metrics {
 
   /// Counters and gauges named at run time (by plugins, by deferral reasons). `labels` is the
   /// Prometheus label list without braces (`origin="http://a:80",policy="default"`) or "".
-  void add_count(const std::string& family, const std::string& labels, std::uint64_t delta);
-  void set_gauge(const std::string& family, const std::string& labels, std::int64_t value);
+  /// `help` is the family's HELP text unless describe() gave one.
+  void add_count(const std::string& family, const std::string& labels, double delta, std::string_view help = {});
+  void set_gauge(const std::string& family, const std::string& labels, std::int64_t value, std::string_view help = {});
+  /// The HELP text of a family named at run time (a plugin's own words); wins over the default.
+  void describe(const std::string& family, std::string help);
 
+  /// The text exposition: every family with HELP and TYPE, then fetchrelay_build_info and the
+  /// process_* series (CPU, resident memory, open fds, start time) read from /proc.
   std::string render() const;
 
  private:
   struct family {
     bool gauge = false;
-    std::map<std::string, std::int64_t> samples;  // by labels
+    std::string help;
+    std::map<std::string, double> samples;  // by labels
   };
   mutable std::mutex named_mu_;
   std::map<std::string, family> named_;
+  std::map<std::string, std::string> described_;  // family -> HELP given by describe()
+  double start_time_s_;                           // process_start_time_seconds
 };
 
 }  // namespace fetchrelay

@@ -16,6 +16,7 @@ PACKAGES=(
   nlohmann-json3-dev
   libhowardhinnant-date-dev tzdata
   curl
+  prometheus      # promtool: a test checks /metrics with `promtool check metrics`
 )
 
 # --bench adds what `make bench` needs: nginx (the sink and the direct ceiling) and wrk. It must

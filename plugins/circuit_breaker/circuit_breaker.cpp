@@ -29,6 +29,11 @@ std::int64_t duration(const nlohmann::json& c, const char* key) {
 class circuit_breaker final : public fetchrelay::sdk::plugin {
  public:
   circuit_breaker(const fetchrelay::sdk::host& host, std::string_view config) : host_(host) {
+    host_.describe("state", "Breaker state: 0 closed, 1 open, 2 half-open.");
+    host_.describe("opened", "Times the breaker opened.");
+    host_.describe("half_opened", "Times the breaker let probes through (half-open).");
+    host_.describe("closed", "Times the breaker closed again after a successful probe.");
+    host_.describe("deferred", "Attempts deferred while the breaker was open.");
     auto c = nlohmann::json::parse(config);
     consecutive_limit_ = c.at("consecutive_failures").get<int>();
     failure_ratio_ = c.at("failure_ratio").get<double>();

@@ -48,6 +48,11 @@ namespace {
 
 chain::step& step_of(void* ctx) { return *static_cast<chain::step*>(ctx); }
 
+/// fetchrelay_plugin_<plugin>_<name><suffix>: the series a plugin's count, gauge or count_seconds writes.
+std::string plugin_series(const chain::step& s, const char* name, const char* suffix) {
+  return "fetchrelay_plugin_" + s.m->name + "_" + name + suffix;
+}
+
 fr_host_v1 make_host(chain::step* s) {
   fr_host_v1 h{};
   h.abi_version = FETCHRELAY_PLUGIN_ABI_VERSION;
@@ -109,12 +114,25 @@ fr_host_v1 make_host(chain::step* s) {
   h.count = [](void* ctx, const char* name, uint64_t delta) {
     auto& s = step_of(ctx);
     if (!s.svc.metrics || !valid_name(name)) return;
-    s.svc.metrics->add_count("fetchrelay_plugin_" + s.m->name + "_" + name + "_total", s.svc.labels, delta);
+    s.svc.metrics->add_count(plugin_series(s, name, "_total"), s.svc.labels, static_cast<double>(delta),
+                             "Counter " + std::string(name) + " of plugin " + s.m->name + ".");
   };
   h.gauge = [](void* ctx, const char* name, int64_t value) {
     auto& s = step_of(ctx);
     if (!s.svc.metrics || !valid_name(name)) return;
-    s.svc.metrics->set_gauge("fetchrelay_plugin_" + s.m->name + "_" + name, s.svc.labels, value);
+    s.svc.metrics->set_gauge(plugin_series(s, name, ""), s.svc.labels, value,
+                             "Gauge " + std::string(name) + " of plugin " + s.m->name + ".");
+  };
+  h.describe = [](void* ctx, const char* name, const char* help) {
+    auto& s = step_of(ctx);
+    if (!s.svc.metrics || !valid_name(name) || !help) return;
+    for (const char* suffix : {"", "_total", "_seconds_total"}) s.svc.metrics->describe(plugin_series(s, name, suffix), help);
+  };
+  h.count_seconds = [](void* ctx, const char* name, double seconds) {
+    auto& s = step_of(ctx);
+    if (!s.svc.metrics || !valid_name(name) || !(seconds >= 0)) return;
+    s.svc.metrics->add_count(plugin_series(s, name, "_seconds_total"), s.svc.labels, seconds,
+                             "Seconds counted as " + std::string(name) + " by plugin " + s.m->name + ".");
   };
   return h;
 }

@@ -21,6 +21,10 @@ using fetchrelay::sdk::verdict;
 class rate_limit final : public fetchrelay::sdk::plugin {
  public:
   rate_limit(const fetchrelay::sdk::host& host, std::string_view config) : host_(host) {
+    host_.describe("deferred", "Attempts the rate limit deferred to a later slot.");
+    host_.describe("deferred_in_flight", "Attempts deferred because max_in_flight attempts were in flight.");
+    host_.describe("wait", "Seconds of waiting the rate limit imposed on deferred attempts.");
+    host_.describe("paused", "Times the target answered 429 with Retry-After and sending paused until then.");
     auto c = nlohmann::json::parse(config);
     rate_text_ = c.at("rate").get<std::string>();
     auto slash = rate_text_.find('/');
@@ -74,7 +78,7 @@ class rate_limit final : public fetchrelay::sdk::plugin {
     if (reservations_.size() > 100'000) prune(now);
     reservations_[id] = slot;
     host_.count("deferred");
-    host_.count("wait_ms", static_cast<std::uint64_t>((slot - now + 999) / 1000));
+    host_.count_seconds("wait", static_cast<double>(slot - now) / 1e6);
     return defer_until(slot, "rate_limit: over " + rate_text_);
   }
 

@@ -56,6 +56,7 @@ std::string hex(const std::string& bytes) {
 class signing final : public fetchrelay::sdk::plugin {
  public:
   signing(const fetchrelay::sdk::host& host, std::string_view config) : host_(host) {
+    host_.describe("signed", "Attempts signed.");
     auto c = nlohmann::json::parse(config);
     standard_ = c.at("scheme").get<std::string>() == "standard-webhooks";
     header_ = c.at("header").get<std::string>();

@@ -47,6 +47,51 @@ TEST(PluginsEndToEnd, ABreakerStopsHammeringADeadTargetAndEveryJobIsDeliveredOnc
   EXPECT_GT(metric_value(text, "fetchrelay_deferrals_total{plugin=\"circuit_breaker\"}"), 0);
 }
 
+/// Runs `promtool check metrics` on `text`; its exit code and output.
+std::pair<int, std::string> promtool_check(const temp_dir& dir, const std::string& text) {
+  std::string file = dir.file("metrics.txt");
+  std::ofstream(file) << text;
+  std::string out;
+  auto r = run_command("/bin/sh", {"-c", "promtool check metrics < " + file}, out, 60s);
+  return {r.exited ? r.code : -1, out};
+}
+
+TEST(PluginsEndToEnd, MetricsPassPromtoolWithEveryBuiltInPluginLoadedAfterTraffic) {
+  temp_dir dir;
+  test_origin origin;
+  std::string cfg = config(dir);
+  cfg.replace(cfg.find("load: [rate_limit, circuit_breaker]"), 35, "load: [rate_limit, circuit_breaker, signing]");
+  cfg += "  signed:\n    retry: {attempts: 1}\n    pipeline: [{signing: {secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]\n";
+  relay_process relay(dir, cfg, key);
+  ASSERT_NE(relay.port(), 0) << relay.log();
+  auto limited = submit(relay, origin, "/echo", "limited", 6);       // deferred by the rate limit: waits counted
+  auto guarded = submit(relay, origin, "/switch", "guarded", 5);     // 503s open the breaker
+  auto signed_ids = submit(relay, origin, "/echo", "signed", 2);     // signed
+  for (const auto& id : limited) EXPECT_EQ(relay.wait_terminal(id)["status"], "delivered") << id;
+  for (const auto& id : signed_ids) EXPECT_EQ(relay.wait_terminal(id)["status"], "delivered") << id;
+  ASSERT_TRUE(wait_until(
+      [&] { return metric_sum(relay.call("GET", "/metrics", "")->body, "fetchrelay_plugin_circuit_breaker_opened_total") >= 1; },
+      10s));
+  std::string text = relay.call("GET", "/metrics", "")->body;
+
+  for (const char* series : {"fetchrelay_plugin_rate_limit_wait_seconds_total", "fetchrelay_plugin_signing_signed_total",
+                             "fetchrelay_plugin_circuit_breaker_state", "fetchrelay_deferrals_total", "process_cpu_seconds_total",
+                             "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"}) {
+    EXPECT_NE(text.find("# HELP " + std::string(series) + " "), std::string::npos) << series << " has no HELP:\n" << text;
+  }
+  EXPECT_GT(metric_sum(text, "fetchrelay_plugin_rate_limit_wait_seconds_total"), 0);
+  EXPECT_GT(metric_value(text, "process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(metric_value(text, "process_open_fds"), 3);
+  EXPECT_NE(text.find("fetchrelay_build_info{version=\""), std::string::npos);
+  EXPECT_EQ(text.find("_ms_total"), std::string::npos) << "durations are in seconds";
+
+  auto [code, out] = promtool_check(dir, text);
+  EXPECT_EQ(code, 0) << "promtool check metrics (Debian package prometheus):\n" << out;
+  // The check can fail: a series without HELP and with a unit abbreviated is refused.
+  auto [bad_code, bad_out] = promtool_check(dir, text + "# TYPE fetchrelay_wait_ms_total counter\nfetchrelay_wait_ms_total 1\n");
+  EXPECT_NE(bad_code, 0) << bad_out;
+}
+
 TEST(PluginsEndToEnd, SignaturesVerifyWithTheStandardWebhooksPackageOnANodeReceiver) {
   temp_dir dir;
   // The receiver and its dependencies, installed from the committed lockfile.

@@ -13,6 +13,7 @@ namespace {
 class env_auth final : public fetchrelay::sdk::plugin {
  public:
   env_auth(const fetchrelay::sdk::host& host, std::string_view config) : host_(host) {
+    host_.describe("applied", "Attempts given the header from the environment.");
     auto c = nlohmann::json::parse(config);
     header_ = c.at("header").get<std::string>();
     std::string var = c.at("env").get<std::string>();

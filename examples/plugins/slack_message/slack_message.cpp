@@ -15,6 +15,7 @@ namespace {
 class slack_message final : public fetchrelay::sdk::plugin {
  public:
   slack_message(const fetchrelay::sdk::host& host, std::string_view config) : host_(host) {
+    host_.describe("shaped", "Bodies reshaped into a Slack message.");
     title_field_ = nlohmann::json::parse(config).at("title_field").get<std::string>();
   }
 

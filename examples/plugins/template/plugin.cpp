@@ -7,7 +7,11 @@ namespace {
 class plugin final : public fetchrelay::sdk::plugin {
  public:
   // config_json: your block from the pipeline, checked against the schema below, defaults applied.
-  plugin(const fetchrelay::sdk::host& host, std::string_view /*config_json*/) : host_(host) {}
+  plugin(const fetchrelay::sdk::host& host, std::string_view /*config_json*/) : host_(host) {
+    // HELP texts for /metrics (promtool wants one per series).
+    host_.describe("attempts", "Attempts this plugin saw.");
+    host_.describe("target_failures", "Attempts the target failed (network error, timeout, 5xx or 429).");
+  }
 
   // Before each attempt, in pipeline order: change headers or body, or defer, or reject.
   fetchrelay::sdk::verdict on_attempt(fetchrelay::sdk::attempt& a) override {

@@ -108,6 +108,15 @@ typedef struct fr_host_v1 {
   void (*count)(void* ctx, const char* name, uint64_t delta);
   /* Sets gauge fetchrelay_plugin_<plugin>_<name>, labelled likewise. */
   void (*gauge)(void* ctx, const char* name, int64_t value);
+
+  /* Appended to ABI 1 after its first release: the table only grows at its end, so a plugin
+   * built before never reads these; one that uses them needs a host that has them. */
+  /* The HELP text of this plugin's series `name` (as given to count, gauge or count_seconds),
+   * shown in /metrics; call it from create. Without it the host writes a generic one. */
+  void (*describe)(void* ctx, const char* name, const char* help);
+  /* Adds seconds (a duration: waits, time spent) to counter
+   * fetchrelay_plugin_<plugin>_<name>_seconds_total, labelled likewise. */
+  void (*count_seconds)(void* ctx, const char* name, double seconds);
 } fr_host_v1;
 
 /* The plugin's table. */
