@@ -31,6 +31,9 @@ plugins::chain* chain_for(self_ptr self, const destination_options& o, const std
   }
   plugins::services svc = o.pipelines->services;
   svc.labels = "origin=\"" + o.origin + "\",policy=\"" + policy + "\"";
+  if (o.stats) {
+    svc.on_gauge = [stats = o.stats, policy](std::string_view name, std::int64_t v) { stats->plugin_gauge(policy, name, v); };
+  }
   auto made = plugins::chain::create(*o.pipelines->registry, policy, steps->second, svc);
   if (!made) {
     spdlog::error("{}: {}", o.origin, made.error().message());
@@ -76,6 +79,7 @@ bool run_chain(self_ptr self, const destination_options& o, plugins::chain* c, a
     } else if (o.metrics) {
       o.metrics->add_count("fetchrelay_deferrals_total", "plugin=\"" + v.by + "\"", 1);
     }
+    if (o.stats && v.kind == FR_DEFER) o.stats->deferred(req.tenant, v.by, o.clock->now_ms());
     req.job_id = std::move(d.job_id);
     reply_not_sent(req, v, *o.clock);
     return false;
@@ -118,9 +122,10 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
   auto me = caf::actor_cast<destination_actor>(self);
   std::int64_t started = o.clock->now_ms();
   auto t0 = std::chrono::steady_clock::now();
+  if (o.stats) o.stats->started(req.tenant, started);
   o.client->send(std::move(out), req.timeout,
                  [me, reply_to = req.reply_to, gen = req.generation, started, t0, ticket,
-                  token = std::move(req.token)](outbound_result r) {
+                  token = std::move(req.token), stats = o.stats, tenant = std::move(req.tenant)](outbound_result r) {
                    attempt_result a;
                    a.generation = gen;
                    a.token = token;
@@ -134,6 +139,12 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
                    } else if (r.error) {
                      a.kind = r.error->kind;
                      a.error = std::move(r.error->message);
+                   }
+                   if (stats) {
+                     bool ok = a.status >= 200 && a.status < 300;
+                     stats->finished(tenant, ok,
+                                     ok ? std::string() : a.status ? std::to_string(a.status) : std::string(to_string(a.kind)) + ": " + a.error,
+                                     started + a.duration_ms);
                    }
                    caf::anon_send(me, finished_atom::value, std::move(a), reply_to, ticket);
                  });

@@ -13,6 +13,7 @@
 
 #include "actors/messages.h"
 #include "core/clock.h"
+#include "core/destinations.h"
 #include "core/metrics.h"
 #include "core/delivery.h"
 #include "plugins/host/plugin_host.h"
@@ -89,6 +90,7 @@ struct destination_options {
   std::shared_ptr<const wall_clock> clock;
   std::shared_ptr<relay_metrics> metrics;     // may be null
   std::shared_ptr<delivery_drain> drain;      // may be null
+  std::shared_ptr<origin_stats> stats;        // this origin on the destinations board; may be null
 };
 
 destination_actor::behavior_type destination_actor_impl(destination_actor::stateful_pointer<destination_state> self,

@@ -220,7 +220,8 @@ void on_deferred(self_ptr self, const job_context& ctx, const attempt_result& r)
 attempt_record record_attempt(job_actor_state& st, const attempt_result& r) {
   st.s.attempts += 1;
   attempt_record rec{st.s.attempts, r.started_at_ms, r.duration_ms, static_cast<std::uint16_t>(r.status),
-                     r.kind == error_class::none ? std::string() : std::string(to_string(r.kind)) + ": " + r.error};
+                     r.kind == error_class::none ? std::string() : std::string(to_string(r.kind)) + ": " + r.error,
+                     r.status != 0 && (r.status < 200 || r.status >= 300) ? r.body.substr(0, kept_excerpt_bytes) : std::string()};
   st.attempts.push_back(rec);
   st.s.last_status_code = static_cast<std::uint16_t>(r.status);
   if (r.status != 0) {
@@ -496,7 +497,7 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
         on_granted(self, *ctx, r, reply);
       },
       [self](read_atom, const completion<result<std::optional<job_view>>>& reply) {
-        reply(std::optional<job_view>(job_view{self->state.s, self->state.attempts}));
+        reply(std::optional<job_view>(job_view{self->state.s, self->state.attempts, self->state.spec}));
       },
       [self](committed_atom, const status& s) {
         auto ctx = self->state.ctx;

@@ -44,7 +44,8 @@ destination_actor destination_for(self_ptr self, const env& e, const std::string
   else
     d = self->spawn<caf::linked>(destination_actor_impl,
                                  destination_options{key, e.client, e.options.max_in_flight_per_origin, self->state.gate,
-                                                     e.options.pipelines, e.clock, e.metrics, e.options.drain});
+                                                     e.options.pipelines, e.clock, e.metrics, e.options.drain,
+                                                     e.options.board ? e.options.board->origin(key) : nullptr});
   return d;
 }
 

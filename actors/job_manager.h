@@ -47,6 +47,8 @@ struct manager_options {
   caf::actor queues;
   /// The QStash signing keys (jobs published through /v2 are signed with them); may be null.
   std::shared_ptr<const qstash::key_ring> qstash_keys;
+  /// Per origin and tenant figures for GET /v1/destinations; may be null.
+  std::shared_ptr<destination_board> board;
 };
 
 struct manager_env;

@@ -80,6 +80,7 @@ struct idem_hit {
 struct job_view {
   job_state state;
   std::vector<attempt_record> attempts;
+  std::optional<job_spec> request;  // headers and body as submitted (shown masked)
 };
 
 using ping_atom = caf::atom_constant<caf::atom("ping")>;

@@ -114,7 +114,9 @@ result<std::optional<job_view>> read_view(persistence::store& store, const std::
   if (!*j || (*j)->tenant != tenant) return std::optional<job_view>();
   auto a = store.get_attempts(id);
   if (!a) return a.error();
-  return std::optional<job_view>(job_view{std::move(**j), std::move(*a)});
+  auto spec = store.get_spec(id);
+  if (!spec) return spec.error();
+  return std::optional<job_view>(job_view{std::move(**j), std::move(*a), std::move(*spec)});
 }
 
 /// The unfinished jobs among `ids`, whole.

@@ -398,7 +398,8 @@ void get_job(call& c) {
                      [reply = c.reply, id](result<std::optional<actors::job_view>> r) {
                        if (!r) return reply.send(response::error(503, "store_unavailable", r.error().message()));
                        if (!r.value()) return not_found_job(reply, id);
-                       reply.send(response::json(200, safe_dump(job_json(r.value()->state, r.value()->attempts))));
+                       const auto& v = *r.value();
+                       reply.send(response::json(200, safe_dump(job_json(v.state, v.attempts, v.request ? &*v.request : nullptr))));
                      }));
 }
 
@@ -511,6 +512,49 @@ void list_schedules(call& c) {
                                            });
 }
 
+// -- destinations -------------------------------------------------------------------------------
+
+nlohmann::json destination_json(const destination_view& d) {
+  auto when = [](std::int64_t ms) { return ms ? nlohmann::json(format_rfc3339(ms)) : nlohmann::json(nullptr); };
+  nlohmann::json breakers = nlohmann::json::object();
+  std::string worst;  // open over half_open over closed
+  for (const auto& [policy, state] : d.breakers) {
+    breakers[utf8_escaped(policy)] = state;
+    if (state == "open" || (state == "half_open" && worst != "open") || worst.empty()) worst = state;
+  }
+  return {{"origin", utf8_escaped(d.origin)},
+          {"breaker", worst.empty() ? nlohmann::json(nullptr) : nlohmann::json(worst)},
+          {"breakers", breakers},
+          {"in_flight", d.in_flight},
+          {"attempts_recent", d.attempts_recent},
+          {"failures_recent", d.failures_recent},
+          {"error_rate", d.attempts_recent ? static_cast<double>(d.failures_recent) / static_cast<double>(d.attempts_recent) : 0.0},
+          {"deferrals_recent", d.deferrals_recent},
+          {"rate_limit_waits_recent", d.rate_limit_waits_recent},
+          {"attempts_total", d.attempts_total},
+          {"failures_total", d.failures_total},
+          {"last_attempt_at", when(d.last_attempt_ms)},
+          {"last_error", d.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(utf8_escaped(d.last_error))},
+          {"last_error_at", when(d.last_error_ms)}};
+}
+
+/// GET /v1/destinations: the origins the tenant has sent to since start, in origin order.
+void list_destinations(call& c) {
+  auto q = query_params(c.req.target);
+  if (auto bad = unknown_param(q, page_params, "GET /v1/destinations")) return c.reply.send(std::move(*bad));
+  auto limit = parse_limit(q);
+  if (auto* bad = std::get_if<response>(&limit)) return c.reply.send(std::move(*bad));
+  std::string cursor = q.count("cursor") ? q["cursor"] : "";
+  bool more = false;
+  std::vector<destination_view> page;
+  if (c.deps.board) page = c.deps.board->view(c.tenant, c.deps.clock->now_ms(), cursor, std::get<std::uint32_t>(limit), more);
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& d : page) list.push_back(destination_json(d));
+  nlohmann::json out = {{"destinations", list},
+                        {"window_s", origin_stats::window_minutes * 60},
+                        {"next_cursor", more ? nlohmann::json(utf8_escaped(page.back().origin)) : nlohmann::json(nullptr)}};
+  c.reply.send(response::json(200, safe_dump(out)));
+}
 
 // -- topics -------------------------------------------------------------------------------------
 
@@ -730,6 +774,7 @@ constexpr route routes[] = {
     {"POST", "/v1/jobs/{id}/retry", retry_job},
     {"POST", "/v1/jobs/{id}/run", run_job},
     {"GET", "/v1/events", list_events},
+    {"GET", "/v1/destinations", list_destinations},
     {"PUT", "/v1/topics/{id}", put_topic},
     {"GET", "/v1/topics", list_topics},
     {"GET", "/v1/topics/{id}", get_topic},

@@ -12,6 +12,7 @@
 #include "actors/system.h"
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/destinations.h"
 #include "core/metrics.h"
 #include "core/qstash.h"
 #include "http/server.h"
@@ -31,6 +32,7 @@ struct api_deps {
   std::shared_ptr<std::atomic<bool>> loaded;  // the due index of the coming horizon is loaded
   std::shared_ptr<relay_metrics> metrics;
   std::shared_ptr<qstash::key_ring> qstash_keys;  // /v2 signing keys; null when qstash is off
+  std::shared_ptr<const destination_board> board; // GET /v1/destinations; may be null
 };
 
 http::handler make_api_handler(api_deps deps);

@@ -214,6 +214,8 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   mo.pipelines = std::move(pl);
   mo.drain = p->drain;
   mo.qstash_keys = qstash_keys;
+  auto board = std::make_shared<destination_board>();
+  mo.board = board;
   p->queues = p->system->spawn(actors::queue_manager, p->store, p->clock);
   mo.queues = caf::actor_cast<caf::actor>(p->queues);
   p->manager = p->system->spawn(actors::job_manager, std::move(mo), p->store,
@@ -256,6 +258,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   deps.loaded = p->horizon_loaded;
   deps.metrics = p->metrics;
   deps.qstash_keys = qstash_keys;
+  deps.board = board;
   p->server = std::make_unique<http::server>(o, make_api_handler(std::move(deps)));
   std::unique_ptr<relay> r(new relay(std::move(p)));
   if (auto s = r->impl_->server->start(); !s) {

@@ -2,6 +2,7 @@
 // on every transition). Pure data; the job actor drives it, persistence encodes it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -46,8 +47,12 @@ struct attempt_record {
   std::uint32_t duration_ms = 0;
   std::uint16_t status_code = 0;     // 0: no response
   std::string error;                 // "" or "<class>: <message>"
+  std::string response_excerpt;      // a response other than 2xx: its body's first bytes (kept_excerpt_bytes)
   bool operator==(const attempt_record&) const = default;
 };
+
+/// Bytes of a failed attempt's response body kept in its record (the job page's timeline).
+inline constexpr std::size_t kept_excerpt_bytes = 256;
 
 /// The last response, kept for the terminal report (body: the first 4 KiB).
 struct response_summary {

@@ -34,7 +34,24 @@ nlohmann::json report_json(const job_state& s) {
   return r;
 }
 
-nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& attempts) {
+namespace {
+
+/// Request body bytes a job answer shows at most (the job keeps all of it).
+constexpr std::size_t shown_body_bytes = 64 * 1024;
+
+nlohmann::json request_json(const job_spec& r) {
+  nlohmann::json headers = nlohmann::json::object();
+  for (const auto& h : r.headers) headers[utf8_escaped(h.name)] = utf8_escaped(masked_header_value(h.name, h.value));
+  bool cut = r.body.size() > shown_body_bytes;
+  return {{"headers", headers},
+          {"body_base64", base64_encode(cut ? r.body.substr(0, shown_body_bytes) : r.body)},
+          {"body_bytes", r.body.size()},
+          {"body_truncated", cut}};
+}
+
+}  // namespace
+
+nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& attempts, const job_spec* request) {
   nlohmann::json j;
   j["id"] = utf8_escaped(s.id);
   j["status"] = std::string(to_string(s.status));
@@ -52,7 +69,8 @@ nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& a
                     {"started_at", format_rfc3339(a.started_at_ms)},
                     {"duration_ms", a.duration_ms},
                     {"status_code", a.status_code ? nlohmann::json(a.status_code) : nlohmann::json(nullptr)},
-                    {"error", text(a.error)}});
+                    {"error", text(a.error)},
+                    {"response_excerpt", text(a.response_excerpt)}});
   }
   j["attempts"] = list;
   j["last_error"] = text(s.last_error);
@@ -68,6 +86,7 @@ nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& a
     j["endpoint"] = utf8_escaped(s.endpoint);
   }
   j["report"] = is_terminal(s.status) ? report_json(s) : nlohmann::json(nullptr);
+  if (request) j["request"] = request_json(*request);
   return j;
 }
 

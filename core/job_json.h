@@ -16,9 +16,11 @@ namespace fetchrelay {
 nlohmann::json report_json(const job_state& s);
 
 /// The whole job: id, status, url, method, policy, created_at, run_at, next_attempt_at,
-/// attempts [{n, started_at, duration_ms, status_code|null, error|null}], last_error, defer_reason,
-/// and report once terminal.
-nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& attempts);
+/// attempts [{n, started_at, duration_ms, status_code|null, error|null, response_excerpt|null}],
+/// last_error, defer_reason, report once terminal, and with `request` its headers (secret values
+/// as "***"), body_base64 (the first 64 KiB), body_bytes and body_truncated.
+nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& attempts,
+                        const job_spec* request = nullptr);
 
 /// One event (GET /v1/events): id, at, type, job_id, url, and where they apply attempt,
 /// status_code, duration_ms, next_attempt_at and error (or reason, for a deferral).

@@ -426,6 +426,7 @@ std::string encode(const attempt_record& a) {
   put_varint(out, a.duration_ms);
   put_varint(out, a.status_code);
   put_string(out, a.error);
+  if (!a.response_excerpt.empty()) put_string(out, a.response_excerpt);  // trailing: older records end before it
   return out;
 }
 
@@ -439,6 +440,7 @@ result<attempt_record> decode_attempt(std::string_view v) {
   a.duration_ms = static_cast<std::uint32_t>(r.varint());
   a.status_code = static_cast<std::uint16_t>(r.varint());
   a.error = r.string();
+  if (r.ok() && !r.at_end()) a.response_excerpt = r.string();
   if (!r.ok() || !r.at_end()) return r.error("attempt record");
   return a;
 }

@@ -119,7 +119,9 @@ fr_host_v1 make_host(chain::step* s) {
   };
   h.gauge = [](void* ctx, const char* name, int64_t value) {
     auto& s = step_of(ctx);
-    if (!s.svc.metrics || !valid_name(name)) return;
+    if (!valid_name(name)) return;
+    if (s.svc.on_gauge) s.svc.on_gauge(s.m->name + "_" + name, value);
+    if (!s.svc.metrics) return;
     s.svc.metrics->set_gauge(plugin_series(s, name, ""), s.svc.labels, value,
                              "Gauge " + std::string(name) + " of plugin " + s.m->name + ".");
   };

@@ -81,6 +81,9 @@ struct services {
   std::function<std::uint64_t()> random;    // null: a per-chain generator seeded from random_device
   std::shared_ptr<relay_metrics> metrics;   // plugin counters; may be null
   std::string labels;                       // on every plugin metric, e.g. origin="…",policy="…"
+  /// Told every gauge the plugins set, as `<plugin>_<name>` (the destinations board shows a
+  /// circuit breaker's state from it); may be null.
+  std::function<void(std::string_view name, std::int64_t value)> on_gauge;
 };
 
 class chain {

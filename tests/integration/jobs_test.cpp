@@ -84,14 +84,24 @@ TEST(JobsApi, RetriesA500ThenDelivers) {
   temp_dir dir;
   test_origin origin;
   relay_process relay(dir, config_text(dir), key_a);
-  auto r = relay.call("POST", "/v1/fetch", key_a, fetch_headers(origin, "/fail/1/k1"), "x");
+  auto r = relay.call("POST", "/v1/fetch", key_a,
+                      fetch_headers(origin, "/fail/1/k1", "X-Fetch-Forward-Authorization: Bearer sk_target_secret\r\n"
+                                                          "X-Fetch-Forward-X-Trace: t-1\r\n"), "x");
   ASSERT_TRUE(r && r->status == 202) << (r ? r->body : "no answer");
   auto job = relay.wait_terminal(json::parse(r->body)["id"]);
   ASSERT_EQ(job["status"], "delivered") << job.dump();
   ASSERT_EQ(job["attempts"].size(), 2u);
   EXPECT_EQ(job["attempts"][0]["status_code"], 500);
+  EXPECT_EQ(job["attempts"][0]["response_excerpt"], "failing k1") << "a failed attempt keeps what the target said";
   EXPECT_EQ(job["attempts"][1]["status_code"], 200);
-  EXPECT_EQ(origin.received().size(), 2u);
+  EXPECT_TRUE(job["attempts"][1]["response_excerpt"].is_null()) << "a 2xx shows in the report instead";
+  ASSERT_EQ(origin.received().size(), 2u);
+  // The job answer shows the request with the secret masked; the target got it as given.
+  EXPECT_EQ(job["request"]["headers"]["Authorization"], "***");
+  EXPECT_EQ(job["request"]["headers"]["X-Trace"], "t-1");
+  EXPECT_EQ(job["request"]["body_base64"], "eA==");
+  EXPECT_EQ(job.dump().find("sk_target_secret"), std::string::npos);
+  EXPECT_EQ(origin.received()[1].headers.at("authorization"), "Bearer sk_target_secret");
 }
 
 /// GET /v1/events?job=ID as `key`, polled until it holds `count` events (bounded: 10 s).

@@ -26,6 +26,19 @@ TEST(PluginsEndToEnd, ABreakerStopsHammeringADeadTargetAndEveryJobIsDeliveredOnc
   EXPECT_LE(static_cast<double>(seen_down), 3 + 1 + std::max(0.0, probes)) << "probes " << probes;
   EXPECT_GT(metric_sum(m->body, "fetchrelay_plugin_circuit_breaker_deferred_total"), 0);
   EXPECT_EQ(metric_value(m->body, "fetchrelay_jobs{status=\"failed\"}"), 0) << "a deferral is not a failure";
+  // GET /v1/destinations shows the origin down: breaker open, every recent attempt failed.
+  std::string origin_name = "http://127.0.0.1:" + std::to_string(origin.port());
+  auto d = relay.call("GET", "/v1/destinations", key);
+  ASSERT_TRUE(d && d->status == 200);
+  auto dests = json::parse(d->body)["destinations"];
+  ASSERT_EQ(dests.size(), 1u) << d->body;
+  EXPECT_EQ(dests[0]["origin"], origin_name);
+  EXPECT_NE(dests[0]["breaker"], "closed") << d->body;
+  EXPECT_EQ(dests[0]["breakers"]["guarded"], dests[0]["breaker"]);
+  EXPECT_EQ(dests[0]["error_rate"], 1.0);
+  EXPECT_GE(dests[0]["failures_recent"], seen_down);
+  EXPECT_GT(dests[0]["deferrals_recent"], 0);
+  EXPECT_EQ(dests[0]["last_error"], "503");
 
   origin.set_switch(200);
   bool all = wait_until(
@@ -45,6 +58,10 @@ TEST(PluginsEndToEnd, ABreakerStopsHammeringADeadTargetAndEveryJobIsDeliveredOnc
   EXPECT_NE(text.find("fetchrelay_plugin_circuit_breaker_state{origin=\"http://127.0.0.1:" + std::to_string(origin.port()) +
                          "\",policy=\"guarded\"} 0\n"), std::string::npos) << "closed again, per origin";
   EXPECT_GT(metric_value(text, "fetchrelay_deferrals_total{plugin=\"circuit_breaker\"}"), 0);
+  auto after = json::parse(relay.call("GET", "/v1/destinations", key)->body)["destinations"][0];
+  EXPECT_EQ(after["breaker"], "closed");
+  EXPECT_EQ(after["in_flight"], 0);
+  EXPECT_EQ(after["attempts_total"], origin.received().size()) << "every attempt the target saw";
 }
 
 /// Runs `promtool check metrics` on `text`; its exit code and output.

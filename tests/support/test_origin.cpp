@@ -93,8 +93,12 @@ struct test_origin::impl {
         int n = std::stoi(path.substr(6, slash - 6));
         std::string key = path.substr(slash + 1);
         std::lock_guard<std::mutex> lock(log_mu);
-        if (fail_counts[key]++ < n) res.result(bhttp::status::internal_server_error);
-        else res.body() = "ok";
+        if (fail_counts[key]++ < n) {
+          res.result(bhttp::status::internal_server_error);
+          res.body() = "failing " + key;
+        } else {
+          res.body() = "ok";
+        }
       } else if (path.rfind("/queue/", 0) == 0) {
         // 500 for a key's first request, 200 after; each held 50 ms, with the requests in
         // progress at once counted (their most: max_concurrent()).
