@@ -22,4 +22,17 @@ health_actor::behavior_type health(health_actor::pointer self,
   };
 }
 
+sampler_actor::behavior_type metrics_sampler(sampler_actor::pointer self, std::shared_ptr<metrics_history> history,
+                                             std::shared_ptr<const relay_metrics> metrics,
+                                             std::shared_ptr<const wall_clock> clock, std::chrono::milliseconds every) {
+  history->sample(clock->now_ms(), *metrics);
+  self->delayed_send(self, every, sample_atom::value);
+  return {
+      [self, history, metrics, clock, every](sample_atom) {
+        history->sample(clock->now_ms(), *metrics);
+        self->delayed_send(self, every, sample_atom::value);
+      },
+  };
+}
+
 }  // namespace fetchrelay::actors

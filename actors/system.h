@@ -5,6 +5,8 @@
 #include <chrono>
 
 #include "actors/messages.h"
+#include "core/clock.h"
+#include "core/metrics.h"
 
 namespace fetchrelay::actors {
 
@@ -24,5 +26,14 @@ using health_actor = caf::typed_actor<
 
 health_actor::behavior_type health(health_actor::pointer self,
                                    std::chrono::steady_clock::time_point started);
+
+/// (sample_atom): self, periodic: the per-minute history of the console's overview.
+using sample_atom = caf::atom_constant<caf::atom("sample")>;
+using sampler_actor = caf::typed_actor<caf::reacts_to<sample_atom>>;
+
+/// Feeds `history` a snapshot of `metrics` now and every `every` (GET /v1/stats' minutes).
+sampler_actor::behavior_type metrics_sampler(sampler_actor::pointer self, std::shared_ptr<metrics_history> history,
+                                             std::shared_ptr<const relay_metrics> metrics,
+                                             std::shared_ptr<const wall_clock> clock, std::chrono::milliseconds every);
 
 }  // namespace fetchrelay::actors

@@ -1,5 +1,6 @@
 #include "app/api.h"
 
+#include "app/console.h"
 #include "app/qstash/api.h"
 #include "app/submission.h"
 
@@ -216,8 +217,8 @@ std::optional<response> unknown_param(const std::map<std::string, std::string>& 
     if (std::find(known.begin(), known.end(), name) != known.end()) continue;
     std::string list;
     for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-    return response::error(400, "invalid_query", "unknown query parameter \"" + utf8_escaped(name.substr(0, 64)) +
-                                                     "\" (" + std::string(route) + " takes " + list + ")");
+    return response::error(400, "invalid_query", "unknown query parameter \"" + utf8_escaped(name.substr(0, 64)) + "\" (" +
+                                                     std::string(route) + " takes " + (list.empty() ? "none" : list) + ")");
   }
   return std::nullopt;
 }
@@ -538,6 +539,35 @@ nlohmann::json destination_json(const destination_view& d) {
           {"last_error_at", when(d.last_error_ms)}};
 }
 
+/// GET /v1/stats: the relay's own figures for the console's overview (relay-wide, as /metrics).
+void stats(call& c) {
+  auto q = query_params(c.req.target);
+  if (auto bad = unknown_param(q, {}, "GET /v1/stats")) return c.reply.send(std::move(*bad));
+  const relay_metrics& m = *c.deps.metrics;
+  nlohmann::json jobs = nlohmann::json::object();
+  for (auto s : {job_status::scheduled, job_status::active, job_status::retrying, job_status::delivered,
+                 job_status::failed, job_status::cancelled}) {
+    jobs[std::string(to_string(s))] = s == job_status::active ? m.in_flight.load() : m.jobs_by_status[static_cast<size_t>(s)].load();
+  }
+  auto ms = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  nlohmann::json minutes = nlohmann::json::array();
+  if (c.deps.history) {
+    for (const auto& row : c.deps.history->minutes(c.deps.clock->now_ms(), m)) {
+      minutes.push_back({{"at", format_rfc3339(row.at_ms)},
+                         {"attempts", row.attempts},
+                         {"delivered", row.delivered},
+                         {"failed", row.failed},
+                         {"lateness_p99_ms", ms(row.lateness_p99_ms)}});
+    }
+  }
+  nlohmann::json out = {{"scope", "relay"},
+                        {"jobs", jobs},
+                        {"in_flight", m.in_flight.load()},
+                        {"lateness_p99_ms", ms(bucket_quantile(m.lateness.bounds(), m.lateness.counts(), 0.99))},
+                        {"minutes", minutes}};
+  c.reply.send(response::json(200, out.dump()));
+}
+
 /// GET /v1/destinations: the origins the tenant has sent to since start, in origin order.
 void list_destinations(call& c) {
   auto q = query_params(c.req.target);
@@ -775,6 +805,7 @@ constexpr route routes[] = {
     {"POST", "/v1/jobs/{id}/run", run_job},
     {"GET", "/v1/events", list_events},
     {"GET", "/v1/destinations", list_destinations},
+    {"GET", "/v1/stats", stats},
     {"PUT", "/v1/topics/{id}", put_topic},
     {"GET", "/v1/topics", list_topics},
     {"GET", "/v1/topics/{id}", get_topic},
@@ -833,6 +864,7 @@ http::handler make_api_handler(api_deps deps) {
       }
       return qstash_api::handle(deps, std::move(req), reply);
     }
+    if (auto page = console_response(req.method, path, req.header("If-None-Match"))) return reply.send(std::move(*page));
     std::string tenant;
     if (path.rfind("/v1/", 0) == 0) {  // who asks comes first: an unknown caller learns no routes
       auto t = authenticate(*deps.config, req);

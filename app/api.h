@@ -33,6 +33,7 @@ struct api_deps {
   std::shared_ptr<relay_metrics> metrics;
   std::shared_ptr<qstash::key_ring> qstash_keys;  // /v2 signing keys; null when qstash is off
   std::shared_ptr<const destination_board> board; // GET /v1/destinations; may be null
+  std::shared_ptr<const metrics_history> history; // GET /v1/stats' minutes; may be null
 };
 
 http::handler make_api_handler(api_deps deps);

@@ -134,6 +134,8 @@ struct relay::impl {
   actors::manager_actor manager;
   actors::schedules_actor schedules;
   actors::queues_actor queues;
+  actors::sampler_actor sampler;
+  std::shared_ptr<metrics_history> history = std::make_shared<metrics_history>();
   std::unique_ptr<http::server> server;
 
   /// Tells the actors to quit and drops the handles: a handle kept here would keep its actor,
@@ -141,11 +143,12 @@ struct relay::impl {
   void stop_actors() {
     for (auto& a : {caf::actor_cast<caf::actor>(health), caf::actor_cast<caf::actor>(store),
                     caf::actor_cast<caf::actor>(manager), caf::actor_cast<caf::actor>(schedules),
-                    caf::actor_cast<caf::actor>(queues)}) {
+                    caf::actor_cast<caf::actor>(queues), caf::actor_cast<caf::actor>(sampler)}) {
       if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     }
     schedules = nullptr;
     queues = nullptr;
+    sampler = nullptr;
     health = nullptr;
     store = nullptr;
     manager = nullptr;
@@ -190,6 +193,8 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   actors::configure(p->caf_cfg, {cfg.server.worker_threads, false});
   p->system = std::make_unique<caf::actor_system>(p->caf_cfg);
   p->health = p->system->spawn(actors::health, std::chrono::steady_clock::now());
+  p->sampler = p->system->spawn(actors::metrics_sampler, p->history, std::shared_ptr<const relay_metrics>(p->metrics),
+                                p->clock, std::chrono::milliseconds(10'000));
   // Set here, before the server starts: the store actor sets it again when it starts on its own
   // thread, which may be after the first requests (they got 503 not_ready for a moment).
   p->ready->store(store->health().is_ok());
@@ -259,6 +264,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   deps.metrics = p->metrics;
   deps.qstash_keys = qstash_keys;
   deps.board = board;
+  deps.history = p->history;
   p->server = std::make_unique<http::server>(o, make_api_handler(std::move(deps)));
   std::unique_ptr<relay> r(new relay(std::move(p)));
   if (auto s = r->impl_->server->start(); !s) {

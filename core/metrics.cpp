@@ -43,6 +43,64 @@ void histogram::render(std::string& out, const std::string& name, const std::str
   out += line;
 }
 
+std::vector<std::uint64_t> histogram::counts() const {
+  std::vector<std::uint64_t> out;
+  out.reserve(buckets_.size());
+  for (const auto& b : buckets_) out.push_back(b.load(std::memory_order_relaxed));
+  return out;
+}
+
+std::optional<double> bucket_quantile(const std::vector<double>& bounds, const std::vector<std::uint64_t>& counts, double q) {
+  std::uint64_t total = 0;
+  for (auto c : counts) total += c;
+  if (total == 0 || bounds.empty()) return std::nullopt;
+  auto rank = static_cast<std::uint64_t>(q * static_cast<double>(total) + 0.999999);
+  std::uint64_t seen = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    seen += counts[i];
+    if (seen >= rank) return bounds[std::min(i, bounds.size() - 1)];
+  }
+  return bounds.back();
+}
+
+metrics_history::snapshot metrics_history::take(std::int64_t minute, const relay_metrics& m) {
+  snapshot s;
+  s.minute = minute;
+  for (const auto& a : m.attempts) s.attempts += a.load(std::memory_order_relaxed);
+  s.ok = m.attempts[static_cast<std::size_t>(attempt_class::s2xx)].load(std::memory_order_relaxed);
+  s.lateness = m.lateness.counts();
+  return s;
+}
+
+void metrics_history::sample(std::int64_t now_ms, const relay_metrics& m) {
+  std::int64_t minute = now_ms / 60'000;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!snaps_.empty() && snaps_.back().minute >= minute) return;
+  snaps_.push_back(take(minute, m));
+  while (snaps_.size() > kept_minutes) snaps_.pop_front();
+}
+
+std::vector<metrics_history::minute> metrics_history::minutes(std::int64_t now_ms, const relay_metrics& m) const {
+  std::vector<minute> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (snaps_.empty()) return out;
+  snapshot now = take(now_ms / 60'000, m);
+  for (std::size_t i = 0; i < snaps_.size(); ++i) {
+    const snapshot& a = snaps_[i];
+    const snapshot& b = i + 1 < snaps_.size() ? snaps_[i + 1] : now;
+    minute row;
+    row.at_ms = a.minute * 60'000;
+    row.attempts = b.attempts - a.attempts;
+    row.delivered = b.ok - a.ok;
+    row.failed = row.attempts - row.delivered;
+    std::vector<std::uint64_t> late(a.lateness.size());
+    for (std::size_t k = 0; k < late.size() && k < b.lateness.size(); ++k) late[k] = b.lateness[k] - a.lateness[k];
+    row.lateness_p99_ms = bucket_quantile(m.lateness.bounds(), late, 0.99);
+    out.push_back(row);
+  }
+  return out;
+}
+
 std::string_view to_string(attempt_class c) noexcept {
   switch (c) {
     case attempt_class::s2xx: return "2xx";

@@ -7,8 +7,10 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +27,9 @@ class histogram {
   /// Appends the _bucket, _sum and _count lines of `name`; observed values are divided by
   /// `divisor` (1000: milliseconds shown as seconds; 1: plain counts).
   void render(std::string& out, const std::string& name, const std::string& help, double divisor = 1000.0) const;
+  /// Observations per bucket (not cumulative), the last one +Inf.
+  std::vector<std::uint64_t> counts() const;
+  const std::vector<double>& bounds() const { return bounds_; }
 
  private:
   std::vector<double> bounds_;
@@ -85,6 +90,39 @@ struct relay_metrics {
   std::map<std::string, family> named_;
   std::map<std::string, std::string> described_;  // family -> HELP given by describe()
   double start_time_s_;                           // process_start_time_seconds
+};
+
+/// The upper bound (ms) of the bucket holding quantile q of `counts` over `bounds`; the last
+/// bound for +Inf; nullopt without observations.
+std::optional<double> bucket_quantile(const std::vector<double>& bounds, const std::vector<std::uint64_t>& counts, double q);
+
+/// Per-minute figures of the last hour for the console's overview (GET /v1/stats), from
+/// snapshots of the relay's counters taken at least once a minute (a ticker calls sample()).
+class metrics_history {
+ public:
+  struct minute {
+    std::int64_t at_ms = 0;  // the minute's start
+    std::uint64_t attempts = 0;
+    std::uint64_t delivered = 0;  // attempts answered 2xx
+    std::uint64_t failed = 0;     // attempts without a 2xx
+    std::optional<double> lateness_p99_ms;
+  };
+  static constexpr std::size_t kept_minutes = 60;
+
+  /// Records the counters as of `now_ms` if no snapshot of this minute is kept yet.
+  void sample(std::int64_t now_ms, const relay_metrics& m);
+  /// The kept minutes, oldest first, the current one (so far) last.
+  std::vector<minute> minutes(std::int64_t now_ms, const relay_metrics& m) const;
+
+ private:
+  struct snapshot {
+    std::int64_t minute = 0;
+    std::uint64_t attempts = 0, ok = 0;
+    std::vector<std::uint64_t> lateness;
+  };
+  static snapshot take(std::int64_t minute, const relay_metrics& m);
+  mutable std::mutex mu_;
+  std::deque<snapshot> snaps_;  // one per minute seen, oldest first
 };
 
 }  // namespace fetchrelay

@@ -120,6 +120,38 @@ TEST_F(Api, ReadinessMetricsAndListQueriesNeedNoActor) {
   EXPECT_EQ(ask("GET", "/caf\xc3\xa9").status, 400) << "a path that is not printable ASCII";
 }
 
+TEST_F(Api, TheConsoleIsServedFromTheBinaryWithAStrictContentSecurityPolicy) {
+  for (const char* path : {"/", "/ui", "/ui/jobs", "/ui/jobs/job_01ABC", "/ui/queues"}) {
+    auto r = ask("GET", path, "");  // no key: the page signs in by itself
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_NE(r.headers["content-type"].find("text/html"), std::string::npos) << path;
+    EXPECT_NE(r.body.find("<html"), std::string::npos) << path;
+    EXPECT_NE(r.headers["content-security-policy"].find("script-src 'self'"), std::string::npos);
+    EXPECT_EQ(r.headers["content-security-policy"].find("unsafe"), std::string::npos) << "no inline script or eval";
+    EXPECT_EQ(r.headers["x-content-type-options"], "nosniff");
+  }
+  auto page = ask("GET", "/", "");
+  auto again = ask("GET", "/ui/topics", "If-None-Match: " + page.headers["etag"] + "\r\n");
+  EXPECT_EQ(again.status, 304) << "unchanged: the browser keeps its copy";
+  EXPECT_TRUE(again.body.empty());
+  EXPECT_EQ(ask("GET", "/ui/assets/no-such-file.js", "").status, 404);
+  EXPECT_EQ(ask("GET", "/ui/assets/index.html", "").status, 200);
+  auto post = ask("POST", "/ui/jobs", "");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.headers["allow"], "GET");
+}
+
+TEST_F(Api, StatsShowTheRelaysJobsByStatusAndAskForTheKey) {
+  EXPECT_EQ(ask("GET", "/v1/stats", "").status, 401);
+  auto r = ask("GET", "/v1/stats");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["scope"], "relay");
+  EXPECT_EQ(j["jobs"]["delivered"], 0);
+  EXPECT_TRUE(j["minutes"].is_array());
+  EXPECT_EQ(ask("GET", "/v1/stats?window=1h").status, 400);
+}
+
 TEST(ConstantTimeEqual, ComparesWholeKeys) {
   EXPECT_TRUE(constant_time_equal("relay_sk_dev", "relay_sk_dev"));
   EXPECT_FALSE(constant_time_equal("relay_sk_dev", "relay_sk_de"));

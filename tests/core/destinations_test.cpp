@@ -3,6 +3,7 @@
 
 #include "core/destinations.h"
 #include "core/job_json.h"
+#include "core/metrics.h"
 
 namespace fetchrelay {
 namespace {
@@ -112,6 +113,40 @@ TEST(JobJson, ShowsTheRequestWithSecretsMaskedAndAFailedAttemptsResponseExcerpt)
   EXPECT_EQ(j["request"]["body_truncated"], true);
   EXPECT_EQ(j["attempts"][0]["response_excerpt"], "upstream down");
   EXPECT_FALSE(job_json(s, attempts).contains("request")) << "lists show no request";
+}
+
+TEST(MetricsHistory, GivesEachMinuteItsAttemptsAndLatenessFromSnapshots) {
+  relay_metrics m;
+  metrics_history h;
+  EXPECT_TRUE(h.minutes(t0, m).empty()) << "nothing before the first sample";
+  h.sample(t0 + 5'000, m);
+  m.attempts[static_cast<size_t>(attempt_class::s2xx)] += 7;
+  m.attempts[static_cast<size_t>(attempt_class::s5xx)] += 2;
+  for (int i = 0; i < 99; ++i) m.lateness.observe(3);  // the 5 ms bucket
+  m.lateness.observe(400);                             // the 500 ms bucket: the 1 %
+  h.sample(t0 + 30'000, m);                            // same minute: kept as it was
+  h.sample(t0 + minute + 2'000, m);
+  m.attempts[static_cast<size_t>(attempt_class::timeout)] += 1;
+  auto rows = h.minutes(t0 + minute + 9'000, m);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].at_ms, t0);
+  EXPECT_EQ(rows[0].attempts, 9u);
+  EXPECT_EQ(rows[0].delivered, 7u);
+  EXPECT_EQ(rows[0].failed, 2u);
+  EXPECT_EQ(rows[0].lateness_p99_ms, 5.0) << "99 of 100 at or under 5 ms";
+  EXPECT_EQ(rows[1].attempts, 1u) << "the current minute so far";
+  EXPECT_EQ(rows[1].failed, 1u);
+  EXPECT_FALSE(rows[1].lateness_p99_ms);
+  for (int i = 2; i < 70; ++i) h.sample(t0 + i * minute, m);
+  EXPECT_EQ(h.minutes(t0 + 70 * minute, m).size(), metrics_history::kept_minutes);
+}
+
+TEST(MetricsHistory, BucketQuantilePicksTheBucketOfTheRank) {
+  std::vector<double> bounds{1, 10, 100};
+  EXPECT_FALSE(bucket_quantile(bounds, {0, 0, 0, 0}, 0.99));
+  EXPECT_EQ(bucket_quantile(bounds, {50, 49, 1, 0}, 0.99), 10.0);
+  EXPECT_EQ(bucket_quantile(bounds, {50, 48, 2, 0}, 0.99), 100.0);
+  EXPECT_EQ(bucket_quantile(bounds, {0, 0, 0, 3}, 0.5), 100.0) << "+Inf shows as the last bound";
 }
 
 }  // namespace
