@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "app/admin_cli.h"
 #include "app/logging.h"
 #include "app/serve.h"
 #include "core/version.h"
@@ -13,8 +14,24 @@ std::string usage() {
          "  fetchrelay serve --config FILE [--port-file PATH] [--log-format text|json]"
          " [--log-level trace|debug|info|warn|error]\n"
          "  fetchrelay check-config --config FILE\n"
-         "  fetchrelay --version\n";
+         "  fetchrelay --version\n" +
+         admin_usage();
 }
+
+namespace {
+
+/// The first word that is not a flag or a flag's value: the subcommand, or "".
+std::string first_word(const std::vector<std::string>& args) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.rfind("--", 0) != 0) return a;
+    bool valueless = a == "--json" || a == "--follow" || a == "--version" || a == "--help" || a.find('=') != std::string::npos;
+    if (!valueless) ++i;
+  }
+  return "";
+}
+
+}  // namespace
 
 result<cli_options> parse_cli(const std::vector<std::string>& args) {
   cli_options o;
@@ -66,6 +83,7 @@ result<cli_options> parse_cli(const std::vector<std::string>& args) {
 }
 
 int run(const std::vector<std::string>& args) {
+  if (is_admin_command(first_word(args))) return run_admin(args);
   auto parsed = parse_cli(args);
   if (!parsed) {
     std::fprintf(stderr, "fetchrelay: %s\n%s", parsed.error().message().c_str(), usage().c_str());

@@ -17,6 +17,7 @@ PACKAGES=(
   libhowardhinnant-date-dev tzdata
   curl
   prometheus      # promtool: a test checks /metrics with `promtool check metrics`
+  chromium        # the web console's browser test (driven by playwright-core, which downloads no browser)
 )
 
 # --bench adds what `make bench` needs: nginx (the sink and the direct ceiling) and wrk. It must
