@@ -1,32 +1,22 @@
 // The real pieces the conformance suite drives: a fetchrelay process (the binary under test, on
 // a config of its own, port 0, store in a temporary folder) and a sink on 127.0.0.1 that keeps
 // every request it receives and verifies each signature with the SDK's own Receiver.
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { Receiver } from "@upstash/qstash";
+import { RelayProcess, until } from "../support/relay_process.mjs";
+
+export { until };
 
 export const TOKEN = "conformance_token_a";
 export const OTHER_TOKEN = "conformance_token_b";
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/// Polls `check` every 50 ms until it returns a truthy value or `ms` pass; returns its last value.
-export async function until(check, ms = 20_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v || Date.now() > end) return v;
-    await sleep(50);
-  }
-}
-
-export class Relay {
+/// The relay with QStash enabled, tenants a (TOKEN) and b (OTHER_TOKEN), in a temporary folder.
+export class Relay extends RelayProcess {
   constructor(bin) {
-    this.bin = bin;
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "fetchrelay-qstash-"));
+    super(bin, fs.mkdtempSync(path.join(os.tmpdir(), "fetchrelay-qstash-")));
   }
 
   config() {
@@ -41,50 +31,12 @@ export class Relay {
   }
 
   async start() {
-    fs.writeFileSync(path.join(this.dir, "relay.yaml"), this.config());
-    const portFile = path.join(this.dir, "port");
-    fs.rmSync(portFile, { force: true });
-    const log = fs.openSync(path.join(this.dir, "relay.log"), "a");
-    this.proc = spawn(this.bin, ["serve", "--config", path.join(this.dir, "relay.yaml"), "--port-file", portFile], {
-      stdio: ["ignore", log, log],
-    });
-    this.exited = new Promise((resolve) => this.proc.on("exit", (code, signal) => resolve({ code, signal })));
-    const port = await until(() => fs.existsSync(portFile) && Number(fs.readFileSync(portFile, "utf8").trim()), 30_000);
-    if (!port) throw new Error("the relay did not start:\n" + this.log());
-    this.port = port;
-    this.baseUrl = `http://127.0.0.1:${port}`;
+    return super.start(this.config(), { waitMs: 30_000 });
   }
 
-  log() {
-    try {
-      return fs.readFileSync(path.join(this.dir, "relay.log"), "utf8");
-    } catch {
-      return "";
-    }
-  }
-
-  /// SIGTERM, and the exit status.
-  async stop() {
-    if (!this.proc || this.proc.exitCode !== null) return this.exited;
-    this.proc.kill("SIGTERM");
-    return this.exited;
-  }
-
-  /// A raw call to the relay (for what the SDK 2.12 has no method for, e.g. /v2/keys).
+  /// A raw call to the relay (for what the SDK 2.12 has no method for, e.g. /v2/keys), as `token`.
   async call(method, target, { token = TOKEN, body, headers = {} } = {}) {
-    const res = await fetch(this.baseUrl + target, {
-      method,
-      body,
-      headers: { Authorization: `Bearer ${token}`, ...headers },
-    });
-    const text = await res.text();
-    let json;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, text, json, headers: res.headers };
+    return super.call(method, target, { bearer: token, body, headers });
   }
 }
 

@@ -4,12 +4,12 @@
 // Run by run.sh: FETCHRELAY_BIN is the binary, SCREENSHOT_DIR gets one PNG per page visited.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
+import { RelayProcess, until as untilWithin } from "../support/relay_process.mjs";
 
 const BIN = process.env.FETCHRELAY_BIN;
 const SHOTS = process.env.SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), "fetchrelay-console-shots-"));
@@ -17,25 +17,16 @@ const KEY_A = "console_key_a";
 const KEY_B = "console_key_b";
 const WAIT = 15_000;  // every wait is bounded by this
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 /// Polls `check` every 50 ms until it returns a truthy value or `ms` pass; returns its last value.
-async function until(check, ms = WAIT) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v || Date.now() > end) return v;
-    await sleep(50);
-  }
-}
+const until = (check, ms = WAIT) => untilWithin(check, ms);
 
 // ---------------------------------------------------------------------------------------------
-// The relay (as tests/conformance/harness.mjs starts it) and a target on 127.0.0.1.
+// The relay (tests/support/relay_process.mjs, as the conformance suite starts it) and a target on
+// 127.0.0.1.
 
-class Relay {
+class Relay extends RelayProcess {
   constructor(bin) {
-    this.bin = bin;
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "fetchrelay-console-"));
+    super(bin, fs.mkdtempSync(path.join(os.tmpdir(), "fetchrelay-console-")));
   }
 
   async start() {
@@ -48,44 +39,12 @@ class Relay {
       "queues: [{tenant: a, name: mail, parallelism: 1}]",
       "",
     ].join("\n");
-    fs.writeFileSync(path.join(this.dir, "relay.yaml"), config);
-    const portFile = path.join(this.dir, "port");
-    const log = fs.openSync(path.join(this.dir, "relay.log"), "a");
-    this.proc = spawn(this.bin, ["serve", "--config", path.join(this.dir, "relay.yaml"), "--port-file", portFile], {
-      stdio: ["ignore", log, log],
-    });
-    this.exited = new Promise((resolve) => this.proc.on("exit", (code, signal) => resolve({ code, signal })));
-    const port = await until(() => fs.existsSync(portFile) && Number(fs.readFileSync(portFile, "utf8").trim()), WAIT);
-    if (!port) throw new Error("the relay did not start:\n" + this.log());
-    this.port = port;
-    this.baseUrl = `http://127.0.0.1:${port}`;
+    return super.start(config, { waitMs: WAIT });
   }
 
-  log() {
-    try {
-      return fs.readFileSync(path.join(this.dir, "relay.log"), "utf8");
-    } catch {
-      return "";
-    }
-  }
-
-  /// SIGTERM, then the exit status.
-  async stop() {
-    if (!this.proc || this.proc.exitCode !== null) return this.exited;
-    this.proc.kill("SIGTERM");
-    return this.exited;
-  }
-
+  /// A call to the relay's API as `key`.
   async call(method, target, { key = KEY_A, body, headers = {} } = {}) {
-    const res = await fetch(this.baseUrl + target, { method, body, headers: { Authorization: `Bearer ${key}`, ...headers } });
-    const text = await res.text();
-    let json;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, text, json };
+    return super.call(method, target, { bearer: key, body, headers });
   }
 
   /// POST /v1/fetch to `url` (extra headers as given); the new job's id.
