@@ -18,6 +18,12 @@
 #   W6       W6_SCHEDULES hourly schedules (6-field crons spread over the hour), written straight
 #            into the store by fetchrelay_w6_fill, then the relay started on it: time to /readyz
 #            200, RSS when ready and after W6_WAIT s of fires, the jobs they made.
+#   W7       the web console's reads with W7_JOBS jobs in the store (written by fetchrelay_w5_fill):
+#            W7_SAMPLES timed calls each (one curl, one keep-alive connection, as a browser) of
+#            what the console's pages ask for: the page itself, the jobs list (first page, a page
+#            20 pages deep, filtered by status, by a URL prefix that matches nothing: the worst
+#            page, 10,000 entries read) and a job's page (GET /v1/jobs/{id} of jobs read from the
+#            list): p50/p99/max ms. Target: p99 under 300 ms.
 #
 # W2-W4 run RUNS times (medians); W5 once. WORKLOADS picks some, e.g. WORKLOADS="w1 w4".
 # The sink is nginx started here on a free loopback port; its access log records per request the
@@ -32,9 +38,11 @@ W3_JOBS=${W3_JOBS:-20000}
 W5_JOBS=${W5_JOBS:-10000000}
 W6_SCHEDULES=${W6_SCHEDULES:-100000}
 W6_WAIT=${W6_WAIT:-30}
+W7_JOBS=${W7_JOBS:-1000000}
+W7_SAMPLES=${W7_SAMPLES:-200}
 RUNS=${RUNS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
-WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6}
+WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w7}
 # RELAY_LOG_LEVEL: the relay's log level (default warn; info writes a line per job: docs/operations.md).
 # RELAY_SERVER: extra keys for the relay's `server` block, for experiments, e.g. "worker_threads: 1".
 # BENCH_KEEP: a directory to keep the sink's access log and each relay's /metrics in (debugging).
@@ -317,6 +325,46 @@ run_w5() {
   echo "$W5_JOBS $(json_field "$fill" seconds) $ready $rss_ready $rss_later $peak ${scheduled:-?}"
 }
 
+# Times W7_SAMPLES GETs of each URL given, over one keep-alive connection; prints "p50 p99 max" ms.
+time_gets() {
+  local urls=() u i
+  for u in "$@"; do for ((i = 0; i < W7_SAMPLES / $#; i++)); do urls+=(-o /dev/null "$u"); done; done  # -o is per URL
+  curl -s -H "Authorization: Bearer $KEY" -w '%{http_code} %{time_total}\n' "${urls[@]}" |
+    awk '$1 != 200 {print "W7: HTTP " $1 " from a console call" > "/dev/stderr"; exit 1} {print $2}' |
+    awk '{print $1 * 1000}' | sort -n |
+    awk '{a[NR]=$1} END {i99 = int(NR * 0.99 + 0.999); printf "%.1f %.1f %.1f\n", a[int((NR + 1) / 2)], a[i99], a[NR]}'
+}
+
+# W7: prints "jobs fill-s page list deep filtered nomatch job" (each "p50/p99/max" ms).
+run_w7() {
+  local fill base cursor ids=() i
+  DATA="$WORK/w7data"
+  rm -rf "$DATA"
+  fill=$("$FILL" --data "$DATA" --jobs "$W7_JOBS" --url "http://127.0.0.1:$SINK_PORT/ok")
+  start_relay keep
+  wait_ready >/dev/null
+  base="http://127.0.0.1:$RELAY_PORT"
+  cursor=""
+  for ((i = 0; i < 20; i++)); do  # 20 pages of 50 in: the cursor of a deep page
+    cursor=$(curl -s -H "Authorization: Bearer $KEY" "$base/v1/jobs?limit=50${cursor:+&cursor=$cursor}" |
+      sed -n 's/.*"next_cursor":"\([^"]*\)".*/\1/p')
+  done
+  mapfile -t ids < <(curl -s -H "Authorization: Bearer $KEY" "$base/v1/jobs?limit=100&cursor=$cursor" |
+    grep -o '"id":"job_[0-9A-Z]*"' | cut -d'"' -f4 | head -50)
+  local page list deep filtered nomatch job urls=()
+  page=$(time_gets "$base/ui/jobs" "$base/ui/assets/console.js")
+  list=$(time_gets "$base/v1/jobs?limit=50")
+  deep=$(time_gets "$base/v1/jobs?limit=50&cursor=$cursor")
+  filtered=$(time_gets "$base/v1/jobs?limit=50&status=scheduled")
+  nomatch=$(time_gets "$base/v1/jobs?limit=50&url_prefix=https%3A%2F%2Fno-such-host%2F")  # reads its 10,000 entries
+  for i in "${ids[@]}"; do urls+=("$base/v1/jobs/$i"); done
+  job=$(time_gets "${urls[@]}")
+  stop_relay
+  rm -rf "$DATA"
+  DATA="$WORK/data"
+  echo "$W7_JOBS $(json_field "$fill" seconds) ${page// //} ${list// //} ${deep// //} ${filtered// //} ${nomatch// //} ${job// //}"
+}
+
 # W6: prints "schedules fill-s ready-ms rss-ready-KiB rss-later-KiB peak-KiB jobs-made".
 run_w6() {
   local fill
@@ -409,6 +457,13 @@ if wants w6; then
   read -r n fill ready rr rl peak made <<<"$(run_w6)"
   echo "W6: $n hourly schedules written in $fill s; start to /readyz 200 in $ready ms; RSS $rr KiB when ready, $rl KiB after ${W6_WAIT} s of fires ($made jobs made), peak $peak KiB"
   sections+=("\"w6\": {\"schedules\": $n, \"fill_s\": $fill, \"ready_ms\": $ready, \"rss_ready_kib\": $rr, \"rss_later_kib\": $rl, \"wait_s\": $W6_WAIT, \"peak_rss_kib\": $peak, \"jobs_made\": $made}")
+fi
+
+if wants w7; then
+  read -r n fill page list deep filtered nomatch job <<<"$(run_w7)"
+  echo "W7 (console, $n jobs in the store, written in $fill s; p50/p99/max ms of $W7_SAMPLES calls each): page $page, jobs list $list, 20 pages deep $deep, status filter $filtered, URL prefix matching nothing $nomatch, job page $job"
+  q() { echo "\"$1\""; }
+  sections+=("\"w7\": {\"jobs\": $n, \"fill_s\": $fill, \"samples\": $W7_SAMPLES, \"page_ms\": $(q "$page"), \"list_ms\": $(q "$list"), \"deep_list_ms\": $(q "$deep"), \"filtered_list_ms\": $(q "$filtered"), \"nomatch_prefix_ms\": $(q "$nomatch"), \"job_ms\": $(q "$job")}")
 fi
 
 { echo "{\"date\": \"$(date -u +%FT%TZ)\", \"runs\": $RUNS, \"connections\": $CONNECTIONS,"

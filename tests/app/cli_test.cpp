@@ -3,10 +3,67 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include "app/admin_cli.h"
 #include "app/serve.h"
 
 namespace fetchrelay::app {
 namespace {
+
+TEST(ParseAdmin, FlagsGoBeforeOrAfterTheSubcommandAndTheEnvironmentGivesDefaults) {
+  std::map<std::string, std::string> env{{"FETCHRELAY_URL", "http://relay:9000/"}, {"FETCHRELAY_KEY", "k_env"}};
+  auto a = parse_admin({"--json", "jobs", "list", "--status", "failed", "--url-prefix=https://x/y z"}, env);
+  ASSERT_TRUE(a.is_ok()) << a.error().message();
+  EXPECT_EQ(a->url, "http://relay:9000") << "a trailing slash is dropped";
+  EXPECT_EQ(a->key, "k_env");
+  EXPECT_TRUE(a->json);
+  EXPECT_EQ(a->call.method, "GET");
+  EXPECT_EQ(a->call.path, "/v1/jobs?status=failed&url_prefix=https%3A%2F%2Fx%2Fy%20z");
+  auto b = parse_admin({"--url", "https://other", "queues", "set", "mail", "--parallelism", "4", "--key", "k_flag"}, env);
+  ASSERT_TRUE(b.is_ok()) << b.error().message();
+  EXPECT_EQ(b->url, "https://other");
+  EXPECT_EQ(b->key, "k_flag") << "a flag wins over the environment";
+  EXPECT_EQ(b->call.method, "PUT");
+  EXPECT_EQ(b->call.path, "/v1/queues/mail");
+  EXPECT_EQ(b->call.body, "{\"parallelism\":4}");
+  auto bulk = parse_admin({"jobs", "retry", "--status", "failed", "--queue", "q"}, env);
+  ASSERT_TRUE(bulk.is_ok());
+  EXPECT_TRUE(bulk->bulk);
+  EXPECT_EQ(bulk->call.path, "/v1/jobs/retry");
+  EXPECT_EQ(bulk->call.body, "{\"queue\":\"q\",\"status\":\"failed\"}");
+  auto one = parse_admin({"jobs", "cancel", "job_1"}, env);
+  ASSERT_TRUE(one.is_ok());
+  EXPECT_FALSE(one->bulk);
+  EXPECT_EQ(one->call.method, "DELETE");
+  EXPECT_EQ(one->call.path, "/v1/jobs/job_1");
+  auto ev = parse_admin({"events", "--follow", "--job", "job_1", "--interval", "250ms"}, env);
+  ASSERT_TRUE(ev.is_ok()) << ev.error().message();
+  EXPECT_TRUE(ev->follow);
+  EXPECT_EQ(ev->interval_ms, 250);
+  EXPECT_EQ(ev->call.path, "/v1/events?job=job_1");
+}
+
+TEST(ParseAdmin, UsageErrorsSayWhat) {
+  std::map<std::string, std::string> env;
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"jobs"}, {"jobs", "get"}, {"jobs", "list", "job_1"}, {"jobs", "retry"}, {"schedules", "list", "--status", "x"},
+           {"queues", "set", "q", "--parallelism", "many"}, {"events", "--interval", "1ms"}, {"stats", "--follow"},
+           {"--url", "ftp://x", "stats"}, {"--url", "http://x/v1", "stats"}, {"jobs", "list", "--json=yes"}, {"jobs", "list", "--limit"}}) {
+    auto r = parse_admin(bad, env);
+    EXPECT_FALSE(r.is_ok()) << bad[0] << " " << (bad.size() > 1 ? bad[1] : "");
+  }
+}
+
+TEST(RenderTable, ShowsOneRowPerItemAndTheNextCursor) {
+  admin_command c;
+  c.resource = "jobs";
+  c.verb = "list";
+  std::string t = render_table(c, R"({"jobs":[{"id":"job_1","status":"failed","attempt_count":3,"created_at":"2026-11-29T00:00:00.000Z",
+                                               "next_attempt_at":null,"url":"https://x/\nnext"}],"next_cursor":"job_1"})");
+  EXPECT_NE(t.find("ID"), std::string::npos) << t;
+  EXPECT_NE(t.find("job_1  failed  3"), std::string::npos) << t;
+  EXPECT_NE(t.find("https://x/ next"), std::string::npos) << "control characters never reach the terminal: " << t;
+  EXPECT_NE(t.find("more: --cursor job_1"), std::string::npos) << t;
+}
 
 TEST(ParseCli, ServeWithEveryOption) {
   auto r = parse_cli({"serve", "--config", "c.yaml", "--port-file", "p", "--log-format", "json",

@@ -137,9 +137,9 @@ TEST(Codec, SpecAttemptIdemCountersRoundTrip) {
   EXPECT_EQ(*decode_attempt(encode(a)), a);
   attempt_record e{1, 5, 15000, 0, "timeout: deadline"};
   EXPECT_EQ(*decode_attempt(encode(e)), e);
-  attempt_record x{3, 5, 7, 502, "", std::string("bad \x00\xff gateway", 16)};
+  attempt_record x{3, 5, 7, 502, "", std::string("bad \x00\xff gateway", 14)};
   EXPECT_EQ(*decode_attempt(encode(x)), x);  // with its response excerpt
-  EXPECT_EQ(encode(attempt_record{3, 5, 7, 502, ""}), encode(x).substr(0, encode(x).size() - 17))
+  EXPECT_EQ(encode(attempt_record{3, 5, 7, 502, ""}), encode(x).substr(0, encode(x).size() - 1 - x.response_excerpt.size()))
       << "no excerpt: the record ends as records written before excerpts did";
   EXPECT_FALSE(decode_attempt(encode(x) + "x").is_ok());
   idem_record i{"job_1", 1'764'386'400'000, ""};
