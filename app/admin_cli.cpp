@@ -173,12 +173,13 @@ struct column {
   const char* title;
   std::string (*get)(const json&);
   std::size_t max = 40;
+  std::size_t min = 0;  // fixed widths keep the rows of events --follow aligned, one table a line
 };
 
 std::string table(const json& rows, const std::vector<column>& cols) {
   std::vector<std::vector<std::string>> cells;
   std::vector<std::size_t> width;
-  for (const auto& c : cols) width.push_back(std::string(c.title).size());
+  for (const auto& c : cols) width.push_back(std::max(std::string(c.title).size(), c.min));
   for (const auto& row : rows) {
     std::vector<std::string> line;
     for (std::size_t i = 0; i < cols.size(); ++i) {
@@ -365,11 +366,11 @@ std::string render_table(const admin_command& c, const std::string& answer_json)
            footer(j);
   }
   if (r == "events") {
-    return table(j["events"], {{"AT", FIELD("at")},
-                               {"TYPE", FIELD("type")},
-                               {"JOB", FIELD("job_id")},
-                               {"ATTEMPT", FIELD("attempt")},
-                               {"STATUS", FIELD("status_code")},
+    return table(j["events"], {{"AT", FIELD("at"), 24, 24},
+                               {"TYPE", FIELD("type"), 9, 9},
+                               {"JOB", FIELD("job_id"), 40, 30},
+                               {"ATTEMPT", FIELD("attempt"), 7, 7},
+                               {"STATUS", FIELD("status_code"), 6, 6},
                                {"ERROR", FIELD("error"), 50}});
   }
   if (r == "stats") {
