@@ -1,5 +1,7 @@
 #include "actors/system.h"
 
+#include <algorithm>
+
 #include "core/version.h"
 
 namespace fetchrelay::actors {
@@ -25,13 +27,16 @@ health_actor::behavior_type health(health_actor::pointer self,
 sampler_actor::behavior_type metrics_sampler(sampler_actor::pointer self, std::shared_ptr<metrics_history> history,
                                              std::shared_ptr<const relay_metrics> metrics,
                                              std::shared_ptr<const wall_clock> clock, std::chrono::milliseconds every) {
-  history->sample(clock->now_ms(), *metrics);
-  self->delayed_send(self, every, sample_atom::value);
+  // Every `every`, and just after each minute starts, so a minute's snapshot is its start's.
+  auto tick = [self, history, metrics, clock, every] {
+    std::int64_t now = clock->now_ms();
+    history->sample(now, *metrics);
+    auto to_next_minute = std::chrono::milliseconds(60'000 - now % 60'000 + 20);
+    self->delayed_send(self, std::min(every, to_next_minute), sample_atom::value);
+  };
+  tick();
   return {
-      [self, history, metrics, clock, every](sample_atom) {
-        history->sample(clock->now_ms(), *metrics);
-        self->delayed_send(self, every, sample_atom::value);
-      },
+      [tick](sample_atom) { tick(); },
   };
 }
 

@@ -161,9 +161,12 @@ std::string cell(const json& v) {
   return v.dump();
 }
 
+/// `s` cut to `max` characters, with every control character (C0 and DEL: ESC, BEL, CR, LF, …)
+/// shown as a space: what a target answered must never drive the operator's terminal.
 std::string clip(std::string s, std::size_t max) {
   for (auto& ch : s) {
-    if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+    auto u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) ch = ' ';
   }
   if (s.size() > max) s = s.substr(0, max - 1) + "~";
   return s;
@@ -371,7 +374,7 @@ std::string render_table(const admin_command& c, const std::string& answer_json)
                                {"JOB", FIELD("job_id"), 40, 30},
                                {"ATTEMPT", FIELD("attempt"), 7, 7},
                                {"STATUS", FIELD("status_code"), 6, 6},
-                               {"ERROR", FIELD("error"), 50}});
+                               {"ERROR", [](const json& e) { return cell(e.value("error", e.value("reason", json()))); }, 50}});
   }
   if (r == "stats") {
     std::string out = "relay-wide figures\n";
@@ -438,7 +441,7 @@ int check(const admin_command& c, const answer& a) {
     message = j["error"].value("message", message);
   }
   if (c.json) std::printf("%s\n", a.body.c_str());
-  std::fprintf(stderr, "fetchrelay: %s: %s (HTTP %d)\n", code.c_str(), message.c_str(), a.status);
+  std::fprintf(stderr, "fetchrelay: %s: %s (HTTP %d)\n", clip(code, 100).c_str(), clip(message, 500).c_str(), a.status);
   return 1;
 }
 

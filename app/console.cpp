@@ -33,6 +33,22 @@ std::string etag_of(std::string_view data) {
   return buf;
 }
 
+/// If-None-Match holds `etag`: a list, weak forms (W/"…", as proxies that compress send) and "*"
+/// included (RFC 9110 13.1.2: weak comparison).
+bool matches_etag(std::string_view header, std::string_view etag) {
+  while (!header.empty()) {
+    auto comma = header.find(',');
+    std::string_view tag = header.substr(0, comma);
+    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+    while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+    while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+    if (tag == "*") return true;
+    if (tag.rfind("W/", 0) == 0) tag.remove_prefix(2);
+    if (tag == etag) return true;
+  }
+  return false;
+}
+
 const console_asset* find_asset(std::string_view name) {
   for (const auto& a : console_assets()) {
     if (a.name == name) return &a;
@@ -45,9 +61,9 @@ const console_asset* find_asset(std::string_view name) {
 std::optional<http::response> console_response(std::string_view method, std::string_view path,
                                                std::optional<std::string_view> if_none_match) {
   if (path != "/" && path != "/ui" && path.rfind("/ui/", 0) != 0) return std::nullopt;
-  if (method != "GET") {
-    auto r = http::response::error(405, "method_not_allowed", "the console answers GET only");
-    r.headers.push_back({"Allow", "GET"});
+  if (method != "GET" && method != "HEAD") {
+    auto r = http::response::error(405, "method_not_allowed", "the console answers GET and HEAD only");
+    r.headers.push_back({"Allow", "GET, HEAD"});
     return r;
   }
   const console_asset* a = nullptr;
@@ -66,14 +82,14 @@ std::optional<http::response> console_response(std::string_view method, std::str
                {"X-Content-Type-Options", "nosniff"},
                {"Referrer-Policy", "no-referrer"},
                {"X-Frame-Options", "DENY"}};
-  if (if_none_match && *if_none_match == etag) {
+  if (if_none_match && matches_etag(*if_none_match, etag)) {
     r.status = 304;
     r.content_type = content_type_of(a->name);
     return r;
   }
   r.status = 200;
   r.content_type = content_type_of(a->name);
-  r.body.assign(a->data);
+  if (method == "GET") r.body.assign(a->data);  // HEAD: the same headers, no body
   return r;
 }
 

@@ -11,7 +11,8 @@
 namespace fetchrelay::app {
 
 /// The answer for a console path: /ui/assets/<file> is that file, any other /ui path and /
-/// the page (the console routes in the browser). nullopt if `path` is not the console's.
+/// the page (the console routes in the browser); GET and HEAD. nullopt if `path` is not the
+/// console's.
 std::optional<http::response> console_response(std::string_view method, std::string_view path,
                                                std::optional<std::string_view> if_none_match);
 

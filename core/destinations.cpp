@@ -30,7 +30,6 @@ void origin_stats::started(const std::string& tenant, std::int64_t now_ms) {
   auto& t = tenants_[tenant];
   ++t.in_flight;
   t.last_attempt_ms = now_ms;
-  last_used_ms_ = now_ms;
 }
 
 void origin_stats::finished(const std::string& tenant, bool ok, std::string_view error, std::int64_t now_ms) {
@@ -46,7 +45,6 @@ void origin_stats::finished(const std::string& tenant, bool ok, std::string_view
     t.last_error.assign(error.substr(0, 300));
     t.last_error_ms = now_ms;
   }
-  last_used_ms_ = now_ms;
 }
 
 void origin_stats::deferred(const std::string& tenant, std::string_view plugin, std::int64_t now_ms) {
@@ -54,7 +52,6 @@ void origin_stats::deferred(const std::string& tenant, std::string_view plugin, 
   auto& b = tenants_[tenant].at(now_ms);
   ++b.deferrals;
   if (plugin == "rate_limit") ++b.rate_limit_waits;
-  last_used_ms_ = now_ms;
 }
 
 void origin_stats::plugin_gauge(const std::string& policy, std::string_view name, std::int64_t value) {
@@ -91,27 +88,11 @@ bool origin_stats::view(const std::string& tenant, std::int64_t now_ms, destinat
   return true;
 }
 
-std::int64_t origin_stats::last_used_ms() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return last_used_ms_;
-}
-
 std::shared_ptr<origin_stats> destination_board::origin(const std::string& origin) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = origins_[origin];
-  if (slot) return slot;
-  slot = std::make_shared<origin_stats>(origin);
-  if (origins_.size() > max_origins_) {
-    // Drop the least recently used origin no destination actor holds (this is rare: only
-    // relays that send to more than max_origins origins get here).
-    auto victim = origins_.end();
-    for (auto it = origins_.begin(); it != origins_.end(); ++it) {
-      if (it->second.use_count() > 1 || it->first == origin) continue;
-      if (victim == origins_.end() || it->second->last_used_ms() < victim->second->last_used_ms()) victim = it;
-    }
-    if (victim != origins_.end()) origins_.erase(victim);
-  }
-  return origins_[origin];
+  if (!slot) slot = std::make_shared<origin_stats>(origin);
+  return slot;
 }
 
 std::vector<destination_view> destination_board::view(const std::string& tenant, std::int64_t now_ms,

@@ -49,7 +49,6 @@ class origin_stats {
 
   /// The tenant's view; false if the tenant never sent here.
   bool view(const std::string& tenant, std::int64_t now_ms, destination_view& out) const;
-  std::int64_t last_used_ms() const;
 
   static constexpr int window_minutes = 5;
 
@@ -70,13 +69,12 @@ class origin_stats {
   mutable std::mutex mu_;
   std::map<std::string, tenant_stats> tenants_;
   std::map<std::string, std::map<std::string, std::int64_t, std::less<>>> gauges_;  // policy -> name -> value
-  std::int64_t last_used_ms_ = 0;
 };
 
+/// One entry per origin sent to since start: as many as the job manager's destination actors,
+/// which live as long (a few hundred bytes each, beside the actor's own).
 class destination_board {
  public:
-  /// Origins kept at most: past it, the least recently used origin no actor holds is dropped.
-  explicit destination_board(std::size_t max_origins = 10'000) : max_origins_(max_origins) {}
   /// The origin's figures, made on first use.
   std::shared_ptr<origin_stats> origin(const std::string& origin);
   /// The tenant's origins in origin order, after `cursor` ("" from the start), at most `limit`;
@@ -86,7 +84,6 @@ class destination_board {
 
  private:
   mutable std::mutex mu_;
-  std::size_t max_origins_;
   std::map<std::string, std::shared_ptr<origin_stats>> origins_;
 };
 

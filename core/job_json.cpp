@@ -7,6 +7,8 @@
 #include "core/text.h"
 #include "core/time.h"
 
+#include <cctype>
+
 namespace fetchrelay {
 namespace {
 
@@ -111,8 +113,11 @@ std::string masked_header_value(std::string_view name, const std::string& value)
   auto ends = [&](std::string_view suffix) {
     return name.size() >= suffix.size() && iequals(name.substr(name.size() - suffix.size()), suffix);
   };
-  if (iequals(name, "Authorization") || iequals(name, "Cookie") || iequals(name, "Proxy-Authorization") ||
-      ends("Key") || ends("Token") || ends("Secret")) {
+  std::string lower(name);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (iequals(name, "Cookie") || iequals(name, "Set-Cookie") || lower.find("auth") != std::string::npos ||
+      ends("Key") || ends("Token") || ends("Secret") || ends("Password") || ends("Signature") || ends("Credential") ||
+      ends("Credentials")) {
     return "***";
   }
   return value;

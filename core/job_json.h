@@ -31,8 +31,9 @@ nlohmann::json event_json(const event_record& e);
 /// timeout_ms, callback, failure_callback, queue}. Secret header values show as "***".
 nlohmann::json schedule_json(const schedule_state& s);
 
-/// "***" for the value of a header that carries a secret (Authorization, Cookie,
-/// Proxy-Authorization, and names ending in Key, Token or Secret); else the value.
+/// "***" for the value of a header that carries a secret (Cookie, Set-Cookie, names containing
+/// "auth" — Authorization, Proxy-Authorization, X-Auth-Token —, and names ending in Key, Token,
+/// Secret, Password, Signature or Credential(s)); else the value.
 std::string masked_header_value(std::string_view name, const std::string& value);
 
 }  // namespace fetchrelay

@@ -3,7 +3,9 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -66,8 +68,11 @@ std::optional<double> bucket_quantile(const std::vector<double>& bounds, const s
 metrics_history::snapshot metrics_history::take(std::int64_t minute, const relay_metrics& m) {
   snapshot s;
   s.minute = minute;
-  for (const auto& a : m.attempts) s.attempts += a.load(std::memory_order_relaxed);
-  s.ok = m.attempts[static_cast<std::size_t>(attempt_class::s2xx)].load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < m.attempts.size(); ++i) {
+    auto n = m.attempts[i].load(std::memory_order_relaxed);  // each counter read once: ok ≤ attempts
+    s.attempts += n;
+    if (i == static_cast<std::size_t>(attempt_class::s2xx)) s.ok = n;
+  }
   s.lateness = m.lateness.counts();
   return s;
 }
@@ -91,7 +96,7 @@ std::vector<metrics_history::minute> metrics_history::minutes(std::int64_t now_m
     minute row;
     row.at_ms = a.minute * 60'000;
     row.attempts = b.attempts - a.attempts;
-    row.delivered = b.ok - a.ok;
+    row.delivered = std::min(b.ok - a.ok, row.attempts);
     row.failed = row.attempts - row.delivered;
     std::vector<std::uint64_t> late(a.lateness.size());
     for (std::size_t k = 0; k < late.size() && k < b.lateness.size(); ++k) late[k] = b.lateness[k] - a.lateness[k];
@@ -147,7 +152,7 @@ const std::vector<double> latency_ms{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2
 /// A sample value: integers as integers, the rest with enough digits.
 std::string number(double v) {
   char buf[64];
-  if (v == static_cast<double>(static_cast<std::int64_t>(v)) && v < 9.0e15 && v > -9.0e15) {
+  if (std::isfinite(v) && v < 9.0e15 && v > -9.0e15 && v == std::floor(v)) {  // range first: the cast is then defined
     std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
   } else {
     std::snprintf(buf, sizeof buf, "%.6f", v);

@@ -1,5 +1,6 @@
 #include "plugins/host/plugin_host.h"
 
+#include <cmath>
 #include <dlfcn.h>
 #include <spdlog/spdlog.h>
 
@@ -55,7 +56,7 @@ std::string plugin_series(const chain::step& s, const char* name, const char* su
 
 fr_host_v1 make_host(chain::step* s) {
   fr_host_v1 h{};
-  h.abi_version = FETCHRELAY_PLUGIN_ABI_VERSION;
+  h.abi_version = FETCHRELAY_PLUGIN_ABI_VERSION | (FETCHRELAY_HOST_REVISION << 16);
   h.ctx = s;
   h.method = [](const fr_attempt* a) { return str(data(a).method); };
   h.url = [](const fr_attempt* a) { return str(data(a).url); };
@@ -132,7 +133,7 @@ fr_host_v1 make_host(chain::step* s) {
   };
   h.count_seconds = [](void* ctx, const char* name, double seconds) {
     auto& s = step_of(ctx);
-    if (!s.svc.metrics || !valid_name(name) || !(seconds >= 0)) return;
+    if (!s.svc.metrics || !valid_name(name) || !std::isfinite(seconds) || seconds < 0) return;
     s.svc.metrics->add_count(plugin_series(s, name, "_seconds_total"), s.svc.labels, seconds,
                              "Seconds counted as " + std::string(name) + " by plugin " + s.m->name + ".");
   };

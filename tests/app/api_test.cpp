@@ -134,11 +134,17 @@ TEST_F(Api, TheConsoleIsServedFromTheBinaryWithAStrictContentSecurityPolicy) {
   auto again = ask("GET", "/ui/topics", "If-None-Match: " + page.headers["etag"] + "\r\n");
   EXPECT_EQ(again.status, 304) << "unchanged: the browser keeps its copy";
   EXPECT_TRUE(again.body.empty());
+  EXPECT_EQ(ask("GET", "/", "If-None-Match: \"other\", W/" + page.headers["etag"] + "\r\n").status, 304)
+      << "a weak tag in a list, as a compressing proxy sends it";
+  EXPECT_EQ(ask("GET", "/", "If-None-Match: \"other\"\r\n").status, 200);
+  auto head = ask("HEAD", "/ui/jobs", "");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
   EXPECT_EQ(ask("GET", "/ui/assets/no-such-file.js", "").status, 404);
   EXPECT_EQ(ask("GET", "/ui/assets/index.html", "").status, 200);
   auto post = ask("POST", "/ui/jobs", "");
   EXPECT_EQ(post.status, 405);
-  EXPECT_EQ(post.headers["allow"], "GET");
+  EXPECT_EQ(post.headers["allow"], "GET, HEAD");
 }
 
 TEST_F(Api, StatsShowTheRelaysJobsByStatusAndAskForTheKey) {

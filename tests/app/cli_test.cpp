@@ -58,10 +58,11 @@ TEST(RenderTable, ShowsOneRowPerItemAndTheNextCursor) {
   c.resource = "jobs";
   c.verb = "list";
   std::string t = render_table(c, R"({"jobs":[{"id":"job_1","status":"failed","attempt_count":3,"created_at":"2026-11-29T00:00:00.000Z",
-                                               "next_attempt_at":null,"url":"https://x/\nnext"}],"next_cursor":"job_1"})");
+                                               "next_attempt_at":null,"url":"https://x/\nnext\u001b]52;c;aGk=\u0007"}],"next_cursor":"job_1"})");
   EXPECT_NE(t.find("ID"), std::string::npos) << t;
   EXPECT_NE(t.find("job_1  failed  3"), std::string::npos) << t;
-  EXPECT_NE(t.find("https://x/ next"), std::string::npos) << "control characters never reach the terminal: " << t;
+  EXPECT_NE(t.find("https://x/ next ]52;c;aGk= "), std::string::npos) << "control characters never reach the terminal: " << t;
+  for (char ch : t) EXPECT_TRUE(ch == '\n' || static_cast<unsigned char>(ch) >= 0x20) << static_cast<int>(ch);
   EXPECT_NE(t.find("more: --cursor job_1"), std::string::npos) << t;
 }
 

@@ -80,34 +80,25 @@ TEST(DestinationBoard, PagesInOriginOrderWithACursor) {
   EXPECT_FALSE(more);
 }
 
-TEST(DestinationBoard, DropsTheLeastRecentlyUsedOriginNoActorHoldsPastItsCap) {
-  destination_board board(2);
-  auto held = board.origin("http://held:80");
-  held->started("t", t0);
-  board.origin("http://old:80")->started("t", t0 + 1);
-  board.origin("http://new:80")->started("t", t0 + 2);  // past the cap: old goes, held stays (an actor holds it)
-  bool more = false;
-  auto v = board.view("t", t0 + 3, "", 10, more);
-  ASSERT_EQ(v.size(), 2u);
-  EXPECT_EQ(v[0].origin, "http://held:80");
-  EXPECT_EQ(v[1].origin, "http://new:80");
-}
-
 TEST(JobJson, ShowsTheRequestWithSecretsMaskedAndAFailedAttemptsResponseExcerpt) {
   job_state s;
   s.id = "job_1";
   s.status = job_status::retrying;
   job_spec spec{"POST", "http://x/y",
                 {{"Authorization", "Bearer sk_live"}, {"X-Api-Key", "k"}, {"Cookie", "c=1"}, {"X-Trace", "t-1"},
-                 {"Proxy-Authorization", "p"}, {"X-Session-Token", "tok"}, {"X-Client-Secret", "s"}},
+                 {"Proxy-Authorization", "p"}, {"X-Session-Token", "tok"}, {"X-Client-Secret", "s"},
+                 {"X-Authorization", "xa"}, {"X-Auth-User", "u"}, {"X-Db-Password", "pw"}, {"X-Hub-Signature", "sig"},
+                 {"X-Credentials", "cr"}, {"Set-Cookie", "sc"}, {"X-Request-Id", "r-1"}},
                 std::string(70 * 1024, 'b')};
   std::vector<attempt_record> attempts{{1, t0, 12, 503, "", "upstream down"}};
   auto j = job_json(s, attempts, &spec);
   const auto& h = j["request"]["headers"];
-  for (const char* secret : {"Authorization", "X-Api-Key", "Cookie", "Proxy-Authorization", "X-Session-Token", "X-Client-Secret"}) {
+  for (const char* secret : {"Authorization", "X-Api-Key", "Cookie", "Proxy-Authorization", "X-Session-Token", "X-Client-Secret",
+                             "X-Authorization", "X-Auth-User", "X-Db-Password", "X-Hub-Signature", "X-Credentials", "Set-Cookie"}) {
     EXPECT_EQ(h[secret], "***") << secret;
   }
   EXPECT_EQ(h["X-Trace"], "t-1");
+  EXPECT_EQ(h["X-Request-Id"], "r-1");
   EXPECT_EQ(j.dump().find("sk_live"), std::string::npos);
   EXPECT_EQ(j["request"]["body_bytes"], 70 * 1024);
   EXPECT_EQ(j["request"]["body_truncated"], true);

@@ -4,8 +4,28 @@
 
 #include <gtest/gtest.h>
 
+#include "fetchrelay/plugin.hpp"
+
 namespace fetchrelay::plugins {
 namespace {
+
+std::string described;  // what the fake host's describe was told
+
+TEST(HostRevision, TheSdkCallsRevisionOneFunctionsOnlyOnAHostThatHasThem) {
+  fr_host_v1 old_host{};
+  old_host.abi_version = FETCHRELAY_PLUGIN_ABI_VERSION;  // revision 0: no describe, no count_seconds
+  fetchrelay::sdk::host on_old(&old_host);
+  on_old.describe("x", "help");  // calling through the null entries would crash here
+  on_old.count_seconds("x", 1.5);
+  fr_host_v1 new_host{};
+  new_host.abi_version = FETCHRELAY_PLUGIN_ABI_VERSION | (FETCHRELAY_HOST_REVISION << 16);
+  new_host.describe = [](void*, const char* name, const char* help) { described = std::string(name) + "=" + help; };
+  fetchrelay::sdk::host on_new(&new_host);
+  on_new.describe("wait", "Seconds waited.");
+  EXPECT_EQ(described, "wait=Seconds waited.");
+  EXPECT_EQ(FR_HOST_REVISION(&new_host), 1u);
+  EXPECT_EQ(new_host.abi_version & 0xffffu, FETCHRELAY_PLUGIN_ABI_VERSION) << "the low bits stay the ABI version";
+}
 
 const std::string dir = FETCHRELAY_TEST_PLUGIN_DIR;
 

@@ -33,6 +33,11 @@ extern "C" {
 #endif
 
 #define FETCHRELAY_PLUGIN_ABI_VERSION 1u
+/* The host table's revision, in the high 16 bits of fr_host_v1::abi_version (the low 16 bits are
+ * FETCHRELAY_PLUGIN_ABI_VERSION). The table only grows at its end; a function a revision added
+ * may be called only when (host->abi_version >> 16) >= that revision. 1: describe, count_seconds. */
+#define FETCHRELAY_HOST_REVISION 1u
+#define FR_HOST_REVISION(host) ((host)->abi_version >> 16)
 #define FETCHRELAY_PLUGIN_ENTRY "fetchrelay_plugin_v1"
 
 /* A string the host owns: `size` bytes at `data`, not NUL-terminated. */
@@ -71,7 +76,7 @@ typedef enum fr_log_level { FR_LOG_DEBUG = 0, FR_LOG_INFO = 1, FR_LOG_WARN = 2, 
 /* The host's callbacks. Attempt functions may be called only during a hook, with the attempt
  * that hook received. */
 typedef struct fr_host_v1 {
-  uint32_t abi_version; /* FETCHRELAY_PLUGIN_ABI_VERSION */
+  uint32_t abi_version; /* FETCHRELAY_PLUGIN_ABI_VERSION | FETCHRELAY_HOST_REVISION << 16 */
   void* ctx;            /* pass back as the first argument of the functions taking `ctx` */
 
   /* The attempt. */
@@ -109,8 +114,8 @@ typedef struct fr_host_v1 {
   /* Sets gauge fetchrelay_plugin_<plugin>_<name>, labelled likewise. */
   void (*gauge)(void* ctx, const char* name, int64_t value);
 
-  /* Appended to ABI 1 after its first release: the table only grows at its end, so a plugin
-   * built before never reads these; one that uses them needs a host that has them. */
+  /* Revision 1 (FR_HOST_REVISION(host) >= 1; a host of revision 0 does not have them: a plugin
+   * built before never reads them, and the C++ SDK skips them on such a host). */
   /* The HELP text of this plugin's series `name` (as given to count, gauge or count_seconds),
    * shown in /metrics; call it from create. Without it the host writes a generic one. */
   void (*describe)(void* ctx, const char* name, const char* help);

@@ -71,9 +71,14 @@ class host {
   /// Sets fetchrelay_plugin_<plugin>_<name> (a gauge).
   void gauge(const char* name, std::int64_t value) const { h_->gauge(h_->ctx, name, value); }
   /// The HELP text of series `name` in /metrics (call it from the constructor).
-  void describe(const char* name, const char* help) const { h_->describe(h_->ctx, name, help); }
-  /// Adds seconds to fetchrelay_plugin_<plugin>_<name>_seconds_total.
-  void count_seconds(const char* name, double seconds) const { h_->count_seconds(h_->ctx, name, seconds); }
+  /// Nothing on a host too old to have it (revision 0).
+  void describe(const char* name, const char* help) const {
+    if (FR_HOST_REVISION(h_) >= 1) h_->describe(h_->ctx, name, help);
+  }
+  /// Adds seconds to fetchrelay_plugin_<plugin>_<name>_seconds_total (nothing on a revision 0 host).
+  void count_seconds(const char* name, double seconds) const {
+    if (FR_HOST_REVISION(h_) >= 1) h_->count_seconds(h_->ctx, name, seconds);
+  }
   const fr_host_v1* raw() const { return h_; }
 
  private:
