@@ -1,12 +1,14 @@
 # fetchrelay: the two commands a newcomer needs are `make run` and `make test`.
 BUILD       ?= build
 ASAN_BUILD  ?= build-asan
+FUZZ_BUILD  ?= build-fuzz
+FUZZ_S      ?= 60
 JOBS        ?= 2
 CONFIG      ?= examples/fetchrelay.yaml
 BUILD_TYPE  ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-sanitize run clean format bench-client bench
+.PHONY: all deps build test test-sanitize run clean format bench-client bench fuzz
 
 all: build
 
@@ -30,6 +32,17 @@ test-sanitize: deps $(ASAN_BUILD)/build.ninja
 	@echo "test-sanitize: ASan+UBSan build; tests labelled 'perf' (memory/speed assertions) and 'browser' (the console in Chromium) are left out"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 600 -LE "perf|browser"
+
+# libFuzzer targets (tests/fuzz), FUZZ_S seconds each from the committed corpora; clang build in
+# build-fuzz/ (core and the targets only). Not while another build runs.
+$(FUZZ_BUILD)/build.ninja:
+	@scripts/install-deps.sh --fuzz
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFETCHRELAY_FUZZ=ON -DFETCHRELAY_TESTS=OFF
+
+fuzz: $(FUZZ_BUILD)/build.ninja
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_S)
 
 # Outbound client: pooled vs new connection per request (docs/benchmarks.md). Not during a build.
 bench-client: build

@@ -87,9 +87,42 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view v) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count() + frac;
 }
 
+namespace {
+
+/// True if `t` has the shape of `pattern`: `A` one or more letters (a day name), `a` a letter,
+/// `d` a digit, `D` a digit or a space, anything else itself. Each HTTP-date form is checked so
+/// before date::parse sees it: fuzzing found date::parse converting a NaN seconds value to an
+/// integer (undefined behaviour) for a time field that was not digits.
+bool shaped(std::string_view t, std::string_view pattern) {
+  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  std::size_t i = 0;
+  for (char p : pattern) {
+    if (p == 'A') {
+      std::size_t start = i;
+      while (i < t.size() && letter(t[i])) ++i;
+      if (i == start) return false;
+      continue;
+    }
+    if (i >= t.size()) return false;
+    char c = t[i++];
+    if (p == 'a' ? !letter(c) : p == 'd' ? !digit(c) : p == 'D' ? !(digit(c) || c == ' ') : c != p) return false;
+  }
+  return i == t.size();
+}
+
+}  // namespace
+
 std::optional<std::int64_t> parse_http_date(std::string_view text) {
   // IMF-fixdate first; then the obsolete RFC 850 and asctime forms recipients must still take.
-  for (const char* form : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"}) {
+  struct form_of {
+    const char* shape;
+    const char* form;
+  };
+  for (auto [shape, form] : {form_of{"aaa, dd aaa dddd dd:dd:dd GMT", "%a, %d %b %Y %H:%M:%S GMT"},
+                             form_of{"A, dd-aaa-dd dd:dd:dd GMT", "%A, %d-%b-%y %H:%M:%S GMT"},
+                             form_of{"aaa aaa Dd dd:dd:dd dddd", "%a %b %e %H:%M:%S %Y"}}) {
+    if (!shaped(text, shape)) continue;
     std::istringstream in{std::string(text)};
     in.imbue(std::locale::classic());
     date::sys_seconds tp;

@@ -27,8 +27,9 @@ LIST=""
 for arg in "$@"; do
   case "$arg" in
     --bench) PACKAGES+=(nginx-light wrk) ;;
+    --fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;  # `make fuzz`: clang's libFuzzer
     --list) LIST=1 ;;
-    *) echo "install-deps: unknown option $arg (use --bench, --list)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown option $arg (use --bench, --fuzz, --list)" >&2; exit 2 ;;
   esac
 done
 

@@ -35,6 +35,16 @@ TEST(Time, Rfc3339RefusesInstantsThatDoNotExist) {
   }
 }
 
+TEST(Time, HttpDatesWithABrokenTimeFieldAreRefusedBeforeTheDateLibrarySeesThem) {
+  // Found by tests/fuzz/fuzz_durations (UBSan: a NaN seconds value converted to an integer).
+  EXPECT_FALSE(parse_http_date(std::string("Sun, 12 Nov 1499 08:4:\xfa" "8\x10", 25)));
+  EXPECT_FALSE(parse_http_date("Sun, 12 Nov 1499 08:4:x8 GMT"));
+  EXPECT_FALSE(parse_http_date("Sun, 06 Nov 1994 08:49:3 GMT"));
+  EXPECT_FALSE(parse_http_date("Sun, 06 Nov 1994 08:49:37 G\x01T"));
+  EXPECT_FALSE(parse_http_date(std::string(100, ' ') + "Sun, 06 Nov 1994 08:49:37 GMT"));
+  EXPECT_FALSE(parse_http_date("Sun,6 Nov 1994 08:49:,6 Nov 1994 08:49:37 GMT")) << "a valid time later on is no excuse";
+}
+
 TEST(Time, HttpDatesParseInAllThreeFormsAndTheDayNameMustMatch) {
   EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784'111'777'000);
   EXPECT_EQ(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), 784'111'777'000) << "RFC 850";
