@@ -318,7 +318,10 @@ std::string encode(const job_state& s) {
   }
   // Trailing sections, absent in most records and in older ones: where it came from, then its
   // QStash options (which need the section before them).
-  if (!s.schedule_id.empty() || !s.queue.empty() || !s.topic.empty() || !s.qstash.empty()) {
+  // Written when any of its fields is set (fuzzing found a record with only an endpoint, or only a
+  // queue stage, losing it on its next write).
+  if (!s.schedule_id.empty() || s.fire_time_ms != 0 || !s.queue.empty() || !s.topic.empty() || !s.endpoint.empty() ||
+      s.queue_stage != 0 || !s.qstash.empty()) {
     put_string(out, s.schedule_id);
     put_varint(out, static_cast<std::uint64_t>(s.fire_time_ms));
     put_string(out, s.queue);
@@ -498,6 +501,7 @@ result<status_counters> decode_counters(std::string_view v) {
   std::uint64_t n = r.varint();
   for (std::uint64_t i = 0; r.ok() && i < n; ++i) {
     std::uint64_t x = r.varint();
+    if (x > static_cast<std::uint64_t>(INT64_MAX)) return r.error("counters");  // a count below zero: corrupt
     if (i < c.size()) c[i] = static_cast<std::int64_t>(x);
   }
   if (!r.ok() || !r.at_end()) return r.error("counters");

@@ -130,6 +130,21 @@ TEST(Codec, ScheduleRoundTripsAndEveryCutIsDataLoss) {
   EXPECT_LT(schedule_due_key(41, "zeta", "z"), schedule_due_key(42, "acme", "a")) << "ordered by time first";
 }
 
+TEST(Codec, AJobStateWithOnlyOneOriginFieldSetKeepsIt) {
+  // Found by tests/fuzz/fuzz_codec: the origin section was written only for a schedule, queue,
+  // topic or QStash options, so an endpoint, fire time or queue stage alone was dropped.
+  job_state s;
+  s.id = "job_1";
+  s.endpoint = "a";
+  EXPECT_EQ(*decode_job_state(encode(s)), s);
+  s.endpoint.clear();
+  s.queue_stage = 2;
+  EXPECT_EQ(*decode_job_state(encode(s)), s);
+  s.queue_stage = 0;
+  s.fire_time_ms = 5;
+  EXPECT_EQ(*decode_job_state(encode(s)), s);
+}
+
 TEST(Codec, SpecAttemptIdemCountersRoundTrip) {
   job_spec spec{"POST", "http://x/y", {{"Content-Type", "application/json"}, {"X-A", ""}}, "{\"k\":1}"};
   EXPECT_EQ(*decode_job_spec(encode(spec)), spec);
@@ -149,6 +164,8 @@ TEST(Codec, SpecAttemptIdemCountersRoundTrip) {
   EXPECT_FALSE(decode_idem(encode(f) + "x").is_ok());
   status_counters c{0, 10, 2, 3, 1'000'000, 7, 0};
   EXPECT_EQ(*decode_counters(encode(c)), c);
+  // Found by tests/fuzz/fuzz_codec: a count past INT64_MAX decoded as a negative count.
+  EXPECT_FALSE(decode_counters(std::string("\x01\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12)).is_ok());
 }
 
 TEST(Keys, DueKeysSortByTimeThenId) {
