@@ -1,8 +1,10 @@
 #include "config/schema.h"
 
 #include <algorithm>
+#include <set>
 
 #include "core/net.h"
+#include "core/text.h"
 #include "core/units.h"
 
 namespace fetchrelay::config {
@@ -162,9 +164,57 @@ std::string render_value(const json& value) {
   if (value.is_string()) {
     std::string s = value.get<std::string>();
     if (s.size() > 80) s = s.substr(0, 77) + "...";
-    return json(s).dump();
+    return safe_dump(json(s));
   }
-  return value.dump();
+  return safe_dump(value);
+}
+
+std::string check_schema(const json& schema, const std::string& path) {
+  auto at = [&](const std::string& keyword) { return (path.empty() ? "" : path + ".") + keyword; };
+  if (!schema.is_object()) return (path.empty() ? std::string("the schema") : path) + " must be a JSON object";
+  static const std::set<std::string> types = {"object", "array", "string", "integer", "number", "boolean", "null"};
+  static const std::set<std::string> formats = {"duration", "size", "listen-address", "cidr", "absolute-url"};
+  static const std::set<std::string> ignored = {"description", "default", "title", "examples", "$schema", "$id", "$comment"};
+  for (auto it = schema.begin(); it != schema.end(); ++it) {
+    const std::string& k = it.key();
+    const json& v = it.value();
+    if (k == "type") {
+      bool ok = v.is_string() ? types.count(v.get<std::string>()) == 1 : v.is_array() && !v.empty();
+      if (v.is_array()) {
+        for (const auto& t : v) ok = ok && t.is_string() && types.count(t.get<std::string>()) == 1;
+      }
+      if (!ok) return at(k) + " must be one of object, array, string, integer, number, boolean, null, or a list of them";
+    } else if (k == "properties") {
+      if (!v.is_object()) return at(k) + " must be a mapping of schemas";
+      for (auto p = v.begin(); p != v.end(); ++p) {
+        if (auto e = check_schema(p.value(), at(k) + "." + p.key()); !e.empty()) return e;
+      }
+    } else if (k == "items") {
+      if (auto e = check_schema(v, at(k)); !e.empty()) return e;
+    } else if (k == "additionalProperties") {
+      if (v.is_boolean()) continue;
+      if (auto e = check_schema(v, at(k)); !e.empty()) return e;
+    } else if (k == "required") {
+      bool ok = v.is_array() && std::all_of(v.begin(), v.end(), [](const json& r) { return r.is_string(); });
+      if (!ok) return at(k) + " must be a list of names";
+    } else if (k == "enum") {
+      if (!v.is_array() || v.empty()) return at(k) + " must be a non-empty list";
+    } else if (k == "minimum" || k == "maximum") {
+      if (!v.is_number()) return at(k) + " must be a number";
+    } else if (k == "minItems" || k == "minLength" || k == "maxLength") {
+      if (!v.is_number_unsigned()) return at(k) + " must be an integer ≥ 0";
+    } else if (k == "format") {
+      if (!v.is_string() || formats.count(v.get<std::string>()) == 0) {
+        return at(k) + " must be one of duration, size, listen-address, cidr, absolute-url";
+      }
+    } else if (k == "secret") {
+      if (!v.is_boolean()) return at(k) + " must be true or false";
+    } else if (ignored.count(k) == 0) {
+      return at(k) + ": unknown keyword (the host understands type, properties, required, additionalProperties, "
+                     "enum, minimum, maximum, items, minItems, minLength, maxLength, format, secret, default, description)";
+    }
+  }
+  return "";
 }
 
 void validate(const json& schema, const json& value, const std::string& path,
@@ -198,7 +248,7 @@ void validate(const json& schema, const json& value, const std::string& path,
       std::string list;
       for (const auto& o : options) {
         if (!list.empty()) list += ", ";
-        list += o.is_string() ? o.get<std::string>() : o.dump();
+        list += o.is_string() ? o.get<std::string>() : safe_dump(o);
       }
       errors.push_back({path, "expected one of " + list + "; got " + shown(schema, value)});
       return;

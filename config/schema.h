@@ -34,7 +34,12 @@ struct config_error {
 std::string join_path(const std::string& parent, const std::string& key);
 std::string index_path(const std::string& parent, size_t index);
 
-/// Validates `value` against `schema`, appending every problem found to `errors`.
+/// Checks that a plugin's schema uses only the keywords above, each with a value of the right
+/// kind (validate() assumes it). Returns "" when it does, else what is wrong and where
+/// ("properties.rate.type must be …"). `path` prefixes the keyword paths; "" at the top.
+std::string check_schema(const json& schema, const std::string& path = "");
+
+/// Validates `value` against `schema` (one that check_schema() accepts), appending every problem found to `errors`.
 void validate(const json& schema, const json& value, const std::string& path,
               std::vector<config_error>& errors);
 

@@ -5,6 +5,9 @@
 #include <charconv>
 #include <cstdlib>
 #include <regex>
+#include <string_view>
+
+#include "core/text.h"
 
 namespace fetchrelay::config {
 namespace {
@@ -134,6 +137,9 @@ result<std::string> expand_env(std::string_view text, const env_lookup& env) {
       fallback = std::string(rest.substr(2));
     }
     auto value = env(name);
+    if (value && !is_valid_utf8(*value)) {
+      return invalid_argument("environment variable " + name + " is not valid UTF-8");
+    }
     if (value && (!value->empty() || !fallback)) {
       out += *value;
     } else if (fallback) {
@@ -150,6 +156,27 @@ result<std::string> expand_env(std::string_view text, const env_lookup& env) {
 
 yaml_document parse_yaml(const std::string& text, const std::string& source, const env_lookup& env) {
   yaml_document doc;
+  // YAML text is Unicode; yaml-cpp passes stray bytes through into strings, where they would
+  // break every later JSON rendering. Refuse them here, at their line and column.
+  if (!is_valid_utf8(text)) {
+    std::size_t line = 1, column = 1;
+    for (std::size_t i = 0; i < text.size();) {
+      auto lead = static_cast<unsigned char>(text[i]);
+      std::size_t len = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+      if (!is_valid_utf8(std::string_view(text).substr(i, len))) break;  // the first bad byte
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+      i += len;
+    }
+    doc.errors.push_back({source + ":" + std::to_string(line) + ":" + std::to_string(column),
+                          "not valid UTF-8 (a config file must be UTF-8 text)"});
+    doc.value = nullptr;
+    return doc;
+  }
   YAML::Node root;
   try {
     root = YAML::Load(text);

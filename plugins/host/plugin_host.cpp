@@ -180,6 +180,9 @@ result<module> load_module(const std::string& path, const std::string& expected_
     return status{status_code::invalid_argument, path + ": config_schema is not valid JSON: " + e.what()};
   }
   if (!m.schema.is_object()) return status{status_code::invalid_argument, path + ": config_schema is not a JSON object"};
+  if (auto problem = config::check_schema(m.schema); !problem.empty()) {
+    return status{status_code::invalid_argument, path + ": config_schema: " + problem};
+  }
   return m;
 }
 

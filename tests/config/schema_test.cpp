@@ -15,6 +15,37 @@ std::vector<std::string> check(const char* schema, const json& value) {
 
 using lines = std::vector<std::string>;
 
+// Found by fuzz_schema: a plugin schema whose keywords had the wrong kind ("properties": [1],
+// "type": 5) made validate() throw from nlohmann::json. The host now checks a plugin's schema
+// when it loads the plugin, and validate() only ever sees schemas that pass.
+TEST(CheckSchema, RefusesKeywordsOfTheWrongKindAndNamesWhere) {
+  EXPECT_EQ(check_schema(json::parse(R"({"type":"object","properties":{"a":{"type":"integer","minimum":1}},"required":["a"]})")), "");
+  EXPECT_EQ(check_schema(json::parse(R"({"type":["string","null"],"format":"duration","secret":true,"default":"1s"})")), "");
+  EXPECT_EQ(check_schema(json::parse(R"({"additionalProperties":{"type":"number"},"description":"d"})")), "");
+  EXPECT_EQ(check_schema(json::parse("[1]")), "the schema must be a JSON object");
+  EXPECT_EQ(check_schema(json::parse(R"({"type":5})")),
+            "type must be one of object, array, string, integer, number, boolean, null, or a list of them");
+  EXPECT_EQ(check_schema(json::parse(R"({"type":["string","text"]})")),
+            "type must be one of object, array, string, integer, number, boolean, null, or a list of them");
+  EXPECT_EQ(check_schema(json::parse(R"({"properties":[1]})")), "properties must be a mapping of schemas");
+  EXPECT_EQ(check_schema(json::parse(R"({"properties":{"a":{"items":3}}})")), "properties.a.items must be a JSON object");
+  EXPECT_EQ(check_schema(json::parse(R"({"properties":{"a":{"additionalProperties":{"minimum":"1"}}}})")),
+            "properties.a.additionalProperties.minimum must be a number");
+  EXPECT_EQ(check_schema(json::parse(R"({"required":"a"})")), "required must be a list of names");
+  EXPECT_EQ(check_schema(json::parse(R"({"enum":{}})")), "enum must be a non-empty list");
+  EXPECT_EQ(check_schema(json::parse(R"({"minLength":-1})")), "minLength must be an integer ≥ 0");
+  EXPECT_EQ(check_schema(json::parse(R"({"format":"email"})")),
+            "format must be one of duration, size, listen-address, cidr, absolute-url");
+  EXPECT_EQ(check_schema(json::parse(R"({"secret":"yes"})")), "secret must be true or false");
+  EXPECT_EQ(check_schema(json::parse(R"({"requried":["a"]})")).rfind("requried: unknown keyword", 0), 0u);
+}
+
+// Found by fuzz_config: an error quoting a value with a byte that is not UTF-8 threw.
+TEST(SchemaValidator, ValuesThatAreNotUtf8AreQuotedWithoutThrowing) {
+  EXPECT_EQ(check(R"({"type":"integer"})", std::string("a\xFF" "b")), lines{"x: expected an integer, got \"a\xEF\xBF\xBD" "b\""});
+  EXPECT_EQ(check(R"({"enum":["x"]})", std::string("\xFF")), lines{"x: expected one of x; got \"\xEF\xBF\xBD\""});
+}
+
 TEST(SchemaValidator, TypesAndRanges) {
   EXPECT_EQ(check(R"({"type":"integer","minimum":1})", 0), lines{"x: expected an integer ≥ 1, got 0"});
   EXPECT_EQ(check(R"({"type":"integer","maximum":9})", 10), lines{"x: expected an integer ≤ 9, got 10"});

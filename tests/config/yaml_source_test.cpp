@@ -59,5 +59,21 @@ TEST(ParseYaml, SyntaxErrorsNameTheLine) {
   EXPECT_EQ(doc.errors[0].message.rfind("invalid YAML: ", 0), 0u);
 }
 
+// Found by fuzz_config: a stray byte passed through yaml-cpp into a string, and the first error
+// message that quoted it threw from nlohmann::json's dump (the relay exited at start-up).
+TEST(ParseYaml, TextThatIsNotUtf8IsRefusedAtItsLineAndColumn) {
+  auto doc = parse_yaml("a: 1\nname: \"caf\xC3\xA9 \xFF\"\n", "t.yaml", env_of({}));
+  ASSERT_EQ(doc.errors.size(), 1u);
+  EXPECT_EQ(doc.errors[0].to_string(), "t.yaml:2:13: not valid UTF-8 (a config file must be UTF-8 text)");
+  EXPECT_TRUE(doc.value.is_null());
+  EXPECT_TRUE(parse_yaml("name: \"caf\xC3\xA9\"\n", "t.yaml", env_of({})).errors.empty());  // UTF-8 is fine
+}
+
+TEST(ExpandEnv, AVariableThatIsNotUtf8IsRefusedByName) {
+  auto r = expand_env("${BAD}", env_of({{"BAD", "\xC0\xAF"}}));  // an overlong '/'
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.error().message(), "environment variable BAD is not valid UTF-8");
+}
+
 }  // namespace
 }  // namespace fetchrelay::config

@@ -57,6 +57,12 @@ TEST(PluginLoader, AMissingEntrySymbolIsReported) {
       << m.error().message();
 }
 
+TEST(PluginLoader, ASchemaTheHostCannotReadIsRefusedAtLoad) {
+  auto m = load_module(dir + "/bad_schema.so", "bad_schema");
+  ASSERT_FALSE(m.is_ok());
+  EXPECT_EQ(m.error().message(), dir + "/bad_schema.so: config_schema: properties must be a mapping of schemas");
+}
+
 TEST(PluginLoader, APluginThatIsNotFoundNamesTheSearchPath) {
   auto r = registry::load({"stamp", "nope"}, {"/opt/a", dir});
   ASSERT_FALSE(r.is_ok());
