@@ -24,6 +24,9 @@
 #            20 pages deep, filtered by status, by a URL prefix that matches nothing: the worst
 #            page, 10,000 entries read) and a job's page (GET /v1/jobs/{id} of jobs read from the
 #            list): p50/p99/max ms. Target: p99 under 300 ms.
+#   W8       slowloris: W8_SUBMISSIONS submissions (each on a new connection, due in an hour)
+#            alone, then while W8_SLOW connections each send one header byte a second:
+#            p50/p99/max ms of both, and the ratio of the p99s. Target: every one answered.
 #
 # W2-W4 run RUNS times (medians); W5 once. WORKLOADS picks some, e.g. WORKLOADS="w1 w4".
 # The sink is nginx started here on a free loopback port; its access log records per request the
@@ -40,9 +43,11 @@ W6_SCHEDULES=${W6_SCHEDULES:-100000}
 W6_WAIT=${W6_WAIT:-30}
 W7_JOBS=${W7_JOBS:-1000000}
 W7_SAMPLES=${W7_SAMPLES:-200}
+W8_SLOW=${W8_SLOW:-1000}
+W8_SUBMISSIONS=${W8_SUBMISSIONS:-100}
 RUNS=${RUNS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
-WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w7}
+WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w7 w8}
 # RELAY_LOG_LEVEL: the relay's log level (default warn; info writes a line per job: docs/operations.md).
 # RELAY_SERVER: extra keys for the relay's `server` block, for experiments, e.g. "worker_threads: 1".
 # BENCH_KEEP: a directory to keep the sink's access log and each relay's /metrics in (debugging).
@@ -54,6 +59,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADGEN="$ROOT/$BUILD/bench/fetchrelay_loadgen"
 FILL="$ROOT/$BUILD/bench/fetchrelay_w5_fill"
 FILL6="$ROOT/$BUILD/bench/fetchrelay_w6_fill"
+SLOWLORIS="$ROOT/$BUILD/bench/fetchrelay_slowloris"
 RELAY=${RELAY_BIN:-"$ROOT/$BUILD/fetchrelay"}  # RELAY_BIN: another binary, for A/B runs
 KEY=relay_sk_bench_0123456789
 WORK=$(mktemp -d /tmp/fetchrelay-bench.XXXXXX)
@@ -385,6 +391,14 @@ run_w6() {
   echo "$W6_SCHEDULES $(json_field "$fill" seconds) $ready $rss_ready $rss_later $peak $made"
 }
 
+# W8: prints the slowloris tool's JSON line.
+run_w8() {
+  start_relay
+  wait_ready >/dev/null
+  "$SLOWLORIS" --port "$RELAY_PORT" --key "$KEY" --slow "$W8_SLOW" --submissions "$W8_SUBMISSIONS"
+  stop_relay
+}
+
 echo "bench: WORKLOADS='$WORKLOADS', RUNS=$RUNS, $CONNECTIONS connections, build $BUILD"
 start_sink
 RESULT="$ROOT/bench/results/bench-$(date -u +%Y%m%dT%H%M%SZ).json"
@@ -464,6 +478,21 @@ if wants w7; then
   echo "W7 (console, $n jobs in the store, written in $fill s; p50/p99/max ms of $W7_SAMPLES calls each): page $page, jobs list $list, 20 pages deep $deep, status filter $filtered, URL prefix matching nothing $nomatch, job page $job"
   q() { echo "\"$1\""; }
   sections+=("\"w7\": {\"jobs\": $n, \"fill_s\": $fill, \"samples\": $W7_SAMPLES, \"page_ms\": $(q "$page"), \"list_ms\": $(q "$list"), \"deep_list_ms\": $(q "$deep"), \"filtered_list_ms\": $(q "$filtered"), \"nomatch_prefix_ms\": $(q "$nomatch"), \"job_ms\": $(q "$job")}")
+fi
+
+if wants w8; then
+  p99a=() p99s=() lines=()
+  for r in $(seq 1 "$RUNS"); do
+    out=$(run_w8)
+    lines+=("$out")
+    a=$(sed -n 's/.*"alone":{[^}]*"p99_ms":\([0-9.]*\).*/\1/p' <<<"$out")
+    w=$(sed -n 's/.*"with_slow":{[^}]*"p99_ms":\([0-9.]*\).*/\1/p' <<<"$out")
+    p99a+=("$a") p99s+=("$w")
+    echo "W8 run $r: $out"
+  done
+  ma=$(median_of "${p99a[@]}") ms=$(median_of "${p99s[@]}")
+  echo "W8 median: submission p99 $ma ms alone, $ms ms beside $W8_SLOW slow connections (x$(awk -v a="$ma" -v b="$ms" 'BEGIN {printf "%.2f", b / a}'))"
+  sections+=("\"w8\": {\"slow\": $W8_SLOW, \"runs\": [$(list "${lines[@]}")], \"median_p99_alone_ms\": $ma, \"median_p99_with_slow_ms\": $ms}")
 fi
 
 { echo "{\"date\": \"$(date -u +%FT%TZ)\", \"runs\": $RUNS, \"connections\": $CONNECTIONS,"
