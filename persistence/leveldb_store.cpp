@@ -20,24 +20,33 @@ namespace {
 
 class faulty_file final : public leveldb::WritableFile {
  public:
-  faulty_file(leveldb::WritableFile* base, std::shared_ptr<fault_injection> f) : base_(base), faults_(std::move(f)) {}
+  faulty_file(leveldb::WritableFile* base, std::string name, std::shared_ptr<fault_injection> f)
+      : base_(base), name_(std::move(name)), faults_(std::move(f)) {}
   ~faulty_file() override { delete base_; }
   leveldb::Status Append(const leveldb::Slice& data) override {
-    if (faults_->failing()) return leveldb::Status::IOError("injected fault: append");
+    if (faults_->failing(fault_injection::append)) return fault();
     return base_->Append(data);
   }
   leveldb::Status Close() override { return base_->Close(); }
   leveldb::Status Flush() override {
-    if (faults_->failing()) return leveldb::Status::IOError("injected fault: flush");
+    if (faults_->failing(fault_injection::append)) return fault();
     return base_->Flush();
   }
   leveldb::Status Sync() override {
-    if (faults_->failing()) return leveldb::Status::IOError("injected fault: sync");
+    if (faults_->failing(fault_injection::sync)) return fault();
     return base_->Sync();
   }
 
  private:
+  /// What the POSIX Env reports for the same errno, marked as injected.
+  leveldb::Status fault() {
+    faults_->count_injected();
+    bool full = faults_->error_kind() == fault_injection::kind::no_space;
+    return leveldb::Status::IOError(name_, full ? "No space left on device (injected ENOSPC)"
+                                                : "Input/output error (injected EIO)");
+  }
   leveldb::WritableFile* base_;
+  std::string name_;
   std::shared_ptr<fault_injection> faults_;
 };
 
@@ -45,15 +54,15 @@ class faulty_env final : public leveldb::EnvWrapper {
  public:
   explicit faulty_env(std::shared_ptr<fault_injection> f) : EnvWrapper(leveldb::Env::Default()), faults_(std::move(f)) {}
   leveldb::Status NewWritableFile(const std::string& name, leveldb::WritableFile** out) override {
-    return wrap(target()->NewWritableFile(name, out), out);
+    return wrap(target()->NewWritableFile(name, out), name, out);
   }
   leveldb::Status NewAppendableFile(const std::string& name, leveldb::WritableFile** out) override {
-    return wrap(target()->NewAppendableFile(name, out), out);
+    return wrap(target()->NewAppendableFile(name, out), name, out);
   }
 
  private:
-  leveldb::Status wrap(leveldb::Status s, leveldb::WritableFile** out) {
-    if (s.ok()) *out = new faulty_file(*out, faults_);
+  leveldb::Status wrap(leveldb::Status s, const std::string& name, leveldb::WritableFile** out) {
+    if (s.ok()) *out = new faulty_file(*out, name, faults_);
     return s;
   }
   std::shared_ptr<fault_injection> faults_;

@@ -162,14 +162,31 @@ struct event_page {
   std::string next_cursor;           // "" when the page reached the newest event
 };
 
-/// Test hook: makes the store's file writes and syncs fail while set (disk full, I/O error).
+/// Test hook: makes the store's file writes fail while set, as a full disk (ENOSPC) or a failing
+/// device (EIO) would: on append (and flush), on sync, or on both. Deterministic: every write of
+/// the chosen kind fails from the call on, until cleared.
 class fault_injection {
  public:
-  void fail_writes(bool on) { failing_.store(on); }
-  bool failing() const { return failing_.load(); }
+  enum op : unsigned { none = 0, append = 1, sync = 2, all = 3 };
+  enum class kind { io_error, no_space };
+
+  /// Appends, flushes and syncs fail with EIO while `on`.
+  void fail_writes(bool on) { fail(on ? all : none); }
+  void fail(unsigned ops, kind k = kind::io_error) {
+    kind_.store(k);
+    ops_.store(ops);
+  }
+  bool failing() const { return ops_.load() != none; }
+  bool failing(op o) const { return (ops_.load() & o) != 0; }
+  kind error_kind() const { return kind_.load(); }
+  /// Faults injected so far (a test checks its fault was reached).
+  std::uint64_t injected() const { return injected_.load(); }
+  void count_injected() { injected_.fetch_add(1); }
 
  private:
-  std::atomic<bool> failing_{false};
+  std::atomic<unsigned> ops_{none};
+  std::atomic<kind> kind_{kind::io_error};
+  std::atomic<std::uint64_t> injected_{0};
 };
 
 class store {
