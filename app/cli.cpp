@@ -14,6 +14,7 @@ std::string usage() {
          "  fetchrelay serve --config FILE [--port-file PATH] [--log-format text|json]"
          " [--log-level trace|debug|info|warn|error]\n"
          "  fetchrelay check-config --config FILE\n"
+         "  fetchrelay repair --config FILE   (a damaged store, with the relay stopped; copy the folder first)\n"
          "  fetchrelay --version\n" +
          admin_usage();
 }
@@ -49,6 +50,8 @@ result<cli_options> parse_cli(const std::vector<std::string>& args) {
     o.cmd = command::serve;
   } else if (cmd == "check-config") {
     o.cmd = command::check_config;
+  } else if (cmd == "repair") {
+    o.cmd = command::repair;
   } else {
     return invalid_argument("unknown command \"" + cmd + "\"");
   }
@@ -98,6 +101,8 @@ int run(const std::vector<std::string>& args) {
       return 0;
     case command::check_config:
       return check_config(*parsed);
+    case command::repair:
+      return repair(*parsed);
     case command::serve:
       return serve(*parsed);
   }

@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "persistence/store.h"
 
 namespace fetchrelay::app {
 namespace {
@@ -77,6 +78,44 @@ int check_config(const cli_options& options) {
     return 2;
   }
   log::event(spdlog::level::info, {{"config", path}}, "{}: ok", path);
+  return 0;
+}
+
+int repair(const cli_options& options) {
+  const std::string& path = options.config_path;
+  setup_logging(options.log_format.value_or("text"), "info");
+  auto loaded = config::load_config_file(path);
+  if (!loaded.errors.empty()) {
+    log_errors(path, loaded.errors);
+    return 2;
+  }
+  const std::string& store = loaded.config->storage.path;
+  log::event(spdlog::level::info, {{"store", store}}, "repairing the store at {} (LevelDB's repair, then every index rebuilt)", store);
+  auto r = persistence::repair_leveldb_store(store);
+  if (!r) {
+    log::event(spdlog::level::err, {{"store", store}}, "repair failed: {}", r.error().message());
+    return 1;
+  }
+  for (const auto& f : r->damaged) {
+    log::event(spdlog::level::warn, {{"store", store}, {"file", f.name}}, "damaged before the repair: {} ({})", f.name, f.problem);
+  }
+  if (!r->unreadable.empty()) {
+    log::event(spdlog::level::warn, {{"store", store}}, "blocks that failed their checksum were skipped ({})", r->unreadable);
+  }
+  if (r->format_marker_restored) log::event(spdlog::level::warn, {{"store", store}}, "the store's format marker was lost and is written again");
+  std::string by_status;
+  for (std::size_t i = 0; i < r->by_status.size(); ++i) {
+    if (r->by_status[i] == 0) continue;
+    if (!by_status.empty()) by_status += ", ";
+    by_status += std::to_string(r->by_status[i]) + " " + std::string(to_string(static_cast<job_status>(i)));
+  }
+  log::event(spdlog::level::info,
+             {{"store", store}, {"jobs", r->jobs}, {"schedules", r->schedules}, {"requests_lost", r->requests_lost},
+              {"records_dropped", r->records_dropped}},
+             "repair done: kept {} job(s){}, {} schedule(s); {} unfinished job(s) lost their request and are now "
+             "failed; {} unreadable record(s) dropped. The store as it was is kept in {}; delete it once satisfied",
+             r->jobs, by_status.empty() ? "" : " (" + by_status + ")", r->schedules, r->requests_lost, r->records_dropped,
+             r->old_store);
   return 0;
 }
 

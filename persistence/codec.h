@@ -114,6 +114,14 @@ enum class tag_kind : char { schedule = 's', queue = 'q', topic = 't' };
 std::string tag_prefix(std::string_view tenant, tag_kind kind, std::string_view name);
 std::string tag_key(std::string_view tenant, tag_kind kind, std::string_view name, std::string_view id);
 
+/// The tag indexes a job is listed in (where it came from): f(kind, name) for each.
+template <class F>
+void for_each_tag(const job_state& s, F&& f) {
+  if (!s.schedule_id.empty()) f(tag_kind::schedule, s.schedule_id);
+  if (!s.queue.empty()) f(tag_kind::queue, s.queue);
+  if (!s.topic.empty()) f(tag_kind::topic, s.topic);
+}
+
 /// The tenant's events: ev/<tenant> 0x00, then the big-endian sequence number.
 std::string event_prefix(std::string_view tenant);
 std::string event_key(std::string_view tenant, std::uint64_t seq);

@@ -70,6 +70,14 @@ class faulty_env final : public leveldb::EnvWrapper {
 
 // -- the store ------------------------------------------------------------------------------
 
+/// Every read checks the block's CRC: a damaged block is an error, never bytes handed on as a job
+/// (without it LevelDB returns whatever the block now holds).
+leveldb::ReadOptions checked_reads() {
+  leveldb::ReadOptions r;
+  r.verify_checksums = true;
+  return r;
+}
+
 constexpr job_status all_statuses[] = {job_status::scheduled, job_status::active,   job_status::retrying,
                                        job_status::delivered, job_status::failed,   job_status::cancelled};
 
@@ -94,7 +102,8 @@ class leveldb_store final : public store {
         return unavailable("the store at " + path + " is in use by another process (" + why + ")");
       }
       if (s.IsIOError()) return unavailable("cannot open the store at " + path + ": " + why);
-      if (s.IsCorruption() || s.IsInvalidArgument() || !fresh) {
+      if (s.IsCorruption()) return damaged(why);
+      if (s.IsInvalidArgument() || !fresh) {
         return data_loss("the store at " + path + " cannot be opened: " + why +
                          ". It was left untouched: restore a backup or move it aside");
       }
@@ -102,7 +111,7 @@ class leveldb_store final : public store {
     }
     db_.reset(raw);
     std::string marker;
-    s = db_->Get(leveldb::ReadOptions(), std::string(format_key), &marker);
+    s = db_->Get(checked_reads(), std::string(format_key), &marker);
     if (s.IsNotFound()) {
       if (!fresh) {
         db_.reset();
@@ -113,34 +122,37 @@ class leveldb_store final : public store {
       s = db_->Put(w, std::string(format_key), std::string(format_value));
       if (!s.ok()) return unavailable("cannot write to the store at " + path + ": " + s.ToString());
     } else if (!s.ok()) {
-      return data_loss("the store at " + path + " cannot be read: " + s.ToString());
+      db_.reset();
+      return s.IsCorruption() ? damaged(s.ToString()) : data_loss("the store at " + path + " cannot be read: " + s.ToString());
     } else if (marker != format_value) {
       db_.reset();
       return data_loss("the store at " + path + " has format \"" + marker +
                        "\", which this version does not read (it expects \"" + std::string(format_value) + "\")");
     }
     std::string counters;
-    s = db_->Get(leveldb::ReadOptions(), std::string(counters_key), &counters);
+    s = db_->Get(checked_reads(), std::string(counters_key), &counters);
     if (s.ok()) {
       auto c = decode_counters(counters);
       if (!c) return c.error();
       counters_ = *c;
     } else if (!s.IsNotFound()) {
-      return data_loss("cannot read the counters: " + s.ToString());
+      db_.reset();
+      return s.IsCorruption() ? damaged(s.ToString()) : data_loss("cannot read the counters: " + s.ToString());
     }
     std::string seq;
-    s = db_->Get(leveldb::ReadOptions(), std::string(event_seq_key), &seq);
+    s = db_->Get(checked_reads(), std::string(event_seq_key), &seq);
     event_seq_ = 0;
     if (s.ok()) {
       auto n = decode_count(seq);
       if (!n) return n.error();
       event_seq_ = static_cast<std::uint64_t>(*n);
     } else if (!s.IsNotFound()) {
-      return data_loss("cannot read the event sequence: " + s.ToString());
+      db_.reset();
+      return s.IsCorruption() ? damaged(s.ToString()) : data_loss("cannot read the event sequence: " + s.ToString());
     }
     tenants_.clear();
     qcounts_.clear();
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
     for (it->Seek(std::string(queue_count_prefix)); it->Valid() && it->key().starts_with(std::string(queue_count_prefix));
          it->Next()) {
       auto n = decode_queue_counts(std::string_view(it->value().data(), it->value().size()));
@@ -152,9 +164,26 @@ class leveldb_store final : public store {
       if (!n) return n.error();
       tenants_[it->key().ToString().substr(tenant_prefix.size())] = *n;
     }
-    if (!it->status().ok()) return data_loss("cannot read the tenant counts: " + it->status().ToString());
+    if (!it->status().ok()) {
+      std::string why = it->status().ToString();
+      bool corrupt = it->status().IsCorruption();
+      it.reset();
+      db_.reset();
+      return corrupt ? damaged(why) : data_loss("cannot read the tenant counts: " + why);
+    }
     health_ = status::ok();
     return status::ok();
+  }
+
+  /// A damaged store at start: which files, and what to do. The database is closed first, so
+  /// the files can be read; nothing is changed.
+  status damaged(const std::string& why) {
+    db_.reset();
+    auto files = find_damaged_files(options_.path);
+    return data_loss("the store at " + options_.path + " is damaged: " + (files.empty() ? why : describe_damage(files)) +
+                     ". It was left untouched. Stop here and copy the folder; then either run `fetchrelay repair "
+                     "--config <this config>`, which keeps what can be read and reports how many jobs it kept, or "
+                     "restore a backup");
   }
 
   status health() const override { return health_; }
@@ -206,7 +235,7 @@ class leveldb_store final : public store {
     leveldb::WriteBatch wb;
     changes c{counters_, {}, {}, {}, event_seq_};
     std::size_t purged = 0;
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
     std::string prefix(done_prefix);
     for (it->Seek(prefix); it->Valid() && purged < limit; it->Next()) {
       std::int64_t finished = 0;
@@ -286,7 +315,7 @@ class leveldb_store final : public store {
   result<std::vector<attempt_record>> get_attempts(const std::string& id) override {
     std::vector<attempt_record> out;
     std::string prefix = attempt_prefix(id);
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       auto a = decode_attempt(std::string_view(it->value().data(), it->value().size()));
       if (!a) return a.error();
@@ -309,7 +338,7 @@ class leveldb_store final : public store {
   result<std::vector<due_entry>> scan_due(const std::optional<due_entry>& after, std::int64_t until_ms,
                                           std::size_t limit) override {
     std::vector<due_entry> out;
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
     std::string start = after ? due_key(after->due_ms, after->id) : std::string(due_prefix);
     it->Seek(start);
     if (after && it->Valid() && it->key() == leveldb::Slice(start)) it->Next();
@@ -353,7 +382,7 @@ class leveldb_store final : public store {
     }
     std::vector<walker> walkers;
     for (auto& prefix : prefixes) {
-      walker w{std::unique_ptr<leveldb::Iterator>(db_->NewIterator(leveldb::ReadOptions())), std::move(prefix)};
+      walker w{std::unique_ptr<leveldb::Iterator>(db_->NewIterator(checked_reads())), std::move(prefix)};
       w.it->Seek(upper.empty() ? w.prefix + "\xff" : w.prefix + upper);
       if (w.it->Valid()) w.it->Prev();
       else w.it->SeekToLast();
@@ -422,7 +451,7 @@ class leveldb_store final : public store {
 
   result<std::vector<signing_key_write>> signing_keys() override {
     std::vector<signing_key_write> out;
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
     for (it->Seek(leveldb::Slice(signing_key_prefix.data(), signing_key_prefix.size())); it->Valid(); it->Next()) {
       std::string_view k(it->key().data(), it->key().size()), v(it->value().data(), it->value().size());
       if (!k.starts_with(signing_key_prefix)) break;
@@ -446,7 +475,7 @@ class leveldb_store final : public store {
   result<std::vector<schedule_due>> scan_schedules_due(const std::optional<schedule_due>& after, std::int64_t until_ms,
                                                        std::size_t limit) override {
     std::vector<schedule_due> out;
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
     std::string start = after ? schedule_due_key(after->due_ms, after->tenant, after->id)
                               : std::string(schedule_due_prefix);
     it->Seek(start);
@@ -483,7 +512,7 @@ class leveldb_store final : public store {
                                               const std::string& after, std::size_t limit) override {
     std::vector<queue_entry> out;
     std::string prefix = queue_jobs_prefix(tenant, name);
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
     it->Seek(prefix + after);
     if (!after.empty() && it->Valid() && it->key() == leveldb::Slice(prefix + after)) it->Next();
     for (; it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Next()) {
@@ -538,7 +567,7 @@ class leveldb_store final : public store {
     };
     event_page page;
     std::size_t scanned = 0;
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
     if (f.descending) {  // newest first, from just before the cursor
       it->Seek(after ? (by_job ? event_job_key(tenant, f.job_id, *after) : event_key(tenant, *after))
                      : prefix + std::string(8, '\xff'));
@@ -588,7 +617,7 @@ class leveldb_store final : public store {
     // range is read until its first event to keep, then the walk jumps to the next tenant.
     leveldb::WriteBatch wb;
     std::size_t purged = 0;
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
     it->Seek(std::string(event_prefix_all));
     while (it->Valid() && it->key().starts_with(std::string(event_prefix_all)) && purged < limit) {
       std::string_view key(it->key().data(), it->key().size());
@@ -618,7 +647,7 @@ class leveldb_store final : public store {
   template <class T, class Decode, class Name>
   status list_named(const std::string& prefix, const std::string& cursor, std::size_t limit, Decode decode,
                     std::vector<T>& out, Name name, std::string& next_cursor) {
-    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
     std::string start = prefix + cursor;
     it->Seek(start);
     if (!cursor.empty() && it->Valid() && it->key() == leveldb::Slice(start)) it->Next();
@@ -633,7 +662,7 @@ class leveldb_store final : public store {
   }
 
   result<bool> get(const std::string& key, std::string& value) {
-    leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &value);
+    leveldb::Status s = db_->Get(checked_reads(), key, &value);
     if (s.IsNotFound()) return false;
     if (!s.ok()) return data_loss("cannot read " + key + ": " + s.ToString());
     return true;
@@ -846,14 +875,6 @@ class leveldb_store final : public store {
     else wb.Put(key, encode(s));
     c.schedules[key] = new_due;
     return status::ok();
-  }
-
-  /// The tag indexes a job is listed in (where it came from).
-  template <class F>
-  static void for_each_tag(const job_state& s, F&& f) {
-    if (!s.schedule_id.empty()) f(tag_kind::schedule, s.schedule_id);
-    if (!s.queue.empty()) f(tag_kind::queue, s.queue);
-    if (!s.topic.empty()) f(tag_kind::topic, s.topic);
   }
 
   static void add_purge(leveldb::WriteBatch& wb, const job_state& s, changes& c) {

@@ -8,6 +8,7 @@
 // Thread-safety: one store actor uses a store at a time (it blocks on fsync).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -289,5 +290,38 @@ struct leveldb_options {
 ///   unavailable  - the directory cannot be created, or another process holds the store;
 ///   data_loss    - the store is damaged, or is not a fetchrelay store (never emptied).
 result<std::unique_ptr<store>> open_leveldb_store(const leveldb_options& options);
+
+/// A store file (log, table or manifest) LevelDB reports damaged, and what it says.
+struct damaged_file {
+  std::string name;     // e.g. "000005.log", relative to the store's folder
+  std::string problem;  // e.g. "corruption: 32768 bytes; checksum mismatch"
+};
+
+/// Reads every log, table and manifest file of the store at `path` through LevelDB's own
+/// readers and returns the damaged ones (the whole store is read: for error paths and repair).
+std::vector<damaged_file> find_damaged_files(const std::string& path);
+
+/// "000005.log (corruption: …); 000007.ldb (…)".
+std::string describe_damage(const std::vector<damaged_file>& files);
+
+struct repair_report {
+  std::vector<damaged_file> damaged;    // what was found damaged before the repair
+  std::int64_t entries_copied = 0;      // LevelDB entries that read with a good checksum
+  std::string unreadable;               // non-empty: blocks that failed and were skipped (the first error)
+  std::string old_store;                // where the store as it was is kept (<path>.before-repair)
+  std::int64_t jobs = 0;                // job records kept
+  std::array<std::int64_t, 7> by_status{};  // of those, by job_status value
+  std::int64_t requests_lost = 0;       // unfinished jobs whose request was lost: now failed
+  std::int64_t schedules = 0;           // schedule records kept
+  std::int64_t records_dropped = 0;     // job or schedule records that no longer decode
+  bool format_marker_restored = false;  // meta/format was lost and written again
+};
+
+/// `fetchrelay repair`: takes the store's lock (refused while a relay holds it), runs LevelDB's
+/// RepairDB (logs to tables, a new manifest), copies every entry that reads with a good checksum
+/// into a new database, rebuilds every index and count there from the job and schedule records,
+/// and puts it in the store's place; the old folder is kept as <path>.before-repair. Needs room
+/// for a copy. Never run by the relay on its own.
+result<repair_report> repair_leveldb_store(const std::string& path);
 
 }  // namespace fetchrelay::persistence
