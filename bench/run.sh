@@ -77,22 +77,8 @@ trap cleanup EXIT
 
 wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 
-free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  echo "no free port" >&2; exit 1
-}
-
-wait_port() {
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "nothing listens on $1" >&2; exit 1
-}
+# free_port, wait_port, start_sink
+source "$(dirname "$0")/sink.sh"
 
 json_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
@@ -100,38 +86,6 @@ median_of() { printf '%s\n' "$@" | median; }
 list() { local IFS=,; echo "$*"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 pct() { awk -v a="$1" -v d="$2" 'BEGIN {printf "%.1f", 100 * a / d}'; }
-
-start_sink() {
-  SINK_PORT=$(free_port)
-  mkdir -p "$WORK/nginx"
-  local user_line=""
-  [ "$(id -u)" -eq 0 ] && user_line="user root;"
-  cat >"$WORK/nginx/nginx.conf" <<EOF
-$user_line
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  log_format bench '\$msec \$http_x_fetch_job_id \$http_x_fetch_attempt \$http_x_due_ms \$status';
-  access_log $WORK/nginx/access.log bench buffer=256k flush=1s;
-  client_body_temp_path $WORK/nginx/body;
-  keepalive_requests 1000000;
-  keepalive_timeout 60s;
-  server {
-    listen 127.0.0.1:$SINK_PORT;
-    location /ok { return 200 "ok"; }
-    location /flaky {
-      if (\$http_x_fetch_attempt ~ "^[12]\$") { return 500 "flaky"; }
-      return 200 "ok";
-    }
-  }
-}
-EOF
-  nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -g 'daemon off; master_process off;' &
-  NGINX_PID=$!
-  wait_port "$SINK_PORT"
-}
 
 # start_relay [keep]: a relay on a free port with the store in $DATA (emptied unless "keep").
 DATA="$WORK/data"
