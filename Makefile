@@ -2,13 +2,14 @@
 BUILD       ?= build
 ASAN_BUILD  ?= build-asan
 FUZZ_BUILD  ?= build-fuzz
+TSAN_BUILD  ?= build-tsan
 FUZZ_S      ?= 60
 JOBS        ?= 2
 CONFIG      ?= examples/fetchrelay.yaml
 BUILD_TYPE  ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-sanitize run clean format bench-client bench fuzz
+.PHONY: all deps build test test-sanitize test-tsan run clean format bench-client bench fuzz
 
 all: build
 
@@ -32,6 +33,25 @@ test-sanitize: deps $(ASAN_BUILD)/build.ninja
 	@echo "test-sanitize: ASan+UBSan build; tests labelled 'perf' (memory/speed assertions) and 'browser' (the console in Chromium) are left out"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) --timeout 600 -LE "perf|browser"
+
+# ThreadSanitizer: the actor, HTTP and store test binaries (ctest label tsan) and a planted race
+# the run must catch. CAF is rebuilt with TSan from Debian's source of the same version
+# (scripts/build-caf-tsan.sh, once, into $(TSAN_BUILD)/caf): Debian's uninstrumented libcaf hides
+# its mailbox's synchronisation from TSan. Reports that are still not ours are named in
+# tests/tsan/suppressions.txt, each with why.
+TSAN_CAF     = $(TSAN_BUILD)/caf
+TSAN_TARGETS = actors_test http_test persistence_test tsan_planted_race
+$(TSAN_CAF)/.caf-0.17.6-tsan: | deps
+	scripts/build-caf-tsan.sh $(TSAN_CAF)
+
+$(TSAN_BUILD)/build.ninja: | deps $(TSAN_CAF)/.caf-0.17.6-tsan
+	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFETCHRELAY_TSAN=ON \
+	  -DCMAKE_PREFIX_PATH=$(CURDIR)/$(TSAN_CAF) $(CMAKE_FLAGS)
+
+test-tsan: deps $(TSAN_BUILD)/build.ninja
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TARGETS)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan/suppressions.txt" \
+	  ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) --timeout 600 -L tsan
 
 # libFuzzer targets (tests/fuzz), FUZZ_S seconds each from the committed corpora; clang build in
 # build-fuzz/ (core and the targets only). Not while another build runs.
@@ -61,4 +81,4 @@ format:
 	find actors app config core http persistence plugins tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

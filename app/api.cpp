@@ -26,13 +26,6 @@ namespace {
 
 using http::response;
 
-http::response method_not_allowed(const http::request& req, const char* allow) {
-  auto r = response::error(405, "method_not_allowed",
-                           req.method + " is not allowed on " + std::string(req.path()) + "; use " + allow);
-  r.headers.push_back({"Allow", allow});
-  return r;
-}
-
 std::string percent_decode(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -79,18 +72,6 @@ void log_unauthorized(const http::request& req, bool had_key) {
              {{"method", req.method}, {"path", req.path()}, {"reason", had_key ? "unknown key" : "no bearer key"},
               {"status_code", 401}, {"suppressed", suppressed.exchange(0)}},
              "request refused: unauthorized");
-}
-
-/// The tenant of a valid "Authorization: Bearer <key>", or nullopt.
-std::optional<std::string> authenticate(const config::relay_config& cfg, const http::request& req) {
-  auto h = req.header("Authorization");
-  if (!h || !istarts_with(*h, "Bearer ")) return std::nullopt;
-  std::string_view key = h->substr(7);
-  std::optional<std::string> tenant;
-  for (const auto& k : cfg.keys) {  // every key is compared, so timing does not tell which matched
-    if (constant_time_equal(key, k.key) && !tenant) tenant = k.tenant;
-  }
-  return tenant;
 }
 
 void not_found_job(const http::responder& reply, const std::string& id) {
@@ -780,114 +761,76 @@ void list_queues(call& c) {
                                         });
 }
 
-/// The API (DESIGN §2): method and pattern (`{id}` matches one path segment) to handler. Routes
-/// under /v1/ need an API key; a path that matches with another method answers 405 with Allow.
-struct route {
-  std::string_view method;
-  std::string_view pattern;
+/// One handler per route_id (app/router.h), in its order (checked at compile time).
+struct handler_entry {
+  route_id id;
   void (*handle)(call&);
 };
 
-constexpr route routes[] = {
-    {"GET", "/healthz", healthz},
-    {"HEAD", "/healthz", healthz},
-    {"GET", "/readyz", readyz},
-    {"HEAD", "/readyz", readyz},
-    {"GET", "/metrics", metrics},
-    {"POST", "/v1/fetch", submit},
-    {"GET", "/v1/jobs", list_jobs},
-    {"DELETE", "/v1/jobs", purge_jobs},
-    {"POST", "/v1/jobs/retry", bulk_retry},
-    {"POST", "/v1/jobs/cancel", bulk_cancel},
-    {"GET", "/v1/jobs/{id}", get_job},
-    {"DELETE", "/v1/jobs/{id}", cancel_job},
-    {"POST", "/v1/jobs/{id}/retry", retry_job},
-    {"POST", "/v1/jobs/{id}/run", run_job},
-    {"GET", "/v1/events", list_events},
-    {"GET", "/v1/destinations", list_destinations},
-    {"GET", "/v1/stats", stats},
-    {"PUT", "/v1/topics/{id}", put_topic},
-    {"GET", "/v1/topics", list_topics},
-    {"GET", "/v1/topics/{id}", get_topic},
-    {"DELETE", "/v1/topics/{id}", delete_topic},
-    {"PUT", "/v1/queues/{id}", put_queue},
-    {"GET", "/v1/queues", list_queues},
-    {"GET", "/v1/queues/{id}", get_queue},
-    {"DELETE", "/v1/queues/{id}", queue_op<actors::queue_op::erase>},
-    {"POST", "/v1/queues/{id}/pause", queue_op<actors::queue_op::pause>},
-    {"POST", "/v1/queues/{id}/resume", queue_op<actors::queue_op::resume>},
-    {"POST", "/v1/schedules", put_schedule},
-    {"GET", "/v1/schedules", list_schedules},
-    {"GET", "/v1/schedules/{id}", schedule_op<actors::schedule_op::get>},
-    {"DELETE", "/v1/schedules/{id}", schedule_op<actors::schedule_op::erase>},
-    {"POST", "/v1/schedules/{id}/pause", schedule_op<actors::schedule_op::pause>},
-    {"POST", "/v1/schedules/{id}/resume", schedule_op<actors::schedule_op::resume>},
-    {"POST", "/v1/schedules/{id}/trigger", schedule_op<actors::schedule_op::trigger>},
+constexpr handler_entry handlers[] = {
+    {route_id::healthz, healthz},
+    {route_id::readyz, readyz},
+    {route_id::metrics, metrics},
+    {route_id::submit, submit},
+    {route_id::list_jobs, list_jobs},
+    {route_id::purge_jobs, purge_jobs},
+    {route_id::bulk_retry, bulk_retry},
+    {route_id::bulk_cancel, bulk_cancel},
+    {route_id::get_job, get_job},
+    {route_id::cancel_job, cancel_job},
+    {route_id::retry_job, retry_job},
+    {route_id::run_job, run_job},
+    {route_id::list_events, list_events},
+    {route_id::list_destinations, list_destinations},
+    {route_id::stats, stats},
+    {route_id::put_topic, put_topic},
+    {route_id::list_topics, list_topics},
+    {route_id::get_topic, get_topic},
+    {route_id::delete_topic, delete_topic},
+    {route_id::put_queue, put_queue},
+    {route_id::list_queues, list_queues},
+    {route_id::get_queue, get_queue},
+    {route_id::delete_queue, queue_op<actors::queue_op::erase>},
+    {route_id::pause_queue, queue_op<actors::queue_op::pause>},
+    {route_id::resume_queue, queue_op<actors::queue_op::resume>},
+    {route_id::put_schedule, put_schedule},
+    {route_id::list_schedules, list_schedules},
+    {route_id::get_schedule, schedule_op<actors::schedule_op::get>},
+    {route_id::delete_schedule, schedule_op<actors::schedule_op::erase>},
+    {route_id::pause_schedule, schedule_op<actors::schedule_op::pause>},
+    {route_id::resume_schedule, schedule_op<actors::schedule_op::resume>},
+    {route_id::trigger_schedule, schedule_op<actors::schedule_op::trigger>},
 };
 
-/// True if `path` fits `pattern`; the `{...}` segments go to `params`.
-bool matches(std::string_view pattern, std::string_view path, std::vector<std::string>& params) {
-  params.clear();
-  while (!pattern.empty() && !path.empty()) {
-    auto ps = pattern.find('/', 1), xs = path.find('/', 1);
-    std::string_view p = pattern.substr(0, ps), x = path.substr(0, xs);
-    if (p.size() > 2 && p[1] == '{') params.emplace_back(x.substr(1));
-    else if (p != x) return false;
-    pattern.remove_prefix(p.size());
-    path.remove_prefix(x.size());
+constexpr bool handlers_in_order() {
+  for (std::size_t i = 0; i < std::size(handlers); ++i) {
+    if (handlers[i].id != static_cast<route_id>(i)) return false;
   }
-  return pattern.empty() && path.empty();
+  return std::size(handlers) == static_cast<std::size_t>(route_id::count_);
 }
+static_assert(handlers_in_order(), "handlers must list every route_id once, in order");
 
 }  // namespace
 
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  std::size_t n = std::max(a.size(), b.size());
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= x ^ y;
-  }
-  return diff == 0;
-}
-
 http::handler make_api_handler(api_deps deps) {
   return [deps](http::request&& req, http::responder reply) {
-    if (!is_visible_ascii(req.target)) {
-      return reply.send(response::error(400, "invalid_path", "the request path must be printable ASCII (percent-encode it)"));
-    }
-    std::string path(req.path());
-    if (path.rfind("/v2/", 0) == 0) {  // the QStash-compatible API authenticates its own way
-      if (!deps.config->qstash.enabled) {
-        return reply.send(response::error(404, "qstash_disabled", "the QStash-compatible API (/v2) is off: set qstash.enabled: true"));
+    if (is_visible_ascii(req.target)) {
+      if (auto page = console_response(req.method, std::string(req.path()), req.header("If-None-Match"))) {
+        return reply.send(std::move(*page));
       }
-      return qstash_api::handle(deps, std::move(req), reply);
     }
-    if (auto page = console_response(req.method, path, req.header("If-None-Match"))) return reply.send(std::move(*page));
-    std::string tenant;
-    if (path.rfind("/v1/", 0) == 0) {  // who asks comes first: an unknown caller learns no routes
-      auto t = authenticate(*deps.config, req);
-      if (!t) {
-        log_unauthorized(req, req.header("Authorization").has_value());
-        auto r = response::error(401, "unauthorized", "send Authorization: Bearer <API key>");
-        r.headers.push_back({"WWW-Authenticate", "Bearer"});
-        return reply.send(std::move(r));
+    routed r = route_request(*deps.config, req);
+    switch (r.what) {
+      case routed::kind::qstash:
+        return qstash_api::handle(deps, std::move(req), reply);
+      case routed::kind::answer:
+        if (r.unauthorized) log_unauthorized(req, req.header("Authorization").has_value());
+        return reply.send(std::move(r.answer));
+      case routed::kind::handler: {
+        call c{deps, req, reply, r.tenant, std::move(r.params)};
+        return handlers[static_cast<std::size_t>(r.id)].handle(c);
       }
-      tenant = std::move(*t);
     }
-    std::vector<std::string> params;
-    std::string allow;
-    for (const auto& r : routes) {
-      if (!matches(r.pattern, path, params)) continue;
-      if (r.method == req.method) {
-        call c{deps, req, reply, tenant, std::move(params)};
-        return r.handle(c);
-      }
-      if (r.method != "HEAD") allow += (allow.empty() ? "" : ", ") + std::string(r.method);
-    }
-    if (!allow.empty()) return reply.send(method_not_allowed(req, allow.c_str()));
-    reply.send(response::error(404, "not_found", "no route for " + req.method + " " + path));
   };
 }
 

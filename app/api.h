@@ -15,6 +15,7 @@
 #include "core/destinations.h"
 #include "core/metrics.h"
 #include "core/qstash.h"
+#include "app/router.h"
 #include "http/server.h"
 
 namespace fetchrelay::app {
@@ -37,9 +38,6 @@ struct api_deps {
 };
 
 http::handler make_api_handler(api_deps deps);
-
-/// Constant-time comparison (no early exit on the first difference, nor on length).
-bool constant_time_equal(std::string_view a, std::string_view b);
 
 
 }  // namespace fetchrelay::app

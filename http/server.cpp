@@ -61,6 +61,33 @@ std::optional<std::string> framing_error(const Fields& req) {
   return std::nullopt;
 }
 
+/// The answer to a request that could not be read, as a connection gives it; nullopt when the
+/// connection is simply closed (the peer went away, or a timeout: a slow client gets no answer).
+std::optional<response> read_error_response(beast::error_code ec) {
+  if (ec == bhttp::error::header_limit) {
+    return response::error(431, "headers_too_large", "the request headers exceed limits.max_header_size");
+  }
+  if (ec == bhttp::error::body_limit) {
+    return response::error(413, "body_too_large", "the request body exceeds limits.max_body");
+  }
+  if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream || ec == net::error::eof ||
+      ec == net::error::connection_reset || ec == net::error::operation_aborted || ec == bhttp::error::partial_message) {
+    return std::nullopt;
+  }
+  return response::error(400, "bad_request", "malformed HTTP request: " + ec.message());
+}
+
+/// The parsed message as the handler sees it.
+request to_request(bhttp::request<bhttp::string_body>&& msg) {
+  request req;
+  req.method = std::string(msg.method_string());
+  req.target = std::string(msg.target());
+  req.headers.reserve(std::distance(msg.begin(), msg.end()));
+  for (const auto& f : msg) req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+  req.body = std::move(msg.body());
+  return req;
+}
+
 }  // namespace
 
 std::optional<std::string_view> request::header(std::string_view name) const {
@@ -277,20 +304,10 @@ class session : public std::enable_shared_from_this<session> {
   void fail_read(beast::error_code ec) {
     set_receiving(false);
     close_after_ = true;
-    if (ec == bhttp::error::header_limit) {
-      write(response::error(431, "headers_too_large",
-                            "the request headers exceed limits.max_header_size"));
-    } else if (ec == bhttp::error::body_limit) {
-      write(response::error(413, "body_too_large", "the request body exceeds limits.max_body"));
-    } else if (ec == beast::error::timeout) {
-      // Beast has already closed the socket: a slow client gets no answer, only the close.
-      close();
-    } else if (ec == bhttp::error::end_of_stream || ec == net::error::eof ||
-               ec == net::error::connection_reset || ec == net::error::operation_aborted ||
-               ec == bhttp::error::partial_message) {
-      close();
+    if (auto r = read_error_response(ec)) {
+      write(std::move(*r));
     } else {
-      write(response::error(400, "bad_request", "malformed HTTP request: " + ec.message()));
+      close();  // after a timeout Beast has already closed the socket
     }
   }
 
@@ -300,14 +317,7 @@ class session : public std::enable_shared_from_this<session> {
     ++requests_;
     auto msg = parser_->release();
     keep_alive_ = msg.keep_alive();
-    request req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    req.headers.reserve(std::distance(msg.begin(), msg.end()));
-    for (const auto& f : msg) {
-      req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
-    }
-    req.body = std::move(msg.body());
+    request req = to_request(std::move(msg));
     parser_.reset();
     stream_.expires_never();
     auto pending = std::make_shared<detail::pending_response>();
@@ -618,6 +628,52 @@ std::size_t server::receiving_count() const {
 std::size_t server::connection_count() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->sessions.size();
+}
+
+parsed_request parse_request_bytes(std::string_view bytes, const server_options& options) {
+  parsed_request out;
+  bhttp::request_parser<bhttp::string_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(options.max_header_size));
+  parser.body_limit(options.max_body);
+  parser.eager(true);
+  beast::error_code ec;
+  bool checked_framing = false;
+  while (!parser.is_done()) {
+    if (!checked_framing && parser.is_header_done()) {
+      checked_framing = true;
+      if (auto framing = framing_error(parser.get())) {
+        out.error = response::error(400, "bad_framing", *framing);
+        return out;
+      }
+    }
+    if (bytes.empty()) break;
+    std::size_t used = parser.put(net::buffer(bytes.data(), bytes.size()), ec);
+    if (ec == bhttp::error::need_more) {
+      ec = {};
+      if (used == 0) break;  // the parser wants more than is left
+    }
+    if (ec) {
+      out.error = read_error_response(ec);
+      return out;
+    }
+    bytes.remove_prefix(used);
+    out.consumed += used;
+  }
+  if (!parser.is_done()) {
+    parser.put_eof(ec);  // the peer closed here
+    if (ec || !parser.is_done()) {
+      out.error = read_error_response(ec ? ec : beast::error_code(bhttp::error::partial_message));
+      return out;
+    }
+  }
+  if (!checked_framing) {
+    if (auto framing = framing_error(parser.get())) {
+      out.error = response::error(400, "bad_framing", *framing);
+      return out;
+    }
+  }
+  out.req = to_request(parser.release());
+  return out;
 }
 
 }  // namespace fetchrelay::http

@@ -90,6 +90,17 @@ struct server_options {
   std::shared_ptr<relay_metrics> metrics;
 };
 
+/// One request read from raw bytes by the server's own parser, limits, framing checks and error
+/// answers, as a connection that sent exactly these bytes and then closed would see them
+/// (the raw-HTTP fuzz target; tests). Exactly one of `req` and `error` is set, or neither when the
+/// bytes end before a request does and a connection would just be closed.
+struct parsed_request {
+  std::optional<request> req;
+  std::optional<response> error;  // the 4xx the server answers
+  std::size_t consumed = 0;       // bytes of `bytes` the request took
+};
+parsed_request parse_request_bytes(std::string_view bytes, const server_options& options);
+
 /// Owns the listening socket, the io threads and every connection.
 /// start(), shutdown(), wait() and the destructor may be called from any one thread.
 class server {

@@ -141,6 +141,38 @@ TEST_F(server_fixture, DroppedResponderAnswers500) {
   EXPECT_NE(r->body.find("\"code\":\"internal\""), std::string::npos) << r->body;
 }
 
+// The server's parse path on raw bytes (what the raw-HTTP fuzz target drives).
+TEST(ParseRequestBytes, ReadsARequestOrGivesTheServersAnswer) {
+  server_options o;
+  o.max_body = 10;
+  o.max_header_size = 200;
+  auto ok = parse_request_bytes("POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcEXTRA", o);
+  ASSERT_TRUE(ok.req);
+  EXPECT_FALSE(ok.error);
+  EXPECT_EQ(ok.req->method, "POST");
+  EXPECT_EQ(ok.req->target, "/a?b=1");
+  EXPECT_EQ(ok.req->body, "abc");
+  EXPECT_EQ(ok.consumed, std::string_view("POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").size());
+  auto chunked = parse_request_bytes("POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", o);
+  ASSERT_TRUE(chunked.req);
+  EXPECT_EQ(chunked.req->body, "abc");
+  auto big = parse_request_bytes("POST /a HTTP/1.1\r\nContent-Length: 1073741824\r\n\r\n", o);
+  ASSERT_TRUE(big.error);
+  EXPECT_EQ(big.error->status, 413);
+  auto headers = parse_request_bytes("GET /a HTTP/1.1\r\nX: " + std::string(300, 'x') + "\r\n\r\n", o);
+  ASSERT_TRUE(headers.error);
+  EXPECT_EQ(headers.error->status, 431);
+  auto framing = parse_request_bytes("POST /a HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", o);
+  ASSERT_TRUE(framing.error);
+  EXPECT_EQ(framing.error->status, 400);
+  auto garbage = parse_request_bytes("GET\x01 / HTTP/1.1\r\n\r\n", o);
+  ASSERT_TRUE(garbage.error);
+  EXPECT_EQ(garbage.error->status, 400);
+  auto partial = parse_request_bytes("POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nab", o);
+  EXPECT_FALSE(partial.req);
+  EXPECT_FALSE(partial.error) << "a connection that ends mid-body is closed, not answered";
+}
+
 TEST_F(server_fixture, BodyOverTheLimitIs413) {
   server_options o;
   o.max_body = 100;
