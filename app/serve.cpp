@@ -113,9 +113,10 @@ int repair(const cli_options& options) {
              {{"store", store}, {"jobs", r->jobs}, {"schedules", r->schedules}, {"requests_lost", r->requests_lost},
               {"records_dropped", r->records_dropped}},
              "repair done: kept {} job(s){}, {} schedule(s); {} unfinished job(s) lost their request and are now "
-             "failed; {} unreadable record(s) dropped. The store as it was is kept in {}; delete it once satisfied",
+             "failed; {} unreadable record(s) and {} idempotency key(s) of lost jobs dropped. The store as it was is "
+             "kept in {}; delete it once satisfied",
              r->jobs, by_status.empty() ? "" : " (" + by_status + ")", r->schedules, r->requests_lost, r->records_dropped,
-             r->old_store);
+             r->idempotency_keys_dropped, r->old_store);
   return 0;
 }
 

@@ -635,7 +635,8 @@ parsed_request parse_request_bytes(std::string_view bytes, const server_options&
   bhttp::request_parser<bhttp::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(options.max_header_size));
   parser.body_limit(options.max_body);
-  parser.eager(true);
+  // As a connection reads: the header alone first, its framing checked, only then the body.
+  parser.eager(false);
   beast::error_code ec;
   bool checked_framing = false;
   while (!parser.is_done()) {
@@ -645,6 +646,7 @@ parsed_request parse_request_bytes(std::string_view bytes, const server_options&
         out.error = response::error(400, "bad_framing", *framing);
         return out;
       }
+      parser.eager(true);
     }
     if (bytes.empty()) break;
     std::size_t used = parser.put(net::buffer(bytes.data(), bytes.size()), ec);

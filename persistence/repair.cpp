@@ -9,7 +9,13 @@
 #include <leveldb/table.h>
 #include <leveldb/write_batch.h>
 
+#include <fcntl.h>
+#include <stdio.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -176,6 +182,30 @@ result<repair_report> rebuild(leveldb::DB& db, repair_report report) {
     ++report.schedules;
   }
   if (!it->status().ok()) return data_loss("cannot read the schedules: " + it->status().ToString());
+  // The event sequence: one past the newest event kept, so a new event never overwrites one.
+  std::uint64_t last_seq = 0;
+  const std::string events(event_prefix_all);
+  for (it->Seek(events); it->Valid() && it->key().starts_with(events); it->Next()) {
+    std::string_view k(it->key().data(), it->key().size());
+    if (k.size() < events.size() + 9) continue;
+    std::uint64_t seq = 0;
+    for (char c : k.substr(k.size() - 8)) seq = seq << 8 | static_cast<unsigned char>(c);
+    last_seq = std::max(last_seq, seq);
+  }
+  if (!it->status().ok()) return data_loss("cannot read the events: " + it->status().ToString());
+  wb.Put(std::string(event_seq_key), encode_count(static_cast<std::int64_t>(last_seq)));
+  // An idempotency record whose job did not survive would answer a retried submission with an
+  // id that is not found: drop it, so the retry is taken as new.
+  const std::string idem = "idem/";
+  for (it->Seek(idem); it->Valid() && it->key().starts_with(idem); it->Next()) {
+    auto r = decode_idem(std::string_view(it->value().data(), it->value().size()));
+    std::string ignored;
+    if (!r || db.Get(leveldb::ReadOptions(), job_key(r->id), &ignored).IsNotFound()) {
+      wb.Delete(it->key());
+      ++report.idempotency_keys_dropped;
+    }
+  }
+  if (!it->status().ok()) return data_loss("cannot read the idempotency keys: " + it->status().ToString());
   wb.Put(std::string(counters_key), encode(counters));
   for (const auto& [t, c] : tenants) wb.Put(tenant_key(t), encode_count(c));
   for (const auto& [k, c] : queues) wb.Put(std::string(queue_count_prefix) + k, encode(c));
@@ -213,43 +243,77 @@ std::string describe_damage(const std::vector<damaged_file>& files) {
   return out;
 }
 
-result<repair_report> repair_leveldb_store(const std::string& path) {
+result<repair_report> repair_leveldb_store(const std::string& given) {
   std::error_code ec;
-  if (!fs::exists(fs::path(path) / "CURRENT", ec) && !fs::exists(fs::path(path) / "LOCK", ec)) {
+  fs::path store = fs::path(given).lexically_normal();
+  if (!store.has_filename()) store = store.parent_path();  // "data/" is "data"
+  const std::string path = store.string();
+  if (!fs::exists(store / "CURRENT", ec) && !fs::exists(store / "LOCK", ec)) {
     return invalid_argument("no store at " + path + " (no CURRENT or LOCK file)");
   }
-  // LevelDB's repair does not take the store's lock itself: take it, so a running relay's store
-  // is never rewritten under it.
+  const std::string work = path + ".repair-work";  // a copy LevelDB's repair may rewrite
+  const std::string fresh = path + ".repairing";   // the new store, built from what reads well
+  for (const auto& leftover : {work, fresh}) {
+    if (fs::exists(leftover, ec)) {
+      return unavailable(leftover + " exists: an earlier repair stopped half way; look at it, move it aside, and run again");
+    }
+  }
+  // The store's own lock, held to the end: no relay opens the store while it is repaired, and
+  // LevelDB's repair (which takes no lock) only ever sees a copy.
   leveldb::Env* env = leveldb::Env::Default();
-  leveldb::FileLock* lock = nullptr;
-  if (auto s = env->LockFile(path + "/LOCK", &lock); !s.ok()) {
+  leveldb::FileLock* raw_lock = nullptr;
+  if (auto s = env->LockFile(path + "/LOCK", &raw_lock); !s.ok()) {
     return unavailable("the store at " + path + " is in use by another process (a running relay?): stop it first (" +
                        s.ToString() + ")");
   }
+  std::unique_ptr<leveldb::FileLock, std::function<void(leveldb::FileLock*)>> lock(
+      raw_lock, [env](leveldb::FileLock* l) { env->UnlockFile(l); });
+  auto cleanup = [&] {
+    fs::remove_all(work, ec);
+    fs::remove_all(fresh, ec);
+  };
   repair_report report;
   report.damaged = find_damaged_files(path);
-  // 1. LevelDB's repair: the logs become tables (a damaged log record and what follows it in
-  //    that log are dropped), a new manifest lists every table. It keeps a table whose blocks
-  //    fail their checksum as it is, so:
-  leveldb::Options o;
-  leveldb::Status s = leveldb::RepairDB(path, o);
-  env->UnlockFile(lock);
-  if (!s.ok()) return data_loss("LevelDB's repair of " + path + " failed: " + s.ToString());
 
-  // 2. every entry that still reads with its checksum is copied into a new database beside it;
-  //    a damaged block is skipped whole.
-  const std::string fresh = path + ".repairing";
-  fs::remove_all(fresh, ec);
+  fs::create_directory(work, ec);
+  for (const auto& e : fs::directory_iterator(store, ec)) {
+    std::string name = e.path().filename().string();
+    if (!e.is_regular_file() || name == "LOCK") continue;
+    fs::copy_file(e.path(), fs::path(work) / name, ec);
+    if (ec) {
+      cleanup();
+      return unavailable("cannot copy " + e.path().string() + " to " + work + ": " + ec.message() +
+                         " (repair needs room for two copies of the store)");
+    }
+  }
+  // 1. LevelDB's repair of the copy: the logs become tables (a damaged log record and what
+  //    follows it in that log are dropped), a new manifest lists every table. It keeps table
+  //    blocks that fail their checksum as they are, so:
+  leveldb::Options o;
+  o.paranoid_checks = true;  // a compaction must not merge a damaged block into a sound table
+  leveldb::Status s = leveldb::RepairDB(work, o);
+  if (!s.ok()) {
+    cleanup();
+    return data_loss("LevelDB's repair of a copy of " + path + " failed: " + s.ToString());
+  }
+  // 2. every entry that reads with a good checksum goes into a new database; a damaged block
+  //    is skipped whole.
   {
     leveldb::DB* raw = nullptr;
-    s = leveldb::DB::Open(o, path, &raw);
-    if (!s.ok()) return data_loss("the repaired store at " + path + " cannot be opened: " + s.ToString());
+    s = leveldb::DB::Open(o, work, &raw);
+    if (!s.ok()) {
+      cleanup();
+      return data_loss("the repaired copy of " + path + " cannot be opened: " + s.ToString());
+    }
     std::unique_ptr<leveldb::DB> src(raw);
     leveldb::Options fo;
     fo.create_if_missing = true;
     fo.error_if_exists = true;
     s = leveldb::DB::Open(fo, fresh, &raw);
-    if (!s.ok()) return unavailable("cannot create " + fresh + ": " + s.ToString());
+    if (!s.ok()) {
+      cleanup();
+      return unavailable("cannot create " + fresh + ": " + s.ToString());
+    }
     std::unique_ptr<leveldb::DB> dst(raw);
     leveldb::ReadOptions ro;
     ro.verify_checksums = true;
@@ -257,50 +321,67 @@ result<repair_report> repair_leveldb_store(const std::string& path) {
     std::unique_ptr<leveldb::Iterator> it(src->NewIterator(ro));
     leveldb::WriteBatch wb;
     std::size_t pending = 0;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    for (it->SeekToFirst(); it->Valid() && s.ok(); it->Next()) {
       wb.Put(it->key(), it->value());
       ++report.entries_copied;
       if (++pending == 10'000 || wb.ApproximateSize() > (8u << 20)) {
-        if (s = dst->Write(leveldb::WriteOptions(), &wb); !s.ok()) return unavailable("cannot write " + fresh + ": " + s.ToString());
+        s = dst->Write(leveldb::WriteOptions(), &wb);
         wb.Clear();
         pending = 0;
       }
     }
     if (!it->status().ok()) report.unreadable = it->status().ToString();
-    if (s = dst->Write(leveldb::WriteOptions(), &wb); !s.ok()) return unavailable("cannot write " + fresh + ": " + s.ToString());
+    if (s.ok()) s = dst->Write(leveldb::WriteOptions(), &wb);
     it.reset();
+    src.reset();
+    if (!s.ok()) {
+      dst.reset();
+      cleanup();
+      return unavailable("cannot write " + fresh + ": " + s.ToString());
+    }
 
     // 3. the records are the truth: every index and count is rebuilt from them.
     std::string marker;
     s = dst->Get(leveldb::ReadOptions(), std::string(format_key), &marker);
+    status bad = status::ok();
     if (s.ok() && marker != format_value) {
-      return data_loss("the store at " + path + " has format \"" + marker + "\", which this version does not read");
-    }
-    if (!s.ok()) {
+      bad = data_loss("the store at " + path + " has format \"" + marker + "\", which this version does not read");
+    } else if (!s.ok()) {
       // The marker was in a lost part. Put it back only if fetchrelay records survived.
       std::unique_ptr<leveldb::Iterator> jobs(dst->NewIterator(leveldb::ReadOptions()));
       jobs->Seek("job/");
       if (!jobs->Valid() || !jobs->key().starts_with("job/")) {
-        return data_loss("nothing of a fetchrelay store could be read at " + path + " (no meta/format, no jobs)");
-      }
-      if (s = dst->Put(leveldb::WriteOptions(), std::string(format_key), std::string(format_value)); !s.ok()) {
-        return unavailable("cannot write the format marker: " + s.ToString());
+        bad = data_loss("nothing of a fetchrelay store could be read at " + path + " (no meta/format, no jobs)");
+      } else if (s = dst->Put(leveldb::WriteOptions(), std::string(format_key), std::string(format_value)); !s.ok()) {
+        bad = unavailable("cannot write the format marker: " + s.ToString());
       }
       report.format_marker_restored = true;
     }
-    auto rebuilt = rebuild(*dst, std::move(report));
-    if (!rebuilt) return rebuilt.error();
-    report = std::move(*rebuilt);
+    if (bad.is_ok()) {
+      auto rebuilt = rebuild(*dst, std::move(report));
+      if (rebuilt) report = std::move(*rebuilt);
+      else bad = rebuilt.error();
+    }
+    if (!bad.is_ok()) {
+      dst.reset();
+      cleanup();
+      return bad;
+    }
   }
+  fs::remove_all(work, ec);
 
-  // 4. the new database takes the store's place; the old one is kept beside it.
+  // 4. the new store and the old one swap places in one step (`path` never goes missing, so a
+  //    relay started now finds either the old store, locked, or the new one); the old one is
+  //    kept beside it, exactly as it was.
   std::string kept = path + ".before-repair";
   for (int i = 2; fs::exists(kept, ec); ++i) kept = path + ".before-repair-" + std::to_string(i);
-  fs::rename(path, kept, ec);
-  if (ec) return unavailable("cannot move " + path + " to " + kept + ": " + ec.message());
-  fs::rename(fresh, path, ec);
-  if (ec) return unavailable("cannot move " + fresh + " to " + path + ": " + ec.message() + " (the old store is in " + kept + ")");
-  report.old_store = kept;
+  if (::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) != 0) {
+    return unavailable("cannot swap " + fresh + " and " + path + ": " + std::strerror(errno) +
+                       " (the repaired store is in " + fresh + ", the store is untouched)");
+  }
+  lock.reset();  // its file now lives in `fresh`, the old store
+  fs::rename(fresh, kept, ec);
+  report.old_store = ec ? fresh : kept;
   return report;
 }
 

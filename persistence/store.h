@@ -314,14 +314,18 @@ struct repair_report {
   std::int64_t requests_lost = 0;       // unfinished jobs whose request was lost: now failed
   std::int64_t schedules = 0;           // schedule records kept
   std::int64_t records_dropped = 0;     // job or schedule records that no longer decode
+  std::int64_t idempotency_keys_dropped = 0;  // keys whose job was lost (a retry is taken as new)
   bool format_marker_restored = false;  // meta/format was lost and written again
 };
 
-/// `fetchrelay repair`: takes the store's lock (refused while a relay holds it), runs LevelDB's
-/// RepairDB (logs to tables, a new manifest), copies every entry that reads with a good checksum
-/// into a new database, rebuilds every index and count there from the job and schedule records,
-/// and puts it in the store's place; the old folder is kept as <path>.before-repair. Needs room
-/// for a copy. Never run by the relay on its own.
+/// `fetchrelay repair`: holds the store's lock throughout (refused while a relay holds it), runs
+/// LevelDB's RepairDB on a copy (logs to tables, a new manifest), copies every entry that reads
+/// with a good checksum into a new database, rebuilds every index, count and the event sequence
+/// there from the records, drops idempotency keys whose job was lost, and swaps it with the store
+/// in one rename; the old folder is kept untouched as <path>.before-repair. Needs room for two
+/// copies. A block skipped as damaged may have held a record's newest version, so an older one
+/// (an earlier status of a job) can come back: at least once, as after a crash. Never run by the
+/// relay on its own.
 result<repair_report> repair_leveldb_store(const std::string& path);
 
 }  // namespace fetchrelay::persistence

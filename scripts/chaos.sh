@@ -95,7 +95,11 @@ for ((c = 1; c <= CYCLES; c++)); do
   load flaky /flaky "$c"
   load fail /fail "$c"
   sleep "$(awk -v r="$RANDOM" 'BEGIN {printf "%.3f", 0.02 + 0.78 * r / 32767}')"
-  kill -9 "$RELAY_PID"
+  if ! kill -9 "$RELAY_PID" 2>/dev/null; then  # it died by itself: the very thing this looks for
+    echo "chaos: the relay exited on its own in cycle $c:" >&2
+    tail -20 "$WORK/relay.log" >&2
+    exit 1
+  fi
   wait "$RELAY_PID" 2>/dev/null || true
   RELAY_PID=""
   for p in "${LOADGEN_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -105,7 +109,7 @@ done
 
 # Drain: one more start, no kill; wait until every deliverable acknowledged job reached the sink.
 start_relay drain
-acked_of() { cat "$WORK"/ids/"$1".* 2>/dev/null | awk '{print $2}' | sort -u; }
+acked_of() { cat "$WORK"/ids/"$1".* 2>/dev/null | awk '{print $2}' | sort -u || true; }
 acked_of ok >"$WORK/ok"
 acked_of delayed >"$WORK/delayed"
 acked_of flaky >"$WORK/flaky"
@@ -116,6 +120,9 @@ delivered() { log_ids 200 | sort -u | comm -12 - "$WORK/deliverable" | wc -l; }
 finished_failing() { awk '$5 == 500 && $3 == 3 && $2 != "-" {print $2}' "$WORK/nginx/access.log" | sort -u | comm -12 - "$WORK/fail" | wc -l; }
 want=$(wc -l <"$WORK/deliverable")
 want_fail=$(wc -l <"$WORK/fail")
+for kind in ok delayed flaky fail; do  # a run where a load never got through tests nothing
+  if [ ! -s "$WORK/$kind" ]; then echo "chaos: no $kind job was ever acknowledged (CHAOS_KEEP=DIR keeps the logs)" >&2; exit 1; fi
+done
 deadline=$((SECONDS + DRAIN_S))
 while { [ "$(delivered)" -lt "$want" ] || [ "$(finished_failing)" -lt "$want_fail" ]; } && [ $SECONDS -lt "$deadline" ]; do sleep 1; done
 kill -TERM "$RELAY_PID"

@@ -18,7 +18,7 @@ for bin in "$build"/tests/fuzz/fuzz_*; do
   work="$(mktemp -d "${TMPDIR:-/tmp}/fetchrelay-fuzz-$name.XXXXXX")"
   cp -r "$root/tests/fuzz/corpus/$name/." "$work/"
   log="$artifacts/$name.log"
-  if "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
+  if "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
       -artifact_prefix="$artifacts/$name-" "$work" >"$log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     echo "fuzz $name: ok, $runs inputs in ${seconds} s"
