@@ -81,7 +81,15 @@ void flush(self_ptr self, const env& e) {
 
 void on_commit(self_ptr self, const env& e, persistence::commit_batch& batch, completion<status>& done) {
   auto& st = self->state;
-  if (status h = e.store->health(); !h.is_ok()) return done(h);
+  if (status h = e.store->health(); !h.is_ok()) {
+    // A store can also fail on a read (a lost database connection): reopen it from here too.
+    if (!st.reopen_scheduled) {
+      st.reopen_scheduled = true;
+      if (e.options.ready) e.options.ready->store(false);
+      self->delayed_send(self, e.options.reopen_every, reopen_atom::value);
+    }
+    return done(h);
+  }
   if (batch.at_ms == 0 && e.options.clock) batch.at_ms = e.options.clock->now_ms();
   st.pending.push_back(std::move(batch));
   st.waiters.push_back(std::move(done));

@@ -15,6 +15,7 @@ std::string usage() {
          " [--log-level trace|debug|info|warn|error]\n"
          "  fetchrelay check-config --config FILE\n"
          "  fetchrelay repair --config FILE   (a damaged store, with the relay stopped; copy the folder first)\n"
+         "  fetchrelay migrate --config FILE  (creates or migrates the PostgreSQL tables; serve also does)\n"
          "  fetchrelay --version\n" +
          admin_usage();
 }
@@ -52,6 +53,8 @@ result<cli_options> parse_cli(const std::vector<std::string>& args) {
     o.cmd = command::check_config;
   } else if (cmd == "repair") {
     o.cmd = command::repair;
+  } else if (cmd == "migrate") {
+    o.cmd = command::migrate;
   } else {
     return invalid_argument("unknown command \"" + cmd + "\"");
   }
@@ -103,6 +106,8 @@ int run(const std::vector<std::string>& args) {
       return check_config(*parsed);
     case command::repair:
       return repair(*parsed);
+    case command::migrate:
+      return migrate(*parsed);
     case command::serve:
       return serve(*parsed);
   }

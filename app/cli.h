@@ -14,7 +14,7 @@
 
 namespace fetchrelay::app {
 
-enum class command { serve, check_config, repair, version, help };
+enum class command { serve, check_config, repair, migrate, version, help };
 
 struct cli_options {
   command cmd = command::help;

@@ -168,13 +168,25 @@ relay::~relay() {
   impl_->system.reset();  // waits for every actor
 }
 
+namespace {
+
+/// The store the config names: LevelDB in storage.path, or PostgreSQL.
+result<std::unique_ptr<persistence::store>> open_store(const config::relay_config& cfg, const relay_hooks& hooks) {
+  if (cfg.storage.backend == config::storage_config::kind::postgres) {
+    return persistence::open_postgres_store({cfg.storage.postgres_dsn, cfg.storage.sync, cfg.storage.postgres_schema});
+  }
+  return persistence::open_leveldb_store({cfg.storage.path, cfg.storage.sync, hooks.faults});
+}
+
+}  // namespace
+
 result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, relay_hooks hooks) {
-  auto opened = persistence::open_leveldb_store({cfg.storage.path, cfg.storage.sync, hooks.faults});
+  auto opened = open_store(cfg, hooks);
   if (!opened) return opened.error();
   std::shared_ptr<persistence::store> store(std::move(opened.value()));
   auto initial_pending = store->pending_by_tenant();
   auto counters = store->counters();
-  spdlog::info("store open at {}: {} scheduled, {} active, {} retrying", cfg.storage.path,
+  spdlog::info("store open at {}: {} scheduled, {} active, {} retrying", store->location(),
                counters[static_cast<size_t>(job_status::scheduled)], counters[static_cast<size_t>(job_status::active)],
                counters[static_cast<size_t>(job_status::retrying)]);
   auto client = make_delivery_client(cfg);

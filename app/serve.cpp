@@ -57,6 +57,17 @@ std::vector<std::string> split_lines(const std::string& text) {
   return out;
 }
 
+/// A one-shot command's logging and config; nullopt (the errors logged) if the config is invalid.
+std::optional<config::relay_config> load_for_command(const cli_options& options) {
+  setup_logging(options.log_format.value_or("text"), "info");
+  auto loaded = config::load_config_file(options.config_path);
+  if (!loaded.errors.empty()) {
+    log_errors(options.config_path, loaded.errors);
+    return std::nullopt;
+  }
+  return std::move(loaded.config);
+}
+
 }  // namespace
 
 int check_config(const cli_options& options) {
@@ -81,15 +92,42 @@ int check_config(const cli_options& options) {
   return 0;
 }
 
-int repair(const cli_options& options) {
+int migrate(const cli_options& options) {
   const std::string& path = options.config_path;
-  setup_logging(options.log_format.value_or("text"), "info");
-  auto loaded = config::load_config_file(path);
-  if (!loaded.errors.empty()) {
-    log_errors(path, loaded.errors);
+  auto loaded = load_for_command(options);
+  if (!loaded) return 2;
+  const auto& st = loaded->storage;
+  if (st.backend != config::storage_config::kind::postgres) {
+    log::event(spdlog::level::err, {{"config", path}},
+               "migrate is for storage.backend: postgres; the LevelDB store needs no migration");
     return 2;
   }
-  const std::string& store = loaded.config->storage.path;
+  auto r = persistence::migrate_postgres({st.postgres_dsn, st.sync, st.postgres_schema});
+  if (!r) {
+    log::event(spdlog::level::err, {{"config", path}}, "migrate failed: {}", r.error().message());
+    return 1;
+  }
+  if (*r == 0) {
+    log::event(spdlog::level::info, {{"config", path}}, "created the fetchrelay tables (schema version {})",
+               persistence::postgres_schema_version);
+  } else {
+    log::event(spdlog::level::info, {{"config", path}}, "the fetchrelay tables are at schema version {}: nothing to do",
+               *r);
+  }
+  return 0;
+}
+
+int repair(const cli_options& options) {
+  const std::string& path = options.config_path;
+  auto loaded = load_for_command(options);
+  if (!loaded) return 2;
+  if (loaded->storage.backend == config::storage_config::kind::postgres) {
+    log::event(spdlog::level::err, {{"config", path}},
+               "repair is for the LevelDB store; this config uses PostgreSQL, whose own tools (backups, "
+               "point-in-time recovery, a standby) restore a damaged database");
+    return 2;
+  }
+  const std::string& store = loaded->storage.path;
   log::event(spdlog::level::info, {{"store", store}}, "repairing the store at {} (LevelDB's repair, then every index rebuilt)", store);
   auto r = persistence::repair_leveldb_store(store);
   if (!r) {

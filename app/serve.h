@@ -18,6 +18,10 @@ int check_config(const cli_options& options);
 /// (the repair failed, e.g. a relay holds the store) or 2 (bad config). Never run by `serve`.
 int repair(const cli_options& options);
 
+/// `fetchrelay migrate`: creates or migrates the PostgreSQL tables (storage.backend: postgres).
+/// Returns 0, 1 when the database refuses or cannot be reached, 2 for a bad config.
+int migrate(const cli_options& options);
+
 /// Runs the relay until SIGINT/SIGTERM, then shuts down gracefully. Returns the exit code.
 int serve(const cli_options& options);
 

@@ -34,7 +34,7 @@ class builder {
     c.log.level = v["log"]["level"];
     c.log.format = v["log"]["format"];
     build_server(v["server"], c.server);
-    c.storage.path = v["storage"]["path"];
+    build_storage(v["storage"], c.storage);
     c.storage.sync = v["storage"]["sync"];
     c.storage.retention = dur(v["storage"]["retention"]);
     build_keys(v["auth"]["keys"], c.keys);
@@ -71,6 +71,27 @@ class builder {
   }
 
  private:
+  void build_storage(const json& v, storage_config& s) {
+    bool postgres = v["backend"] == "postgres";
+    s.backend = postgres ? storage_config::kind::postgres : storage_config::kind::leveldb;
+    if (v.contains("path")) s.path = v["path"];
+    if (v.contains("postgres")) {
+      s.postgres_dsn = v["postgres"]["dsn"];
+      s.postgres_schema = v["postgres"]["schema"];
+    }
+    if (postgres) {
+      if (!s.path.empty()) error("storage.path", "storage.path is for the leveldb backend; with postgres the database holds everything (remove it)");
+      if (s.postgres_dsn.empty()) error("storage.postgres", "backend postgres needs storage.postgres.dsn");
+      static const std::regex schema_re("([a-z_][a-z0-9_]{0,62})?");
+      if (!std::regex_match(s.postgres_schema, schema_re)) {
+        error("storage.postgres.schema", "use lower-case letters, digits and _, starting with a letter or _");
+      }
+    } else {
+      if (s.path.empty()) error("storage.path", "the leveldb backend needs storage.path (the store's directory)");
+      if (v.contains("postgres")) error("storage.postgres", "storage.postgres is for backend: postgres (set storage.backend, or remove it)");
+    }
+  }
+
   void build_qstash(const json& q, relay_config& c) {
     c.qstash.enabled = q["enabled"];
     bool has_current = q.contains("current_signing_key"), has_next = q.contains("next_signing_key");

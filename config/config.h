@@ -36,7 +36,11 @@ struct server_config {
 };
 
 struct storage_config {
-  std::string path;
+  enum class kind { leveldb, postgres };
+  kind backend = kind::leveldb;
+  std::string path;               // leveldb
+  std::string postgres_dsn;       // postgres; secret: never logged
+  std::string postgres_schema;    // postgres; "" = the DSN's search_path
   bool sync = true;
   millis retention{7LL * 86'400'000};
 };

@@ -45,10 +45,23 @@ constexpr const char* schema_text = R"json({
     },
     "storage": {
       "type": "object", "additionalProperties": false,
-      "description": "The embedded LevelDB store.",
-      "required": ["path"],
+      "description": "Where jobs are stored: embedded LevelDB (one relay), or PostgreSQL (one or several relays).",
       "properties": {
-        "path": {"type": "string", "minLength": 1, "description": "Directory of the store; created if missing."},
+        "backend": {"type": "string", "enum": ["leveldb", "postgres"], "default": "leveldb",
+                    "description": "leveldb: files in storage.path; postgres: the database storage.postgres.dsn names."},
+        "path": {"type": "string", "minLength": 1,
+                 "description": "Directory of the LevelDB store; created if missing. Required with leveldb, refused with postgres."},
+        "postgres": {
+          "type": "object", "additionalProperties": false,
+          "description": "The PostgreSQL store (backend: postgres). The relay creates and migrates its tables in an existing database.",
+          "required": ["dsn"],
+          "properties": {
+            "dsn": {"type": "string", "minLength": 1, "secret": true,
+                    "description": "libpq connection string, URI or key=value; give a password through ${VAR}."},
+            "schema": {"type": "string", "default": "",
+                       "description": "Schema of the tables, created if missing; empty: the DSN's search_path (public)."}
+          }
+        },
         "sync": {"type": "boolean", "default": true,
                  "description": "fsync each commit; false risks acknowledged jobs on a power cut."},
         "retention": {"type": "string", "format": "duration", "default": "7d",

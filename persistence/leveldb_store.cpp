@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "persistence/store.h"
+#include "persistence/store_logic.h"
 
 #include "core/ulid.h"
 
@@ -258,19 +259,7 @@ class leveldb_store final : public store {
   result<purge_page> purge_jobs(const std::string& tenant, const job_filter& filter,
                                 const std::string& cursor) override {
     if (!health_.is_ok()) return health_;
-    result<job_page> page = job_page{};
-    if (filter.ids.empty()) {
-      page = list_jobs(tenant, filter, cursor, max_list_scan);
-    } else {
-      for (const auto& id : filter.ids) {
-        auto j = get_job(id);
-        if (!j) return j.error();
-        if (*j && (*j)->tenant == tenant && (!filter.status || (*j)->status == *filter.status) &&
-            (!filter.qstash_only || !(*j)->qstash.empty())) {
-          page->jobs.push_back(**j);
-        }
-      }
-    }
+    auto page = purge_selection(*this, tenant, filter, cursor);
     if (!page) return page.error();
     leveldb::WriteBatch wb;
     changes c{counters_, {}, {}, {}, event_seq_};
@@ -388,11 +377,6 @@ class leveldb_store final : public store {
       else w.it->SeekToLast();
       walkers.push_back(std::move(w));
     }
-    auto passes = [&](const job_state& j) {
-      return j.url.starts_with(f.url_prefix) && (!by_tag || !f.status || j.status == *f.status) &&
-             (f.schedule.empty() || j.schedule_id == f.schedule) && (f.queue.empty() || j.queue == f.queue) &&
-             (f.topic.empty() || j.topic == f.topic) && (!f.qstash_only || !j.qstash.empty());
-    };
     job_page page;
     std::size_t scanned = 0;
     std::string last;
@@ -409,7 +393,7 @@ class leveldb_store final : public store {
       if (f.since_ms && job_id_time(id) < *f.since_ms) return page;  // every later id is older
       auto j = get_job(id);
       if (!j) return j.error();
-      if (!*j || !passes(**j)) continue;
+      if (!*j || !listing_passes(f, by_tag, **j)) continue;
       page.jobs.push_back(std::move(**j));
     }
     for (auto& w : walkers) {
@@ -752,23 +736,17 @@ class leveldb_store final : public store {
       for_each_tag(s, [&](tag_kind k, const std::string& name) { wb.Put(tag_key(s.tenant, k, name, s.id), ""); });
     }
     if (w.attempt) wb.Put(attempt_key(s.id, w.attempt->n), encode(*w.attempt));
-    bool terminal = is_terminal(s.status);
-    bool was_pending = old && !is_terminal(old->status);
-    // A job waiting for its queue's turn has no due entry: the queue starts it.
     queue_stage old_stage = queue_stage::none;
     if (!s.queue.empty()) {
       auto st = held_stage(s, w.spec.has_value(), c);
       if (!st) return st.error();
       old_stage = *st;
     }
-    queue_stage new_stage = terminal || s.queue.empty() ? queue_stage::none : static_cast<queue_stage>(s.queue_stage);
-    bool old_due = was_pending && old_stage != queue_stage::waiting;
-    bool new_due = !terminal && new_stage != queue_stage::waiting;
-    bool same_due = old_due && new_due && old->run_at_ms == s.run_at_ms;
-    if (old_due && !same_due) wb.Delete(due_key(old->run_at_ms, s.id));
-    if (new_due && !same_due) wb.Put(due_key(s.run_at_ms, s.id), "");
-    if (old_stage != new_stage) move_queue_entry(wb, s, old_stage, new_stage, c);
-    if (!old || old->status != s.status) {
+    index_move m = plan_move(s, old, old_stage);
+    if (m.old_due && !m.same_due) wb.Delete(due_key(old->run_at_ms, s.id));
+    if (m.new_due && !m.same_due) wb.Put(due_key(s.run_at_ms, s.id), "");
+    if (old_stage != m.new_stage) move_queue_entry(wb, s, old_stage, m.new_stage, c);
+    if (m.status_changed) {
       if (old) {
         wb.Delete(list_key(s.tenant, old->status, s.id));
         --counters[static_cast<std::size_t>(old->status)];
@@ -778,8 +756,8 @@ class leveldb_store final : public store {
     }
     // A finished job is found by the retention sweep under its finish time. An entry left by an
     // earlier finish (run again, or finished twice) is skipped by the sweep.
-    if (terminal) wb.Put(done_key(s.finished_at_ms, s.id), "");
-    c.tenant_delta[s.tenant] += (terminal ? 0 : 1) - (was_pending ? 1 : 0);
+    if (m.terminal) wb.Put(done_key(s.finished_at_ms, s.id), "");
+    c.tenant_delta[s.tenant] += (m.terminal ? 0 : 1) - (m.was_pending ? 1 : 0);
     c.written[s.id] = job_position{s.status, s.run_at_ms};
     if (auto type = event_of(w, old)) add_event(wb, *type, w, at_ms, c);
     return status::ok();
@@ -800,54 +778,14 @@ class leveldb_store final : public store {
     std::string key = queue_job_key(s.tenant, s.queue, s.id);
     if (to == queue_stage::none) wb.Delete(key);
     else wb.Put(key, std::string(1, static_cast<char>(to)));
-    queue_counts& d = c.queue_delta[s.tenant + '\0' + s.queue];
-    auto in_progress = [](queue_stage q) { return q == queue_stage::granted || q == queue_stage::started; };
-    if (from == queue_stage::waiting) --d.waiting;
-    if (in_progress(from)) --d.started;
-    if (to == queue_stage::waiting) ++d.waiting;
-    if (in_progress(to)) ++d.started;
+    count_stage_move(c.queue_delta[s.tenant + '\0' + s.queue], from, to);
     c.queue_stages[s.id] = to;
   }
 
-  /// The event a job write makes, if any: what changed from `old` (what the store held).
-  static std::optional<event_type> event_of(const job_write& w, const std::optional<job_position>& old) {
-    const job_state& s = w.state;
-    bool terminal = is_terminal(s.status);
-    if (w.spec) return event_type::created;
-    if (old && is_terminal(old->status)) {
-      if (!terminal) return event_type::retried;
-      if (old->status == s.status) return std::nullopt;  // the same end written again
-    }
-    if (terminal) {
-      if (old && old->status == s.status) return std::nullopt;
-      return s.status == job_status::delivered ? event_type::delivered
-             : s.status == job_status::failed  ? event_type::failed
-                                               : event_type::cancelled;
-    }
-    if (s.status == job_status::retrying && w.attempt) return event_type::retrying;
-    if (s.status == job_status::scheduled && !w.attempt && !s.defer_reason.empty()) return event_type::deferred;
-    return std::nullopt;
-  }
-
   static void add_event(leveldb::WriteBatch& wb, event_type type, const job_write& w, std::int64_t at_ms, changes& c) {
-    const job_state& s = w.state;
-    event_record e;
-    e.at_ms = at_ms;
-    e.type = type;
-    e.job_id = s.id;
-    e.url = s.url;
-    if (w.attempt) {
-      e.attempt = w.attempt->n;
-      e.status_code = w.attempt->status_code;
-      e.duration_ms = w.attempt->duration_ms;
-    }
-    if (!is_terminal(s.status)) e.next_at_ms = s.run_at_ms;
-    e.detail = type == event_type::deferred                                      ? s.defer_reason
-               : type == event_type::created || type == event_type::retried ? std::string()
-                                                                              : s.last_error;
     std::uint64_t seq = ++c.event_seq;
-    wb.Put(event_key(s.tenant, seq), encode(e));
-    wb.Put(event_job_key(s.tenant, s.id, seq), "");
+    wb.Put(event_key(w.state.tenant, seq), encode(make_event(type, w, at_ms)));
+    wb.Put(event_job_key(w.state.tenant, w.state.id, seq), "");
   }
 
   /// Puts or erases the schedule and moves its due entry from what the store held.

@@ -291,6 +291,29 @@ struct leveldb_options {
 ///   data_loss    - the store is damaged, or is not a fetchrelay store (never emptied).
 result<std::unique_ptr<store>> open_leveldb_store(const leveldb_options& options);
 
+struct postgres_options {
+  std::string dsn;   // a libpq connection string (URI or key=value); never logged
+  bool sync = true;  // false: commits do not wait for the WAL flush (synchronous_commit off)
+  /// The PostgreSQL schema (namespace) of the tables, created if missing; "" = the DSN's
+  /// search_path (normally public). Letters, digits and _, starting with a letter or _.
+  std::string schema;
+};
+
+/// PostgreSQL's schema version this relay writes and reads (fr_meta.schema_version).
+inline constexpr int postgres_schema_version = 1;
+/// Logical shards, fixed when the schema is created.
+inline constexpr int postgres_shards = 256;
+
+/// Creates or migrates fetchrelay's tables in the database the DSN names (it never creates the
+/// database), under an advisory lock so that nodes starting together migrate once. Returns the
+/// schema version found before (0: the tables were created now). A schema newer than this relay
+/// knows is refused.
+result<int> migrate_postgres(const postgres_options& options);
+
+/// Connects, migrates and opens the PostgreSQL store. Errors: invalid_argument for a malformed
+/// DSN; unavailable when the server cannot be reached or refuses (its message, never the password).
+result<std::unique_ptr<store>> open_postgres_store(const postgres_options& options);
+
 /// A store file (log, table or manifest) LevelDB reports damaged, and what it says.
 struct damaged_file {
   std::string name;     // e.g. "000005.log", relative to the store's folder

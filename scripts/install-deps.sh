@@ -14,6 +14,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libssl-dev
   nlohmann-json3-dev
+  libpq-dev        # the PostgreSQL store (storage.backend: postgres)
+  postgresql-15    # its tests start a throwaway server (scripts/pg-up.sh); no system cluster is used
   libhowardhinnant-date-dev tzdata
   curl
   prometheus      # promtool: a test checks /metrics with `promtool check metrics`

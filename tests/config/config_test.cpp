@@ -164,6 +164,36 @@ TEST(Defaults, MinimalConfigGetsTheDocumentedDefaults) {
   EXPECT_EQ(d.retry, retry_policy{}) << "retry_policy's defaults are a policy's defaults in the config";
 }
 
+TEST(Storage, TheBackendTakesEitherAPathOrAPostgresDsnNeverBoth) {
+  const std::string keys = "auth: {keys: [{tenant: t, key: k}]}\n";
+  auto pg = load_config_text("storage: {backend: postgres, postgres: {dsn: '${DSN}', schema: relay_a}}\n" + keys,
+                             "pg.yaml", fake_env({{"DSN", "host=/tmp/s dbname=f password=pw"}}));
+  ASSERT_TRUE(pg.errors.empty()) << error_lines(pg)[0];
+  EXPECT_EQ(pg.config->storage.backend, storage_config::kind::postgres);
+  EXPECT_EQ(pg.config->storage.postgres_dsn, "host=/tmp/s dbname=f password=pw");
+  EXPECT_EQ(pg.config->storage.postgres_schema, "relay_a");
+  EXPECT_TRUE(pg.config->storage.path.empty());
+
+  auto lv = load_config_text("storage: {path: /tmp/x}\n" + keys, "lv.yaml", fake_env({}));
+  ASSERT_TRUE(lv.errors.empty());
+  EXPECT_EQ(lv.config->storage.backend, storage_config::kind::leveldb) << "the default";
+
+  auto both = load_config_text("storage: {backend: postgres, path: /tmp/x, postgres: {dsn: d}}\n" + keys, "b.yaml",
+                               fake_env({}));
+  EXPECT_EQ(error_lines(both), std::vector<std::string>{"storage.path: storage.path is for the leveldb backend; "
+                                                        "with postgres the database holds everything (remove it)"});
+  auto no_dsn = load_config_text("storage: {backend: postgres}\n" + keys, "n.yaml", fake_env({}));
+  EXPECT_EQ(error_lines(no_dsn),
+            std::vector<std::string>{"storage.postgres: backend postgres needs storage.postgres.dsn"});
+  auto no_path = load_config_text("storage: {sync: true}\n" + keys, "p.yaml", fake_env({}));
+  EXPECT_EQ(error_lines(no_path), std::vector<std::string>{"storage.path: the leveldb backend needs "
+                                                           "storage.path (the store's directory)"});
+  auto schema = load_config_text("storage: {backend: postgres, postgres: {dsn: d, schema: 'A-b'}}\n" + keys, "s.yaml",
+                                 fake_env({}));
+  ASSERT_EQ(schema.errors.size(), 1u);
+  EXPECT_EQ(schema.errors[0].path, "storage.postgres.schema");
+}
+
 TEST(Queues, DeclaredQueuesAreTypedAndCheckedForNamesAndRepeats) {
   auto r = load_config_text("storage: {path: /tmp/x}\nauth: {keys: [{tenant: t, key: k}]}\n"
                             "queues: [{tenant: t, name: emails, parallelism: 4}, {tenant: u, name: emails}]\n",

@@ -1,7 +1,8 @@
 // The crash test (durable-jobs issue): submit jobs at full speed from several connections,
 // kill -9 the real relay mid-stream, restart it on the same data directory, and check that
 // every job that got a 202 is delivered. Duplicates (at least once) and deliveries whose 202
-// the kill cut off are counted and reported, not failed.
+// the kill cut off are counted and reported, not failed. Run on both stores: LevelDB in the
+// test's folder, and PostgreSQL (the test run's throwaway server, a schema of the test's own).
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -12,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "tests/support/postgres.h"
 #include "tests/support/process.h"
 #include "tests/support/raw_http.h"
 #include "tests/support/test_origin.h"
@@ -23,18 +25,28 @@ using namespace std::chrono_literals;
 
 constexpr const char* key = "relay_sk_crash_test";
 
-std::string config_text(const temp_dir& dir) {
-  return "server: {listen: 127.0.0.1:0}\n"
-         "storage: {path: " + dir.file("data") + "}\n"
+std::string storage_of(const temp_dir& dir, const std::string& backend) {
+  if (backend == "postgres") {
+    return "storage: {backend: postgres, postgres: {dsn: '" + test_postgres_dsn().value_or("") + "', schema: " +
+           schema_for(dir.file("data")) + "}}\n";
+  }
+  return "storage: {path: " + dir.file("data") + "}\n";
+}
+
+std::string config_text(const temp_dir& dir, const std::string& backend) {
+  return "server: {listen: 127.0.0.1:0}\n" + storage_of(dir, backend) +
          "auth: {keys: [{tenant: t, key: " + std::string(key) + "}]}\n"
          "delivery: {allow_networks: [127.0.0.0/8]}\n"
          "policies:\n  default: {timeout: 5s, retry: {attempts: 20, schedule: [200ms], jitter: 0}}\n";
 }
 
-TEST(Crash, KillNineMidStreamLosesNoAcknowledgedJob) {
+class Crash : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Crash, KillNineMidStreamLosesNoAcknowledgedJob) {
+  if (GetParam() == "postgres" && !test_postgres_dsn()) GTEST_SKIP() << no_postgres_message();
   temp_dir dir;
   test_origin origin;
-  std::string cfg = dir.write("relay.yaml", config_text(dir));
+  std::string cfg = dir.write("relay.yaml", config_text(dir, GetParam()));
   auto relay = std::make_unique<process>(
       FETCHRELAY_BIN, std::vector<std::string>{"serve", "--config", cfg, "--port-file", dir.file("port")}, dir.file("relay1.log"));
   auto port = wait_for_port_file(dir.file("port"), 30s);
@@ -125,13 +137,16 @@ TEST(Crash, KillNineMidStreamLosesNoAcknowledgedJob) {
   RecordProperty("acknowledged", static_cast<int>(acked_ids.size()));
   RecordProperty("duplicates", static_cast<int>(duplicates));
   RecordProperty("delivered_without_ack", static_cast<int>(unacked_delivered));
-  std::printf("crash test: %zu acknowledged (%d requests in flight at the kill), %zu missing, %zu duplicate "
+  std::printf("crash test (%s): %zu acknowledged (%d requests in flight at the kill), %zu missing, %zu duplicate "
               "deliveries, %zu delivered whose 202 the kill cut off\n",
-              acked_ids.size(), in_flight_at_kill, missing, duplicates, unacked_delivered);
+              GetParam().c_str(), acked_ids.size(), in_flight_at_kill, missing, duplicates, unacked_delivered);
   EXPECT_EQ(missing, 0u) << relay->log();
   relay->signal(SIGTERM);
   EXPECT_EQ(relay->wait(20s).code, 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, Crash, ::testing::Values("leveldb", "postgres"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace fetchrelay::test

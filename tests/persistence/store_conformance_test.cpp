@@ -12,6 +12,7 @@
 
 #include "core/ulid.h"
 #include "persistence/store.h"
+#include "tests/support/postgres.h"
 #include "tests/support/process.h"
 
 namespace fetchrelay::persistence {
@@ -43,9 +44,21 @@ struct model_job {
   std::int64_t finished_at_ms;
 };
 
+/// Every backend runs every case: LevelDB in the test's folder, PostgreSQL in a schema of its own
+/// named after that folder (so a reopen finds the same tables).
+std::vector<backend> backends() {
+  return {backend{"leveldb", [](const std::string& dir) { return open_leveldb_store({dir, false, nullptr}); }},
+          backend{"postgres", [](const std::string& dir) {
+                    return open_postgres_store({test::test_postgres_dsn().value_or(""), false, test::schema_for(dir)});
+                  }}};
+}
+
 class StoreConformance : public ::testing::TestWithParam<backend> {
  protected:
-  void SetUp() override { reopen(); }
+  void SetUp() override {
+    if (std::string(GetParam().name) == "postgres" && !test::test_postgres_dsn()) GTEST_SKIP() << test::no_postgres_message();
+    reopen();
+  }
 
   void reopen() {
     store_.reset();
@@ -556,10 +569,7 @@ TEST_P(StoreConformance, SigningKeyPairsAreStoredAndSurviveARestart) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
-                         ::testing::Values(backend{"leveldb",
-                                                   [](const std::string& dir) {
-                                                     return open_leveldb_store({dir, false, nullptr});
-                                                   }}),
+                         ::testing::ValuesIn(backends()),
                          [](const auto& info) { return std::string(info.param.name); });
 
 // -- schedules ----------------------------------------------------------------------------------
@@ -665,10 +675,7 @@ TEST_P(ScheduleConformance, TheDueIndexFollowsEveryChangeAndARestart) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ScheduleConformance,
-                         ::testing::Values(backend{"leveldb",
-                                                   [](const std::string& dir) {
-                                                     return open_leveldb_store({dir, false, nullptr});
-                                                   }}),
+                         ::testing::ValuesIn(backends()),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

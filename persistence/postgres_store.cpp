@@ -1,0 +1,930 @@
+// PostgreSQL implementation of the store (storage.backend: postgres). SQL never leaves this
+// file; libpq never leaves persistence/ (see pg.h).
+//
+// The tables hold the same records as the LevelDB key space (codec.h), in the same encodings:
+// a job's snapshot, its request, attempts, schedules, topics, queues and events are the
+// codec's bytes in a bytea column, beside the columns the indexes need. Every name (tenant,
+// id, key) is bytea, so it is stored byte for byte and sorts as LevelDB sorts it (memcmp).
+//
+// A commit is one transaction of multi-row statements (unnest of binary arrays), whatever its
+// size: one read of what the store holds for the jobs it changes, then one statement per
+// table. A 202 still means "in a synced commit": synchronous_commit is on for a batch that asks
+// for sync.
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <unordered_map>
+
+#include "core/ulid.h"
+#include "persistence/pg.h"
+#include "persistence/store.h"
+#include "persistence/store_logic.h"
+
+namespace fetchrelay::persistence {
+namespace {
+
+using pg::array;
+using pg::oid;
+using pg::params;
+
+// -- schema ---------------------------------------------------------------------------------
+
+/// Schema version 1. fr_shards and fr_nodes are for several relays on one database: which node
+/// holds which shard's lease, and who is alive.
+constexpr const char* schema_v1 = R"sql(
+CREATE TABLE fr_jobs (
+  id bytea PRIMARY KEY,
+  tenant bytea NOT NULL,
+  shard integer NOT NULL,
+  version bigint NOT NULL DEFAULT 1,
+  status smallint NOT NULL,
+  run_at_ms bigint NOT NULL,
+  finished_at_ms bigint NOT NULL,
+  schedule_id bytea,
+  queue bytea,
+  topic bytea,
+  queue_stage smallint,
+  state bytea NOT NULL);
+CREATE INDEX fr_jobs_by_tenant ON fr_jobs (tenant, id);
+CREATE INDEX fr_jobs_by_status ON fr_jobs (tenant, status, id);
+CREATE INDEX fr_jobs_finished ON fr_jobs (finished_at_ms) WHERE status >= 4;
+CREATE INDEX fr_jobs_by_schedule ON fr_jobs (tenant, schedule_id, id) WHERE schedule_id IS NOT NULL;
+CREATE INDEX fr_jobs_by_queue ON fr_jobs (tenant, queue, id) WHERE queue IS NOT NULL;
+CREATE INDEX fr_jobs_by_topic ON fr_jobs (tenant, topic, id) WHERE topic IS NOT NULL;
+CREATE INDEX fr_jobs_queue_open ON fr_jobs (tenant, queue, id) WHERE queue_stage IS NOT NULL;
+CREATE TABLE fr_bodies (id bytea PRIMARY KEY, spec bytea NOT NULL);
+CREATE TABLE fr_due (id bytea PRIMARY KEY, shard integer NOT NULL, due_ms bigint NOT NULL);
+CREATE INDEX fr_due_order ON fr_due (due_ms, id);
+CREATE TABLE fr_attempts (id bytea NOT NULL, n integer NOT NULL, record bytea NOT NULL, PRIMARY KEY (id, n));
+CREATE TABLE fr_idempotency (tenant bytea NOT NULL, key bytea NOT NULL, record bytea NOT NULL,
+  PRIMARY KEY (tenant, key));
+CREATE TABLE fr_counters (tenant bytea NOT NULL, shard integer NOT NULL, status smallint NOT NULL,
+  n bigint NOT NULL, PRIMARY KEY (tenant, shard, status));
+CREATE TABLE fr_schedules (tenant bytea NOT NULL, id bytea NOT NULL, shard integer NOT NULL, due_ms bigint,
+  state bytea NOT NULL, PRIMARY KEY (tenant, id));
+CREATE INDEX fr_schedules_due ON fr_schedules (due_ms, tenant, id) WHERE due_ms IS NOT NULL;
+CREATE TABLE fr_topics (tenant bytea NOT NULL, name bytea NOT NULL, state bytea NOT NULL, PRIMARY KEY (tenant, name));
+CREATE TABLE fr_queues (tenant bytea NOT NULL, name bytea NOT NULL, shard integer NOT NULL, state bytea NOT NULL,
+  PRIMARY KEY (tenant, name));
+CREATE TABLE fr_signing_keys (tenant bytea PRIMARY KEY, current bytea NOT NULL, next bytea NOT NULL);
+CREATE SEQUENCE fr_event_seq;
+CREATE TABLE fr_events (tenant bytea NOT NULL, seq bigint NOT NULL, job_id bytea NOT NULL, at_ms bigint NOT NULL,
+  record bytea NOT NULL, PRIMARY KEY (tenant, seq));
+CREATE INDEX fr_events_by_job ON fr_events (tenant, job_id, seq);
+CREATE INDEX fr_events_at ON fr_events (at_ms);
+CREATE TABLE fr_shards (shard integer PRIMARY KEY, owner text, epoch bigint NOT NULL DEFAULT 0,
+  lease_until timestamptz NOT NULL DEFAULT '-infinity');
+CREATE TABLE fr_nodes (node_id text PRIMARY KEY, addr text NOT NULL, heartbeat_at timestamptz NOT NULL);
+)sql";
+
+/// Serialises migrations of one database: nodes starting together migrate once.
+constexpr const char* migrate_lock = "SELECT pg_advisory_xact_lock(7234014713683207545)";
+
+bool valid_schema_name(const std::string& s) {
+  if (s.empty() || s.size() > 63 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::islower(static_cast<unsigned char>(c)) ||
+                                                             std::isdigit(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+/// Points the connection at the schema (created under the migration lock if missing).
+status use_schema(pg::connection& db, const std::string& schema) {
+  if (schema.empty()) return status::ok();
+  if (!valid_schema_name(schema)) {
+    return invalid_argument("storage.postgres.schema \"" + schema +
+                            "\" must be lower-case letters, digits and _, starting with a letter or _");
+  }
+  return db.run("SET search_path TO " + schema);
+}
+
+result<int> migrate(pg::connection& db, const std::string& schema) {
+  pg::transaction tx(db);
+  if (auto s = tx.begin(); !s) return s;
+  if (auto s = db.run(migrate_lock); !s) return s;
+  if (!schema.empty()) {
+    if (auto s = db.run("CREATE SCHEMA IF NOT EXISTS " + schema); !s) return s;
+  }
+  if (auto s = db.run("CREATE TABLE IF NOT EXISTS fr_meta (key text PRIMARY KEY, value bigint NOT NULL)"); !s) {
+    return s;
+  }
+  auto r = db.exec("SELECT value FROM fr_meta WHERE key = 'schema_version'");
+  if (!r) return r.error();
+  int found = r->count() ? static_cast<int>(r->int8(0, 0)) : 0;
+  if (found > postgres_schema_version) {
+    return status(status_code::failed_precondition, "the fetchrelay tables in " + db.describe() + " are at schema version " +
+                               std::to_string(found) + ", newer than this relay reads (" +
+                               std::to_string(postgres_schema_version) + "): run the newer relay");
+  }
+  if (found == 0) {
+    if (auto s = db.run(schema_v1); !s) return s;
+    auto meta = db.exec("INSERT INTO fr_meta VALUES ('schema_version', $1), ('shards', $2)",
+                        params().int8(postgres_schema_version).int8(postgres_shards));
+    if (!meta) return meta.error();
+    auto shards = db.exec("INSERT INTO fr_shards (shard) SELECT generate_series(0, $1 - 1)",
+                          params().int4(postgres_shards));
+    if (!shards) return shards.error();
+  }
+  if (auto s = tx.commit(); !s) return s;
+  return found;
+}
+
+// -- helpers --------------------------------------------------------------------------------
+
+/// FNV-1a: the shard of a named thing (a schedule or a queue) is the same on every node.
+int shard_of(std::string_view tenant, std::string_view name) {
+  std::uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](std::string_view s) {
+    for (unsigned char ch : s) {
+      h ^= ch;
+      h *= 1099511628211ULL;
+    }
+  };
+  mix(tenant);
+  mix(std::string_view("\0", 1));
+  mix(name);
+  return static_cast<int>(h % static_cast<std::uint64_t>(postgres_shards));
+}
+
+
+/// A bytea array of names; "" stands for SQL NULL when `empty_is_null`.
+void add_name(array& a, const std::string& s, bool empty_is_null = false) {
+  if (empty_is_null && s.empty()) a.add_null();
+  else a.add(std::string_view(s));
+}
+
+constexpr std::int16_t terminal_from = static_cast<std::int16_t>(job_status::delivered);  // 4, 5, 6
+
+/// What the store holds for a job, as of this commit.
+struct held_job {
+  job_position pos;
+  int shard = 0;
+  queue_stage stage = queue_stage::none;
+};
+
+class postgres_store final : public store {
+ public:
+  explicit postgres_store(postgres_options o) : options_(std::move(o)) {}
+
+  status open() {
+    db_.reset();
+    auto c = pg::connection::open(options_.dsn);
+    if (!c) return c.error();
+    db_ = std::move(c.value());
+    location_ = "PostgreSQL " + db_->describe();
+    if (auto s = db_->run(options_.sync ? "SET synchronous_commit = on" : "SET synchronous_commit = off"); !s) return s;
+    if (auto s = use_schema(*db_, options_.schema); !s) return s;
+    auto m = migrate(*db_, options_.schema);
+    if (!m) return m.error();
+    if (auto s = load_counts(); !s) return s;
+    health_ = status::ok();
+    return status::ok();
+  }
+
+  status health() const override { return health_; }
+  const std::string& location() const override { return location_; }
+
+  status_counters counters() const override {
+    status_counters total{};
+    for (const auto& [t, c] : counts_) {
+      for (std::size_t i = 0; i < total.size(); ++i) total[i] += c[i];
+    }
+    return total;
+  }
+
+  std::map<std::string, std::int64_t> pending_by_tenant() const override {
+    std::map<std::string, std::int64_t> out;
+    for (const auto& [t, c] : counts_) {
+      std::int64_t n = 0;
+      for (std::size_t i = 0; i < c.size(); ++i) {
+        if (i != 0 && !is_terminal(static_cast<job_status>(i))) n += c[i];
+      }
+      if (n > 0) out[t] = n;
+    }
+    return out;
+  }
+
+  std::uint64_t disk_usage_bytes() const override {
+    if (!db_) return 0;
+    auto r = db_->exec(
+        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND c.relname LIKE 'fr\\_%' "
+        "AND n.nspname = current_schema()");
+    return r && r->count() ? static_cast<std::uint64_t>(r->int8(0, 0)) : 0;
+  }
+
+  status reopen() override {
+    auto s = open();
+    if (!s.is_ok()) health_ = unavailable(s.message());
+    return s;
+  }
+
+  // -- commit -------------------------------------------------------------------------------
+
+  status commit(std::span<const commit_batch> batches) override {
+    if (!health_.is_ok()) return health_;
+    bool sync = false;
+    for (const auto& b : batches) sync = sync || b.sync;
+    pg::transaction tx(*db_);
+    if (auto s = tx.begin(); !s) return fail(s);
+    if (!sync || !options_.sync) {
+      if (auto s = db_->run("SET LOCAL synchronous_commit = off"); !s) return fail(s);
+    }
+    auto held = read_held(batches);
+    if (!held) return fail(held.error());
+    plan p;
+    for (const auto& b : batches) {
+      for (const auto& w : b.jobs) add_job(p, *held, w, b.at_ms);
+      for (const auto& i : b.idempotency) p.idem[{i.tenant, i.key}] = encode(i.record);
+      for (const auto& w : b.schedules) p.schedules[{w.state.tenant, w.state.id}] = w;
+      for (const auto& w : b.topics) p.topics[{w.state.tenant, w.state.name}] = w;
+      for (const auto& w : b.queues) p.queues[{w.state.tenant, w.state.name}] = w;
+      for (const auto& k : b.signing_keys) p.keys[k.tenant] = k;
+    }
+    if (auto s = write(p); !s) return fail(s);
+    if (auto s = tx.commit(); !s) return fail(s);
+    apply(p.counts, p.queue_delta);
+    return status::ok();
+  }
+
+  // -- reads ----------------------------------------------------------------------------------
+
+  result<std::optional<job_state>> get_job(const std::string& id) override {
+    return one<job_state>("SELECT state FROM fr_jobs WHERE id = $1", params().bytea(id), decode_job_state);
+  }
+
+  result<std::optional<job_spec>> get_spec(const std::string& id) override {
+    return one<job_spec>("SELECT spec FROM fr_bodies WHERE id = $1", params().bytea(id), decode_job_spec);
+  }
+
+  result<std::vector<attempt_record>> get_attempts(const std::string& id) override {
+    auto r = query("SELECT record FROM fr_attempts WHERE id = $1 ORDER BY n", params().bytea(id));
+    if (!r) return r.error();
+    std::vector<attempt_record> out;
+    for (int i = 0; i < r->count(); ++i) {
+      auto a = decode_attempt(r->bytes(i, 0));
+      if (!a) return a.error();
+      out.push_back(std::move(*a));
+    }
+    return out;
+  }
+
+  result<std::optional<idem_record>> get_idem(const std::string& tenant, const std::string& key) override {
+    return one<idem_record>("SELECT record FROM fr_idempotency WHERE tenant = $1 AND key = $2", params().bytea(tenant).bytea(key),
+               decode_idem);
+  }
+
+  result<std::vector<due_entry>> scan_due(const std::optional<due_entry>& after, std::int64_t until_ms,
+                                          std::size_t limit) override {
+    auto r = after ? query("SELECT due_ms, id FROM fr_due WHERE (due_ms, id) > ($1, $2) AND due_ms <= $3 "
+                           "ORDER BY due_ms, id LIMIT $4",
+                           params().int8(after->due_ms).bytea(after->id).int8(until_ms).int8(as_limit(limit)))
+                   : query("SELECT due_ms, id FROM fr_due WHERE due_ms <= $1 ORDER BY due_ms, id LIMIT $2",
+                           params().int8(until_ms).int8(as_limit(limit)));
+    if (!r) return r.error();
+    std::vector<due_entry> out;
+    for (int i = 0; i < r->count(); ++i) out.push_back({r->int8(i, 0), r->str(i, 1)});
+    return out;
+  }
+
+  result<job_page> list_jobs(const std::string& tenant, const job_filter& f, const std::string& cursor,
+                             std::size_t limit) override {
+    // Newest first, from just below the cursor (or the first id after `until`), reading the one
+    // index the filter picks: a tag index, the status index, or all of the tenant's jobs.
+    std::string upper = cursor.empty() ? std::string("\xff\xff", 2) : cursor;
+    if (f.until_ms) upper = std::min(upper, "job_" + encode_ulid(*f.until_ms + 1, {}));
+    std::string sql = "SELECT id, state FROM fr_jobs WHERE tenant = $1 AND id < $2";
+    std::string extra;
+    bool by_tag = true;
+    if (!f.schedule.empty()) sql += " AND schedule_id = $4", extra = f.schedule;
+    else if (!f.queue.empty()) sql += " AND queue = $4", extra = f.queue;
+    else if (!f.topic.empty()) sql += " AND topic = $4", extra = f.topic;
+    else by_tag = false;
+    std::optional<std::int16_t> status;
+    if (!by_tag && f.status) {
+      sql += " AND status = $4";
+      status = static_cast<std::int16_t>(*f.status);
+    }
+    sql += " ORDER BY id DESC LIMIT $3";
+    job_page page;
+    std::size_t scanned = 0;
+    std::string last;
+    while (page.jobs.size() < limit && scanned < max_list_scan) {
+      std::size_t chunk = std::min<std::size_t>(max_list_scan - scanned, std::max<std::size_t>(limit - page.jobs.size(), 64));
+      params p;
+      p.bytea(tenant).bytea(upper).int8(static_cast<std::int64_t>(chunk));
+      if (by_tag) p.bytea(extra);
+      else if (status) p.int2(*status);
+      auto r = query(sql, p);
+      if (!r) return r.error();
+      for (int i = 0; i < r->count() && page.jobs.size() < limit; ++i) {
+        std::string id = r->str(i, 0);
+        ++scanned;
+        last = upper = id;
+        if (f.since_ms && job_id_time(id) < *f.since_ms) return page;  // every later id is older
+        auto j = decode_job_state(r->bytes(i, 1));
+        if (!j) return j.error();
+        if (listing_passes(f, by_tag, *j)) page.jobs.push_back(std::move(*j));
+      }
+      if (static_cast<std::size_t>(r->count()) < chunk) break;  // the index ends here
+    }
+    if (page.jobs.size() == limit || scanned == max_list_scan) page.next_cursor = last;
+    return page;
+  }
+
+  result<std::optional<schedule_state>> get_schedule(const std::string& tenant, const std::string& id) override {
+    return one<schedule_state>("SELECT state FROM fr_schedules WHERE tenant = $1 AND id = $2", params().bytea(tenant).bytea(id),
+               decode_schedule);
+  }
+
+  result<schedule_page> list_schedules(const std::string& tenant, const std::string& cursor, std::size_t limit) override {
+    schedule_page page;
+    auto s = list_named("fr_schedules", "id", tenant, cursor, limit, decode_schedule, page.schedules,
+                        [](const schedule_state& x) { return x.id; }, page.next_cursor);
+    if (!s) return s;
+    return page;
+  }
+
+  result<std::vector<schedule_due>> scan_schedules_due(const std::optional<schedule_due>& after, std::int64_t until_ms,
+                                                       std::size_t limit) override {
+    auto r = after ? query("SELECT due_ms, tenant, id FROM fr_schedules WHERE due_ms IS NOT NULL AND "
+                           "(due_ms, tenant, id) > ($1, $2, $3) AND due_ms <= $4 ORDER BY due_ms, tenant, id LIMIT $5",
+                           params().int8(after->due_ms).bytea(after->tenant).bytea(after->id).int8(until_ms).int8(
+                               as_limit(limit)))
+                   : query("SELECT due_ms, tenant, id FROM fr_schedules WHERE due_ms IS NOT NULL AND due_ms <= $1 "
+                           "ORDER BY due_ms, tenant, id LIMIT $2",
+                           params().int8(until_ms).int8(as_limit(limit)));
+    if (!r) return r.error();
+    std::vector<schedule_due> out;
+    for (int i = 0; i < r->count(); ++i) out.push_back({r->int8(i, 0), r->str(i, 1), r->str(i, 2)});
+    return out;
+  }
+
+  result<std::vector<signing_key_write>> signing_keys() override {
+    auto r = query("SELECT tenant, current, next FROM fr_signing_keys ORDER BY tenant");
+    if (!r) return r.error();
+    std::vector<signing_key_write> out;
+    for (int i = 0; i < r->count(); ++i) out.push_back({r->str(i, 0), r->str(i, 1), r->str(i, 2)});
+    return out;
+  }
+
+  result<std::optional<topic_state>> get_topic(const std::string& tenant, const std::string& name) override {
+    return one<topic_state>("SELECT state FROM fr_topics WHERE tenant = $1 AND name = $2", params().bytea(tenant).bytea(name),
+               decode_topic);
+  }
+
+  result<topic_page> list_topics(const std::string& tenant, const std::string& cursor, std::size_t limit) override {
+    topic_page page;
+    auto s = list_named("fr_topics", "name", tenant, cursor, limit, decode_topic, page.topics,
+                        [](const topic_state& x) { return x.name; }, page.next_cursor);
+    if (!s) return s;
+    return page;
+  }
+
+  result<std::optional<queue_state>> get_queue(const std::string& tenant, const std::string& name) override {
+    return one<queue_state>("SELECT state FROM fr_queues WHERE tenant = $1 AND name = $2", params().bytea(tenant).bytea(name),
+               decode_queue);
+  }
+
+  result<queue_page> list_queues(const std::string& tenant, const std::string& cursor, std::size_t limit) override {
+    queue_page page;
+    auto s = list_named("fr_queues", "name", tenant, cursor, limit, decode_queue, page.queues,
+                        [](const queue_state& x) { return x.name; }, page.next_cursor);
+    if (!s) return s;
+    return page;
+  }
+
+  result<std::vector<queue_entry>> queue_jobs(const std::string& tenant, const std::string& name,
+                                              const std::string& after, std::size_t limit) override {
+    auto r = query("SELECT id, queue_stage FROM fr_jobs WHERE tenant = $1 AND queue = $2 AND queue_stage IS NOT NULL "
+                   "AND id > $3 ORDER BY id LIMIT $4",
+                   params().bytea(tenant).bytea(name).bytea(after).int8(as_limit(limit)));
+    if (!r) return r.error();
+    std::vector<queue_entry> out;
+    for (int i = 0; i < r->count(); ++i) out.push_back({r->str(i, 0), static_cast<queue_stage>(r->int2(i, 1))});
+    return out;
+  }
+
+  std::vector<std::pair<std::string, std::string>> active_queues() const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [k, n] : qcounts_) out.push_back(k);
+    return out;
+  }
+
+  queue_counts queue_count(const std::string& tenant, const std::string& name) const override {
+    auto it = qcounts_.find({tenant, name});
+    return it == qcounts_.end() ? queue_counts{} : it->second;
+  }
+
+  result<event_page> list_events(const std::string& tenant, const event_filter& f, const std::string& cursor,
+                                 std::size_t limit) override {
+    std::optional<std::uint64_t> after;
+    if (!cursor.empty()) {
+      after = parse_event_id(cursor);
+      if (!after) return invalid_argument("cursor must be an event id");
+    }
+    bool by_job = !f.job_id.empty();
+    // Newest first from below the cursor (descending, or the newest page), else oldest first
+    // from above it.
+    bool backwards = f.descending || !after;
+    std::string sql = std::string("SELECT seq, record FROM fr_events WHERE tenant = $1 AND seq ") +
+                      (backwards ? "<" : ">") + " $2" + (by_job ? " AND job_id = $4" : "") + " ORDER BY seq " +
+                      (backwards ? "DESC" : "ASC") + " LIMIT $3";
+    std::int64_t bound = after ? static_cast<std::int64_t>(*after) : (backwards ? INT64_MAX : 0);
+    event_page page;
+    std::size_t scanned = 0;
+    std::string last;
+    while (page.events.size() < limit && scanned < max_list_scan) {
+      std::size_t want = f.type ? 512 : limit - page.events.size();
+      std::size_t chunk = std::min<std::size_t>(max_list_scan - scanned, want);
+      params p;
+      p.bytea(tenant).int8(bound).int8(static_cast<std::int64_t>(chunk));
+      if (by_job) p.bytea(f.job_id);
+      auto r = query(sql, p);
+      if (!r) return r.error();
+      for (int i = 0; i < r->count() && page.events.size() < limit; ++i) {
+        auto seq = static_cast<std::uint64_t>(r->int8(i, 0));
+        ++scanned;
+        bound = static_cast<std::int64_t>(seq);
+        last = event_id(seq);
+        auto e = decode_event(r->bytes(i, 1), seq);
+        if (!e) return e.error();
+        if (!f.type || e->type == *f.type) page.events.push_back(std::move(*e));
+      }
+      if (static_cast<std::size_t>(r->count()) < chunk) break;
+    }
+    if (!f.descending && !after) {
+      std::reverse(page.events.begin(), page.events.end());  // the newest `limit`, in order
+    } else if (page.events.size() == limit || scanned == max_list_scan) {
+      page.next_cursor = last;
+    }
+    return page;
+  }
+
+  // -- deletes --------------------------------------------------------------------------------
+
+  result<std::size_t> purge_events(std::int64_t before_ms, std::size_t limit) override {
+    if (!health_.is_ok()) return health_;
+    auto r = query("DELETE FROM fr_events WHERE (tenant, seq) IN (SELECT tenant, seq FROM fr_events "
+                   "WHERE at_ms <= $1 ORDER BY at_ms LIMIT $2) RETURNING seq",
+                   params().int8(before_ms).int8(as_limit(limit)));
+    if (!r) return r.error();
+    return static_cast<std::size_t>(r->count());
+  }
+
+  result<std::size_t> purge_finished(std::int64_t finished_before_ms, std::size_t limit) override {
+    if (!health_.is_ok()) return health_;
+    auto r = query("SELECT state FROM fr_jobs WHERE status >= $1 AND finished_at_ms <= $2 "
+                   "ORDER BY finished_at_ms LIMIT $3",
+                   params().int2(terminal_from).int8(finished_before_ms).int8(as_limit(limit)));
+    if (!r) return r.error();
+    std::vector<job_state> jobs;
+    for (int i = 0; i < r->count(); ++i) {
+      auto j = decode_job_state(r->bytes(i, 0));
+      if (!j) return j.error();
+      jobs.push_back(std::move(*j));
+    }
+    return purge(jobs, false);
+  }
+
+  result<purge_page> purge_jobs(const std::string& tenant, const job_filter& filter, const std::string& cursor) override {
+    if (!health_.is_ok()) return health_;
+    auto page = purge_selection(*this, tenant, filter, cursor);
+    if (!page) return page.error();
+    std::vector<job_state> finished;
+    for (auto& j : page->jobs) {
+      if (is_terminal(j.status)) finished.push_back(std::move(j));
+    }
+    auto n = purge(finished, true);
+    if (!n) return n.error();
+    return purge_page{*n, page->next_cursor};
+  }
+
+ private:
+  using name_key = std::pair<std::string, std::string>;  // (tenant, name)
+
+  /// Everything one commit writes, worked out before the first statement.
+  struct plan {
+    std::unordered_map<std::string, held_job> written;  // the jobs as of this commit so far
+    std::map<std::string, std::pair<const job_state*, int>> jobs;  // id -> last state, shard
+    std::vector<std::pair<const job_state*, const job_spec*>> bodies;
+    std::map<std::pair<std::string, std::uint32_t>, std::string> attempts;
+    std::map<std::string, std::optional<std::pair<std::int64_t, int>>> due;  // id -> (due, shard) or delete
+    std::map<std::tuple<std::string, int, int>, std::int64_t> counts;       // (tenant, shard, status) -> delta
+    std::map<name_key, queue_counts> queue_delta;
+    struct event {
+      std::string tenant, job_id;
+      std::int64_t at_ms;
+      event_record record;
+    };
+    std::vector<event> events;
+    std::map<name_key, std::string> idem;
+    std::map<name_key, schedule_write> schedules;
+    std::map<name_key, topic_write> topics;
+    std::map<name_key, queue_write> queues;
+    std::map<std::string, signing_key_write> keys;
+  };
+
+  /// What the store holds for every job the batches change without a request: one read.
+  result<std::unordered_map<std::string, held_job>> read_held(std::span<const commit_batch> batches) {
+    array ids(oid::bytea);
+    for (const auto& b : batches) {
+      for (const auto& w : b.jobs) {
+        if (!w.spec) ids.add(std::string_view(w.state.id));
+      }
+    }
+    std::unordered_map<std::string, held_job> out;
+    if (ids.size() == 0) return out;
+    auto r = db_->exec("SELECT id, status, run_at_ms, shard, queue_stage FROM fr_jobs WHERE id = ANY($1::bytea[])",
+                       params().arr(ids));
+    if (!r) return r.error();
+    for (int i = 0; i < r->count(); ++i) {
+      held_job h;
+      h.pos = {static_cast<job_status>(r->int2(i, 1)), r->int8(i, 2)};
+      h.shard = r->int4(i, 3);
+      h.stage = r->is_null(i, 4) ? queue_stage::none : static_cast<queue_stage>(r->int2(i, 4));
+      out.emplace(r->str(i, 0), h);
+    }
+    return out;
+  }
+
+  /// The index moves, counter changes and event of one job write, as the LevelDB store makes them.
+  void add_job(plan& p, const std::unordered_map<std::string, held_job>& held, const job_write& w, std::int64_t at_ms) {
+    const job_state& s = w.state;
+    std::optional<held_job> h;
+    if (auto it = p.written.find(s.id); it != p.written.end()) h = it->second;
+    else if (auto it = held.find(s.id); !w.spec && it != held.end()) h = it->second;
+    std::optional<job_position> old = h ? std::optional<job_position>(h->pos) : std::nullopt;
+    int shard = h ? h->shard : next_shard();
+    queue_stage old_stage = h && !s.queue.empty() ? h->stage : queue_stage::none;
+    index_move m = plan_move(s, old, old_stage);
+    if (m.old_due || m.new_due) {
+      p.due[s.id] = m.new_due ? std::optional<std::pair<std::int64_t, int>>({s.run_at_ms, shard}) : std::nullopt;
+    }
+    if (old_stage != m.new_stage) count_stage_move(p.queue_delta[{s.tenant, s.queue}], old_stage, m.new_stage);
+    if (m.status_changed) {
+      if (old) --p.counts[{s.tenant, shard, static_cast<int>(old->status)}];
+      ++p.counts[{s.tenant, shard, static_cast<int>(s.status)}];
+    }
+    p.written[s.id] = held_job{{s.status, s.run_at_ms}, shard, m.new_stage};
+    p.jobs[s.id] = {&s, shard};
+    if (w.spec) p.bodies.emplace_back(&s, &*w.spec);
+    if (w.attempt) p.attempts[{s.id, w.attempt->n}] = encode(*w.attempt);
+    if (auto type = event_of(w, old)) p.events.push_back({s.tenant, s.id, at_ms, make_event(*type, w, at_ms)});
+  }
+
+  status write(plan& p) {
+    if (!p.jobs.empty()) {
+      array id(oid::bytea), tenant(oid::bytea), shard(oid::int4), st(oid::int2), run(oid::int8), fin(oid::int8),
+          sched(oid::bytea), queue(oid::bytea), topic(oid::bytea), stage(oid::int2), state(oid::bytea);
+      for (const auto& [key, v] : p.jobs) {
+        const job_state& s = *v.first;
+        id.add(std::string_view(s.id));
+        tenant.add(std::string_view(s.tenant));
+        shard.add_int4(v.second);
+        st.add_int2(static_cast<std::int16_t>(s.status));
+        run.add(s.run_at_ms);
+        fin.add(s.finished_at_ms);
+        add_name(sched, s.schedule_id, true);
+        add_name(queue, s.queue, true);
+        add_name(topic, s.topic, true);
+        auto qs = p.written[s.id].stage;
+        if (qs == queue_stage::none) stage.add_null();
+        else stage.add_int2(static_cast<std::int16_t>(qs));
+        state.add(std::string_view(encode(s)));
+      }
+      auto r = db_->exec(
+          "INSERT INTO fr_jobs (id, tenant, shard, status, run_at_ms, finished_at_ms, schedule_id, queue, topic, "
+          "queue_stage, state) SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int4[], $4::int2[], $5::int8[], "
+          "$6::int8[], $7::bytea[], $8::bytea[], $9::bytea[], $10::int2[], $11::bytea[]) "
+          "ON CONFLICT (id) DO UPDATE SET status = excluded.status, run_at_ms = excluded.run_at_ms, "
+          "finished_at_ms = excluded.finished_at_ms, schedule_id = excluded.schedule_id, queue = excluded.queue, "
+          "topic = excluded.topic, queue_stage = excluded.queue_stage, state = excluded.state, "
+          "version = fr_jobs.version + 1",
+          params().arr(id).arr(tenant).arr(shard).arr(st).arr(run).arr(fin).arr(sched).arr(queue).arr(topic).arr(
+              stage).arr(state));
+      if (!r) return r.error();
+    }
+    if (!p.bodies.empty()) {
+      std::map<std::string, std::string> last;  // one row per id
+      for (const auto& [s, spec] : p.bodies) last[s->id] = encode(*spec);
+      if (auto s = upsert_pairs("INSERT INTO fr_bodies (id, spec) SELECT * FROM unnest($1::bytea[], $2::bytea[]) "
+                                "ON CONFLICT (id) DO UPDATE SET spec = excluded.spec",
+                                last);
+          !s) {
+        return s;
+      }
+    }
+    if (!p.attempts.empty()) {
+      array id(oid::bytea), n(oid::int4), rec(oid::bytea);
+      for (const auto& [k, v] : p.attempts) {
+        id.add(std::string_view(k.first));
+        n.add_int4(static_cast<std::int32_t>(k.second));
+        rec.add(std::string_view(v));
+      }
+      auto r = db_->exec("INSERT INTO fr_attempts (id, n, record) SELECT * FROM unnest($1::bytea[], $2::int4[], "
+                         "$3::bytea[]) ON CONFLICT (id, n) DO UPDATE SET record = excluded.record",
+                         params().arr(id).arr(n).arr(rec));
+      if (!r) return r.error();
+    }
+    if (auto s = write_due(p); !s) return s;
+    if (auto s = write_counts(p.counts); !s) return s;
+    if (auto s = write_events(p); !s) return s;
+    if (!p.idem.empty()) {
+      array t(oid::bytea), k(oid::bytea), rec(oid::bytea);
+      for (const auto& [key, v] : p.idem) {
+        t.add(std::string_view(key.first));
+        k.add(std::string_view(key.second));
+        rec.add(std::string_view(v));
+      }
+      auto r = db_->exec("INSERT INTO fr_idempotency (tenant, key, record) SELECT * FROM unnest($1::bytea[], "
+                         "$2::bytea[], $3::bytea[]) ON CONFLICT (tenant, key) DO UPDATE SET record = excluded.record",
+                         params().arr(t).arr(k).arr(rec));
+      if (!r) return r.error();
+    }
+    if (auto s = write_named(p.schedules, "fr_schedules", "id", true); !s) return s;
+    if (auto s = write_named(p.topics, "fr_topics", "name", false); !s) return s;
+    if (auto s = write_named(p.queues, "fr_queues", "name", false); !s) return s;
+    for (const auto& [t, k] : p.keys) {
+      auto r = db_->exec("INSERT INTO fr_signing_keys (tenant, current, next) VALUES ($1, $2, $3) "
+                         "ON CONFLICT (tenant) DO UPDATE SET current = excluded.current, next = excluded.next",
+                         params().bytea(t).bytea(k.current).bytea(k.next));
+      if (!r) return r.error();
+    }
+    return status::ok();
+  }
+
+  status upsert_pairs(const std::string& sql, const std::map<std::string, std::string>& rows) {
+    array a(oid::bytea), b(oid::bytea);
+    for (const auto& [k, v] : rows) {
+      a.add(std::string_view(k));
+      b.add(std::string_view(v));
+    }
+    auto r = db_->exec(sql, params().arr(a).arr(b));
+    return r ? status::ok() : r.error();
+  }
+
+  status write_due(const plan& p) {
+    array del(oid::bytea), id(oid::bytea), shard(oid::int4), due(oid::int8);
+    for (const auto& [k, v] : p.due) {
+      if (!v) {
+        del.add(std::string_view(k));
+        continue;
+      }
+      id.add(std::string_view(k));
+      due.add(v->first);
+      shard.add_int4(v->second);
+    }
+    if (del.size()) {
+      auto r = db_->exec("DELETE FROM fr_due WHERE id = ANY($1::bytea[])", params().arr(del));
+      if (!r) return r.error();
+    }
+    if (id.size()) {
+      auto r = db_->exec("INSERT INTO fr_due (id, shard, due_ms) SELECT * FROM unnest($1::bytea[], $2::int4[], "
+                         "$3::int8[]) ON CONFLICT (id) DO UPDATE SET due_ms = excluded.due_ms",
+                         params().arr(id).arr(shard).arr(due));
+      if (!r) return r.error();
+    }
+    return status::ok();
+  }
+
+  status write_counts(const std::map<std::tuple<std::string, int, int>, std::int64_t>& counts) {
+    array t(oid::bytea), shard(oid::int4), st(oid::int2), n(oid::int8);
+    for (const auto& [k, d] : counts) {
+      if (d == 0) continue;
+      t.add(std::string_view(std::get<0>(k)));
+      shard.add_int4(std::get<1>(k));
+      st.add_int2(static_cast<std::int16_t>(std::get<2>(k)));
+      n.add(d);
+    }
+    if (t.size() == 0) return status::ok();
+    auto r = db_->exec("INSERT INTO fr_counters (tenant, shard, status, n) SELECT * FROM unnest($1::bytea[], "
+                       "$2::int4[], $3::int2[], $4::int8[]) ON CONFLICT (tenant, shard, status) "
+                       "DO UPDATE SET n = fr_counters.n + excluded.n",
+                       params().arr(t).arr(shard).arr(st).arr(n));
+    return r ? status::ok() : r.error();
+  }
+
+  status write_events(const plan& p) {
+    if (p.events.empty()) return status::ok();
+    auto seqs = db_->exec("SELECT nextval('fr_event_seq') FROM generate_series(1, $1)",
+                          params().int4(static_cast<std::int32_t>(p.events.size())));
+    if (!seqs) return seqs.error();
+    if (static_cast<std::size_t>(seqs->count()) != p.events.size()) return internal_error("event sequence: short read");
+    array t(oid::bytea), seq(oid::int8), job(oid::bytea), at(oid::int8), rec(oid::bytea);
+    for (std::size_t i = 0; i < p.events.size(); ++i) {
+      const auto& e = p.events[i];
+      t.add(std::string_view(e.tenant));
+      seq.add(seqs->int8(static_cast<int>(i), 0));
+      job.add(std::string_view(e.job_id));
+      at.add(e.at_ms);
+      rec.add(std::string_view(encode(e.record)));
+    }
+    auto r = db_->exec("INSERT INTO fr_events (tenant, seq, job_id, at_ms, record) SELECT * FROM unnest($1::bytea[], "
+                       "$2::int8[], $3::bytea[], $4::int8[], $5::bytea[])",
+                       params().arr(t).arr(seq).arr(job).arr(at).arr(rec));
+    return r ? status::ok() : r.error();
+  }
+
+  /// Upserts or deletes schedules, topics or queues: the last write of each name counts.
+  template <class W>
+  status write_named(const std::map<name_key, W>& writes, const std::string& table, const std::string& name_col,
+                     bool has_due) {
+    if (writes.empty()) return status::ok();
+    bool has_shard = table != "fr_topics";
+    array dt(oid::bytea), dn(oid::bytea), t(oid::bytea), n(oid::bytea), shard(oid::int4), due(oid::int8),
+        state(oid::bytea);
+    for (const auto& [k, w] : writes) {
+      if (w.erase) {
+        dt.add(std::string_view(k.first));
+        dn.add(std::string_view(k.second));
+        continue;
+      }
+      t.add(std::string_view(k.first));
+      n.add(std::string_view(k.second));
+      shard.add_int4(shard_of(k.first, k.second));
+      if constexpr (std::is_same_v<W, schedule_write>) {
+        if (schedule_is_due_indexed(w.state)) due.add(w.state.next_run_at_ms);
+        else due.add_null();
+      }
+      state.add(std::string_view(encode(w.state)));
+    }
+    if (dt.size()) {
+      auto r = db_->exec("DELETE FROM " + table + " WHERE (tenant, " + name_col +
+                             ") IN (SELECT * FROM unnest($1::bytea[], $2::bytea[]))",
+                         params().arr(dt).arr(dn));
+      if (!r) return r.error();
+    }
+    if (t.size() == 0) return status::ok();
+    std::string cols = "tenant, " + name_col + (has_shard ? ", shard" : "") + (has_due ? ", due_ms" : "") + ", state";
+    std::string types = std::string("$1::bytea[], $2::bytea[]") + (has_shard ? ", $3::int4[]" : "") +
+                        (has_due ? ", $4::int8[]" : "") + (has_due ? ", $5::bytea[]" : has_shard ? ", $4::bytea[]" : ", $3::bytea[]");
+    std::string set = std::string("state = excluded.state") + (has_due ? ", due_ms = excluded.due_ms" : "");
+    params p;
+    p.arr(t).arr(n);
+    if (has_shard) p.arr(shard);
+    if (has_due) p.arr(due);
+    p.arr(state);
+    auto r = db_->exec("INSERT INTO " + table + " (" + cols + ") SELECT * FROM unnest(" + types +
+                           ") ON CONFLICT (tenant, " + name_col + ") DO UPDATE SET " + set,
+                       p);
+    return r ? status::ok() : r.error();
+  }
+
+  /// Deletes finished jobs with everything they own, in one transaction; the counters follow
+  /// the rows actually deleted.
+  result<std::size_t> purge(const std::vector<job_state>& jobs, bool sync) {
+    if (jobs.empty()) return std::size_t{0};
+    array ids(oid::bytea), it(oid::bytea), ik(oid::bytea);
+    for (const auto& j : jobs) {
+      ids.add(std::string_view(j.id));
+      if (!j.idempotency_key.empty()) {
+        it.add(std::string_view(j.tenant));
+        ik.add(std::string_view(j.idempotency_key));
+      }
+    }
+    pg::transaction tx(*db_);
+    if (auto s = tx.begin(); !s) return fail(s);
+    if (!sync || !options_.sync) {
+      if (auto s = db_->run("SET LOCAL synchronous_commit = off"); !s) return fail(s);
+    }
+    // Only finished jobs: one run again meanwhile is not deleted.
+    auto gone = db_->exec("DELETE FROM fr_jobs WHERE id = ANY($1::bytea[]) AND status >= $2 "
+                          "RETURNING id, tenant, shard, status",
+                          params().arr(ids).int2(terminal_from));
+    if (!gone) return fail(gone.error());
+    array deleted(oid::bytea);
+    std::map<std::tuple<std::string, int, int>, std::int64_t> counts;
+    for (int i = 0; i < gone->count(); ++i) {
+      deleted.add(gone->bytes(i, 0));
+      --counts[{gone->str(i, 1), gone->int4(i, 2), gone->int2(i, 3)}];
+    }
+    for (const char* sql : {"DELETE FROM fr_bodies WHERE id = ANY($1::bytea[])",
+                            "DELETE FROM fr_attempts WHERE id = ANY($1::bytea[])"}) {
+      auto r = db_->exec(sql, params().arr(deleted));
+      if (!r) return fail(r.error());
+    }
+    if (it.size()) {
+      auto r = db_->exec("DELETE FROM fr_idempotency WHERE (tenant, key) IN (SELECT * FROM unnest($1::bytea[], "
+                         "$2::bytea[]))",
+                         params().arr(it).arr(ik));
+      if (!r) return fail(r.error());
+    }
+    if (auto s = write_counts(counts); !s) return fail(s);
+    if (auto s = tx.commit(); !s) return fail(s);
+    apply(counts, {});
+    return static_cast<std::size_t>(gone->count());
+  }
+
+  // -- caches -----------------------------------------------------------------------------------
+
+  status load_counts() {
+    counts_.clear();
+    qcounts_.clear();
+    auto c = db_->exec("SELECT tenant, status, sum(n)::int8 FROM fr_counters GROUP BY tenant, status");
+    if (!c) return c.error();
+    for (int i = 0; i < c->count(); ++i) {
+      auto st = static_cast<std::size_t>(c->int2(i, 1));
+      if (st < status_counters{}.size()) counts_[c->str(i, 0)][st] = c->int8(i, 2);
+    }
+    auto q = db_->exec("SELECT tenant, queue, queue_stage, count(*) FROM fr_jobs WHERE queue_stage IS NOT NULL "
+                       "GROUP BY tenant, queue, queue_stage");
+    if (!q) return q.error();
+    for (int i = 0; i < q->count(); ++i) {
+      count_stage_move_n(qcounts_[{q->str(i, 0), q->str(i, 1)}], static_cast<queue_stage>(q->int2(i, 2)), q->int8(i, 3));
+    }
+    return status::ok();
+  }
+
+  static void count_stage_move_n(queue_counts& c, queue_stage stage, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i) count_stage_move(c, queue_stage::none, stage);
+  }
+
+  void apply(const std::map<std::tuple<std::string, int, int>, std::int64_t>& counts,
+             const std::map<name_key, queue_counts>& queues) {
+    for (const auto& [k, d] : counts) counts_[std::get<0>(k)][static_cast<std::size_t>(std::get<2>(k))] += d;
+    for (const auto& [k, d] : queues) {
+      queue_counts& n = qcounts_[k];
+      n.waiting += d.waiting;
+      n.started += d.started;
+      if (n.waiting <= 0 && n.started <= 0) qcounts_.erase(k);
+    }
+  }
+
+  // -- plumbing -----------------------------------------------------------------------------------
+
+  int next_shard() {
+    int s = next_shard_;
+    next_shard_ = (next_shard_ + 1) % postgres_shards;
+    return s;
+  }
+
+  static std::int64_t as_limit(std::size_t n) {
+    return static_cast<std::int64_t>(std::min<std::size_t>(n, static_cast<std::size_t>(INT64_MAX)));
+  }
+
+  /// A failed write: nothing of it landed (the transaction rolls back). The store answers
+  /// unavailable until reopen() connects again.
+  status fail(const status& s) {
+    health_ = unavailable(location_ + " failed a write: " + s.message());
+    return health_;
+  }
+
+  result<pg::rows> query(const std::string& sql, const params& p = {}) {
+    if (!db_) return health_;
+    auto r = db_->exec(sql, p);
+    if (!r && db_->broken()) health_ = unavailable(location_ + ": connection lost: " + r.error().message());
+    return r;
+  }
+
+  template <class T, class Decode>
+  result<std::optional<T>> one(const std::string& sql, const params& p, Decode decode) {
+    auto r = query(sql, p);
+    if (!r) return r.error();
+    if (r->count() == 0) return std::optional<T>();
+    auto d = decode(r->bytes(0, 0));
+    if (!d) return d.error();
+    return std::optional<T>(std::move(*d));
+  }
+
+  /// A page of a tenant's schedules, topics or queues after the name `cursor`, in name order.
+  template <class T, class Decode, class Name>
+  status list_named(const std::string& table, const std::string& name_col, const std::string& tenant,
+                    const std::string& cursor, std::size_t limit, Decode decode, std::vector<T>& out, Name name,
+                    std::string& next_cursor) {
+    auto r = query("SELECT state FROM " + table + " WHERE tenant = $1 AND " + name_col + " > $2 ORDER BY " + name_col +
+                       " LIMIT $3",
+                   params().bytea(tenant).bytea(cursor).int8(as_limit(limit)));
+    if (!r) return r.error();
+    for (int i = 0; i < r->count(); ++i) {
+      auto d = decode(r->bytes(i, 0));
+      if (!d) return d.error();
+      out.push_back(std::move(*d));
+    }
+    if (out.size() == limit) next_cursor = name(out.back());
+    return status::ok();
+  }
+
+  postgres_options options_;
+  std::unique_ptr<pg::connection> db_;
+  std::string location_ = "PostgreSQL";
+  status health_ = unavailable("not open");
+  std::map<std::string, status_counters> counts_;  // jobs by tenant and status, summed over shards
+  std::map<name_key, queue_counts> qcounts_;       // unfinished jobs per queue
+  int next_shard_ = 0;
+};
+
+}  // namespace
+
+result<int> migrate_postgres(const postgres_options& options) {
+  auto c = pg::connection::open(options.dsn);
+  if (!c) return c.error();
+  if (auto s = use_schema(**c, options.schema); !s) return s;
+  return migrate(**c, options.schema);
+}
+
+result<std::unique_ptr<store>> open_postgres_store(const postgres_options& options) {
+  auto s = std::make_unique<postgres_store>(options);
+  if (auto st = s->open(); !st) return st;
+  return std::unique_ptr<store>(std::move(s));
+}
+
+}  // namespace fetchrelay::persistence

@@ -1,0 +1,148 @@
+// What only the PostgreSQL store has: its connection string, its schema and migrations, and a
+// lost connection. The behaviour every store shares is in store_conformance_test.cpp, run on
+// both backends.
+#include <gtest/gtest.h>
+
+#include <libpq-fe.h>
+
+#include "persistence/store.h"
+#include "tests/support/postgres.h"
+
+namespace fetchrelay::persistence {
+namespace {
+
+class PostgresStore : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dsn = test::test_postgres_dsn();
+    if (!dsn) GTEST_SKIP() << test::no_postgres_message();
+    dsn_ = *dsn;
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    schema_ = test::schema_for(std::string("pg-") + info->name());
+    sql("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
+  }
+
+  postgres_options options() const { return {dsn_, true, schema_}; }
+
+  /// Runs SQL on a connection of the test's own (not the store's); returns the first value.
+  std::string sql(const std::string& text) {
+    PGconn* c = PQconnectdb(dsn_.c_str());
+    EXPECT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
+    PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+    PGresult* r = PQexec(c, text.c_str());
+    auto st = PQresultStatus(r);
+    EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) << text << ": " << PQresultErrorMessage(r);
+    std::string out = st == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+    PQclear(r);
+    PQfinish(c);
+    return out;
+  }
+
+  static job_state job(const std::string& id, job_status st) {
+    job_state s;
+    s.id = id;
+    s.tenant = "acme";
+    s.url = "http://example.com/";
+    s.status = st;
+    s.run_at_ms = 5'000;
+    s.finished_at_ms = is_terminal(st) ? 6'000 : 0;
+    return s;
+  }
+
+  static commit_batch new_job(const std::string& id) {
+    commit_batch b;
+    b.jobs.push_back({job(id, job_status::scheduled), job_spec{"POST", "http://example.com/", {}, "body"}, std::nullopt});
+    return b;
+  }
+
+  std::string dsn_;
+  std::string schema_;
+};
+
+TEST_F(PostgresStore, MigratesOnceAndRefusesASchemaNewerThanItReads) {
+  auto first = migrate_postgres(options());
+  ASSERT_TRUE(first.is_ok()) << first.error().message();
+  EXPECT_EQ(*first, 0) << "the tables were created now";
+  auto second = migrate_postgres(options());
+  ASSERT_TRUE(second.is_ok());
+  EXPECT_EQ(*second, postgres_schema_version) << "nothing to do the second time";
+  EXPECT_EQ(sql("SELECT count(*) FROM " + schema_ + ".fr_shards"), std::to_string(postgres_shards));
+
+  sql("UPDATE " + schema_ + ".fr_meta SET value = 99 WHERE key = 'schema_version'");
+  auto newer = open_postgres_store(options());
+  ASSERT_FALSE(newer.is_ok());
+  EXPECT_EQ(newer.error().code(), status_code::failed_precondition);
+  EXPECT_NE(newer.error().message().find("schema version 99"), std::string::npos) << newer.error().message();
+}
+
+TEST_F(PostgresStore, ABadConnectionStringOrAnUnreachableServerIsRefusedWithoutThePassword) {
+  auto bad = open_postgres_store({"this is = not valid", true, schema_});
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.error().code(), status_code::invalid_argument);
+
+  auto down = open_postgres_store({"host=/nonexistent port=5432 user=u password=hunter2 dbname=x", true, schema_});
+  ASSERT_FALSE(down.is_ok());
+  EXPECT_EQ(down.error().code(), status_code::unavailable);
+  EXPECT_NE(down.error().message().find("cannot connect to PostgreSQL"), std::string::npos);
+  EXPECT_EQ(down.error().message().find("hunter2"), std::string::npos) << down.error().message();
+  EXPECT_EQ(down.error().message().find('\n'), std::string::npos) << "one log line";
+
+  auto schema = open_postgres_store({dsn_, true, "Robert'); DROP TABLE x;--"});
+  ASSERT_FALSE(schema.is_ok());
+  EXPECT_EQ(schema.error().code(), status_code::invalid_argument);
+}
+
+TEST_F(PostgresStore, ALostConnectionFailsTheCommitWholeAndReopenGoesOn) {
+  // Named, so that only this store's session is ended (tests run in parallel processes).
+  postgres_options o = options();
+  o.dsn += " application_name=" + schema_;
+  auto opened = open_postgres_store(o);
+  ASSERT_TRUE(opened.is_ok()) << opened.error().message();
+  auto& store = *opened.value();
+  commit_batch a = new_job("job_a");
+  ASSERT_TRUE(store.commit(std::span<const commit_batch>(&a, 1)).is_ok());
+
+  // The server ends the store's session: its connection is gone.
+  EXPECT_EQ(sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" + schema_ + "'"),
+            "1");
+  commit_batch b = new_job("job_b");
+  status failed = store.commit(std::span<const commit_batch>(&b, 1));
+  ASSERT_FALSE(failed.is_ok());
+  EXPECT_EQ(failed.code(), status_code::unavailable);
+  EXPECT_FALSE(store.health().is_ok()) << "answers 503 until reopened";
+  EXPECT_FALSE(store.commit(std::span<const commit_batch>(&b, 1)).is_ok()) << "no write while unhealthy";
+
+  ASSERT_TRUE(store.reopen().is_ok());
+  EXPECT_TRUE(store.health().is_ok());
+  EXPECT_TRUE(store.get_job("job_a")->has_value()) << "the acknowledged job is there";
+  EXPECT_FALSE(store.get_job("job_b")->has_value()) << "nothing of the failed commit landed";
+  EXPECT_EQ(store.counters()[static_cast<std::size_t>(job_status::scheduled)], 1);
+  ASSERT_TRUE(store.commit(std::span<const commit_batch>(&b, 1)).is_ok());
+  EXPECT_EQ(store.counters()[static_cast<std::size_t>(job_status::scheduled)], 2);
+}
+
+TEST_F(PostgresStore, NamesAndBodiesAreStoredByteForByte) {
+  auto opened = open_postgres_store(options());
+  ASSERT_TRUE(opened.is_ok()) << opened.error().message();
+  auto& store = *opened.value();
+  std::string odd("t\0\xff\xfe-\x01", 6);  // not UTF-8, with a NUL: bytea keeps it
+  commit_batch b = new_job("job_odd");
+  b.jobs[0].state.tenant = odd;
+  b.jobs[0].spec->body = std::string("\0\x80\xc3(", 4);
+  b.idempotency.push_back({odd, std::string("k\0\xff", 3), idem_record{"job_odd", 9'000, "fp"}});
+  ASSERT_TRUE(store.commit(std::span<const commit_batch>(&b, 1)).is_ok());
+  auto j = store.get_job("job_odd");
+  ASSERT_TRUE(j.is_ok() && j->has_value());
+  EXPECT_EQ((*j)->tenant, odd);
+  EXPECT_EQ((*store.get_spec("job_odd"))->body, std::string("\0\x80\xc3(", 4));
+  auto idem = store.get_idem(odd, std::string("k\0\xff", 3));
+  ASSERT_TRUE(idem.is_ok() && idem->has_value());
+  EXPECT_EQ((*idem)->id, "job_odd");
+  EXPECT_EQ(store.pending_by_tenant().at(odd), 1);
+  auto page = store.list_jobs(odd, std::nullopt, "", 10);
+  ASSERT_TRUE(page.is_ok());
+  ASSERT_EQ(page->jobs.size(), 1u);
+}
+
+}  // namespace
+}  // namespace fetchrelay::persistence
