@@ -312,6 +312,7 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
         on_retry_checked(self, *self->state.env, tenant, id, run_at, reply, ended);
       }),
       guarded(me, "drain", [self](drain_atom) { drain(self); }),
+      guarded(me, "recover", [self](recover_atom) { self->send(self->state.scheduler, recover_atom::value); }),
       guarded(me, "done", [self](done_atom, const std::string& id, const job_state& s) {
         on_done(self, *self->state.env, id, s);
       }),

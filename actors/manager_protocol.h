@@ -89,6 +89,8 @@ using manager_actor = caf::typed_actor<
     caf::reacts_to<queue_grant_atom, std::string, std::string, completion<grant_answer>>,
     // The relay when stopping: destinations drop what has not started.
     caf::reacts_to<drain_atom>,
+    // The relay: this node took shards; the scheduler scans from the start again.
+    caf::reacts_to<recover_atom>,
     // A job actor: its terminal snapshot is synced; forget it and send its callback.
     caf::reacts_to<done_atom, std::string, job_state>,
     // A job actor: (id, due_ms), parked on disk; the scheduler takes it over.

@@ -98,6 +98,9 @@ using scan_atom = caf::atom_constant<caf::atom("scan")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
+/// (recover_atom): this node took shards (several relays on PostgreSQL): scan the due index
+/// from the start again, so that their jobs are found as after a restart.
+using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using sync_atom = caf::atom_constant<caf::atom("sync")>;
 using purge_atom = caf::atom_constant<caf::atom("purge")>;
 using events_atom = caf::atom_constant<caf::atom("events")>;

@@ -121,6 +121,12 @@ void on_scanned(self_ptr self, const env& e, std::int64_t until, std::uint32_t l
     st.heap.push_back(s);
     std::push_heap(st.heap.begin(), st.heap.end(), std::greater<>());
   }
+  if (st.recover_after_scan) {
+    st.recover_after_scan = false;
+    st.cursor = due_slot{};
+    scan(self, e, true);
+    return;
+  }
   bool full_page = r->size() >= limit;
   st.cursor = full_page ? due_slot{r->back().due_ms, {}} : max_slot_at(until);
   if (full_page) pack_job_id(r->back().id, st.cursor.id);
@@ -179,6 +185,16 @@ scheduler_actor::behavior_type scheduler_actor_impl(self_ptr self, scheduler_opt
       }),
       guarded("scheduler", "rescan", [self](rescan_atom) {
         auto e = self->state.env;
+        scan(self, *e, true);
+      }),
+      guarded("scheduler", "recover", [self](recover_atom) {
+        // Entries may repeat: the manager activates only jobs neither live nor finished.
+        auto e = self->state.env;
+        if (self->state.scanning) {
+          self->state.recover_after_scan = true;  // the scan in flight would move the cursor on
+          return;
+        }
+        self->state.cursor = due_slot{};
         scan(self, *e, true);
       }),
       guarded("scheduler", "refill", [self, refill_every](refill_atom) {

@@ -46,7 +46,9 @@ using scheduler_actor = caf::typed_actor<
     caf::reacts_to<scanned_atom, std::int64_t, std::uint32_t, result<std::vector<persistence::due_entry>>>,
     caf::reacts_to<timer_atom, std::uint64_t>,
     caf::reacts_to<refill_atom>,
-    caf::reacts_to<rescan_atom>>;
+    caf::reacts_to<rescan_atom>,
+    // The manager: shards were taken; everything due is scanned again from the start.
+    caf::reacts_to<recover_atom>>;
 
 struct scheduler_options {
   std::chrono::milliseconds horizon{600'000};
@@ -71,6 +73,7 @@ struct scheduler_state {
   std::vector<due_slot> heap;  // std::push_heap with greater<>: the earliest on top
   due_slot cursor{};           // loaded through here, inclusive
   bool scanning = false;
+  bool recover_after_scan = false;  // shards were taken during a scan: start again once it is in
   std::vector<due_slot> arrived_while_scanning;
   std::uint64_t timer_generation = 0;
   std::int64_t timer_at_ms = 0;  // when the armed wake timer fires; 0: none armed

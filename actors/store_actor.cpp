@@ -68,7 +68,11 @@ void flush(self_ptr self, const env& e) {
   st.pending.clear();
   auto waiters = std::move(st.waiters);
   st.waiters.clear();
-  if (!s.is_ok()) {
+  if (!s.is_ok() && e.store->health().is_ok()) {
+    // Refused, not failed (a node that lost a shard's lease): the store is fine, only this
+    // write was not made.
+    spdlog::warn("store refused a write: {}", s.message());
+  } else if (!s.is_ok()) {
     spdlog::error("store write failed: {}; answering 503 until it reopens", s.message());
     if (e.options.ready) e.options.ready->store(false);
     if (!st.reopen_scheduled) {

@@ -97,7 +97,18 @@ void healthz(call& c) {
                  }));
 }
 
+/// A node of several on PostgreSQL that holds no shard (yet, or any more) takes no submission.
+bool holds_no_shard(const api_deps& d) { return d.ownership && d.ownership->fenced(); }
+
+response no_shards() {
+  auto r = response::error(503, "no_shards",
+                           "this relay holds no shard lease (it is joining, or lost its database); retry, or use another relay");
+  r.headers.push_back({"Retry-After", "1"});
+  return r;
+}
+
 void readyz(call& c) {
+  if (holds_no_shard(c.deps)) return c.reply.send(no_shards());
   if (c.deps.ready && c.deps.ready->load() && (!c.deps.loaded || c.deps.loaded->load())) {
     return c.reply.send(response::json(200, R"({"status":"ready"})"));
   }
@@ -158,6 +169,7 @@ void submit_to_topic(call& c, actors::submission sub) {
 }
 
 void submit(call& c) {
+  if (holds_no_shard(c.deps)) return c.reply.send(no_shards());
   if (c.deps.ready && !c.deps.ready->load()) {
     auto r = response::error(503, "not_ready", "the store is unavailable; retry shortly");
     r.headers.push_back({"Retry-After", "1"});

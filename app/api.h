@@ -17,6 +17,7 @@
 #include "core/qstash.h"
 #include "app/router.h"
 #include "http/server.h"
+#include "persistence/cluster.h"
 
 namespace fetchrelay::app {
 
@@ -35,6 +36,9 @@ struct api_deps {
   std::shared_ptr<qstash::key_ring> qstash_keys;  // /v2 signing keys; null when qstash is off
   std::shared_ptr<const destination_board> board; // GET /v1/destinations; may be null
   std::shared_ptr<const metrics_history> history; // GET /v1/stats' minutes; may be null
+  /// Several relays on PostgreSQL: the shards this node holds; null otherwise. A node that
+  /// holds none (or is fenced) answers submissions 503 no_shards and /readyz 503.
+  std::shared_ptr<const persistence::shard_ownership> ownership;
 };
 
 http::handler make_api_handler(api_deps deps);

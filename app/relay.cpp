@@ -8,11 +8,14 @@
 #include <set>
 #include <thread>
 
+#include <unistd.h>
+
 #include "actors/job_manager.h"
 #include "actors/queues.h"
 #include "actors/store_actor.h"
 #include "actors/system.h"
 #include "app/api.h"
+#include "app/cluster.h"
 #include "app/submission.h"
 #include "core/version.h"
 #include "http/client.h"
@@ -137,6 +140,8 @@ struct relay::impl {
   actors::sampler_actor sampler;
   std::shared_ptr<metrics_history> history = std::make_shared<metrics_history>();
   std::unique_ptr<http::server> server;
+  std::shared_ptr<persistence::shard_ownership> ownership;  // postgres only
+  std::unique_ptr<cluster_member> cluster;                  // postgres only; goes before the actors
 
   /// Tells the actors to quit and drops the handles: a handle kept here would keep its actor,
   /// and so the actor system's shutdown, waiting.
@@ -164,16 +169,33 @@ relay::~relay() {
     impl_->server.reset();
     spdlog::info("server stopped; stopping actors (unfinished jobs stay due in the store)");
   }
+  impl_->cluster.reset();  // its callback holds the manager
   impl_->stop_actors();
   impl_->system.reset();  // waits for every actor
 }
 
 namespace {
 
-/// The store the config names: LevelDB in storage.path, or PostgreSQL.
-result<std::unique_ptr<persistence::store>> open_store(const config::relay_config& cfg, const relay_hooks& hooks) {
+/// A node stops writing after 80 % of its lease without a renewal: before the lease can lapse.
+std::chrono::milliseconds fence_after(std::chrono::milliseconds lease) { return lease * 4 / 5; }
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0) return "localhost";
+  return buf;
+}
+
+persistence::postgres_options postgres_of(const config::relay_config& cfg,
+                                         std::shared_ptr<persistence::shard_ownership> ownership) {
+  return {cfg.storage.postgres_dsn, cfg.storage.sync, cfg.storage.postgres_schema, std::move(ownership)};
+}
+
+/// The store the config names: LevelDB in storage.path, or PostgreSQL (fenced by the node's
+/// shard leases, which it does not hold yet: every write is refused until the first renewal).
+result<std::unique_ptr<persistence::store>> open_store(const config::relay_config& cfg, const relay_hooks& hooks,
+                                                       std::shared_ptr<persistence::shard_ownership> ownership) {
   if (cfg.storage.backend == config::storage_config::kind::postgres) {
-    return persistence::open_postgres_store({cfg.storage.postgres_dsn, cfg.storage.sync, cfg.storage.postgres_schema});
+    return persistence::open_postgres_store(postgres_of(cfg, std::move(ownership)));
   }
   return persistence::open_leveldb_store({cfg.storage.path, cfg.storage.sync, hooks.faults});
 }
@@ -181,7 +203,11 @@ result<std::unique_ptr<persistence::store>> open_store(const config::relay_confi
 }  // namespace
 
 result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, relay_hooks hooks) {
-  auto opened = open_store(cfg, hooks);
+  std::shared_ptr<persistence::shard_ownership> ownership;
+  if (cfg.storage.backend == config::storage_config::kind::postgres) {
+    ownership = std::make_shared<persistence::shard_ownership>(fence_after(cfg.cluster.lease));
+  }
+  auto opened = open_store(cfg, hooks, ownership);
   if (!opened) return opened.error();
   std::shared_ptr<persistence::store> store(std::move(opened.value()));
   auto initial_pending = store->pending_by_tenant();
@@ -202,6 +228,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
 
   auto p = std::make_unique<impl>();
   p->cfg = cfg;
+  p->ownership = ownership;
   actors::configure(p->caf_cfg, {cfg.server.worker_threads, false});
   p->system = std::make_unique<caf::actor_system>(p->caf_cfg);
   p->health = p->system->spawn(actors::health, std::chrono::steady_clock::now());
@@ -277,6 +304,7 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   deps.qstash_keys = qstash_keys;
   deps.board = board;
   deps.history = p->history;
+  deps.ownership = p->ownership;
   p->server = std::make_unique<http::server>(o, make_api_handler(std::move(deps)));
   std::unique_ptr<relay> r(new relay(std::move(p)));
   if (auto s = r->impl_->server->start(); !s) {
@@ -284,6 +312,21 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
     return s;                  // ~relay stops the actors
   }
   spdlog::info("listening on {}", r->bound_address());
+  if (auto& own = r->impl_->ownership) {
+    // The node's id needs the bound port (listen port 0): it joins once the server is up, and
+    // answers 503 no_shards until its first renewal gave it a share.
+    persistence::cluster_options co;
+    co.addr = r->bound_address();
+    co.node_id = cfg.cluster.node_id.empty() ? host_name() + ":" + std::to_string(r->port()) : cfg.cluster.node_id;
+    co.lease = cfg.cluster.lease;
+    co.fence_after = fence_after(cfg.cluster.lease);
+    actors::manager_actor manager = r->impl_->manager;
+    auto m = cluster_member::start(postgres_of(cfg, own), co, own, [manager](const persistence::lease_change& c) {
+      if (!c.taken.empty()) caf::anon_send(manager, actors::recover_atom::value);
+    });
+    if (!m) return m.error();  // ~relay stops the server and the actors
+    r->impl_->cluster = std::move(m.value());
+  }
   return r;
 }
 
@@ -326,6 +369,9 @@ void relay::drain_deliveries() {
   } else if (auto s = written.get(); !s.is_ok()) {
     spdlog::warn("the last writes failed: {}", s.message());
   }
+  // Every outcome is written: the shards go back now, so a rolling restart never waits for a
+  // lease to lapse.
+  if (impl_->cluster) impl_->cluster->leave();
 }
 
 }  // namespace fetchrelay::app

@@ -37,6 +37,13 @@ class builder {
     build_storage(v["storage"], c.storage);
     c.storage.sync = v["storage"]["sync"];
     c.storage.retention = dur(v["storage"]["retention"]);
+    c.cluster.node_id = v["cluster"]["node_id"];
+    c.cluster.lease = dur(v["cluster"]["lease"]);
+    if (c.cluster.lease < millis(2'000)) error("cluster.lease", "a lease shorter than 2s leaves no room for a renewal");
+    if (c.storage.backend != storage_config::kind::postgres &&
+        (!c.cluster.node_id.empty() || c.cluster.lease != millis(10'000))) {
+      error("cluster", "cluster is for storage.backend: postgres (several relays on one database)");
+    }
     build_keys(v["auth"]["keys"], c.keys);
     build_limits(v["limits"], c.limits);
     build_delivery(v["delivery"], c.delivery);

@@ -45,6 +45,11 @@ struct storage_config {
   millis retention{7LL * 86'400'000};
 };
 
+struct cluster_config {
+  std::string node_id;  // "" = <hostname>:<port>
+  millis lease{10'000};
+};
+
 struct api_key {
   std::string tenant;
   std::string key;  // secret: never logged
@@ -124,6 +129,7 @@ struct relay_config {
   log_config log;
   server_config server;
   storage_config storage;
+  cluster_config cluster;
   std::vector<api_key> keys;
   limits_config limits;
   delivery_config delivery;

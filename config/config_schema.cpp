@@ -68,6 +68,16 @@ constexpr const char* schema_text = R"json({
                       "description": "How long terminal jobs are kept."}
       }
     },
+    "cluster": {
+      "type": "object", "additionalProperties": false, "default": {},
+      "description": "Several relays on one PostgreSQL database (storage.backend: postgres): shard leases and fencing.",
+      "properties": {
+        "node_id": {"type": "string", "default": "", "maxLength": 200,
+                    "description": "This relay's name, unique among live relays; empty: <hostname>:<port>."},
+        "lease": {"type": "string", "format": "duration", "default": "10s",
+                  "description": "Shard lease, renewed every tenth of it; a relay stops writing after 80 % of it without a renewal, and a dead relay's shards move once it lapses."}
+      }
+    },
     "auth": {
       "type": "object", "additionalProperties": false,
       "description": "API keys; each key belongs to one tenant.",

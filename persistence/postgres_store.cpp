@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "core/ulid.h"
+#include "persistence/cluster.h"
 #include "persistence/pg.h"
 #include "persistence/store.h"
 #include "persistence/store_logic.h"
@@ -221,6 +222,7 @@ class postgres_store final : public store {
 
   status commit(std::span<const commit_batch> batches) override {
     if (!health_.is_ok()) return health_;
+    if (auto f = self_fenced(); !f) return f;
     bool sync = false;
     for (const auto& b : batches) sync = sync || b.sync;
     pg::transaction tx(*db_);
@@ -232,13 +234,16 @@ class postgres_store final : public store {
     if (!held) return fail(held.error());
     plan p;
     for (const auto& b : batches) {
-      for (const auto& w : b.jobs) add_job(p, *held, w, b.at_ms);
+      for (const auto& w : b.jobs) {
+        if (auto st = add_job(p, *held, w, b.at_ms); !st) return st;
+      }
       for (const auto& i : b.idempotency) p.idem[{i.tenant, i.key}] = encode(i.record);
       for (const auto& w : b.schedules) p.schedules[{w.state.tenant, w.state.id}] = w;
       for (const auto& w : b.topics) p.topics[{w.state.tenant, w.state.name}] = w;
       for (const auto& w : b.queues) p.queues[{w.state.tenant, w.state.name}] = w;
       for (const auto& k : b.signing_keys) p.keys[k.tenant] = k;
     }
+    if (auto f = fence(touched_shards(p)); !f) return f;
     if (auto s = write(p); !s) return fail(s);
     if (auto s = tx.commit(); !s) return fail(s);
     apply(p.counts, p.queue_delta);
@@ -274,11 +279,17 @@ class postgres_store final : public store {
 
   result<std::vector<due_entry>> scan_due(const std::optional<due_entry>& after, std::int64_t until_ms,
                                           std::size_t limit) override {
-    auto r = after ? query("SELECT due_ms, id FROM fr_due WHERE (due_ms, id) > ($1, $2) AND due_ms <= $3 "
-                           "ORDER BY due_ms, id LIMIT $4",
-                           params().int8(after->due_ms).bytea(after->id).int8(until_ms).int8(as_limit(limit)))
-                   : query("SELECT due_ms, id FROM fr_due WHERE due_ms <= $1 ORDER BY due_ms, id LIMIT $2",
-                           params().int8(until_ms).int8(as_limit(limit)));
+    params p;
+    std::string sql;
+    if (after) {
+      p.int8(after->due_ms).bytea(after->id).int8(until_ms).int8(as_limit(limit));
+      sql = "SELECT due_ms, id FROM fr_due WHERE (due_ms, id) > ($1, $2) AND due_ms <= $3" + shard_filter(p, 5) +
+            " ORDER BY due_ms, id LIMIT $4";
+    } else {
+      p.int8(until_ms).int8(as_limit(limit));
+      sql = "SELECT due_ms, id FROM fr_due WHERE due_ms <= $1" + shard_filter(p, 3) + " ORDER BY due_ms, id LIMIT $2";
+    }
+    auto r = query(sql, p);
     if (!r) return r.error();
     std::vector<due_entry> out;
     for (int i = 0; i < r->count(); ++i) out.push_back({r->int8(i, 0), r->str(i, 1)});
@@ -345,13 +356,19 @@ class postgres_store final : public store {
 
   result<std::vector<schedule_due>> scan_schedules_due(const std::optional<schedule_due>& after, std::int64_t until_ms,
                                                        std::size_t limit) override {
-    auto r = after ? query("SELECT due_ms, tenant, id FROM fr_schedules WHERE due_ms IS NOT NULL AND "
-                           "(due_ms, tenant, id) > ($1, $2, $3) AND due_ms <= $4 ORDER BY due_ms, tenant, id LIMIT $5",
-                           params().int8(after->due_ms).bytea(after->tenant).bytea(after->id).int8(until_ms).int8(
-                               as_limit(limit)))
-                   : query("SELECT due_ms, tenant, id FROM fr_schedules WHERE due_ms IS NOT NULL AND due_ms <= $1 "
-                           "ORDER BY due_ms, tenant, id LIMIT $2",
-                           params().int8(until_ms).int8(as_limit(limit)));
+    params p;
+    std::string sql;
+    if (after) {
+      p.int8(after->due_ms).bytea(after->tenant).bytea(after->id).int8(until_ms).int8(as_limit(limit));
+      sql = "SELECT due_ms, tenant, id FROM fr_schedules WHERE due_ms IS NOT NULL AND "
+            "(due_ms, tenant, id) > ($1, $2, $3) AND due_ms <= $4" + shard_filter(p, 6) +
+            " ORDER BY due_ms, tenant, id LIMIT $5";
+    } else {
+      p.int8(until_ms).int8(as_limit(limit));
+      sql = "SELECT due_ms, tenant, id FROM fr_schedules WHERE due_ms IS NOT NULL AND due_ms <= $1" + shard_filter(p, 3) +
+            " ORDER BY due_ms, tenant, id LIMIT $2";
+    }
+    auto r = query(sql, p);
     if (!r) return r.error();
     std::vector<schedule_due> out;
     for (int i = 0; i < r->count(); ++i) out.push_back({r->int8(i, 0), r->str(i, 1), r->str(i, 2)});
@@ -547,13 +564,14 @@ class postgres_store final : public store {
   }
 
   /// The index moves, counter changes and event of one job write, as the LevelDB store makes them.
-  void add_job(plan& p, const std::unordered_map<std::string, held_job>& held, const job_write& w, std::int64_t at_ms) {
+  status add_job(plan& p, const std::unordered_map<std::string, held_job>& held, const job_write& w, std::int64_t at_ms) {
     const job_state& s = w.state;
     std::optional<held_job> h;
     if (auto it = p.written.find(s.id); it != p.written.end()) h = it->second;
     else if (auto it = held.find(s.id); !w.spec && it != held.end()) h = it->second;
     std::optional<job_position> old = h ? std::optional<job_position>(h->pos) : std::nullopt;
     int shard = h ? h->shard : next_shard();
+    if (shard < 0) return status(status_code::failed_precondition, "no_shards: this node holds no shard for a new job");
     queue_stage old_stage = h && !s.queue.empty() ? h->stage : queue_stage::none;
     index_move m = plan_move(s, old, old_stage);
     if (m.old_due || m.new_due) {
@@ -569,6 +587,63 @@ class postgres_store final : public store {
     if (w.spec) p.bodies.emplace_back(&s, &*w.spec);
     if (w.attempt) p.attempts[{s.id, w.attempt->n}] = encode(*w.attempt);
     if (auto type = event_of(w, old)) p.events.push_back({s.tenant, s.id, at_ms, make_event(*type, w, at_ms)});
+    return status::ok();
+  }
+
+  // -- fencing (several relays on the database) ------------------------------------------------
+
+  /// Refuses every write once the node may have lost its leases (cluster.h).
+  status self_fenced() const {
+    if (!options_.ownership || !options_.ownership->fenced()) return status::ok();
+    return status(status_code::failed_precondition,
+                  "fenced: this node's shard leases were not confirmed in time (or it holds none); nothing was written");
+  }
+
+  /// The shards a commit writes: its jobs', and the schedules' and queues' own.
+  static std::vector<int> touched_shards(const plan& p) {
+    std::vector<int> out;
+    for (const auto& [id, v] : p.jobs) out.push_back(v.second);
+    for (const auto& [k, w] : p.schedules) out.push_back(shard_of(k.first, k.second));
+    for (const auto& [k, w] : p.queues) out.push_back(shard_of(k.first, k.second));
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+
+  /// Inside the write's transaction: the epochs of the shards it touches, read FOR SHARE (a
+  /// takeover's epoch bump waits for this transaction, or this one sees the bump), must be the
+  /// ones this node holds; else nothing is written.
+  status fence(const std::vector<int>& shards) {
+    if (!options_.ownership || shards.empty()) return status::ok();
+    auto owned = options_.ownership->owned();
+    array a(oid::int4);
+    for (int sh : shards) a.add_int4(sh);
+    auto r = db_->exec("SELECT shard, epoch FROM fr_shards WHERE shard = ANY($1::int4[]) FOR SHARE", params().arr(a));
+    if (!r) return fail(r.error());
+    std::map<int, std::int64_t> now;
+    for (int i = 0; i < r->count(); ++i) now[r->int4(i, 0)] = r->int8(i, 1);
+    for (int sh : shards) {
+      auto mine = owned.find(sh);
+      auto cur = now.find(sh);
+      if (mine == owned.end() || cur == now.end() || cur->second != mine->second) {
+        return status(status_code::failed_precondition,
+                      "fenced: shard " + std::to_string(sh) +
+                          (mine == owned.end() ? " is not held by this node"
+                                               : " moved to another node (epoch " + std::to_string(mine->second) +
+                                                     " is now " + (cur == now.end() ? "gone" : std::to_string(cur->second)) + ")") +
+                          "; nothing was written");
+      }
+    }
+    return status::ok();
+  }
+
+  /// "AND shard = ANY(...)" with the node's shards as parameter `n`, or "" when alone.
+  std::string shard_filter(params& p, int n) const {
+    if (!options_.ownership) return "";
+    array a(oid::int4);
+    for (int sh : options_.ownership->shards()) a.add_int4(sh);
+    p.arr(a);
+    return " AND shard = ANY($" + std::to_string(n) + "::int4[])";
   }
 
   status write(plan& p) {
@@ -781,15 +856,22 @@ class postgres_store final : public store {
         ik.add(std::string_view(j.idempotency_key));
       }
     }
+    if (auto f = self_fenced(); !f) return f;
     pg::transaction tx(*db_);
     if (auto s = tx.begin(); !s) return fail(s);
     if (!sync || !options_.sync) {
       if (auto s = db_->run("SET LOCAL synchronous_commit = off"); !s) return fail(s);
     }
-    // Only finished jobs: one run again meanwhile is not deleted.
-    auto gone = db_->exec("DELETE FROM fr_jobs WHERE id = ANY($1::bytea[]) AND status >= $2 "
-                          "RETURNING id, tenant, shard, status",
-                          params().arr(ids).int2(terminal_from));
+    // Only finished jobs (one run again meanwhile stays), and only of this node's shards, under
+    // their fence.
+    std::vector<int> mine = options_.ownership ? options_.ownership->shards() : std::vector<int>{};
+    if (auto f = fence(mine); !f) return f;
+    params del;
+    del.arr(ids).int2(terminal_from);
+    std::string only_mine = shard_filter(del, 3);
+    auto gone = db_->exec("DELETE FROM fr_jobs WHERE id = ANY($1::bytea[]) AND status >= $2" + only_mine +
+                              " RETURNING id, tenant, shard, status",
+                          del);
     if (!gone) return fail(gone.error());
     array deleted(oid::bytea);
     std::map<std::tuple<std::string, int, int>, std::int64_t> counts;
@@ -852,6 +934,7 @@ class postgres_store final : public store {
   // -- plumbing -----------------------------------------------------------------------------------
 
   int next_shard() {
+    if (options_.ownership) return options_.ownership->next_shard();
     int s = next_shard_;
     next_shard_ = (next_shard_ + 1) % postgres_shards;
     return s;

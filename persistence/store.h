@@ -291,12 +291,17 @@ struct leveldb_options {
 ///   data_loss    - the store is damaged, or is not a fetchrelay store (never emptied).
 result<std::unique_ptr<store>> open_leveldb_store(const leveldb_options& options);
 
+class shard_ownership;  // persistence/cluster.h
+
 struct postgres_options {
   std::string dsn;   // a libpq connection string (URI or key=value); never logged
   bool sync = true;  // false: commits do not wait for the WAL flush (synchronous_commit off)
   /// The PostgreSQL schema (namespace) of the tables, created if missing; "" = the DSN's
   /// search_path (normally public). Letters, digits and _, starting with a letter or _.
   std::string schema;
+  /// Several relays on the database: the shards this node holds (its lease keeper keeps them).
+  /// Null: the store is alone and holds every shard, with no fencing (tests, migrate).
+  std::shared_ptr<shard_ownership> ownership;
 };
 
 /// PostgreSQL's schema version this relay writes and reads (fr_meta.schema_version).

@@ -3,9 +3,9 @@
 // both backends.
 #include <gtest/gtest.h>
 
-#include <libpq-fe.h>
 
 #include "persistence/store.h"
+#include "tests/support/pg_sql.h"
 #include "tests/support/postgres.h"
 
 namespace fetchrelay::persistence {
@@ -25,18 +25,7 @@ class PostgresStore : public ::testing::Test {
   postgres_options options() const { return {dsn_, true, schema_}; }
 
   /// Runs SQL on a connection of the test's own (not the store's); returns the first value.
-  std::string sql(const std::string& text) {
-    PGconn* c = PQconnectdb(dsn_.c_str());
-    EXPECT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
-    PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
-    PGresult* r = PQexec(c, text.c_str());
-    auto st = PQresultStatus(r);
-    EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) << text << ": " << PQresultErrorMessage(r);
-    std::string out = st == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
-    PQclear(r);
-    PQfinish(c);
-    return out;
-  }
+  std::string sql(const std::string& text) { return test::run_sql(dsn_, text); }
 
   static job_state job(const std::string& id, job_status st) {
     job_state s;

@@ -1,0 +1,126 @@
+// Several relays on one PostgreSQL database, as real processes (the test run's throwaway
+// server, a schema of the test's own; leases of 2 s so that a takeover takes seconds): the
+// shards are shared out, and when a node is killed the survivor takes its shards and delivers
+// its acknowledged jobs, none early.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "core/time.h"
+#include "tests/support/postgres.h"
+#include "tests/support/relay_process.h"
+#include "tests/support/test_origin.h"
+
+namespace fetchrelay::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* key = "relay_sk_cluster";
+
+std::string node_config(const std::string& node, const std::string& schema) {
+  return "server: {listen: 127.0.0.1:0}\n"
+         "storage: {backend: postgres, postgres: {dsn: '" + test_postgres_dsn().value_or("") + "', schema: " + schema +
+         "}}\n"
+         "cluster: {node_id: " + node + ", lease: 2s}\n"
+         "auth: {keys: [{tenant: t, key: " + key + "}]}\n"
+         "delivery: {allow_networks: [127.0.0.0/8]}\n"
+         "policies:\n  default: {timeout: 5s, retry: {attempts: 20, schedule: [200ms], jitter: 0}}\n";
+}
+
+/// Polls /readyz until 200, bounded by `limit`.
+bool ready_within(relay_process& r, std::chrono::milliseconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    auto s = r.call("GET", "/readyz", "");
+    if (s && s->status == 200) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+struct acked {
+  std::string id;
+  std::int64_t run_at_ms = 0;
+};
+
+/// Submits `n` jobs to `r`, each due `delay` later; returns those that got a 202.
+std::vector<acked> submit(relay_process& r, const test_origin& origin, int n, const std::string& delay) {
+  std::vector<acked> out;
+  for (int i = 0; i < n; ++i) {
+    auto resp = r.call("POST", "/v1/fetch", key,
+                       "X-Fetch-Url: http://127.0.0.1:" + std::to_string(origin.port()) + "/jobs/c\r\nX-Delay: " + delay +
+                           "\r\nContent-Type: application/json\r\n",
+                       "{\"n\":" + std::to_string(i) + "}");
+    if (!resp || resp->status != 202) continue;
+    auto j = nlohmann::json::parse(resp->body);
+    out.push_back({j["id"], parse_rfc3339(j["run_at"].get<std::string>()).value_or(0)});
+  }
+  return out;
+}
+
+TEST(Cluster, TwoNodesShareTheShardsAndTheSurvivorDeliversAKilledNodesJobsNoneEarly) {
+  if (!test_postgres_dsn()) GTEST_SKIP() << no_postgres_message();
+  temp_dir da, db;
+  const std::string schema = schema_for(da.file("cluster"));
+  test_origin origin;
+  relay_process a(da, node_config("a", schema), key);
+  ASSERT_TRUE(ready_within(a, 10s)) << a.log();
+  relay_process b(db, node_config("b", schema), key);
+  ASSERT_NE(b.port(), 0) << b.log();
+  // b holds nothing until a gives up its extra half (a renewal every 200 ms).
+  ASSERT_TRUE(ready_within(b, 10s)) << b.log();
+  EXPECT_NE(b.log().find("holding 128 of 256 with 2 live node(s)"), std::string::npos) << b.log();
+
+  auto on_a = submit(a, origin, 100, "3s");
+  auto on_b = submit(b, origin, 100, "3s");
+  ASSERT_EQ(on_a.size(), 100u) << a.log();
+  ASSERT_EQ(on_b.size(), 100u) << b.log();
+  ASSERT_TRUE(a.kill9());
+  auto killed_at = std::chrono::system_clock::now();
+
+  std::map<std::string, std::int64_t> due;  // every acknowledged job -> its run_at
+  std::set<std::string> from_a;
+  for (const auto& j : on_a) due[j.id] = j.run_at_ms, from_a.insert(j.id);
+  for (const auto& j : on_b) due[j.id] = j.run_at_ms;
+  std::map<std::string, int> deliveries;
+  std::vector<received_request> got;
+  auto end = std::chrono::steady_clock::now() + 30s;
+  std::size_t missing = due.size();
+  while (std::chrono::steady_clock::now() < end && missing > 0) {
+    got = origin.received();
+    deliveries.clear();
+    for (const auto& r : got) {
+      auto it = r.headers.find("x-fetch-job-id");
+      if (it != r.headers.end()) ++deliveries[it->second];
+    }
+    missing = 0;
+    for (const auto& [id, at] : due) missing += deliveries.count(id) ? 0 : 1;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(missing, 0u) << "acknowledged jobs never delivered\n" << b.log();
+
+  std::size_t early = 0, duplicates = 0;
+  auto first_of_a = std::chrono::system_clock::time_point::max();
+  for (const auto& r : got) {
+    auto it = r.headers.find("x-fetch-job-id");
+    if (it == r.headers.end() || !due.count(it->second)) continue;
+    auto at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.at.time_since_epoch()).count();
+    if (at_ms < due[it->second]) ++early;
+    if (from_a.count(it->second)) first_of_a = std::min(first_of_a, r.at);
+  }
+  for (const auto& [id, n] : deliveries) duplicates += n > 1 ? n - 1 : 0;
+  EXPECT_EQ(early, 0u) << "delivered before their run_at";
+  EXPECT_LE(duplicates, 64u) << "at most the dead node's attempts in flight (none were: all delayed)";
+  auto takeover = std::chrono::duration_cast<std::chrono::milliseconds>(first_of_a - killed_at).count();
+  std::printf("cluster test: %zu acknowledged, %zu missing, %zu duplicates, first of the killed node's jobs delivered "
+              "%lld ms after the kill (lease 2 s; its jobs were due about 3 s after submission)\n",
+              due.size(), missing, duplicates, static_cast<long long>(takeover));
+  EXPECT_LE(takeover, 15'000);
+  EXPECT_NE(b.log().find("holding 256 of 256 with 1 live node(s)"), std::string::npos) << "b took the dead node's shards";
+  EXPECT_EQ(b.stop(), 0);
+}
+
+}  // namespace
+}  // namespace fetchrelay::test
