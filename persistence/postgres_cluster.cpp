@@ -46,6 +46,9 @@ int shard_ownership::next_shard() {
 
 // -- lease keeper -------------------------------------------------------------------------------
 
+/// A connection pointed at the store's schema.
+result<std::unique_ptr<pg::connection>> connect_to_store(const postgres_options& store);
+
 namespace {
 
 using pg::params;
@@ -55,10 +58,12 @@ std::string interval(std::chrono::milliseconds d) { return std::to_string(d.coun
 
 class postgres_lease_keeper final : public lease_keeper {
  public:
-  postgres_lease_keeper(std::unique_ptr<pg::connection> db, cluster_options o, std::shared_ptr<shard_ownership> own)
-      : db_(std::move(db)), options_(std::move(o)), ownership_(std::move(own)) {}
+  postgres_lease_keeper(std::unique_ptr<pg::connection> db, postgres_options store, cluster_options o,
+                        std::shared_ptr<shard_ownership> own)
+      : db_(std::move(db)), store_(std::move(store)), options_(std::move(o)), ownership_(std::move(own)) {}
 
   status join() override {
+    if (auto s = connected(); !s) return s;
     auto r = db_->exec(
         "SELECT extract(epoch FROM (heartbeat_at + $2::text::interval - now()))::float8 > 0, "
         "ceil(extract(epoch FROM (heartbeat_at + $2::text::interval - now())))::int8 FROM fr_nodes WHERE node_id = $1",
@@ -77,6 +82,7 @@ class postgres_lease_keeper final : public lease_keeper {
   }
 
   result<lease_change> renew() override {
+    if (auto s = connected(); !s) return s;
     auto sent = shard_ownership::clock::now();
     auto before = ownership_->owned();
     pg::transaction tx(*db_);
@@ -145,6 +151,7 @@ class postgres_lease_keeper final : public lease_keeper {
 
   status leave() override {
     ownership_->clear();
+    if (auto s = connected(); !s) return s;
     pg::transaction tx(*db_);
     if (auto s = tx.begin(); !s) return s;
     auto r = db_->exec("UPDATE fr_shards SET owner = NULL, epoch = epoch + 1, lease_until = '-infinity' "
@@ -157,26 +164,42 @@ class postgres_lease_keeper final : public lease_keeper {
   }
 
  private:
+  /// Connects again after a lost connection (the database restarted): the next renewal goes on.
+  status connected() {
+    if (db_ && !db_->broken()) return status::ok();
+    auto c = connect_to_store(store_);
+    if (!c) return c.error();
+    db_ = std::move(c.value());
+    return status::ok();
+  }
+
   std::unique_ptr<pg::connection> db_;
+  postgres_options store_;
   cluster_options options_;
   std::shared_ptr<shard_ownership> ownership_;
 };
 
 }  // namespace
 
-result<std::unique_ptr<lease_keeper>> open_lease_keeper(const postgres_options& store, const cluster_options& cluster,
-                                                        std::shared_ptr<shard_ownership> ownership) {
-  if (cluster.node_id.empty()) return invalid_argument("cluster.node_id must not be empty");
-  if (cluster.fence_after >= cluster.lease) return invalid_argument("the fencing deadline must be shorter than the lease");
-  auto m = migrate_postgres(store);  // also points a fresh connection at the schema
-  if (!m) return m.error();
+result<std::unique_ptr<pg::connection>> connect_to_store(const postgres_options& store) {
   auto c = pg::connection::open(store.dsn);
   if (!c) return c.error();
   if (!store.schema.empty()) {
     if (auto s = (*c)->run("SET search_path TO " + store.schema); !s) return s;
   }
+  return c;
+}
+
+result<std::unique_ptr<lease_keeper>> open_lease_keeper(const postgres_options& store, const cluster_options& cluster,
+                                                        std::shared_ptr<shard_ownership> ownership) {
+  if (cluster.node_id.empty()) return invalid_argument("cluster.node_id must not be empty");
+  if (cluster.fence_after >= cluster.lease) return invalid_argument("the fencing deadline must be shorter than the lease");
+  auto m = migrate_postgres(store);  // checks the schema's name, and that the tables are there
+  if (!m) return m.error();
+  auto c = connect_to_store(store);
+  if (!c) return c.error();
   return std::unique_ptr<lease_keeper>(
-      std::make_unique<postgres_lease_keeper>(std::move(c.value()), cluster, std::move(ownership)));
+      std::make_unique<postgres_lease_keeper>(std::move(c.value()), store, cluster, std::move(ownership)));
 }
 
 }  // namespace fetchrelay::persistence

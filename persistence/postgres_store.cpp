@@ -225,8 +225,8 @@ class postgres_store final : public store {
     if (auto f = self_fenced(); !f) return f;
     bool sync = false;
     for (const auto& b : batches) sync = sync || b.sync;
-    pg::transaction tx(*db_);
-    if (auto s = tx.begin(); !s) return fail(s);
+    std::optional<pg::transaction> tx;
+    if (auto s = begin_write(tx); !s) return fail(s);
     if (!sync || !options_.sync) {
       if (auto s = db_->run("SET LOCAL synchronous_commit = off"); !s) return fail(s);
     }
@@ -245,7 +245,7 @@ class postgres_store final : public store {
     }
     if (auto f = fence(touched_shards(p)); !f) return f;
     if (auto s = write(p); !s) return fail(s);
-    if (auto s = tx.commit(); !s) return fail(s);
+    if (auto s = tx->commit(); !s) return fail(s);
     apply(p.counts, p.queue_delta);
     return status::ok();
   }
@@ -857,8 +857,8 @@ class postgres_store final : public store {
       }
     }
     if (auto f = self_fenced(); !f) return f;
-    pg::transaction tx(*db_);
-    if (auto s = tx.begin(); !s) return fail(s);
+    std::optional<pg::transaction> tx;
+    if (auto s = begin_write(tx); !s) return fail(s);
     if (!sync || !options_.sync) {
       if (auto s = db_->run("SET LOCAL synchronous_commit = off"); !s) return fail(s);
     }
@@ -891,7 +891,7 @@ class postgres_store final : public store {
       if (!r) return fail(r.error());
     }
     if (auto s = write_counts(counts); !s) return fail(s);
-    if (auto s = tx.commit(); !s) return fail(s);
+    if (auto s = tx->commit(); !s) return fail(s);
     apply(counts, {});
     return static_cast<std::size_t>(gone->count());
   }
@@ -942,6 +942,19 @@ class postgres_store final : public store {
 
   static std::int64_t as_limit(std::size_t n) {
     return static_cast<std::int64_t>(std::min<std::size_t>(n, static_cast<std::size_t>(INT64_MAX)));
+  }
+
+  /// BEGIN, on a new connection if the database restarted since the last statement (the old
+  /// one reports broken only once used): nothing was sent yet, so the write goes on instead of
+  /// failing once after every database restart.
+  status begin_write(std::optional<pg::transaction>& tx) {
+    tx.emplace(*db_);
+    auto s = tx->begin();
+    if (s.is_ok() || !db_->broken()) return s;
+    tx.reset();
+    if (!open().is_ok()) return s;
+    tx.emplace(*db_);
+    return tx->begin();
   }
 
   /// A failed write: nothing of it landed (the transaction rolls back). The store answers

@@ -4,6 +4,9 @@
 // its acknowledged jobs, none early.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -120,6 +123,106 @@ TEST(Cluster, TwoNodesShareTheShardsAndTheSurvivorDeliversAKilledNodesJobsNoneEa
   EXPECT_LE(takeover, 15'000);
   EXPECT_NE(b.log().find("holding 256 of 256 with 1 live node(s)"), std::string::npos) << "b took the dead node's shards";
   EXPECT_EQ(b.stop(), 0);
+}
+
+/// A PostgreSQL of the test's own (it is killed), started with scripts/pg-up.sh in `dir` and
+/// removed at the end.
+class own_postgres {
+ public:
+  explicit own_postgres(std::string dir) : dir_(std::move(dir)) {}
+  ~own_postgres() {
+    std::string out;
+    run_command(std::string(FETCHRELAY_SOURCE_DIR) + "/scripts/pg-down.sh", {dir_}, out, 60s);
+  }
+  /// Starts it (again, on its data, after a crash); the DSN, or "" if it did not start.
+  std::string up() {
+    std::string out;
+    auto r = run_command(std::string(FETCHRELAY_SOURCE_DIR) + "/scripts/pg-up.sh", {dir_}, out, 60s);
+    if (!r.exited || r.code != 0) {
+      ADD_FAILURE() << "pg-up.sh: " << out;
+      return "";
+    }
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out.substr(out.rfind('\n') + 1);
+  }
+  /// kill -9 of the postmaster: every backend goes with it, nothing is flushed.
+  void kill9() {
+    std::ifstream pidfile(dir_ + "/data/postmaster.pid");
+    pid_t pid = 0;
+    pidfile >> pid;
+    ASSERT_GT(pid, 0);
+    ::kill(pid, SIGKILL);
+    for (int i = 0; i < 100 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(50ms);
+  }
+
+ private:
+  std::string dir_;
+};
+
+TEST(Cluster, PostgresKilledMidBurstAnswers503ThenGoesOnLosingNoAcknowledgedJob) {
+  if (!test_postgres_dsn()) GTEST_SKIP() << no_postgres_message();  // the server is installed
+  temp_dir dir;
+  ::chmod(dir.path().c_str(), 0755);  // the server runs as the postgres user: it must reach its folder
+  own_postgres pg(dir.file("pg"));
+  std::string dsn = pg.up();
+  ASSERT_FALSE(dsn.empty());
+  test_origin origin;
+  std::string cfg = "server: {listen: 127.0.0.1:0}\n"
+                    "storage: {backend: postgres, postgres: {dsn: '" + dsn + "'}}\n"
+                    "cluster: {node_id: solo, lease: 2s}\n"
+                    "auth: {keys: [{tenant: t, key: " + std::string(key) + "}]}\n"
+                    "delivery: {allow_networks: [127.0.0.0/8]}\n"
+                    "policies:\n  default: {timeout: 5s, retry: {attempts: 30, schedule: [200ms], jitter: 0}}\n";
+  relay_process relay(dir, cfg, key);
+  ASSERT_TRUE(ready_within(relay, 10s)) << relay.log();
+
+  std::set<std::string> acked;
+  auto one = [&]() -> int {
+    auto r = relay.call("POST", "/v1/fetch", key,
+                        "X-Fetch-Url: http://127.0.0.1:" + std::to_string(origin.port()) + "/jobs/pg\r\n", "{}");
+    if (!r) return 0;
+    if (r->status == 202) acked.insert(nlohmann::json::parse(r->body)["id"].get<std::string>());
+    return r->status;
+  };
+  for (int i = 0; i < 2'000 && acked.size() < 300; ++i) one();
+  ASSERT_GE(acked.size(), 300u);
+  pg.kill9();
+  // Every submission now gets 503 (none 202), and /readyz says so (bounded: 10 s).
+  bool refused = false, not_ready = false;
+  for (int i = 0; i < 200 && !(refused && not_ready); ++i) {
+    int st = one();
+    EXPECT_NE(st, 202) << "a 202 while the database is down";
+    refused = refused || st == 503;
+    auto r = relay.call("GET", "/readyz", "");
+    not_ready = not_ready || (r && r->status == 503);
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(refused && not_ready) << relay.log();
+
+  ASSERT_FALSE(pg.up().empty());
+  ASSERT_TRUE(ready_within(relay, 20s)) << "the relay goes on by itself\n" << relay.log();
+  int after = 0;
+  for (int i = 0; i < 50; ++i) after += one() == 202;
+  EXPECT_EQ(after, 50) << relay.log();
+
+  std::map<std::string, int> deliveries;
+  std::size_t missing = acked.size();
+  auto end = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < end && missing > 0) {
+    deliveries.clear();
+    for (const auto& r : origin.received()) {
+      auto it = r.headers.find("x-fetch-job-id");
+      if (it != r.headers.end()) ++deliveries[it->second];
+    }
+    missing = 0;
+    for (const auto& id : acked) missing += deliveries.count(id) ? 0 : 1;
+    std::this_thread::sleep_for(100ms);
+  }
+  std::size_t duplicates = 0;
+  for (const auto& [id, n] : deliveries) duplicates += n > 1 ? n - 1 : 0;
+  std::printf("postgres kill test: %zu acknowledged, %zu missing, %zu duplicates\n", acked.size(), missing, duplicates);
+  EXPECT_EQ(missing, 0u) << relay.log();
+  EXPECT_EQ(relay.stop(), 0);
 }
 
 }  // namespace

@@ -81,7 +81,7 @@ TEST_F(PostgresStore, ABadConnectionStringOrAnUnreachableServerIsRefusedWithoutT
   EXPECT_EQ(schema.error().code(), status_code::invalid_argument);
 }
 
-TEST_F(PostgresStore, ALostConnectionFailsTheCommitWholeAndReopenGoesOn) {
+TEST_F(PostgresStore, AFailedCommitWritesNothingAndALostConnectionIsMadeAgain) {
   // Named, so that only this store's session is ended (tests run in parallel processes).
   postgres_options o = options();
   o.dsn += " application_name=" + schema_;
@@ -91,23 +91,36 @@ TEST_F(PostgresStore, ALostConnectionFailsTheCommitWholeAndReopenGoesOn) {
   commit_batch a = new_job("job_a");
   ASSERT_TRUE(store.commit(std::span<const commit_batch>(&a, 1)).is_ok());
 
-  // The server ends the store's session: its connection is gone.
+  // The server ends the store's session between two commits (a database restart): the next
+  // commit connects again instead of failing.
   EXPECT_EQ(sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" + schema_ + "'"),
             "1");
   commit_batch b = new_job("job_b");
-  status failed = store.commit(std::span<const commit_batch>(&b, 1));
+  ASSERT_TRUE(store.commit(std::span<const commit_batch>(&b, 1)).is_ok());
+
+  // A statement fails half way through a commit (the events insert, after the jobs'): nothing
+  // of it lands, and the store is unavailable until reopened.
+  sql("CREATE FUNCTION " + schema_ + ".refuse() RETURNS trigger LANGUAGE plpgsql AS "
+      "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$");
+  sql("CREATE TRIGGER refuse BEFORE INSERT ON " + schema_ + ".fr_events FOR EACH ROW EXECUTE FUNCTION " + schema_ +
+      ".refuse()");
+  commit_batch c = new_job("job_c");
+  status failed = store.commit(std::span<const commit_batch>(&c, 1));
   ASSERT_FALSE(failed.is_ok());
   EXPECT_EQ(failed.code(), status_code::unavailable);
+  EXPECT_NE(failed.message().find("refused by the test"), std::string::npos) << failed.message();
   EXPECT_FALSE(store.health().is_ok()) << "answers 503 until reopened";
-  EXPECT_FALSE(store.commit(std::span<const commit_batch>(&b, 1)).is_ok()) << "no write while unhealthy";
+  EXPECT_FALSE(store.commit(std::span<const commit_batch>(&c, 1)).is_ok()) << "no write while unhealthy";
+  EXPECT_EQ(sql("SELECT count(*) FROM " + schema_ + ".fr_jobs WHERE id = 'job_c'"), "0") << "the job row rolled back";
 
+  sql("DROP TRIGGER refuse ON " + schema_ + ".fr_events");
   ASSERT_TRUE(store.reopen().is_ok());
   EXPECT_TRUE(store.health().is_ok());
-  EXPECT_TRUE(store.get_job("job_a")->has_value()) << "the acknowledged job is there";
-  EXPECT_FALSE(store.get_job("job_b")->has_value()) << "nothing of the failed commit landed";
-  EXPECT_EQ(store.counters()[static_cast<std::size_t>(job_status::scheduled)], 1);
-  ASSERT_TRUE(store.commit(std::span<const commit_batch>(&b, 1)).is_ok());
-  EXPECT_EQ(store.counters()[static_cast<std::size_t>(job_status::scheduled)], 2);
+  EXPECT_TRUE(store.get_job("job_a")->has_value());
+  EXPECT_FALSE(store.get_job("job_c")->has_value());
+  EXPECT_EQ(store.counters()[static_cast<std::size_t>(job_status::scheduled)], 2) << "counts as committed";
+  ASSERT_TRUE(store.commit(std::span<const commit_batch>(&c, 1)).is_ok());
+  EXPECT_EQ(store.counters()[static_cast<std::size_t>(job_status::scheduled)], 3);
 }
 
 TEST_F(PostgresStore, NamesAndBodiesAreStoredByteForByte) {
