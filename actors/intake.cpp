@@ -51,7 +51,11 @@ std::int64_t intake::unfinished(const std::string& tenant) const {
 job_state intake::new_job(const submission& sub, const std::string& policy, const policy_runtime& runtime,
                           std::int64_t now) {
   job_state s;
-  s.id = "job_" + ids_.next(now);
+  int shard = -1;
+  if (options_.ownership) {
+    shard = sub.queue.empty() ? options_.ownership->next_shard() : persistence::named_shard(sub.tenant, sub.queue);
+  }
+  s.id = "job_" + ids_.next(now, shard);
   s.tenant = sub.tenant;
   s.status = job_status::scheduled;
   s.method = sub.spec.method;

@@ -20,6 +20,7 @@
 #include "core/topic.h"
 #include "core/retry.h"
 #include "core/ulid.h"
+#include "persistence/cluster.h"
 #include "persistence/store.h"
 
 namespace fetchrelay::actors {
@@ -35,6 +36,9 @@ struct intake_options {
   /// Submissions waiting for the store at most; past it POST /v1/fetch answers 503.
   std::size_t max_pending_commits = 50'000;
   std::chrono::milliseconds idempotency_window{86'400'000};
+  /// Several relays on PostgreSQL: new jobs get ids in this node's shards (a queue's jobs in the
+  /// queue's own shard); null otherwise.
+  std::shared_ptr<persistence::shard_ownership> ownership;
 };
 
 /// A submission handed to the store, waiting for its commit.

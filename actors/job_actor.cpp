@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/qstash.h"
 #include "core/time.h"
+#include "core/ulid.h"
 
 namespace fetchrelay::actors {
 namespace {
@@ -119,10 +120,25 @@ void mark_started(self_ptr self, const job_context& ctx) {
              }));
 }
 
+/// This node may not deliver the job now (several relays: its shard's lease is not confirmed, or
+/// another node holds the shard). Nothing is written: it leaves memory as after an exception, due
+/// again here in a second, which the manager honours only while this node holds the shard.
+void step_aside(self_ptr self, const job_context& ctx) {
+  auto& st = self->state;
+  st.parked = true;
+  ++st.generation;
+  caf::anon_send(ctx.manager, hibernated_atom::value, st.s.id, std::max(st.s.run_at_ms, ctx.clock->now_ms() + 1'000));
+}
+
 void start_attempt(self_ptr self, const job_context& ctx) {
   auto& st = self->state;
   // Stopping: the job stays due in the store and runs after the restart.
   if (ctx.drain && ctx.drain->draining.load(std::memory_order_acquire)) return;
+  // A queue job keeps its slot in its queue's accounting: its queue's shard is guarded by the
+  // store's fencing instead.
+  if (ctx.ownership && st.s.queue.empty() && !ctx.ownership->may_deliver(job_shard(st.s.id))) {
+    return step_aside(self, ctx);
+  }
   if (is_queue_stage(st.s, queue_stage::waiting)) return;  // its queue starts it
   if (is_queue_stage(st.s, queue_stage::granted)) mark_started(self, ctx);  // before `active` is set
   if (ctx.metrics)

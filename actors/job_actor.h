@@ -29,6 +29,7 @@
 #include "core/metrics.h"
 #include "core/qstash.h"
 #include "core/retry.h"
+#include "persistence/cluster.h"
 
 namespace fetchrelay::actors {
 
@@ -78,6 +79,9 @@ struct job_context {
   caf::actor queues;
   /// The QStash signing keys, for jobs published through /v2; may be null (no /v2).
   std::shared_ptr<const qstash::key_ring> qstash_keys;
+  /// Several relays on PostgreSQL: no attempt starts unless this node holds the job's shard and
+  /// is not fenced; null otherwise.
+  std::shared_ptr<const persistence::shard_ownership> ownership;
 };
 
 struct job_actor_state {

@@ -70,6 +70,7 @@ void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vec
   ctx->drain = e.options.drain;
   ctx->queues = e.options.queues;
   ctx->qstash_keys = e.options.qstash_keys;
+  ctx->ownership = e.options.ownership;
   std::string id = s.id;
   std::string tenant = s.tenant;
   // Not linked: CAF keeps an actor's links in a list that every link and unlink walks, which made
@@ -109,6 +110,8 @@ void activate(self_ptr self, const env& e, const std::vector<std::string>& ids) 
   std::vector<std::string> load;
   for (const auto& id : ids) {
     if (st.live.count(id) || st.activating.count(id)) continue;  // already in memory, or on its way
+    // Several relays: a job of a shard this node no longer holds is its new owner's to run.
+    if (e.options.ownership && !e.options.ownership->holds(job_shard(id))) continue;
     st.activating[id];
     load.push_back(id);
   }

@@ -29,6 +29,9 @@ using destination_factory = std::function<destination_actor(caf::local_actor* ma
 struct manager_options {
   std::map<std::string, policy_runtime> policies;  // holds "default"
   intake_options intake;
+  /// Several relays on PostgreSQL: what this node holds; a job whose shard it does not hold (or
+  /// while fenced) starts no attempt here. Null otherwise.
+  std::shared_ptr<const persistence::shard_ownership> ownership;
   /// Unfinished jobs per tenant when the manager starts (persistence::store::pending_by_tenant).
   std::map<std::string, std::int64_t> initial_pending;
   int max_in_flight_per_origin = 64;

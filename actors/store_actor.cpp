@@ -68,7 +68,9 @@ void flush(self_ptr self, const env& e) {
   st.pending.clear();
   auto waiters = std::move(st.waiters);
   st.waiters.clear();
-  if (!s.is_ok() && e.store->health().is_ok()) {
+  if (s.is_ok()) {
+    if (e.options.ready) e.options.ready->store(true);  // the store may have healed on a read
+  } else if (e.store->health().is_ok()) {
     // Refused, not failed (a node that lost a shard's lease): the store is fine, only this
     // write was not made.
     spdlog::warn("store refused a write: {}", s.message());
@@ -86,13 +88,17 @@ void flush(self_ptr self, const env& e) {
 void on_commit(self_ptr self, const env& e, persistence::commit_batch& batch, completion<status>& done) {
   auto& st = self->state;
   if (status h = e.store->health(); !h.is_ok()) {
-    // A store can also fail on a read (a lost database connection): reopen it from here too.
-    if (!st.reopen_scheduled) {
+    // A store can also fail on a read (a lost database connection), which schedules nothing:
+    // the first write after it tries to reopen at once, then every reopen_every.
+    if (st.reopen_scheduled) return done(h);
+    if (status r = e.store->reopen(); !r.is_ok()) {
       st.reopen_scheduled = true;
       if (e.options.ready) e.options.ready->store(false);
       self->delayed_send(self, e.options.reopen_every, reopen_atom::value);
+      return done(h);
     }
-    return done(h);
+    spdlog::info("store reopened at {}", e.store->location());
+    if (e.options.ready) e.options.ready->store(true);
   }
   if (batch.at_ms == 0 && e.options.clock) batch.at_ms = e.options.clock->now_ms();
   st.pending.push_back(std::move(batch));
@@ -108,7 +114,10 @@ void on_commit(self_ptr self, const env& e, persistence::commit_batch& batch, co
 void on_reopen(self_ptr self, const env& e) {
   auto& st = self->state;
   st.reopen_scheduled = false;
-  if (e.store->health().is_ok()) return;
+  if (e.store->health().is_ok()) {  // healed meanwhile (a read connected again)
+    if (e.options.ready) e.options.ready->store(true);
+    return;
+  }
   status s = e.store->reopen();
   if (s.is_ok()) {
     spdlog::info("store reopened at {}", e.store->location());

@@ -249,6 +249,8 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   // Recovery (DESIGN §4): the scheduler loads the due index of the coming horizon, jobs that
   // were active included (their due time has passed); /readyz waits for it.
   auto mo = manager_options_from(cfg);
+  mo.ownership = p->ownership;
+  mo.intake.ownership = p->ownership;
   mo.initial_pending = std::move(initial_pending);
   mo.scheduler.loaded = p->horizon_loaded;
   auto pl = std::make_shared<actors::pipeline_set>();

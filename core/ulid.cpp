@@ -1,5 +1,7 @@
 #include "core/ulid.h"
 
+#include <algorithm>
+
 namespace fetchrelay {
 namespace {
 
@@ -16,20 +18,27 @@ int decode_char(char c) {
 
 ulid_generator::ulid_generator(std::function<std::uint64_t()> random) : random_(std::move(random)) {}
 
-std::string ulid_generator::next(std::int64_t now_ms) {
-  if (now_ms <= last_ms_) {
+std::string ulid_generator::next(std::int64_t now_ms, int shard) {
+  bool same_shard = shard < 0 || last_random_[0] == static_cast<std::uint8_t>(shard);
+  if (now_ms <= last_ms_ && same_shard) {
     // Same millisecond (or a clock step back): keep the last time, add one to the random part.
     for (int i = 9; i >= 0; --i) {
       if (++last_random_[i] != 0) break;
     }
   } else {
-    last_ms_ = now_ms;
+    last_ms_ = std::max(last_ms_, now_ms);
     std::uint64_t a = random_();
     std::uint64_t b = random_();
     for (int i = 0; i < 8; ++i) last_random_[i] = static_cast<std::uint8_t>(a >> (56 - 8 * i));
     last_random_[8] = static_cast<std::uint8_t>(b >> 56);
     last_random_[9] = static_cast<std::uint8_t>(b >> 48);
-    last_random_[0] &= 0x7f;  // headroom so increments within a millisecond never overflow
+    // Headroom so increments within a millisecond never overflow into the byte above.
+    if (shard >= 0) {
+      last_random_[0] = static_cast<std::uint8_t>(shard);
+      last_random_[1] &= 0x7f;
+    } else {
+      last_random_[0] &= 0x7f;
+    }
   }
   return encode_ulid(last_ms_, last_random_);
 }
@@ -86,6 +95,12 @@ bool is_job_id(std::string_view id) {
     if (decode_char(c) < 0) return false;
   }
   return true;
+}
+
+int job_shard(std::string_view id) {
+  job_id_bytes b;
+  if (!pack_job_id(id, b)) return -1;
+  return b[6];  // 6 bytes of time, then the random part
 }
 
 std::int64_t job_id_time(std::string_view id) {

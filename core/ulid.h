@@ -20,7 +20,10 @@ class ulid_generator {
 
   /// A new ULID for `now_ms`. Within one millisecond (or if the clock steps back) ids stay
   /// strictly increasing: the random part is incremented, as the spec's monotonic mode does.
-  std::string next(std::int64_t now_ms);
+  /// With `shard` (0-255; several relays on PostgreSQL) the random part's first byte is the
+  /// shard, so anyone can tell a job's shard from its id (job_shard); ids then increase within a
+  /// millisecond only while the shard stays the same.
+  std::string next(std::int64_t now_ms, int shard = -1);
 
  private:
   std::function<std::uint64_t()> random_;
@@ -33,6 +36,10 @@ std::string encode_ulid(std::int64_t ms, const std::array<std::uint8_t, 10>& ran
 
 /// True if `id` is "job_" + 26 Crockford base32 characters.
 bool is_job_id(std::string_view id);
+
+/// The shard a job id carries (the first byte of its random part, 0-255); -1 if it is not a
+/// job id.
+int job_shard(std::string_view id);
 
 /// The creation time (ms) encoded in a job id; -1 if it is not a job id.
 std::int64_t job_id_time(std::string_view id);

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -44,6 +45,10 @@ class shard_ownership {
   bool fenced(clock::time_point now = clock::now()) const;
   /// The next shard of the node's own for a new job (round robin); -1 if it holds none.
   int next_shard();
+  /// True if the node holds `shard` (fenced or not).
+  bool holds(int shard) const;
+  /// True if the node may deliver a job of `shard` now: it holds the shard and is not fenced.
+  bool may_deliver(int shard, clock::time_point now = clock::now()) const;
 
  private:
   mutable std::mutex mu_;
@@ -53,6 +58,10 @@ class shard_ownership {
   std::size_t next_ = 0;
   clock::time_point confirmed_at_{};
 };
+
+/// The shard of a named thing (a queue or a schedule): the same on every node, so that one owner
+/// keeps a queue's order.
+int named_shard(std::string_view tenant, std::string_view name);
 
 struct cluster_options {
   std::string node_id;  // unique among live nodes; default <hostname>:<port>

@@ -154,7 +154,11 @@ result<std::unique_ptr<connection>> connection::open(const std::string& dsn) {
     return invalid_argument("storage.postgres.dsn is not a libpq connection string: " + why);
   }
   PQconninfoFree(parsed);
-  PGconn* c = PQconnectdb(dsn.c_str());
+  // A server that does not answer must not hold the store actor for TCP's own timeout: 5 s
+  // unless the DSN says otherwise (its own connect_timeout comes later and wins).
+  const char* keys[] = {"connect_timeout", "dbname", nullptr};
+  const char* values[] = {"5", dsn.c_str(), nullptr};
+  PGconn* c = PQconnectdbParams(keys, values, 1);
   if (!c) return unavailable("cannot connect to PostgreSQL: out of memory");
   if (PQstatus(c) != CONNECTION_OK) {
     std::string why = trimmed(PQerrorMessage(c));

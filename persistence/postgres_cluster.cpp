@@ -38,6 +38,30 @@ bool shard_ownership::fenced(clock::time_point now) const {
   return owned_.empty() || now - confirmed_at_ > fence_after_;
 }
 
+bool shard_ownership::holds(int shard) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return owned_.count(shard) > 0;
+}
+
+bool shard_ownership::may_deliver(int shard, clock::time_point now) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !owned_.empty() && now - confirmed_at_ <= fence_after_ && owned_.count(shard) > 0;
+}
+
+int named_shard(std::string_view tenant, std::string_view name) {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  auto mix = [&](std::string_view s) {
+    for (unsigned char ch : s) {
+      h ^= ch;
+      h *= 1099511628211ULL;
+    }
+  };
+  mix(tenant);
+  mix(std::string_view("\0", 1));
+  mix(name);
+  return static_cast<int>(h % static_cast<std::uint64_t>(postgres_shards));
+}
+
 int shard_ownership::next_shard() {
   std::lock_guard<std::mutex> lock(mu_);
   if (order_.empty()) return -1;

@@ -130,20 +130,6 @@ result<int> migrate(pg::connection& db, const std::string& schema) {
 
 // -- helpers --------------------------------------------------------------------------------
 
-/// FNV-1a: the shard of a named thing (a schedule or a queue) is the same on every node.
-int shard_of(std::string_view tenant, std::string_view name) {
-  std::uint64_t h = 1469598103934665603ULL;
-  auto mix = [&](std::string_view s) {
-    for (unsigned char ch : s) {
-      h ^= ch;
-      h *= 1099511628211ULL;
-    }
-  };
-  mix(tenant);
-  mix(std::string_view("\0", 1));
-  mix(name);
-  return static_cast<int>(h % static_cast<std::uint64_t>(postgres_shards));
-}
 
 
 /// A bytea array of names; "" stands for SQL NULL when `empty_is_null`.
@@ -570,7 +556,8 @@ class postgres_store final : public store {
     if (auto it = p.written.find(s.id); it != p.written.end()) h = it->second;
     else if (auto it = held.find(s.id); !w.spec && it != held.end()) h = it->second;
     std::optional<job_position> old = h ? std::optional<job_position>(h->pos) : std::nullopt;
-    int shard = h ? h->shard : next_shard();
+    // A new job's shard: the one its id carries (several relays), else the next of the store's.
+    int shard = h ? h->shard : options_.ownership && job_shard(s.id) >= 0 ? job_shard(s.id) : next_shard();
     if (shard < 0) return status(status_code::failed_precondition, "no_shards: this node holds no shard for a new job");
     queue_stage old_stage = h && !s.queue.empty() ? h->stage : queue_stage::none;
     index_move m = plan_move(s, old, old_stage);
@@ -603,8 +590,8 @@ class postgres_store final : public store {
   static std::vector<int> touched_shards(const plan& p) {
     std::vector<int> out;
     for (const auto& [id, v] : p.jobs) out.push_back(v.second);
-    for (const auto& [k, w] : p.schedules) out.push_back(shard_of(k.first, k.second));
-    for (const auto& [k, w] : p.queues) out.push_back(shard_of(k.first, k.second));
+    for (const auto& [k, w] : p.schedules) out.push_back(named_shard(k.first, k.second));
+    for (const auto& [k, w] : p.queues) out.push_back(named_shard(k.first, k.second));
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
@@ -815,7 +802,7 @@ class postgres_store final : public store {
       }
       t.add(std::string_view(k.first));
       n.add(std::string_view(k.second));
-      shard.add_int4(shard_of(k.first, k.second));
+      shard.add_int4(named_shard(k.first, k.second));
       if constexpr (std::is_same_v<W, schedule_write>) {
         if (schedule_is_due_indexed(w.state)) due.add(w.state.next_run_at_ms);
         else due.add_null();
@@ -964,8 +951,18 @@ class postgres_store final : public store {
     return health_;
   }
 
+  /// A read outside any transaction. On a connection the database dropped (a restart) it
+  /// connects again once and reads again: reads are safe to repeat.
   result<pg::rows> query(const std::string& sql, const params& p = {}) {
-    if (!db_) return health_;
+    if (db_) {
+      auto r = db_->exec(sql, p);
+      if (r || !db_->broken()) return r;
+    }
+    // No connection, or the database dropped it: connect again (once per read) and read again.
+    if (auto s = open(); !s) {
+      health_ = unavailable(location_ + ": connection lost: " + s.message());
+      return health_;
+    }
     auto r = db_->exec(sql, p);
     if (!r && db_->broken()) health_ = unavailable(location_ + ": connection lost: " + r.error().message());
     return r;

@@ -54,4 +54,24 @@ TEST(Ulid, JobIdsPackIntoSixteenBytesAndBackKeepingTheirOrder) {
 }
 
 }  // namespace
+TEST(Ulid, AShardGivenIsCarriedByTheIdAndOrderHoldsWithinAShard) {
+  std::uint64_t seed = 7;
+  ulid_generator g([&] { return seed = seed * 6364136223846793005ULL + 1442695040888963407ULL; });
+  std::string last;
+  for (int i = 0; i < 1'000; ++i) {
+    std::string id = "job_" + g.next(5'000, 200);  // one millisecond, one shard
+    EXPECT_EQ(job_shard(id), 200);
+    EXPECT_GT(id, last) << "increasing within a millisecond and a shard";
+    last = id;
+  }
+  for (int shard : {0, 1, 127, 128, 255}) {
+    std::string id = "job_" + g.next(6'000, shard);
+    EXPECT_EQ(job_shard(id), shard);
+    EXPECT_EQ(job_id_time(id), 6'000);
+  }
+  EXPECT_EQ(job_shard("job_a"), -1) << "not a job id";
+  EXPECT_EQ(job_shard("nope"), -1);
+  EXPECT_GE(job_shard("job_" + g.next(7'000)), 0) << "any job id has a shard byte";
+}
+
 }  // namespace fetchrelay

@@ -61,6 +61,8 @@ class relay_process {
     auto info = proc_->wait(20s);
     return info.exited ? info.code : -1;
   }
+  /// Any signal (SIGSTOP and SIGCONT freeze and thaw it).
+  void signal(int sig) { proc_->signal(sig); }
   /// kill -9: no shutdown, no final flush; true once the process is gone.
   bool kill9() {
     proc_->signal(SIGKILL);
