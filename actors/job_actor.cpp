@@ -238,6 +238,7 @@ attempt_record record_attempt(job_actor_state& st, const attempt_result& r) {
   attempt_record rec{st.s.attempts, r.started_at_ms, r.duration_ms, static_cast<std::uint16_t>(r.status),
                      r.kind == error_class::none ? std::string() : std::string(to_string(r.kind)) + ": " + r.error,
                      r.status != 0 && (r.status < 200 || r.status >= 300) ? r.body.substr(0, kept_excerpt_bytes) : std::string()};
+  if (st.ctx->ownership) rec.node = st.ctx->ownership->node_id();
   st.attempts.push_back(rec);
   st.s.last_status_code = static_cast<std::uint16_t>(r.status);
   if (r.status != 0) {

@@ -48,6 +48,7 @@ struct attempt_record {
   std::uint16_t status_code = 0;     // 0: no response
   std::string error;                 // "" or "<class>: <message>"
   std::string response_excerpt;      // a response other than 2xx: its body's first bytes (kept_excerpt_bytes)
+  std::string node;                  // several relays on PostgreSQL: the relay that made it; "" otherwise
   bool operator==(const attempt_record&) const = default;
 };
 

@@ -73,6 +73,7 @@ nlohmann::json job_json(const job_state& s, const std::vector<attempt_record>& a
                     {"status_code", a.status_code ? nlohmann::json(a.status_code) : nlohmann::json(nullptr)},
                     {"error", text(a.error)},
                     {"response_excerpt", text(a.response_excerpt)}});
+    if (!a.node.empty()) list.back()["node"] = utf8_escaped(a.node);
   }
   j["attempts"] = list;
   j["last_error"] = text(s.last_error);

@@ -45,6 +45,9 @@ class shard_ownership {
   bool fenced(clock::time_point now = clock::now()) const;
   /// The next shard of the node's own for a new job (round robin); -1 if it holds none.
   int next_shard();
+  /// The node's id (cluster.node_id), known once it joined; "" before.
+  void set_node_id(std::string id);
+  std::string node_id() const;
   /// True if the node holds `shard` (fenced or not).
   bool holds(int shard) const;
   /// True if the node may deliver a job of `shard` now: it holds the shard and is not fenced.
@@ -55,6 +58,7 @@ class shard_ownership {
   std::chrono::milliseconds fence_after_;
   std::map<int, std::int64_t> owned_;
   std::vector<int> order_;  // owned_'s keys, for the round robin
+  std::string node_id_;
   std::size_t next_ = 0;
   clock::time_point confirmed_at_{};
 };

@@ -429,7 +429,9 @@ std::string encode(const attempt_record& a) {
   put_varint(out, a.duration_ms);
   put_varint(out, a.status_code);
   put_string(out, a.error);
-  if (!a.response_excerpt.empty()) put_string(out, a.response_excerpt);  // trailing: older records end before it
+  // Trailing and optional, so older records (which end before them) still read.
+  if (!a.response_excerpt.empty() || !a.node.empty()) put_string(out, a.response_excerpt);
+  if (!a.node.empty()) put_string(out, a.node);
   return out;
 }
 
@@ -444,6 +446,7 @@ result<attempt_record> decode_attempt(std::string_view v) {
   a.status_code = static_cast<std::uint16_t>(r.varint());
   a.error = r.string();
   if (r.ok() && !r.at_end()) a.response_excerpt = r.string();
+  if (r.ok() && !r.at_end()) a.node = r.string();
   if (!r.ok() || !r.at_end()) return r.error("attempt record");
   return a;
 }

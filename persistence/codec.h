@@ -36,6 +36,7 @@
 //   response       := varint:status varint:count (name value)* body
 //   job_spec       := 0x01 method url varint:count (name value)* body
 //   attempt_record := 0x01 varint:n varint:started_at_ms varint:duration_ms varint:status error
+//                     [response_excerpt [node]]   (absent in older records)
 //   idem_record    := 0x01 id varint:expires_at_ms [fingerprint]  (absent in older records)
 //   schedule_state := 0x01 id tenant cron job_spec-fields(method url headers body) policy
 //                     varint:max_attempts+1 (0: unset) varint:timeout_ms+1 (0: unset)

@@ -38,6 +38,16 @@ bool shard_ownership::fenced(clock::time_point now) const {
   return owned_.empty() || now - confirmed_at_ > fence_after_;
 }
 
+void shard_ownership::set_node_id(std::string id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  node_id_ = std::move(id);
+}
+
+std::string shard_ownership::node_id() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return node_id_;
+}
+
 bool shard_ownership::holds(int shard) const {
   std::lock_guard<std::mutex> lock(mu_);
   return owned_.count(shard) > 0;
@@ -84,7 +94,9 @@ class postgres_lease_keeper final : public lease_keeper {
  public:
   postgres_lease_keeper(std::unique_ptr<pg::connection> db, postgres_options store, cluster_options o,
                         std::shared_ptr<shard_ownership> own)
-      : db_(std::move(db)), store_(std::move(store)), options_(std::move(o)), ownership_(std::move(own)) {}
+      : db_(std::move(db)), store_(std::move(store)), options_(std::move(o)), ownership_(std::move(own)) {
+    ownership_->set_node_id(options_.node_id);
+  }
 
   status join() override {
     if (auto s = connected(); !s) return s;

@@ -168,6 +168,14 @@ TEST(Cluster, AFrozenNodeStartsNoAttemptOnceItsLeaseIsLostAndRejoins) {
   std::printf("freeze test: %zu of a's jobs, %zu missing, %zu delivered twice\n", on_a.size(), missing, duplicates);
   EXPECT_EQ(missing, 0u) << b.log();
   EXPECT_EQ(duplicates, 0u) << "the thawed node started attempts it no longer owned\n" << a.log();
+  // The attempt records say which relay made them: b, for every one of a's jobs checked.
+  for (std::size_t i = 0; i < on_a.size(); i += 10) {
+    auto r = b.call("GET", "/v1/jobs/" + on_a[i].id, key);
+    ASSERT_TRUE(r && r->status == 200);
+    auto attempts = nlohmann::json::parse(r->body)["attempts"];
+    ASSERT_FALSE(attempts.empty()) << r->body;
+    for (const auto& at : attempts) EXPECT_EQ(at.value("node", ""), "b") << r->body;
+  }
   EXPECT_TRUE(ready_within(a, 10s)) << "a takes shards again\n" << a.log();
   EXPECT_EQ(a.stop(), 0);
   EXPECT_EQ(b.stop(), 0);

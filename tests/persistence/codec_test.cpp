@@ -154,6 +154,12 @@ TEST(Codec, SpecAttemptIdemCountersRoundTrip) {
   EXPECT_EQ(*decode_attempt(encode(e)), e);
   attempt_record x{3, 5, 7, 502, "", std::string("bad \x00\xff gateway", 14)};
   EXPECT_EQ(*decode_attempt(encode(x)), x);  // with its response excerpt
+  attempt_record n{4, 5, 7, 200, "", "", "node-b:8080"};
+  EXPECT_EQ(*decode_attempt(encode(n)), n) << "the relay that made it, without an excerpt";
+  attempt_record both{5, 5, 7, 503, "", "busy", "node-b:8080"};
+  EXPECT_EQ(*decode_attempt(encode(both)), both);
+  EXPECT_EQ(encode(a).size() + 0, encode(attempt_record{2, 1'764'300'000'000, 153, 500, ""}).size())
+      << "a record without them is written as before";
   EXPECT_EQ(encode(attempt_record{3, 5, 7, 502, ""}), encode(x).substr(0, encode(x).size() - 1 - x.response_excerpt.size()))
       << "no excerpt: the record ends as records written before excerpts did";
   EXPECT_FALSE(decode_attempt(encode(x) + "x").is_ok());
