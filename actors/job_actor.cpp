@@ -136,7 +136,10 @@ void start_attempt(self_ptr self, const job_context& ctx) {
   if (ctx.drain && ctx.drain->draining.load(std::memory_order_acquire)) return;
   // A queue job keeps its slot in its queue's accounting: its queue's shard is guarded by the
   // store's fencing instead.
-  if (ctx.ownership && st.s.queue.empty() && !ctx.ownership->may_deliver(job_shard(st.s.id))) {
+  // The epoch too: a shard lost and taken back since this actor was made may hold a newer
+  // record of the job, written by the node that had it meanwhile; the store has it, not memory.
+  if (ctx.ownership && st.s.queue.empty() &&
+      (!ctx.ownership->may_deliver(job_shard(st.s.id)) || ctx.ownership->epoch(job_shard(st.s.id)) != st.shard_epoch)) {
     return step_aside(self, ctx);
   }
   if (is_queue_stage(st.s, queue_stage::waiting)) return;  // its queue starts it
@@ -464,6 +467,7 @@ job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_st
   self->state.s = std::move(state);
   self->state.spec = std::move(spec);
   self->state.attempts = std::move(attempts);
+  if (ctx->ownership) self->state.shard_epoch = ctx->ownership->epoch(job_shard(self->state.s.id));
   begin(self, *ctx);
   return {
       [self](hibernate_atom, std::uint64_t gen, const status& s) {

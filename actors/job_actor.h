@@ -95,6 +95,8 @@ struct job_actor_state {
   /// A granted or started queue job's hold on its queue slot (queue_protocol.h); null otherwise.
   std::shared_ptr<queue_latch> latch;
   bool grant_pending = false;  // the queue's grant is being written: no attempt until it is
+  /// Several relays: the epoch of the job's shard when the actor came to life (-1 otherwise).
+  std::int64_t shard_epoch = -1;
 };
 
 /// `attempts` are those already recorded (a recovered job).

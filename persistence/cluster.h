@@ -50,6 +50,10 @@ class shard_ownership {
   std::string node_id() const;
   /// True if the node holds `shard` (fenced or not).
   bool holds(int shard) const;
+  /// The epoch at which the node holds `shard`; -1 if it does not. A job actor remembers it: a
+  /// different one later means the shard was lost and taken again meanwhile, and the actor's
+  /// memory of its job may be older than what another node wrote.
+  std::int64_t epoch(int shard) const;
   /// True if the node may deliver a job of `shard` now: it holds the shard and is not fenced.
   bool may_deliver(int shard, clock::time_point now = clock::now()) const;
 

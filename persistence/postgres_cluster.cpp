@@ -53,6 +53,12 @@ bool shard_ownership::holds(int shard) const {
   return owned_.count(shard) > 0;
 }
 
+std::int64_t shard_ownership::epoch(int shard) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = owned_.find(shard);
+  return it == owned_.end() ? -1 : it->second;
+}
+
 bool shard_ownership::may_deliver(int shard, clock::time_point now) const {
   std::lock_guard<std::mutex> lock(mu_);
   return !owned_.empty() && now - confirmed_at_ <= fence_after_ && owned_.count(shard) > 0;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/ulid.h"
+#include "persistence/cluster.h"
 #include "tests/support/caf_fixture.h"
 #include "tests/support/process.h"
 
@@ -18,6 +20,7 @@ struct recorder {
   std::vector<attempt_request> attempts;
   std::vector<job_state> finished;
   std::vector<std::string> queue_events;  // "started <id>", "released <id>"
+  std::vector<std::string> stepped_aside;  // ids the manager was told to take out of memory
 };
 
 class JobActor : public ::testing::Test {
@@ -35,7 +38,8 @@ class JobActor : public ::testing::Test {
         rec);
     manager_ = f_.sys().spawn(
         [](caf::event_based_actor*, std::shared_ptr<recorder> r) -> caf::behavior {
-          return {[r](done_atom, const std::string&, const job_state& s) { r->finished.push_back(s); }};
+          return {[r](done_atom, const std::string&, const job_state& s) { r->finished.push_back(s); },
+                  [r](hibernated_atom, const std::string& id, std::int64_t) { r->stepped_aside.push_back(id); }};
         },
         rec);
     queues_ = f_.sys().spawn(
@@ -72,6 +76,7 @@ class JobActor : public ::testing::Test {
     ctx->unit_random = [this] { return random_; };
     ctx->queues = queues_;
     ctx->qstash_keys = qstash_keys_;
+    ctx->ownership = ownership_;
     job_state s;
     s.id = "job_01JDQX7Z8Y9ABCDEFGHJKMNPQR";
     s.tenant = "acme";
@@ -124,6 +129,7 @@ class JobActor : public ::testing::Test {
   test::caf_fixture f_;
   std::shared_ptr<manual_wall_clock> clock_ = std::make_shared<manual_wall_clock>(t0);
   std::shared_ptr<persistence::store> store_;
+  std::shared_ptr<persistence::shard_ownership> ownership_;
   std::shared_ptr<recorder> rec_ = std::make_shared<recorder>();
   store_actor store_actor_;
   caf::actor destination_;
@@ -223,6 +229,33 @@ TEST_F(JobActor, DelayedJobFiresAtItsTimeAndNotBefore) {
   EXPECT_EQ(s.finished_at_ms, t0 + 24LL * 3'600'000);
   EXPECT_EQ(store_->get_attempts(s.id)->size(), 1u);
   EXPECT_TRUE(store_->scan_due(std::nullopt, 1LL << 62, 10)->empty());
+}
+
+// Several relays: the job's shard was lost and taken back while its actor waited. Another node
+// may have delivered it meanwhile, so the actor starts nothing and leaves memory; the store's
+// record is what runs.
+TEST_F(JobActor, AJobWhoseShardWasLostAndTakenBackMeanwhileStepsAsideInsteadOfDelivering) {
+  const std::string id = "job_01JDQX7Z8Y9ABCDEFGHJKMNPQR";
+  const int shard = job_shard(id);
+  ownership_ = std::make_shared<persistence::shard_ownership>(std::chrono::hours(1));
+  ownership_->confirm({{shard, 7}}, persistence::shard_ownership::clock::now());
+  start(10'000);
+  ownership_->confirm({{shard, 9}}, persistence::shard_ownership::clock::now());  // lost at 8, back at 9
+  advance(10s);
+  EXPECT_TRUE(rec_->attempts.empty()) << "delivered from a memory older than the shard's epoch";
+  ASSERT_EQ(rec_->stepped_aside.size(), 1u);
+  EXPECT_EQ(rec_->stepped_aside[0], id);
+}
+
+TEST_F(JobActor, AJobWhoseShardIsHeldAtTheSameEpochIsDelivered) {
+  const int shard = job_shard("job_01JDQX7Z8Y9ABCDEFGHJKMNPQR");
+  ownership_ = std::make_shared<persistence::shard_ownership>(std::chrono::hours(1));
+  ownership_->confirm({{shard, 7}}, persistence::shard_ownership::clock::now());
+  start(10'000);
+  ownership_->confirm({{shard, 7}, {(shard + 1) % 256, 3}}, persistence::shard_ownership::clock::now());  // renewed, one more
+  advance(10s);
+  EXPECT_EQ(rec_->attempts.size(), 1u);
+  EXPECT_TRUE(rec_->stepped_aside.empty());
 }
 
 TEST_F(JobActor, BackoffScheduleIsFollowedExactlyThenRetriesRunOut) {
