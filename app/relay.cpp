@@ -257,6 +257,11 @@ result<std::unique_ptr<relay>> relay::start(const config::relay_config& cfg, rel
   pl->registry = registry.value();
   pl->steps = pipelines_of(cfg);
   pl->services = {p->clock, nullptr, p->metrics};
+  if (ownership) {  // several relays: the rate limits share their buckets through the database
+    auto tokens = persistence::open_shared_tokens(postgres_of(cfg, ownership), ownership);
+    if (!tokens) return tokens.error();
+    pl->services.tokens = std::shared_ptr<shared_tokens>(std::move(tokens.value()));
+  }
   mo.pipelines = std::move(pl);
   mo.drain = p->drain;
   mo.qstash_keys = qstash_keys;

@@ -11,6 +11,8 @@
 //     since the last renewal it sent that succeeded (self-fencing, before the lease can expire).
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -20,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/shared_tokens.h"
 #include "core/status.h"
 #include "persistence/store.h"
 
@@ -56,6 +59,9 @@ class shard_ownership {
   std::int64_t epoch(int shard) const;
   /// True if the node may deliver a job of `shard` now: it holds the shard and is not fenced.
   bool may_deliver(int shard, clock::time_point now = clock::now()) const;
+  /// The nodes alive at the last renewal (this one included; 1 before the first).
+  void set_live_nodes(int n) { live_nodes_.store(std::max(1, n), std::memory_order_relaxed); }
+  int live_nodes() const { return live_nodes_.load(std::memory_order_relaxed); }
 
  private:
   mutable std::mutex mu_;
@@ -65,6 +71,7 @@ class shard_ownership {
   std::string node_id_;
   std::size_t next_ = 0;
   clock::time_point confirmed_at_{};
+  std::atomic<int> live_nodes_{1};
 };
 
 /// The shard of a named thing (a queue or a schedule): the same on every node, so that one owner
@@ -104,5 +111,10 @@ class lease_keeper {
 
 result<std::unique_ptr<lease_keeper>> open_lease_keeper(const postgres_options& store, const cluster_options& cluster,
                                                         std::shared_ptr<shard_ownership> ownership);
+
+/// The token buckets of the relays' rate limits (core/shared_tokens.h) in fr_buckets, leased in
+/// the background by a thread with a connection of its own; `ownership` tells the live nodes.
+result<std::unique_ptr<shared_tokens>> open_shared_tokens(const postgres_options& store,
+                                                          std::shared_ptr<const shard_ownership> ownership);
 
 }  // namespace fetchrelay::persistence

@@ -1,6 +1,12 @@
 // Shard leases and membership on PostgreSQL (see cluster.h). Every time is the database's
 // (now()), except the self-fencing deadline, which is the node's monotonic clock.
 #include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <thread>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
 
 #include "persistence/cluster.h"
 #include "persistence/pg.h"
@@ -188,6 +194,7 @@ class postgres_lease_keeper final : public lease_keeper {
     }
     change.owned = owned.size();
     ownership_->confirm(std::move(owned), sent);
+    ownership_->set_live_nodes(change.live_nodes);
     return change;
   }
 
@@ -221,6 +228,162 @@ class postgres_lease_keeper final : public lease_keeper {
   std::shared_ptr<shard_ownership> ownership_;
 };
 
+
+// -- shared token buckets -----------------------------------------------------------------------
+
+/// What a node holds of one bucket, and what it asks of the database next.
+struct bucket_lease {
+  std::int64_t tokens = 0;                         // leased here and not spent
+  std::chrono::steady_clock::time_point expires{};  // leased tokens go then (one second after the ask)
+  double rate = 0;
+  std::int64_t burst = 1;
+  bool asking = false;           // a lease is wanted
+  std::int64_t pause_until = 0;  // a pause to write (0: none)
+};
+
+class postgres_shared_tokens final : public shared_tokens {
+ public:
+  postgres_shared_tokens(postgres_options store, std::shared_ptr<const shard_ownership> own)
+      : store_(std::move(store)), ownership_(std::move(own)) {
+    worker_ = std::thread([this] { run(); });
+  }
+  ~postgres_shared_tokens() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+
+  std::int64_t take(const std::string& key, std::int64_t want, double rate_per_s, std::int64_t burst) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& b = buckets_[key];
+    b.rate = rate_per_s;
+    b.burst = burst;
+    if (std::chrono::steady_clock::now() >= b.expires) b.tokens = 0;
+    std::int64_t n = std::min(want, b.tokens);
+    b.tokens -= n;
+    if (b.tokens == 0 && !b.asking) {
+      b.asking = true;
+      cv_.notify_one();
+    }
+    return n;
+  }
+
+  void pause(const std::string& key, std::int64_t until_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& b = buckets_[key];
+    b.tokens = 0;  // what is leased here is not spent either
+    b.pause_until = std::max(b.pause_until, until_ms);
+    cv_.notify_one();
+  }
+
+  int live_nodes() const override { return ownership_ ? ownership_->live_nodes() : 1; }
+
+ private:
+  struct ask {
+    std::string key;
+    double rate;
+    std::int64_t burst;
+    bool lease;
+    std::int64_t pause_until;
+  };
+
+  /// Leases in rounds: every bucket that ran dry (or has a pause to write) in one pass, at most
+  /// one pass per 10 ms; a failure waits a second (nothing is granted meanwhile).
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_ || pending(); });
+      if (stop_) break;
+      std::vector<ask> asks;
+      for (auto& [key, b] : buckets_) {
+        if (!b.asking && b.pause_until == 0) continue;
+        asks.push_back({key, b.rate, b.burst, b.asking, b.pause_until});
+        b.pause_until = 0;
+      }
+      lock.unlock();
+      auto sent = std::chrono::steady_clock::now();
+      std::vector<std::pair<std::string, std::int64_t>> granted;
+      status s = round(asks, granted);
+      lock.lock();
+      for (const auto& [key, n] : granted) {
+        auto& b = buckets_[key];
+        b.tokens = n;  // what is left of an older lease goes: no token outlives its second
+        b.expires = sent + std::chrono::seconds(1);
+        b.asking = n == 0;  // none to be had: ask again next round
+      }
+      if (!s) {
+        if (failures_++ % 10 == 0) spdlog::warn("rate limits: cannot lease tokens ({}); nothing is sent meanwhile", s.message());
+        cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; });
+      } else {
+        if (failures_ > 0) spdlog::info("rate limits: leasing tokens works again");
+        failures_ = 0;
+        cv_.wait_for(lock, std::chrono::milliseconds(10), [this] { return stop_; });
+      }
+    }
+  }
+
+  bool pending() const {
+    for (const auto& [key, b] : buckets_) {
+      if (b.asking || b.pause_until != 0) return true;
+    }
+    return false;
+  }
+
+  /// One statement per bucket, each its own transaction (the row is locked only for it).
+  status round(const std::vector<ask>& asks, std::vector<std::pair<std::string, std::int64_t>>& granted) {
+    if (!db_ || db_->broken()) {
+      auto c = connect_to_store(store_);
+      if (!c) return c.error();
+      db_ = std::move(c.value());
+      if (auto s = db_->run("SET synchronous_commit = off"); !s) return s;  // a lost lease only slows
+    }
+    for (const auto& a : asks) {
+      std::string rate = std::to_string(a.rate), burst = std::to_string(a.burst);
+      if (a.pause_until != 0) {
+        auto r = db_->exec("INSERT INTO fr_buckets (key, tokens, updated_at, paused_until) VALUES ($1, 0, now(), "
+                           "to_timestamp($2::int8 / 1000.0)) ON CONFLICT (key) DO UPDATE SET paused_until = "
+                           "greatest(fr_buckets.paused_until, excluded.paused_until)",
+                           params().text(a.key).int8(a.pause_until));
+        if (!r) return r.error();
+      }
+      if (!a.lease) continue;
+      // A node leases max(32, rate × 1 s) at most, of what the bucket has refilled since its last
+      // lease (a new bucket starts full); nothing while it is paused.
+      std::int64_t want = std::max<std::int64_t>(32, static_cast<std::int64_t>(std::ceil(a.rate)));
+      const std::string avail = "least($3::text::float8, tokens + $2::text::float8 * "
+                                "extract(epoch FROM now() - updated_at)::float8)";
+      const std::string grant = "CASE WHEN paused_until > now() THEN 0 ELSE least($4::int8, floor(" + avail + ")::int8) END";
+      const std::string lease = "UPDATE fr_buckets SET granted = " + grant + ", tokens = " + avail + " - " + grant +
+                                ", updated_at = now() WHERE key = $1 RETURNING granted";
+      auto p = params().text(a.key).text(rate).text(burst).int8(want);
+      auto r = db_->exec(lease, p);
+      if (r && r->count() == 0) {  // a new bucket: it starts full
+        auto ins = db_->exec("INSERT INTO fr_buckets (key, tokens, updated_at) VALUES ($1, $2::text::float8, now()) "
+                             "ON CONFLICT (key) DO NOTHING",
+                             params().text(a.key).text(burst));
+        if (!ins) return ins.error();
+        r = db_->exec(lease, p);
+      }
+      if (!r) return r.error();
+      granted.emplace_back(a.key, r->count() ? r->int8(0, 0) : 0);
+    }
+    return status::ok();
+  }
+
+  postgres_options store_;
+  std::shared_ptr<const shard_ownership> ownership_;
+  std::unique_ptr<pg::connection> db_;  // the worker's own
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::unordered_map<std::string, bucket_lease> buckets_;
+  bool stop_ = false;
+  int failures_ = 0;
+  std::thread worker_;
+};
+
 }  // namespace
 
 result<std::unique_ptr<pg::connection>> connect_to_store(const postgres_options& store) {
@@ -242,6 +405,13 @@ result<std::unique_ptr<lease_keeper>> open_lease_keeper(const postgres_options& 
   if (!c) return c.error();
   return std::unique_ptr<lease_keeper>(
       std::make_unique<postgres_lease_keeper>(std::move(c.value()), store, cluster, std::move(ownership)));
+}
+
+result<std::unique_ptr<shared_tokens>> open_shared_tokens(const postgres_options& store,
+                                                          std::shared_ptr<const shard_ownership> ownership) {
+  auto m = migrate_postgres(store);  // checks the schema's name, and that the tables are there
+  if (!m) return m.error();
+  return std::unique_ptr<shared_tokens>(std::make_unique<postgres_shared_tokens>(store, std::move(ownership)));
 }
 
 }  // namespace fetchrelay::persistence

@@ -78,6 +78,14 @@ CREATE TABLE fr_shards (shard integer PRIMARY KEY, owner text, epoch bigint NOT 
 CREATE TABLE fr_nodes (node_id text PRIMARY KEY, addr text NOT NULL, heartbeat_at timestamptz NOT NULL);
 )sql";
 
+/// Schema version 2: the token buckets the relays' rate limits share (scope: cluster), one row
+/// per (plugin, origin, policy); a relay leases tokens from its row (tokens refill at the
+/// policy's rate since updated_at, up to its burst).
+constexpr const char* schema_v2 = R"sql(
+CREATE TABLE fr_buckets (key text PRIMARY KEY, tokens float8 NOT NULL, updated_at timestamptz NOT NULL,
+  paused_until timestamptz NOT NULL DEFAULT '-infinity', granted bigint NOT NULL DEFAULT 0);
+)sql";
+
 /// Serialises migrations of one database: nodes starting together migrate once.
 constexpr const char* migrate_lock = "SELECT pg_advisory_xact_lock(7234014713683207545)";
 
@@ -117,12 +125,19 @@ result<int> migrate(pg::connection& db, const std::string& schema) {
   }
   if (found == 0) {
     if (auto s = db.run(schema_v1); !s) return s;
-    auto meta = db.exec("INSERT INTO fr_meta VALUES ('schema_version', $1), ('shards', $2)",
-                        params().int8(postgres_schema_version).int8(postgres_shards));
+    auto meta = db.exec("INSERT INTO fr_meta VALUES ('schema_version', 1), ('shards', $1)",
+                        params().int8(postgres_shards));
     if (!meta) return meta.error();
     auto shards = db.exec("INSERT INTO fr_shards (shard) SELECT generate_series(0, $1 - 1)",
                           params().int4(postgres_shards));
     if (!shards) return shards.error();
+  }
+  if (found < 2) {
+    if (auto s = db.run(schema_v2); !s) return s;
+  }
+  if (found < postgres_schema_version) {
+    auto v = db.exec("UPDATE fr_meta SET value = $1 WHERE key = 'schema_version'", params().int8(postgres_schema_version));
+    if (!v) return v.error();
   }
   if (auto s = tx.commit(); !s) return s;
   return found;

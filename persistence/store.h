@@ -305,7 +305,7 @@ struct postgres_options {
 };
 
 /// PostgreSQL's schema version this relay writes and reads (fr_meta.schema_version).
-inline constexpr int postgres_schema_version = 1;
+inline constexpr int postgres_schema_version = 2;
 /// Logical shards, fixed when the schema is created.
 inline constexpr int postgres_shards = 256;
 

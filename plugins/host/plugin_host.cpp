@@ -131,6 +131,20 @@ fr_host_v1 make_host(chain::step* s) {
     if (!s.svc.metrics || !valid_name(name) || !help) return;
     for (const char* suffix : {"", "_total", "_seconds_total"}) s.svc.metrics->describe(plugin_series(s, name, suffix), help);
   };
+  h.take_tokens = [](void* ctx, int64_t want, double rate_per_s, int64_t burst) -> int64_t {
+    auto& s = step_of(ctx);
+    if (!s.svc.tokens) return -1;
+    if (want <= 0 || !(rate_per_s > 0) || burst < 1) return 0;
+    return s.svc.tokens->take(s.m->name + "{" + s.svc.labels + "}", want, rate_per_s, burst);
+  };
+  h.pause_tokens = [](void* ctx, int64_t until_ms) {
+    auto& s = step_of(ctx);
+    if (s.svc.tokens) s.svc.tokens->pause(s.m->name + "{" + s.svc.labels + "}", until_ms);
+  };
+  h.relay_count = [](void* ctx) -> int32_t {
+    auto& s = step_of(ctx);
+    return s.svc.tokens ? s.svc.tokens->live_nodes() : 1;
+  };
   h.count_seconds = [](void* ctx, const char* name, double seconds) {
     auto& s = step_of(ctx);
     if (!s.svc.metrics || !valid_name(name) || !std::isfinite(seconds) || seconds < 0) return;

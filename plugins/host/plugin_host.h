@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/job.h"
 #include "core/metrics.h"
+#include "core/shared_tokens.h"
 #include "core/status.h"
 #include "fetchrelay/plugin.h"
 
@@ -84,6 +85,8 @@ struct services {
   /// Told every gauge the plugins set, as `<plugin>_<name>` (the destinations board shows a
   /// circuit breaker's state from it); may be null.
   std::function<void(std::string_view name, std::int64_t value)> on_gauge;
+  /// Token buckets shared by the relays of a cluster (take_tokens); null: one relay on its own.
+  std::shared_ptr<shared_tokens> tokens;
 };
 
 class chain {

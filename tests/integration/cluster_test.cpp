@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <map>
@@ -28,13 +29,13 @@ using namespace std::chrono_literals;
 constexpr const char* key = "relay_sk_cluster";
 
 std::string node_config(const std::string& node, const std::string& schema, const std::string& lease = "2s",
-                        const std::string& dsn = test_postgres_dsn().value_or("")) {
+                        const std::string& dsn = test_postgres_dsn().value_or(""), const std::string& extra = "") {
   return "server: {listen: 127.0.0.1:0}\n"
          "storage: {backend: postgres, postgres: {dsn: '" + dsn + "', schema: " + schema + "}}\n"
          "cluster: {node_id: " + node + ", lease: " + lease + "}\n"
          "auth: {keys: [{tenant: t, key: " + key + "}]}\n"
          "delivery: {allow_networks: [127.0.0.0/8]}\n"
-         "policies:\n  default: {timeout: 5s, retry: {attempts: 20, schedule: [200ms], jitter: 0}}\n";
+         "policies:\n  default: {timeout: 5s, retry: {attempts: 20, schedule: [200ms], jitter: 0}}\n" + extra;
 }
 
 /// Polls /readyz until 200, bounded by `limit`.
@@ -158,11 +159,14 @@ std::string describe(const std::map<std::string, int>& by_owner) {
 
 /// Three relays a, b, c on the test server's database, each in a folder of its own.
 struct three_nodes {
-  explicit three_nodes(const std::string& lease, const std::string& dsn = test_postgres_dsn().value_or(""))
+  explicit three_nodes(const std::string& lease, const std::string& dsn = test_postgres_dsn().value_or(""),
+                       const std::string& extra = "")
       : schema(schema_for(dirs[0].file("cluster"))) {
     for (int i = 0; i < 3; ++i) {
-      nodes.push_back(std::make_unique<relay_process>(dirs[i], node_config(names[i], schema, lease, dsn), key));
-      EXPECT_TRUE(ready_within(*nodes.back(), 15s)) << nodes.back()->log();
+      nodes.push_back(std::make_unique<relay_process>(dirs[i], node_config(names[i], schema, lease, dsn, extra), key));
+      ready = ready && ready_within(*nodes.back(), 15s);
+      EXPECT_TRUE(ready) << nodes.back()->log();
+      if (!ready) return;
     }
   }
   relay_process& operator[](int i) { return *nodes[i]; }
@@ -170,6 +174,7 @@ struct three_nodes {
   std::vector<std::string> names{"a", "b", "c", "d"};
   std::string schema;
   std::vector<std::unique_ptr<relay_process>> nodes;
+  bool ready = true;  // every node answered /readyz 200
 };
 
 TEST(Cluster, ThreeNodesABurstOneKilledHalfwayNothingLostTakeoverWithinALease) {
@@ -177,6 +182,7 @@ TEST(Cluster, ThreeNodesABurstOneKilledHalfwayNothingLostTakeoverWithinALease) {
   const std::string dsn = *test_postgres_dsn();
   test_origin origin;
   three_nodes n("10s");
+  ASSERT_TRUE(n.ready);
   auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
   ASSERT_TRUE(shared_out(shares, {"a", "b", "c"})) << describe(shares);
 
@@ -247,6 +253,7 @@ TEST(Cluster, AFrozenNodeStartsNoAttemptAndLandsNoCommitOnceItsLeaseIsLostAndRej
   const std::string dsn = *test_postgres_dsn();
   test_origin origin;
   three_nodes n("10s");
+  ASSERT_TRUE(n.ready);
   auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
   ASSERT_TRUE(shared_out(shares, {"a", "b", "c"})) << describe(shares);
   // On a: 60 jobs waiting in its memory with their timers (due in 3 s), and 20 whose attempts are
@@ -295,6 +302,71 @@ TEST(Cluster, AFrozenNodeStartsNoAttemptAndLandsNoCommitOnceItsLeaseIsLostAndRej
   for (int i = 0; i < 3; ++i) EXPECT_EQ(n[i].stop(), 0);
 }
 
+// One origin limited to 100/s with a burst of 100, jobs submitted to three relays at once: they
+// share one bucket, so the origin never sees more than burst + rate·(t + 1 s) in any t seconds
+// (alone, each relay would send its own burst and rate: 300 at once).
+TEST(Cluster, ThreeNodesShareOneRateLimitTheTargetNeverSeesMoreThanBurstPlusRateTimesTPlusOneSecond) {
+  if (!test_postgres_dsn()) GTEST_SKIP() << no_postgres_message();
+  const std::string dsn = *test_postgres_dsn();
+  test_origin origin;
+  three_nodes n("2s", dsn,
+                "  limited:\n"
+                "    retry: {attempts: 3, schedule: [100ms], jitter: 0}\n"
+                "    pipeline:\n"
+                "      - rate_limit: {rate: 100/s, burst: 100}\n"
+                "plugins: {search_path: [" FETCHRELAY_BUILTIN_PLUGIN_DIR "], load: [rate_limit]}\n");
+  ASSERT_TRUE(n.ready);
+  auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
+  ASSERT_TRUE(shared_out(shares, {"a", "b", "c"})) << describe(shares);
+  constexpr int per_node = 300;
+  std::mutex mu;
+  std::set<std::string> ids;
+  std::vector<std::thread> senders;
+  for (int k = 0; k < 3; ++k) {
+    senders.emplace_back([&, k] {
+      for (int i = 0; i < per_node; ++i) {
+        auto r = n[k].call("POST", "/v1/fetch", key,
+                           "X-Fetch-Url: http://127.0.0.1:" + std::to_string(origin.port()) +
+                               "/jobs/limited\r\nX-Policy: limited\r\n",
+                           "{}");
+        std::lock_guard<std::mutex> lock(mu);
+        if (r && r->status == 202) ids.insert(nlohmann::json::parse(r->body)["id"].get<std::string>());
+      }
+    });
+  }
+  for (auto& t : senders) t.join();
+  ASSERT_EQ(ids.size(), 3u * per_node);
+  std::size_t missing = 0;
+  wait_delivered(origin, ids, 40s, missing);
+  EXPECT_EQ(missing, 0u) << n[0].log();
+
+  std::vector<std::int64_t> at_us;  // arrival times, sorted
+  for (const auto& r : origin.received()) {
+    at_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(r.at.time_since_epoch()).count());
+  }
+  std::sort(at_us.begin(), at_us.end());
+  // Every window that starts and ends on an arrival: j - i + 1 arrivals in at[j] - at[i].
+  double worst = 0;
+  std::size_t worst_count = 0;
+  double worst_t = 0;
+  for (std::size_t i = 0; i < at_us.size(); ++i) {
+    for (std::size_t j = i; j < at_us.size(); ++j) {
+      double t = static_cast<double>(at_us[j] - at_us[i]) / 1e6;
+      double allowed = 100 + 100 * (t + 1);
+      double ratio = static_cast<double>(j - i + 1) / allowed;
+      if (ratio > worst) worst = ratio, worst_count = j - i + 1, worst_t = t;
+    }
+  }
+  double span = at_us.empty() ? 0 : static_cast<double>(at_us.back() - at_us.front()) / 1e6;
+  std::printf("cluster rate limit test: %zu arrivals over %.2f s (%.1f/s); the fullest window: %zu in %.3f s, %.0f%% of "
+              "burst + rate·(t + 1 s)\n",
+              at_us.size(), span, static_cast<double>(at_us.size()) / std::max(span, 1e-9), worst_count, worst_t,
+              worst * 100);
+  EXPECT_LE(worst, 1.0) << worst_count << " arrivals in " << worst_t << " s";
+  EXPECT_GE(span, (3.0 * per_node - 200) / 100) << "they came faster than the shared rate allows";
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(n[k].stop(), 0);
+}
+
 /// A PostgreSQL of the test's own (it is killed), started with scripts/pg-up.sh in `dir` and
 /// removed at the end.
 class own_postgres {
@@ -338,6 +410,7 @@ TEST(Cluster, PostgresKilledMidBurstEveryNodeAnswers503ThenTheyGoOnLosingNoAckno
   ASSERT_FALSE(dsn.empty());
   test_origin origin;
   three_nodes n("2s", dsn);
+  ASSERT_TRUE(n.ready);
   auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
   ASSERT_TRUE(shared_out(shares, {"a", "b", "c"})) << describe(shares);
 

@@ -6,6 +6,7 @@
 
 
 #include <set>
+#include <thread>
 
 #include "persistence/cluster.h"
 #include "tests/support/pg_sql.h"
@@ -204,6 +205,46 @@ TEST_F(PostgresCluster, ANodeIdIsRefusedWhileALiveNodeHasItAndLeavingHandsEveryt
   auto r = twin.keeper->renew();
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(r->taken.size(), static_cast<std::size_t>(postgres_shards)) << "released shards are taken at once";
+}
+
+}  // namespace
+}  // namespace fetchrelay::persistence
+
+namespace fetchrelay::persistence {
+namespace {
+
+/// Takes from `t` until `want` tokens came or `limit` passed (the lease comes in the background).
+std::int64_t take_within(shared_tokens& t, const std::string& key, std::int64_t want, double rate, std::int64_t burst,
+                         std::chrono::milliseconds limit) {
+  std::int64_t got = 0;
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (got < want && std::chrono::steady_clock::now() < end) {
+    got += t.take(key, want - got, rate, burst);
+    if (got < want) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return got;
+}
+
+TEST_F(PostgresCluster, TwoRelaysShareOneBucketAndAPauseHoldsBothBack) {
+  postgres_options o{dsn_, true, schema_, nullptr};
+  ASSERT_TRUE(migrate_postgres(o).is_ok());
+  auto a = open_shared_tokens(o, nullptr);
+  auto b = open_shared_tokens(o, nullptr);
+  ASSERT_TRUE(a.is_ok() && b.is_ok());
+  // A bucket of 40 that refills at 1 token a second: together they get the 40 and barely more.
+  std::int64_t from_a = take_within(**a, "k", 30, 1.0, 40, 3s);
+  std::int64_t from_b = take_within(**b, "k", 30, 1.0, 40, 1s);
+  EXPECT_EQ(from_a, 30) << "a leases first, up to max(32, rate × 1 s) of the full bucket";
+  EXPECT_GE(from_b, 8);
+  EXPECT_LE(from_a + from_b, 40 + 5) << "the bucket plus its refill while the test ran";
+  // Another bucket, paused by a for 2 s: b gets nothing until then.
+  auto until = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                   .count() + 2'000;
+  (*a)->pause("p", until);
+  std::this_thread::sleep_for(300ms);  // the pause is written in the background
+  EXPECT_EQ(take_within(**b, "p", 1, 100.0, 100, 1s), 0) << "paused for every relay";
+  EXPECT_EQ(take_within(**b, "p", 1, 100.0, 100, 3s), 1) << "and free again after Retry-After";
+  EXPECT_NE(sql("SELECT count(*) FROM fr_buckets"), "0");
 }
 
 }  // namespace

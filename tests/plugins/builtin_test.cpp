@@ -28,9 +28,11 @@ class Builtin : public ::testing::Test {
     return out;
   }
 
-  std::unique_ptr<chain> make(const std::string& plugin, const std::string& block_json) {
-    auto c = chain::create(*reg_, "default", {{plugin, config::json::parse(block_json)}},
-                           {clock_, [this] { return random_; }, metrics_});
+  std::unique_ptr<chain> make(const std::string& plugin, const std::string& block_json,
+                              std::shared_ptr<shared_tokens> tokens = nullptr) {
+    services svc{clock_, [this] { return random_; }, metrics_};
+    svc.tokens = std::move(tokens);
+    auto c = chain::create(*reg_, "default", {{plugin, config::json::parse(block_json)}}, std::move(svc));
     EXPECT_TRUE(c.is_ok()) << c.error().message();
     return c.is_ok() ? std::move(c.value()) : nullptr;
   }
@@ -172,6 +174,68 @@ TEST_F(Builtin, RateLimitPausesOnA429RetryAfterAndCapsAttemptsInFlight) {
   EXPECT_EQ(paused.defer_until_ms, 6000);
   at(6000);
   EXPECT_EQ(attempt(*c, "b").kind, FR_PROCEED);
+}
+
+/// A shared bucket the test fills by hand, as the database would lease it.
+struct hand_tokens : shared_tokens {
+  std::int64_t take(const std::string& key, std::int64_t want, double rate, std::int64_t burst) override {
+    last_key = key, last_rate = rate, last_burst = burst;
+    std::int64_t n = std::min(want, tokens);
+    tokens -= n;
+    return n;
+  }
+  void pause(const std::string&, std::int64_t until_ms) override { paused_until = until_ms; }
+  int live_nodes() const override { return nodes; }
+  std::int64_t tokens = 0;
+  std::int64_t paused_until = 0;
+  int nodes = 1;
+  std::string last_key;
+  double last_rate = 0;
+  std::int64_t last_burst = 0;
+};
+
+TEST_F(Builtin, RateLimitWithASharedBucketSendsOnlyWithATokenAndKeepsItsTriesAtTheRate) {
+  auto tokens = std::make_shared<hand_tokens>();
+  auto c = make("rate_limit", R"({"rate": "10/s", "burst": 2})", tokens);  // T = 100 ms
+  at(0);
+  tokens->tokens = 1;
+  EXPECT_EQ(attempt(*c, "j1").kind, FR_PROCEED) << "paced here and a token at hand";
+  EXPECT_EQ(tokens->last_rate, 10.0);
+  EXPECT_EQ(tokens->last_burst, 2);
+  EXPECT_EQ(tokens->last_key.rfind("rate_limit{", 0), 0u) << tokens->last_key;
+  auto v = attempt(*c, "j2");  // paced here (burst 2) but the other relays have the tokens
+  ASSERT_EQ(v.kind, FR_DEFER);
+  EXPECT_EQ(v.reason, "rate_limit: waiting for a token shared by the relays (10/s)");
+  EXPECT_EQ(v.defer_until_ms, 100) << "behind the next local slot, at least 20 ms on";
+  auto v3 = attempt(*c, "j3");
+  ASSERT_EQ(v3.kind, FR_DEFER) << "the failed try used the burst's second slot";
+  EXPECT_EQ(v3.defer_until_ms, 200);
+  at(100);
+  tokens->tokens = 5;
+  EXPECT_EQ(attempt(*c, "j2").kind, FR_PROCEED);
+  EXPECT_EQ(tokens->tokens, 4);
+  outcome(*c, "j2", 429, 5000);
+  EXPECT_EQ(tokens->paused_until, 5000) << "every relay holds back until Retry-After";
+}
+
+TEST_F(Builtin, RateLimitScopeNodeSplitsTheRateAndBurstBetweenTheLiveRelays) {
+  auto tokens = std::make_shared<hand_tokens>();
+  tokens->nodes = 2;
+  auto c = make("rate_limit", R"({"rate": "10/s", "burst": 4, "scope": "node"})", tokens);  // here: 5/s, burst 2
+  at(0);
+  EXPECT_EQ(attempt(*c, "a").kind, FR_PROCEED);
+  EXPECT_EQ(attempt(*c, "b").kind, FR_PROCEED);
+  auto v = attempt(*c, "c");
+  ASSERT_EQ(v.kind, FR_DEFER);
+  EXPECT_EQ(v.defer_until_ms, 200) << "T = 200 ms for this relay's half";
+  EXPECT_EQ(tokens->last_key, "") << "no shared bucket with scope: node";
+}
+
+TEST_F(Builtin, RateLimitWithoutASharedBucketIsTheSingleRelayLimit) {
+  auto c = make("rate_limit", R"({"rate": "10/s", "burst": 1, "scope": "cluster"})");
+  at(0);
+  EXPECT_EQ(attempt(*c, "a").kind, FR_PROCEED);
+  EXPECT_EQ(attempt(*c, "b").defer_until_ms, 100);
 }
 
 // -- circuit_breaker --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ namespace {
 
 std::string described;  // what the fake host's describe was told
 
-TEST(HostRevision, TheSdkCallsRevisionOneFunctionsOnlyOnAHostThatHasThem) {
+TEST(HostRevision, TheSdkCallsRevisionOneAndTwoFunctionsOnlyOnAHostThatHasThem) {
   fr_host_v1 old_host{};
   old_host.abi_version = FETCHRELAY_PLUGIN_ABI_VERSION;  // revision 0: no describe, no count_seconds
   fetchrelay::sdk::host on_old(&old_host);
@@ -23,7 +23,14 @@ TEST(HostRevision, TheSdkCallsRevisionOneFunctionsOnlyOnAHostThatHasThem) {
   fetchrelay::sdk::host on_new(&new_host);
   on_new.describe("wait", "Seconds waited.");
   EXPECT_EQ(described, "wait=Seconds waited.");
-  EXPECT_EQ(FR_HOST_REVISION(&new_host), 1u);
+  EXPECT_EQ(FR_HOST_REVISION(&new_host), 2u);
+  // Revision 2's shared buckets: on an older host the SDK answers "none shared" without calling.
+  fr_host_v1 rev1{};
+  rev1.abi_version = FETCHRELAY_PLUGIN_ABI_VERSION | (1u << 16);
+  fetchrelay::sdk::host on_rev1(&rev1);
+  EXPECT_EQ(on_rev1.take_tokens(1, 10.0, 5), -1);
+  EXPECT_EQ(on_rev1.relay_count(), 1);
+  on_rev1.pause_tokens(5);
   EXPECT_EQ(new_host.abi_version & 0xffffu, FETCHRELAY_PLUGIN_ABI_VERSION) << "the low bits stay the ABI version";
 }
 

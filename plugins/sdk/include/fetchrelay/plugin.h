@@ -35,8 +35,9 @@ extern "C" {
 #define FETCHRELAY_PLUGIN_ABI_VERSION 1u
 /* The host table's revision, in the high 16 bits of fr_host_v1::abi_version (the low 16 bits are
  * FETCHRELAY_PLUGIN_ABI_VERSION). The table only grows at its end; a function a revision added
- * may be called only when (host->abi_version >> 16) >= that revision. 1: describe, count_seconds. */
-#define FETCHRELAY_HOST_REVISION 1u
+ * may be called only when (host->abi_version >> 16) >= that revision. 1: describe, count_seconds.
+ * 2: take_tokens, pause_tokens, relay_count (several relays on one database). */
+#define FETCHRELAY_HOST_REVISION 2u
 #define FR_HOST_REVISION(host) ((host)->abi_version >> 16)
 #define FETCHRELAY_PLUGIN_ENTRY "fetchrelay_plugin_v1"
 
@@ -122,6 +123,20 @@ typedef struct fr_host_v1 {
   /* Adds seconds (a duration: waits, time spent) to counter
    * fetchrelay_plugin_<plugin>_<name>_seconds_total, labelled likewise. */
   void (*count_seconds)(void* ctx, const char* name, double seconds);
+
+  /* Revision 2 (FR_HOST_REVISION(host) >= 2): a token bucket this instance shares with the same
+   * step (plugin, origin, policy) on every relay of a cluster on one database. */
+  /* Up to `want` tokens of the shared bucket (refilled at rate_per_s, at most burst) that this
+   * relay may spend now. Never waits: 0 if none are at hand (more are being fetched; ask again a
+   * little later); -1 if there is no shared bucket (one relay on its own store): limit locally.
+   * Tokens are leased to a relay for one second, so across the cluster a target sees at most
+   * burst + rate * (t + 1 s) in any t seconds. A database error grants nothing (fails closed). */
+  int64_t (*take_tokens)(void* ctx, int64_t want, double rate_per_s, int64_t burst);
+  /* Nothing of the shared bucket is granted to any relay before until_ms (host clock), e.g. after
+   * a 429 with Retry-After. Nothing happens without a shared bucket. */
+  void (*pause_tokens)(void* ctx, int64_t until_ms);
+  /* The relays alive now, this one included (1 when it runs alone). */
+  int32_t (*relay_count)(void* ctx);
 } fr_host_v1;
 
 /* The plugin's table. */

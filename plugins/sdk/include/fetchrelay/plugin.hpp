@@ -15,6 +15,7 @@
 //   FETCHRELAY_PLUGIN(stamp, "stamp", R"({"type": "object", "additionalProperties": false})")
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -79,6 +80,17 @@ class host {
   void count_seconds(const char* name, double seconds) const {
     if (FR_HOST_REVISION(h_) >= 1) h_->count_seconds(h_->ctx, name, seconds);
   }
+  /// Up to `want` tokens of the bucket shared with every relay (see fr_host_v1::take_tokens);
+  /// -1 without a shared bucket (one relay, or a host older than revision 2).
+  std::int64_t take_tokens(std::int64_t want, double rate_per_s, std::int64_t burst) const {
+    return FR_HOST_REVISION(h_) >= 2 ? h_->take_tokens(h_->ctx, want, rate_per_s, burst) : -1;
+  }
+  /// Pauses the shared bucket until `until_ms` (nothing without one).
+  void pause_tokens(std::int64_t until_ms) const {
+    if (FR_HOST_REVISION(h_) >= 2) h_->pause_tokens(h_->ctx, until_ms);
+  }
+  /// The relays alive now (1 on a host older than revision 2).
+  int relay_count() const { return FR_HOST_REVISION(h_) >= 2 ? std::max(1, h_->relay_count(h_->ctx)) : 1; }
   const fr_host_v1* raw() const { return h_; }
 
  private:
