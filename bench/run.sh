@@ -6,6 +6,11 @@
 #            deliveries/s from the first 202 to the last delivery, the relay's peak RSS and CPU s;
 #            pipeline off (policy default) and on (policy piped: signing + rate_limit with a high
 #            limit + circuit_breaker). RUNS runs, alternating direct / W1 off / W1 on; medians.
+#   W1-pg    W1 (pipeline off) on PostgreSQL beside W1 on LevelDB in the same run: 1 relay, then
+#            3 relays on one throwaway PostgreSQL 15 (scripts/pg-up.sh, fsync on; the JOBS split
+#            between them by three loadgens): deliveries/s, relay CPU-s per 1,000 jobs (all
+#            relays), the database's CPU-s per 1,000 jobs, its WAL syncs and commits per 1,000 jobs
+#            and WAL bytes per job (pg_stat_wal, pg_stat_database). RUNS runs; medians.
 #   W2       W2_JOBS jobs each due 10-20 s after it is sent (X-Not-Before; the due time also
 #            forwarded as X-Due-Ms): lateness p50/p99/max at the sink, early deliveries.
 #   W3       W3_JOBS jobs to /flaky (500 while X-Fetch-Attempt <= 2) on a 100 ms retry schedule:
@@ -47,7 +52,7 @@ W8_SLOW=${W8_SLOW:-1000}
 W8_SUBMISSIONS=${W8_SUBMISSIONS:-100}
 RUNS=${RUNS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
-WORKLOADS=${WORKLOADS:-w1 w2 w3 w4 w5 w6 w7 w8}
+WORKLOADS=${WORKLOADS:-w1 w1pg w2 w3 w4 w5 w6 w7 w8}
 # RELAY_LOG_LEVEL: the relay's log level (default warn; info writes a line per job: docs/operations.md).
 # RELAY_SERVER: extra keys for the relay's `server` block, for experiments, e.g. "worker_threads: 1".
 # BENCH_KEEP: a directory to keep the sink's access log and each relay's /metrics in (debugging).
@@ -69,7 +74,9 @@ RELAY_PID=""
 cleanup() {
   [ -n "$RELAY_PID" ] && kill "$RELAY_PID" 2>/dev/null || true
   [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null || true
+  for p in ${PG_PIDS[@]:-}; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -d "$WORK/pg/data" ]; then "$ROOT/scripts/pg-down.sh" "$WORK/pg" >/dev/null 2>&1 || true; fi
   if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP"; cp "$WORK/nginx/access.log" "$WORK/relay.log" "$BENCH_KEEP/" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
@@ -199,6 +206,108 @@ run_w1() {
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   stop_relay
   echo "$(json_field "$out" rate) $(awk -v n="$delivered" -v a="$first_ack" -v b="$last_ms" 'BEGIN {printf "%.0f", n * 1000 / (b - a)}') $delivered $rss $cpu"
+}
+
+# -- W1-pg: relays on PostgreSQL ------------------------------------------------------------------
+
+PG_DIR="$WORK/pg"
+PG_DSN=""
+PG_PIDS=() PG_PORTS=()
+pg_sql() { psql "$PG_DSN" -XAtqc "$1"; }
+# The CPU seconds of the database server: the postmaster and every process it started.
+pg_cpu_s() {
+  local pm
+  pm=$(head -1 "$PG_DIR/data/postmaster.pid")
+  for p in "$pm" $(pgrep -P "$pm"); do cat "/proc/$p/stat" 2>/dev/null; done |
+    awk -v t="$(getconf CLK_TCK)" '{s += $14 + $15} END {printf "%.2f", s / t}'
+}
+# "wal-bytes wal-syncs commits" of the database so far.
+pg_counters() {
+  pg_sql "SELECT (SELECT wal_bytes FROM pg_stat_wal) || ' ' || (SELECT wal_sync FROM pg_stat_wal) || ' ' ||
+                 (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())"
+}
+
+# start_pg_relays N SCHEMA: N relays (node ids n1..nN, lease 10 s) on the schema; waits until each
+# holds its share of the 256 shards.
+start_pg_relays() {
+  local n=$1 schema=$2 i
+  PG_PIDS=() PG_PORTS=()
+  RELAY_STARTED_MS=$(now_ms)
+  for i in $(seq 1 "$n"); do
+    rm -f "$WORK/port$i"
+    cat >"$WORK/relay$i.yaml" <<EOF
+server: {listen: 127.0.0.1:0${RELAY_SERVER:+, $RELAY_SERVER}}
+storage: {backend: postgres, postgres: {dsn: '$PG_DSN', schema: $schema}}
+cluster: {node_id: n$i, lease: 10s}
+auth: {keys: [{tenant: bench, key: $KEY}]}
+log: {level: ${RELAY_LOG_LEVEL:-warn}}
+delivery: {allow_networks: [127.0.0.0/8], max_connections_per_origin: 64}
+limits: {max_pending_per_tenant: 100000000}
+policies:
+  default: {}
+EOF
+    "$RELAY" serve --config "$WORK/relay$i.yaml" --port-file "$WORK/port$i" >>"$WORK/relay.log" 2>&1 &
+    PG_PIDS+=($!)
+    for _ in $(seq 1 1500); do [ -s "$WORK/port$i" ] && break; sleep 0.02; done
+    if [ ! -s "$WORK/port$i" ]; then echo "relay n$i did not start:" >&2; tail "$WORK/relay.log" >&2; exit 1; fi
+    PG_PORTS+=("$(cat "$WORK/port$i")")
+  done
+  local fair=$(((256 + n - 1) / n)) held
+  for _ in $(seq 1 600); do
+    held=$(pg_sql "SELECT count(*) FROM (SELECT owner FROM $schema.fr_shards WHERE lease_until > now()
+                   GROUP BY owner HAVING count(*) >= $fair - 2) x")
+    [ "$held" = "$n" ] && break
+    sleep 0.05
+  done
+  for i in $(seq 0 $((n - 1))); do RELAY_PORT=${PG_PORTS[$i]} wait_ready >/dev/null; done
+}
+
+stop_pg_relays() {
+  local p
+  for p in "${PG_PIDS[@]}"; do kill -TERM "$p"; done
+  for p in "${PG_PIDS[@]}"; do wait "$p" || true; done
+  PG_PIDS=()
+}
+
+# run_w1pg N: W1 on N relays on PostgreSQL; prints "acks/s deliveries/s delivered relay-cpu-s db-cpu-s
+# wal-bytes wal-syncs commits" (the last three: differences over the run).
+PG_RUN=0
+run_w1pg() {
+  local n=$1 i
+  PG_RUN=$((PG_RUN + 1))
+  local schema="w1pg_$PG_RUN"
+  mark_log
+  start_pg_relays "$n" "$schema"
+  local cpu0 before
+  cpu0=$(pg_cpu_s)
+  before=$(pg_counters)
+  local per=$((JOBS / n)) gens=()
+  for i in $(seq 1 "$n"); do
+    local count=$per
+    [ "$i" = "$n" ] && count=$((JOBS - per * (n - 1)))
+    "$LOADGEN" --port "${PG_PORTS[$((i - 1))]}" --count "$count" --connections $((CONNECTIONS / n)) --seconds 300 \
+      --header "Authorization: Bearer $KEY" --header "Content-Type: application/json" \
+      --body '{"userId":"user_456"}' --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" >"$WORK/lg$i.json" &
+    gens+=($!)
+  done
+  for i in "${gens[@]}"; do wait "$i"; done
+  local first_ack
+  first_ack=$(for i in $(seq 1 "$n"); do json_field "$(cat "$WORK/lg$i.json")" first_ok_ms; done | sort -n | head -1)
+  wait_delivered "$JOBS" 300
+  local delivered last_ms cpu=0 dbcpu after
+  delivered=$(delivered_ok)
+  last_ms=$(run_log | awk '{printf "%.0f\n", $1 * 1000}' | sort -n | tail -1)
+  for i in "${PG_PIDS[@]}"; do
+    cpu=$(awk -v c="$cpu" -v t="$(getconf CLK_TCK)" '{printf "%.2f", c + ($14 + $15) / t}' "/proc/$i/stat")
+  done
+  dbcpu=$(awk -v a="$(pg_cpu_s)" -v b="$cpu0" 'BEGIN {printf "%.2f", a - b}')
+  after=$(pg_counters)
+  stop_pg_relays
+  pg_sql "SET client_min_messages = warning; DROP SCHEMA $schema CASCADE" >/dev/null
+  local b0 s0 c0 b1 s1 c1
+  read -r b0 s0 c0 <<<"$before"
+  read -r b1 s1 c1 <<<"$after"
+  echo "$(awk -v n="$delivered" -v a="$first_ack" -v b="$last_ms" 'BEGIN {printf "%.0f", n * 1000 / (b - a)}') $delivered $cpu $dbcpu $((b1 - b0)) $((s1 - s0)) $((c1 - c0))"
 }
 
 # W2: prints "p50 p99 max early delivered acked peak-RSS-KiB".
@@ -381,6 +490,31 @@ if wants w1; then
   \"pipeline_on\": {\"acks_per_s\": [$(list "${packs[@]}")], \"deliveries_per_s\": [$(list "${pdeliv[@]}")], \"delivered\": [$(list "${pcount[@]}")]},
   \"median\": {\"direct_rps\": $md, \"acks_per_s\": $ma, \"deliveries_per_s\": $mb, \"acks_pct_of_direct\": $(pct "$ma" "$md"),
              \"deliveries_pct_of_direct\": $(pct "$mb" "$md"), \"pipeline_on_deliveries_per_s\": $mpb, \"pipeline_cost_pct\": $cost}}")
+fi
+
+if wants w1pg; then
+  chmod 755 "$WORK"  # the server runs as the postgres user: it must reach its folder
+  PG_DSN=$("$ROOT/scripts/pg-up.sh" "$PG_DIR" | tail -1)
+  ldel=() lcpu=() d1=() c1=() db1=() w1=() s1=() k1=() d3=() c3=() db3=() w3=() s3=() k3=()
+  per_k() { awk -v x="$1" -v n="$2" 'BEGIN {printf "%.3f", 1000 * x / n}'; }
+  for r in $(seq 1 "$RUNS"); do
+    read -r _ lb lc _ lu <<<"$(run_w1 default)"
+    ldel+=("$lb") lcpu+=("$(per_k "$lu" "$lc")")
+    read -r b c u dbu wb ws wc <<<"$(run_w1pg 1)"
+    d1+=("$b") c1+=("$(per_k "$u" "$c")") db1+=("$(per_k "$dbu" "$c")") w1+=("$((wb / c))") s1+=("$(per_k "$ws" "$c")") k1+=("$(per_k "$wc" "$c")")
+    echo "W1-pg run $r: LevelDB ${lb}/s (relay CPU ${lcpu[-1]} s/1000 jobs) | PostgreSQL, 1 relay: ${b}/s ($c delivered), relay CPU ${c1[-1]} s/1000 jobs, database CPU ${db1[-1]} s/1000, ${w1[-1]} WAL bytes/job, ${s1[-1]} WAL syncs and ${k1[-1]} commits/1000 jobs"
+    read -r b c u dbu wb ws wc <<<"$(run_w1pg 3)"
+    d3+=("$b") c3+=("$(per_k "$u" "$c")") db3+=("$(per_k "$dbu" "$c")") w3+=("$((wb / c))") s3+=("$(per_k "$ws" "$c")") k3+=("$(per_k "$wc" "$c")")
+    echo "W1-pg run $r: PostgreSQL, 3 relays: ${b}/s ($c delivered), relay CPU ${c3[-1]} s/1000 jobs, database CPU ${db3[-1]} s/1000, ${w3[-1]} WAL bytes/job, ${s3[-1]} WAL syncs and ${k3[-1]} commits/1000 jobs"
+  done
+  "$ROOT/scripts/pg-down.sh" "$PG_DIR" >/dev/null
+  ml=$(median_of "${ldel[@]}") m1=$(median_of "${d1[@]}") m3=$(median_of "${d3[@]}")
+  echo "W1-pg median: LevelDB $ml/s | PostgreSQL 1 relay $m1/s ($(pct "$m1" "$ml") % of LevelDB; target >= 50 %) | 3 relays $m3/s ($(pct "$m3" "$m1") % of 1 relay)"
+  echo "W1-pg median per 1000 jobs: relay CPU s LevelDB $(median_of "${lcpu[@]}"), pg 1 relay $(median_of "${c1[@]}"), 3 relays $(median_of "${c3[@]}") | database CPU s $(median_of "${db1[@]}") (1), $(median_of "${db3[@]}") (3) | WAL syncs $(median_of "${s1[@]}") (1), $(median_of "${s3[@]}") (3) | commits $(median_of "${k1[@]}") (1), $(median_of "${k3[@]}") (3) | WAL bytes per job $(median_of "${w1[@]}") (1), $(median_of "${w3[@]}") (3)"
+  sections+=("\"w1pg\": {\"jobs\": $JOBS, \"leveldb_deliveries_per_s\": [$(list "${ldel[@]}")], \"leveldb_cpu_s_per_1000\": [$(list "${lcpu[@]}")],
+  \"pg1\": {\"deliveries_per_s\": [$(list "${d1[@]}")], \"relay_cpu_s_per_1000\": [$(list "${c1[@]}")], \"db_cpu_s_per_1000\": [$(list "${db1[@]}")], \"wal_bytes_per_job\": [$(list "${w1[@]}")], \"wal_syncs_per_1000\": [$(list "${s1[@]}")], \"commits_per_1000\": [$(list "${k1[@]}")]},
+  \"pg3\": {\"deliveries_per_s\": [$(list "${d3[@]}")], \"relay_cpu_s_per_1000\": [$(list "${c3[@]}")], \"db_cpu_s_per_1000\": [$(list "${db3[@]}")], \"wal_bytes_per_job\": [$(list "${w3[@]}")], \"wal_syncs_per_1000\": [$(list "${s3[@]}")], \"commits_per_1000\": [$(list "${k3[@]}")]},
+  \"median\": {\"leveldb\": $ml, \"pg1\": $m1, \"pg3\": $m3, \"pg1_pct_of_leveldb\": $(pct "$m1" "$ml"), \"pg3_pct_of_pg1\": $(pct "$m3" "$m1")}}")
 fi
 
 if wants w2; then
