@@ -335,6 +335,9 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
       guarded(me, "idem_loaded", [self](idem_loaded_atom, const std::string& key, const result<std::optional<idem_hit>>& r) {
         on_idem_loaded(self, *self->state.env, key, r);
       }),
+      guarded(me, "idem_lost", [self](idem_loaded_atom, std::vector<persistence::idem_write>& lost) {
+        on_idem_lost(self, *self->state.env, std::move(lost));
+      }),
       guarded(me, "loaded", [self](loaded_atom, result<std::optional<recovered_job>>& r, std::int64_t run_at,
                                    const completion<retry_answer>& reply) {
         on_retry_loaded(self, *self->state.env, std::move(r), run_at, reply);

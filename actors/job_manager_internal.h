@@ -64,6 +64,9 @@ void submit_all(self_ptr self, const env& e, std::vector<submission> subs, compl
 void flush_submissions(self_ptr self, const env& e);
 void on_committed(self_ptr self, const env& e, const std::string& id, const status& r);
 void on_idem_loaded(self_ptr self, const env& e, const std::string& idem_key, const result<std::optional<idem_hit>>& r);
+/// Several relays: these keys of the last batch were held by another relay's job; their
+/// submissions were not written and are answered with that job instead.
+void on_idem_lost(self_ptr self, const env& e, std::vector<persistence::idem_write> lost);
 /// The job a key named is gone: the key is forgotten in memory; the repeat is a new job.
 void on_idem_gone(self_ptr self, const env& e, const std::string& id, submission sub, completion<submit_answer> reply);
 /// A job's terminal snapshot is synced: it leaves the directory and its callback is submitted.

@@ -119,10 +119,51 @@ void submit_all(self_ptr self, const env& e, std::vector<submission> subs, compl
 void flush_submissions(self_ptr self, const env& e) {
   auto [batch, ids] = self->state.admission->take();
   if (ids.empty()) return;
+  std::shared_ptr<std::vector<persistence::idem_write>> lost;
+  if (!batch.idempotency.empty()) lost = batch.lost_keys = std::make_shared<std::vector<persistence::idem_write>>();
   self->send(e.store, commit_atom::value, std::move(batch),
-             completion<status>([me = me_of(self), ids = std::move(ids)](status r) {
+             completion<status>([me = me_of(self), ids = std::move(ids), lost](status r) {
+               // First the keys another relay held (their submissions were left out), then the rest.
+               if (r.is_ok() && lost && !lost->empty()) caf::anon_send(me, idem_loaded_atom::value, std::move(*lost));
                caf::anon_send(me, committed_atom::value, ids, std::move(r));
              }));
+}
+
+void on_idem_lost(self_ptr self, const env& e, std::vector<persistence::idem_write> lost) {
+  auto& st = self->state;
+  std::int64_t now = e.clock->now_ms();
+  for (auto& w : lost) {
+    std::string key = idempotency_index::key_of(w.tenant, w.key);
+    auto* ours = st.idem->find(key, now);
+    if (!ours || ours->committed) continue;
+    std::string fingerprint = ours->fingerprint;
+    auto p = st.admission->committed(ours->id, false);  // not written: it never becomes a job here
+    auto waiters = st.idem->committed(key, false);
+    st.idem->remember(key, {w.record.id, 0, w.record.expires_at_ms, w.record.fingerprint, true, {}});
+    if (!p) continue;
+    spdlog::debug("idempotency key of tenant {} held by job {} of another relay: answered with it", w.tenant,
+                  w.record.id);
+    bool conflict = idempotency_index::conflicts(w.record.fingerprint, fingerprint);
+    // The submission again, as the answer needs it should the holder's job be gone meanwhile.
+    submission sub;
+    sub.tenant = p->state.tenant;
+    sub.spec = std::move(p->spec);
+    sub.run_at_ms = p->state.run_at_ms;
+    sub.policy = p->state.policy;
+    sub.max_attempts = p->state.max_attempts;
+    sub.timeout_ms = p->state.timeout_ms;
+    sub.callback_url = p->state.callback_url;
+    sub.failure_callback_url = p->state.failure_callback_url;
+    sub.idempotency_key = p->state.idempotency_key;
+    sub.fingerprint = fingerprint;
+    sub.parent_id = p->state.parent_id;
+    sub.queue = p->state.queue;
+    sub.topic = p->state.topic;
+    sub.endpoint = p->state.endpoint;
+    sub.qstash = p->state.qstash;
+    for (auto& w2 : waiters) answer_repeat(self, e, sub, w.record.id, conflict, std::move(w2));
+    answer_repeat(self, e, std::move(sub), w.record.id, conflict, std::move(p->reply));
+  }
 }
 
 void on_committed(self_ptr self, const env& e, const std::string& id, const status& r) {

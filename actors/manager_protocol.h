@@ -107,6 +107,9 @@ using manager_actor = caf::typed_actor<
     caf::reacts_to<committed_atom, std::string, status>,
     // Self: the store's answer to an idempotency key looked up (tenant-qualified key).
     caf::reacts_to<idem_loaded_atom, std::string, result<std::optional<idem_hit>>>,
+    // Self: keys of a batch of submissions that another relay's commit held first (several
+    // relays); sent before that batch's committed_atom.
+    caf::reacts_to<idem_loaded_atom, std::vector<persistence::idem_write>>,
     // Self: the job a retry asked for, read from the store.
     caf::reacts_to<loaded_atom, result<std::optional<recovered_job>>, std::int64_t, completion<retry_answer>>,
     caf::reacts_to<activated_atom, std::vector<std::string>, result<std::vector<recovered_job>>>,

@@ -97,6 +97,10 @@ class connection {
   /// Runs a statement (prepared on first use) and returns its rows. SQL errors and a lost
   /// connection come back as unavailable, with PostgreSQL's own message and SQLSTATE.
   result<rows> exec(const std::string& sql, const params& p = {});
+  /// Runs a statement planned for these very parameters, every time (not prepared): for a
+  /// look-up by `= ANY($1)` of a table that grows, whose generic plan, made while the table
+  /// was small, would scan all of it for the connection's life.
+  result<rows> exec_planned(const std::string& sql, const params& p);
   /// Runs statements without parameters (schema, transaction control), in text form.
   status run(const std::string& sql);
   /// SQLSTATE of the last failed statement ("" if none), e.g. "40001".
@@ -108,6 +112,7 @@ class connection {
  private:
   explicit connection(pg_conn* c);
   status failed(pg_result* r, const std::string& what);
+  result<rows> send(const std::string* prepared, const std::string& sql, const params& p);
   pg_conn* c_;
   std::unordered_map<std::string, std::string> prepared_;  // sql -> statement name
   std::string sqlstate_;

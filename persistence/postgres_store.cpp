@@ -11,6 +11,7 @@
 // table. A 202 still means "in a synced commit": synchronous_commit is on for a batch that asks
 // for sync.
 #include <algorithm>
+#include <set>
 #include <cctype>
 #include <map>
 #include <unordered_map>
@@ -80,10 +81,12 @@ CREATE TABLE fr_nodes (node_id text PRIMARY KEY, addr text NOT NULL, heartbeat_a
 
 /// Schema version 2: the token buckets the relays' rate limits share (scope: cluster), one row
 /// per (plugin, origin, policy); a relay leases tokens from its row (tokens refill at the
-/// policy's rate since updated_at, up to its burst).
+/// policy's rate since updated_at, up to its burst). An idempotency key's job and expiry as
+/// columns: the primary key decides which relay's submission a key becomes.
 constexpr const char* schema_v2 = R"sql(
 CREATE TABLE fr_buckets (key text PRIMARY KEY, tokens float8 NOT NULL, updated_at timestamptz NOT NULL,
   paused_until timestamptz NOT NULL DEFAULT '-infinity', granted bigint NOT NULL DEFAULT 0);
+ALTER TABLE fr_idempotency ADD COLUMN job_id bytea, ADD COLUMN expires_ms bigint NOT NULL DEFAULT 0;
 )sql";
 
 /// Serialises migrations of one database: nodes starting together migrate once.
@@ -231,14 +234,16 @@ class postgres_store final : public store {
     if (!sync || !options_.sync) {
       if (auto s = db_->run("SET LOCAL synchronous_commit = off"); !s) return fail(s);
     }
+    std::set<std::string> left_out;  // jobs whose idempotency key another relay holds
+    if (auto s = claim_keys(batches, left_out); !s) return fail(s);
     auto held = read_held(batches);
     if (!held) return fail(held.error());
     plan p;
     for (const auto& b : batches) {
       for (const auto& w : b.jobs) {
+        if (!left_out.empty() && left_out.count(w.state.id)) continue;
         if (auto st = add_job(p, *held, w, b.at_ms); !st) return st;
       }
-      for (const auto& i : b.idempotency) p.idem[{i.tenant, i.key}] = encode(i.record);
       for (const auto& w : b.schedules) p.schedules[{w.state.tenant, w.state.id}] = w;
       for (const auto& w : b.topics) p.topics[{w.state.tenant, w.state.name}] = w;
       for (const auto& w : b.queues) p.queues[{w.state.tenant, w.state.name}] = w;
@@ -248,6 +253,73 @@ class postgres_store final : public store {
     if (auto s = write(p); !s) return fail(s);
     if (auto s = tx->commit(); !s) return fail(s);
     apply(p.counts, p.queue_delta);
+    return status::ok();
+  }
+
+  /// Writes the batches' idempotency keys, first: the primary key decides between relays. A key
+  /// is taken when it is new, or its row is expired, names the same job, or names a job that is
+  /// gone; otherwise another relay's live key holds it: the job that came with it goes into
+  /// `left_out` and the holder's record into the batch's lost_keys.
+  status claim_keys(std::span<const commit_batch> batches, std::set<std::string>& left_out) {
+    array t(oid::bytea), k(oid::bytea), rec(oid::bytea), job(oid::bytea), exp(oid::int8);
+    std::int64_t now = 0;
+    std::map<name_key, std::pair<const commit_batch*, std::string>> mine;  // key -> batch, our job
+    for (const auto& b : batches) {
+      now = std::max(now, b.at_ms);
+      if (b.lost_keys) b.lost_keys->clear();  // from an earlier try of this commit that failed
+      for (const auto& i : b.idempotency) {
+        if (!mine.emplace(name_key{i.tenant, i.key}, std::make_pair(&b, i.record.id)).second) continue;
+        t.add(std::string_view(i.tenant));
+        k.add(std::string_view(i.key));
+        rec.add(std::string_view(encode(i.record)));
+        job.add(std::string_view(i.record.id));
+        exp.add(i.record.expires_at_ms);
+      }
+    }
+    if (mine.empty()) return status::ok();
+    auto r = db_->exec(
+        "INSERT INTO fr_idempotency AS i (tenant, key, record, job_id, expires_ms) SELECT * FROM unnest($1::bytea[], "
+        "$2::bytea[], $3::bytea[], $4::bytea[], $5::int8[]) ON CONFLICT (tenant, key) DO UPDATE SET record = "
+        "excluded.record, job_id = excluded.job_id, expires_ms = excluded.expires_ms WHERE i.job_id IS NULL OR "
+        "i.job_id = excluded.job_id OR i.expires_ms <= $6 RETURNING tenant, key",
+        params().arr(t).arr(k).arr(rec).arr(job).arr(exp).int8(now));
+    if (!r) return r.error();
+    if (static_cast<std::size_t>(r->count()) == mine.size()) return status::ok();
+    for (int i = 0; i < r->count(); ++i) mine.erase(name_key{r->str(i, 0), r->str(i, 1)});
+    // Held by another job. A statement of its own sees what committed meanwhile (the upsert's
+    // snapshot may predate the holder's commit it waited for): a holder whose job is gone
+    // (purged without its key) gives the key up.
+    array lt(oid::bytea), lk(oid::bytea);
+    for (const auto& [key, v] : mine) {
+      lt.add(std::string_view(key.first));
+      lk.add(std::string_view(key.second));
+    }
+    auto held = db_->exec_planned(
+        "SELECT i.tenant, i.key, i.record, EXISTS (SELECT 1 FROM fr_jobs j WHERE j.id = i.job_id) FROM fr_idempotency i "
+        "WHERE (i.tenant, i.key) IN (SELECT * FROM unnest($1::bytea[], $2::bytea[])) FOR UPDATE",
+        params().arr(lt).arr(lk));
+    if (!held) return held.error();
+    for (int i = 0; i < held->count(); ++i) {
+      auto it = mine.find(name_key{held->str(i, 0), held->str(i, 1)});
+      if (it == mine.end()) continue;
+      const commit_batch& b = *it->second.first;
+      const idem_write* ours = nullptr;
+      for (const auto& w : b.idempotency) {
+        if (w.tenant == it->first.first && w.key == it->first.second) ours = &w;
+      }
+      if (!held->boolean(i, 3) && ours) {
+        auto take = db_->exec("UPDATE fr_idempotency SET record = $3, job_id = $4, expires_ms = $5 WHERE tenant = $1 "
+                              "AND key = $2",
+                              params().bytea(ours->tenant).bytea(ours->key).bytea(encode(ours->record))
+                                  .bytea(ours->record.id).int8(ours->record.expires_at_ms));
+        if (!take) return take.error();
+        continue;
+      }
+      left_out.insert(it->second.second);
+      auto record = decode_idem(held->bytes(i, 2));
+      if (!record) return record.error();
+      if (b.lost_keys) b.lost_keys->push_back({it->first.first, it->first.second, std::move(*record)});
+    }
     return status::ok();
   }
 
@@ -534,7 +606,6 @@ class postgres_store final : public store {
       event_record record;
     };
     std::vector<event> events;
-    std::map<name_key, std::string> idem;
     std::map<name_key, schedule_write> schedules;
     std::map<name_key, topic_write> topics;
     std::map<name_key, queue_write> queues;
@@ -551,7 +622,7 @@ class postgres_store final : public store {
     }
     std::unordered_map<std::string, held_job> out;
     if (ids.size() == 0) return out;
-    auto r = db_->exec("SELECT id, status, run_at_ms, shard, queue_stage FROM fr_jobs WHERE id = ANY($1::bytea[])",
+    auto r = db_->exec_planned("SELECT id, status, run_at_ms, shard, queue_stage FROM fr_jobs WHERE id = ANY($1::bytea[])",
                        params().arr(ids));
     if (!r) return r.error();
     for (int i = 0; i < r->count(); ++i) {
@@ -705,18 +776,6 @@ class postgres_store final : public store {
     if (auto s = write_due(p); !s) return s;
     if (auto s = write_counts(p.counts); !s) return s;
     if (auto s = write_events(p); !s) return s;
-    if (!p.idem.empty()) {
-      array t(oid::bytea), k(oid::bytea), rec(oid::bytea);
-      for (const auto& [key, v] : p.idem) {
-        t.add(std::string_view(key.first));
-        k.add(std::string_view(key.second));
-        rec.add(std::string_view(v));
-      }
-      auto r = db_->exec("INSERT INTO fr_idempotency (tenant, key, record) SELECT * FROM unnest($1::bytea[], "
-                         "$2::bytea[], $3::bytea[]) ON CONFLICT (tenant, key) DO UPDATE SET record = excluded.record",
-                         params().arr(t).arr(k).arr(rec));
-      if (!r) return r.error();
-    }
     if (auto s = write_named(p.schedules, "fr_schedules", "id", true); !s) return s;
     if (auto s = write_named(p.topics, "fr_topics", "name", false); !s) return s;
     if (auto s = write_named(p.queues, "fr_queues", "name", false); !s) return s;
@@ -751,7 +810,7 @@ class postgres_store final : public store {
       shard.add_int4(v->second);
     }
     if (del.size()) {
-      auto r = db_->exec("DELETE FROM fr_due WHERE id = ANY($1::bytea[])", params().arr(del));
+      auto r = db_->exec_planned("DELETE FROM fr_due WHERE id = ANY($1::bytea[])", params().arr(del));
       if (!r) return r.error();
     }
     if (id.size()) {
@@ -871,7 +930,7 @@ class postgres_store final : public store {
     params del;
     del.arr(ids).int2(terminal_from);
     std::string only_mine = shard_filter(del, 3);
-    auto gone = db_->exec("DELETE FROM fr_jobs WHERE id = ANY($1::bytea[]) AND status >= $2" + only_mine +
+    auto gone = db_->exec_planned("DELETE FROM fr_jobs WHERE id = ANY($1::bytea[]) AND status >= $2" + only_mine +
                               " RETURNING id, tenant, shard, status",
                           del);
     if (!gone) return fail(gone.error());
@@ -883,11 +942,11 @@ class postgres_store final : public store {
     }
     for (const char* sql : {"DELETE FROM fr_bodies WHERE id = ANY($1::bytea[])",
                             "DELETE FROM fr_attempts WHERE id = ANY($1::bytea[])"}) {
-      auto r = db_->exec(sql, params().arr(deleted));
+      auto r = db_->exec_planned(sql, params().arr(deleted));
       if (!r) return fail(r.error());
     }
     if (it.size()) {
-      auto r = db_->exec("DELETE FROM fr_idempotency WHERE (tenant, key) IN (SELECT * FROM unnest($1::bytea[], "
+      auto r = db_->exec_planned("DELETE FROM fr_idempotency WHERE (tenant, key) IN (SELECT * FROM unnest($1::bytea[], "
                          "$2::bytea[]))",
                          params().arr(it).arr(ik));
       if (!r) return fail(r.error());

@@ -76,6 +76,11 @@ struct commit_batch {
   /// When the changes happened: the time of the events the store derives from them. The store
   /// actor stamps a batch that comes without one.
   std::int64_t at_ms = 0;
+  /// Several relays on one database: an idempotency key of this batch that another relay's
+  /// commit holds already (live, its job there) is not taken; the job that came with it is left
+  /// out of the commit, and the key with the holder's record is added here (when set), for the
+  /// caller to answer with that job. A single relay's store leaves it alone.
+  std::shared_ptr<std::vector<idem_write>> lost_keys;
 };
 
 struct due_entry {

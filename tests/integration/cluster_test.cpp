@@ -302,6 +302,52 @@ TEST(Cluster, AFrozenNodeStartsNoAttemptAndLandsNoCommitOnceItsLeaseIsLostAndRej
   for (int i = 0; i < 3; ++i) EXPECT_EQ(n[i].stop(), 0);
 }
 
+// The same idempotency key sent to two relays at the same moment: one job, both answered with
+// its id, delivered once.
+TEST(Cluster, AKeySentToTwoRelaysAtOnceBecomesOneJobAndBothAreAnsweredWithIt) {
+  if (!test_postgres_dsn()) GTEST_SKIP() << no_postgres_message();
+  const std::string dsn = *test_postgres_dsn();
+  test_origin origin;
+  three_nodes n("2s");
+  ASSERT_TRUE(n.ready);
+  auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
+  ASSERT_TRUE(shared_out(shares, {"a", "b", "c"})) << describe(shares);
+  constexpr int keys = 60;
+  std::vector<std::string> on_a(keys), on_b(keys);
+  auto send = [&](int k, std::vector<std::string>& out) {
+    for (int i = 0; i < keys; ++i) {
+      auto r = n[k].call("POST", "/v1/fetch", key,
+                         "X-Fetch-Url: http://127.0.0.1:" + std::to_string(origin.port()) +
+                             "/jobs/idem\r\nX-Idempotency-Key: order-" + std::to_string(i) +
+                             "\r\nContent-Type: application/json\r\n",
+                         "{\"order\":" + std::to_string(i) + "}");
+      if (r && r->status == 202) out[static_cast<std::size_t>(i)] = nlohmann::json::parse(r->body)["id"];
+      else out[static_cast<std::size_t>(i)] = "status " + std::to_string(r ? r->status : 0) + (r ? ": " + r->body : "");
+    }
+  };
+  std::thread ta([&] { send(0, on_a); }), tb([&] { send(1, on_b); });
+  ta.join();
+  tb.join();
+  std::set<std::string> ids;
+  int same = 0;
+  for (int i = 0; i < keys; ++i) {
+    EXPECT_EQ(on_a[i].rfind("job_", 0), 0u) << on_a[i];
+    EXPECT_EQ(on_a[i], on_b[i]) << "key order-" << i << ": one job, whichever relay took it";
+    same += on_a[i] == on_b[i];
+    ids.insert(on_a[i]);
+  }
+  std::size_t missing = 0;
+  wait_delivered(origin, ids, 20s, missing);
+  std::this_thread::sleep_for(500ms);  // time for a second job of a key to show
+  auto deliveries = deliveries_of(origin.received());
+  std::printf("idempotency across relays: %d of %d keys answered with one id by both relays, %zu deliveries of %zu "
+              "jobs\n",
+              same, keys, origin.received().size(), ids.size());
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(origin.received().size(), static_cast<std::size_t>(keys)) << "one delivery per key";
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(n[k].stop(), 0);
+}
+
 // One origin limited to 100/s with a burst of 100, jobs submitted to three relays at once: they
 // share one bucket, so the origin never sees more than burst + rate·(t + 1 s) in any t seconds
 // (alone, each relay would send its own burst and rate: 300 at once).

@@ -100,8 +100,15 @@ TEST_F(PostgresCluster, ALoneNodeTakesEveryShardAndPutsNewJobsInItsOwn) {
   EXPECT_FALSE(a.ownership->fenced());
   ASSERT_TRUE(commit(a, new_job("job_1")).is_ok());
   ASSERT_TRUE(commit(a, new_job("job_2")).is_ok());
-  EXPECT_NE(sql("SELECT shard FROM fr_jobs WHERE id = 'job_1'"), sql("SELECT shard FROM fr_jobs WHERE id = 'job_2'"))
-      << "round robin over the node's shards";
+  EXPECT_EQ(sql("SELECT shard FROM fr_jobs WHERE id = 'job_1'"), sql("SELECT shard FROM fr_jobs WHERE id = 'job_2'"))
+      << "runs of 64 jobs per shard";
+  // Round robin over the node's shards in runs of 64 (two jobs went already).
+  std::set<int> first_run, second_run;
+  for (int i = 2; i < 64; ++i) first_run.insert(a.ownership->next_shard());
+  for (int i = 0; i < 64; ++i) second_run.insert(a.ownership->next_shard());
+  EXPECT_EQ(first_run.size(), 1u);
+  EXPECT_EQ(second_run.size(), 1u);
+  EXPECT_NE(*first_run.begin(), *second_run.begin());
   EXPECT_EQ(due_ids(a), (std::vector<std::string>{"job_1", "job_2"}));
 
   auto again = a.keeper->renew();
@@ -223,6 +230,52 @@ std::int64_t take_within(shared_tokens& t, const std::string& key, std::int64_t 
     if (got < want) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return got;
+}
+
+TEST_F(PostgresCluster, AnIdempotencyKeyBecomesOneJobAcrossRelaysTheLaterOneGetsTheHoldersRecord) {
+  node a = start("a"), b = start("b");
+  ASSERT_TRUE(a.keeper->join().is_ok() && b.keeper->join().is_ok());
+  ASSERT_TRUE(a.keeper->renew().is_ok() && b.keeper->renew().is_ok());
+  ASSERT_TRUE(a.keeper->renew().is_ok() && b.keeper->renew().is_ok());  // a gives b its half
+  ASSERT_TRUE(b.keeper->renew().is_ok());
+  ASSERT_FALSE(a.ownership->shards().empty());
+  ASSERT_FALSE(b.ownership->shards().empty());
+  auto keyed = [](const std::string& id, std::int64_t expires) {
+    commit_batch c = new_job(id);
+    c.at_ms = 1'000;
+    c.idempotency.push_back({"acme", "order-7", {id, expires, "fp-" + id}});
+    c.lost_keys = std::make_shared<std::vector<idem_write>>();
+    return c;
+  };
+  auto first = keyed("job_a", 60'000);
+  ASSERT_TRUE(commit(a, first).is_ok());
+  EXPECT_TRUE(first.lost_keys->empty());
+  // b took the same key meanwhile (its memory did not know it): the primary key decides.
+  auto second = keyed("job_b", 60'000);
+  ASSERT_TRUE(commit(b, second).is_ok()) << "the rest of the batch is written";
+  ASSERT_EQ(second.lost_keys->size(), 1u);
+  EXPECT_EQ((*second.lost_keys)[0].record.id, "job_a");
+  EXPECT_EQ((*second.lost_keys)[0].record.fingerprint, "fp-job_a");
+  EXPECT_EQ(sql("SELECT count(*) FROM fr_jobs WHERE id = 'job_b'"), "0") << "the later job is not written";
+  EXPECT_EQ(sql("SELECT count(*) FROM fr_due WHERE id = 'job_b'"), "0");
+  EXPECT_EQ(*a.db->get_idem("acme", "order-7").value(), (idem_record{"job_a", 60'000, "fp-job_a"}));
+  // The same job writing its key again keeps it; once the key's window ended, a new job takes it.
+  auto again = keyed("job_a", 60'000);
+  ASSERT_TRUE(commit(a, again).is_ok());
+  EXPECT_TRUE(again.lost_keys->empty());
+  auto later = keyed("job_c", 200'000);
+  later.at_ms = 60'001;
+  ASSERT_TRUE(commit(b, later).is_ok());
+  EXPECT_TRUE(later.lost_keys->empty()) << "an expired key is free";
+  EXPECT_EQ(a.db->get_idem("acme", "order-7").value()->id, "job_c");
+  // A live key whose job is gone (removed without its key) is given up too.
+  sql("DELETE FROM fr_jobs WHERE id = 'job_c'");
+  auto orphan = keyed("job_d", 300'000);
+  orphan.at_ms = 60'002;
+  ASSERT_TRUE(commit(a, orphan).is_ok());
+  EXPECT_TRUE(orphan.lost_keys->empty());
+  EXPECT_EQ(a.db->get_idem("acme", "order-7").value()->id, "job_d");
+  EXPECT_EQ(sql("SELECT count(*) FROM fr_jobs WHERE id = 'job_d'"), "1");
 }
 
 TEST_F(PostgresCluster, TwoRelaysShareOneBucketAndAPauseHoldsBothBack) {

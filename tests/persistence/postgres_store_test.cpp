@@ -57,7 +57,8 @@ TEST_F(PostgresStore, MigratesOnceAndRefusesASchemaNewerThanItReads) {
   EXPECT_EQ(*second, postgres_schema_version) << "nothing to do the second time";
   EXPECT_EQ(sql("SELECT count(*) FROM " + schema_ + ".fr_shards"), std::to_string(postgres_shards));
   // Tables of version 1 (before the shared rate-limit buckets) are brought to the current one.
-  sql("DROP TABLE " + schema_ + ".fr_buckets; UPDATE " + schema_ + ".fr_meta SET value = 1 WHERE key = 'schema_version'");
+  sql("DROP TABLE " + schema_ + ".fr_buckets; ALTER TABLE " + schema_ + ".fr_idempotency DROP COLUMN job_id, " +
+      "DROP COLUMN expires_ms; UPDATE " + schema_ + ".fr_meta SET value = 1 WHERE key = 'schema_version'");
   auto from_v1 = migrate_postgres(options());
   ASSERT_TRUE(from_v1.is_ok()) << from_v1.error().message();
   EXPECT_EQ(*from_v1, 1);
