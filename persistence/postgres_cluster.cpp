@@ -143,8 +143,10 @@ class postgres_lease_keeper final : public lease_keeper {
     if (!beat) return beat.error();
     // Every lease still ours is extended. One that lapsed but that nobody took is still ours
     // at the same epoch: no other node ran its recovery scan, so nothing was lost by waiting.
-    auto held = db_->exec("UPDATE fr_shards SET lease_until = now() + $2::text::interval WHERE owner = $1 "
-                          "RETURNING shard, epoch",
+    // Rows are locked in shard order, as a commit's fencing read locks them (FOR SHARE ... ORDER
+    // BY shard): two orders would deadlock a renewal with a commit of the same node.
+    auto held = db_->exec("UPDATE fr_shards SET lease_until = now() + $2::text::interval WHERE shard IN (SELECT shard "
+                          "FROM fr_shards WHERE owner = $1 ORDER BY shard FOR NO KEY UPDATE) RETURNING shard, epoch",
                           params().text(options_.node_id).text(lease));
     if (!held) return held.error();
     std::map<int, std::int64_t> owned;
@@ -206,7 +208,7 @@ class postgres_lease_keeper final : public lease_keeper {
     pg::transaction tx(*db_);
     if (auto s = tx.begin(); !s) return s;
     auto r = db_->exec("UPDATE fr_shards SET owner = NULL, epoch = epoch + 1, lease_until = '-infinity' "
-                       "WHERE owner = $1",
+                       "WHERE shard IN (SELECT shard FROM fr_shards WHERE owner = $1 ORDER BY shard FOR NO KEY UPDATE)",
                        params().text(options_.node_id));
     if (!r) return r.error();
     auto n = db_->exec("DELETE FROM fr_nodes WHERE node_id = $1", params().text(options_.node_id));

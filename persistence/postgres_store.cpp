@@ -225,6 +225,17 @@ class postgres_store final : public store {
   // -- commit -------------------------------------------------------------------------------
 
   status commit(std::span<const commit_batch> batches) override {
+    for (int attempt = 1;; ++attempt) {
+      status s = commit_once(batches);
+      // PostgreSQL chose this transaction as a deadlock's (or a serialization conflict's) victim:
+      // it rolled back whole and the connection is fine, so it runs again (three times at most).
+      const std::string& state = db_ ? db_->last_sqlstate() : std::string();
+      if (s.is_ok() || attempt == 3 || (state != "40P01" && state != "40001")) return s;
+      health_ = status::ok();
+    }
+  }
+
+  status commit_once(std::span<const commit_batch> batches) {
     if (!health_.is_ok()) return health_;
     if (auto f = self_fenced(); !f) return f;
     bool sync = false;
@@ -264,19 +275,24 @@ class postgres_store final : public store {
     array t(oid::bytea), k(oid::bytea), rec(oid::bytea), job(oid::bytea), exp(oid::int8);
     std::int64_t now = 0;
     std::map<name_key, std::pair<const commit_batch*, std::string>> mine;  // key -> batch, our job
+    std::map<name_key, const idem_record*> records;
     for (const auto& b : batches) {
       now = std::max(now, b.at_ms);
       if (b.lost_keys) b.lost_keys->clear();  // from an earlier try of this commit that failed
       for (const auto& i : b.idempotency) {
         if (!mine.emplace(name_key{i.tenant, i.key}, std::make_pair(&b, i.record.id)).second) continue;
-        t.add(std::string_view(i.tenant));
-        k.add(std::string_view(i.key));
-        rec.add(std::string_view(encode(i.record)));
-        job.add(std::string_view(i.record.id));
-        exp.add(i.record.expires_at_ms);
+        records[name_key{i.tenant, i.key}] = &i.record;
       }
     }
     if (mine.empty()) return status::ok();
+    // In key order: two relays' commits then wait on each other's keys in one order, never both ways.
+    for (const auto& [key, r] : records) {
+      t.add(std::string_view(key.first));
+      k.add(std::string_view(key.second));
+      rec.add(std::string_view(encode(*r)));
+      job.add(std::string_view(r->id));
+      exp.add(r->expires_at_ms);
+    }
     auto r = db_->exec(
         "INSERT INTO fr_idempotency AS i (tenant, key, record, job_id, expires_ms) SELECT * FROM unnest($1::bytea[], "
         "$2::bytea[], $3::bytea[], $4::bytea[], $5::int8[]) ON CONFLICT (tenant, key) DO UPDATE SET record = "
@@ -691,7 +707,7 @@ class postgres_store final : public store {
     auto owned = options_.ownership->owned();
     array a(oid::int4);
     for (int sh : shards) a.add_int4(sh);
-    auto r = db_->exec("SELECT shard, epoch FROM fr_shards WHERE shard = ANY($1::int4[]) FOR SHARE", params().arr(a));
+    auto r = db_->exec("SELECT shard, epoch FROM fr_shards WHERE shard = ANY($1::int4[]) ORDER BY shard FOR SHARE", params().arr(a));
     if (!r) return fail(r.error());
     std::map<int, std::int64_t> now;
     for (int i = 0; i < r->count(); ++i) now[r->int4(i, 0)] = r->int8(i, 1);
