@@ -189,12 +189,53 @@ result<rows> connection::exec(const std::string& sql, const params& p) {
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
     std::string name = "s" + std::to_string(prepared_.size() + 1);
-    PGresult* r = PQprepare(c_, name.c_str(), sql.c_str(), 0, nullptr);
-    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) return failed(r, "prepare");
-    PQclear(r);
+    if (pipelining_) {  // its answer is read with the others'
+      if (PQsendPrepare(c_, name.c_str(), sql.c_str(), 0, nullptr) != 1) return failed(nullptr, "prepare");
+    } else {
+      PGresult* r = PQprepare(c_, name.c_str(), sql.c_str(), 0, nullptr);
+      if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) return failed(r, "prepare");
+      PQclear(r);
+    }
     it = prepared_.emplace(sql, std::move(name)).first;
   }
   return send(&it->second, sql, p);
+}
+
+status connection::begin_pipeline() {
+  if (PQenterPipelineMode(c_) != 1) return failed(nullptr, "pipeline");
+  pipelining_ = true;
+  return status::ok();
+}
+
+status connection::end_pipeline() {
+  pipelining_ = false;
+  status first = status::ok();
+  if (PQpipelineSync(c_) != 1) first = failed(nullptr, "pipeline");
+  // Each statement's results end with a null, and the sync's own result ends the pipeline. A
+  // lost connection (or a sync never sent) answers nulls only: bounded.
+  int nulls = 0;
+  for (;;) {
+    PGresult* r = PQgetResult(c_);
+    if (!r) {
+      if (broken() || !first.is_ok() || ++nulls > 10'000) {
+        if (first.is_ok()) first = failed(nullptr, "pipeline");
+        break;
+      }
+      continue;
+    }
+    auto st = PQresultStatus(r);
+    if (st == PGRES_PIPELINE_SYNC) {
+      PQclear(r);
+      break;
+    }
+    if (st == PGRES_FATAL_ERROR && first.is_ok()) {
+      first = failed(r, "statement");  // clears r
+      continue;
+    }
+    PQclear(r);
+  }
+  if (PQexitPipelineMode(c_) != 1 && first.is_ok()) first = failed(nullptr, "pipeline");
+  return first;
 }
 
 result<rows> connection::exec_planned(const std::string& sql, const params& p) {
@@ -208,6 +249,14 @@ result<rows> connection::send(const std::string* prepared, const std::string& sq
   for (std::size_t i = 0; i < values.size(); ++i) {
     values[i] = p.nulls_[i] ? nullptr : p.values_[i].data();
     lengths[i] = static_cast<int>(p.values_[i].size());
+  }
+  if (pipelining_) {
+    int sent = prepared ? PQsendQueryPrepared(c_, prepared->c_str(), static_cast<int>(values.size()), values.data(),
+                                              lengths.data(), formats.data(), 1)
+                        : PQsendQueryParams(c_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                                            lengths.data(), formats.data(), 1);
+    if (sent != 1) return failed(nullptr, "statement");
+    return rows();
   }
   // The unnamed statement (PQexecParams) is planned with the parameters' values, each time.
   PGresult* r = prepared ? PQexecPrepared(c_, prepared->c_str(), static_cast<int>(values.size()), values.data(),

@@ -101,6 +101,13 @@ class connection {
   /// look-up by `= ANY($1)` of a table that grows, whose generic plan, made while the table
   /// was small, would scan all of it for the connection's life.
   result<rows> exec_planned(const std::string& sql, const params& p);
+  /// Pipeline (libpq's pipeline mode): statements exec() and exec_planned() send between
+  /// begin_pipeline() and end_pipeline() go out without waiting for each answer, and answer
+  /// empty rows at once; end_pipeline() reads every answer and returns the first failure (the
+  /// statements after a failed one are skipped by the server). For writes whose rows are not
+  /// read: one round trip for all of them.
+  status begin_pipeline();
+  status end_pipeline();
   /// Runs statements without parameters (schema, transaction control), in text form.
   status run(const std::string& sql);
   /// SQLSTATE of the last failed statement ("" if none), e.g. "40001".
@@ -114,6 +121,7 @@ class connection {
   status failed(pg_result* r, const std::string& what);
   result<rows> send(const std::string* prepared, const std::string& sql, const params& p);
   pg_conn* c_;
+  bool pipelining_ = false;
   std::unordered_map<std::string, std::string> prepared_;  // sql -> statement name
   std::string sqlstate_;
   std::string describe_;

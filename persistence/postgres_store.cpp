@@ -735,7 +735,15 @@ class postgres_store final : public store {
     return " AND shard = ANY($" + std::to_string(n) + "::int4[])";
   }
 
+  /// Every write of the plan in one round trip (a pipeline): none of them reads an answer.
   status write(plan& p) {
+    if (auto s = db_->begin_pipeline(); !s) return s;
+    status s = write_all(p);
+    status e = db_->end_pipeline();
+    return s.is_ok() ? e : s;
+  }
+
+  status write_all(plan& p) {
     if (!p.jobs.empty()) {
       array id(oid::bytea), tenant(oid::bytea), shard(oid::int4), st(oid::int2), run(oid::int8), fin(oid::int8),
           sched(oid::bytea), queue(oid::bytea), topic(oid::bytea), stage(oid::int2), state(oid::bytea);
@@ -857,22 +865,17 @@ class postgres_store final : public store {
 
   status write_events(const plan& p) {
     if (p.events.empty()) return status::ok();
-    auto seqs = db_->exec("SELECT nextval('fr_event_seq') FROM generate_series(1, $1)",
-                          params().int4(static_cast<std::int32_t>(p.events.size())));
-    if (!seqs) return seqs.error();
-    if (static_cast<std::size_t>(seqs->count()) != p.events.size()) return internal_error("event sequence: short read");
-    array t(oid::bytea), seq(oid::int8), job(oid::bytea), at(oid::int8), rec(oid::bytea);
-    for (std::size_t i = 0; i < p.events.size(); ++i) {
-      const auto& e = p.events[i];
+    // Numbered by the sequence in the statement itself, in the plan's order (unnest's).
+    array t(oid::bytea), job(oid::bytea), at(oid::int8), rec(oid::bytea);
+    for (const auto& e : p.events) {
       t.add(std::string_view(e.tenant));
-      seq.add(seqs->int8(static_cast<int>(i), 0));
       job.add(std::string_view(e.job_id));
       at.add(e.at_ms);
       rec.add(std::string_view(encode(e.record)));
     }
-    auto r = db_->exec("INSERT INTO fr_events (tenant, seq, job_id, at_ms, record) SELECT * FROM unnest($1::bytea[], "
-                       "$2::int8[], $3::bytea[], $4::int8[], $5::bytea[])",
-                       params().arr(t).arr(seq).arr(job).arr(at).arr(rec));
+    auto r = db_->exec("INSERT INTO fr_events (tenant, seq, job_id, at_ms, record) SELECT t, nextval('fr_event_seq'), "
+                       "j, a, r FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::bytea[]) AS u(t, j, a, r)",
+                       params().arr(t).arr(job).arr(at).arr(rec));
     return r ? status::ok() : r.error();
   }
 
