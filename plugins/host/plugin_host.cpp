@@ -41,6 +41,7 @@ struct chain::step {
   const module* m = nullptr;
   void* instance = nullptr;
   services svc;
+  std::string bucket;  // its shared token bucket's key: <plugin>{<labels>}
   std::mt19937_64 rng{std::random_device{}()};
   fr_host_v1 host{};
 };
@@ -135,11 +136,11 @@ fr_host_v1 make_host(chain::step* s) {
     auto& s = step_of(ctx);
     if (!s.svc.tokens) return -1;
     if (want <= 0 || !(rate_per_s > 0) || burst < 1) return 0;
-    return s.svc.tokens->take(s.m->name + "{" + s.svc.labels + "}", want, rate_per_s, burst);
+    return s.svc.tokens->take(s.bucket, want, rate_per_s, burst);
   };
   h.pause_tokens = [](void* ctx, int64_t until_ms) {
     auto& s = step_of(ctx);
-    if (s.svc.tokens) s.svc.tokens->pause(s.m->name + "{" + s.svc.labels + "}", until_ms);
+    if (s.svc.tokens) s.svc.tokens->pause(s.bucket, until_ms);
   };
   h.relay_count = [](void* ctx) -> int32_t {
     auto& s = step_of(ctx);
@@ -264,6 +265,7 @@ result<std::unique_ptr<chain>> chain::create(const registry& r, const std::strin
     auto st = std::make_unique<step>();
     st->m = m;
     st->svc = s;
+    st->bucket = m->name + "{" + s.labels + "}";
     st->host = make_host(st.get());
     char error[512] = {0};
     st->instance = m->table->create(&st->host, cfg.dump().c_str(), error, sizeof error);

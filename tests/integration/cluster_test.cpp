@@ -168,13 +168,17 @@ struct three_nodes {
       EXPECT_TRUE(ready) << nodes.back()->log();
       if (!ready) return;
     }
+    // Each holds its share (86/86/84) before the test goes on.
+    auto shares = owners_when(dsn, schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
+    ready = shared_out(shares, {"a", "b", "c"});
+    EXPECT_TRUE(ready) << describe(shares);
   }
   relay_process& operator[](int i) { return *nodes[i]; }
   temp_dir dirs[4];
   std::vector<std::string> names{"a", "b", "c", "d"};
   std::string schema;
   std::vector<std::unique_ptr<relay_process>> nodes;
-  bool ready = true;  // every node answered /readyz 200
+  bool ready = true;  // every node answered /readyz 200, and the three hold a share each
 };
 
 TEST(Cluster, ThreeNodesABurstOneKilledHalfwayNothingLostTakeoverWithinALease) {
@@ -183,8 +187,6 @@ TEST(Cluster, ThreeNodesABurstOneKilledHalfwayNothingLostTakeoverWithinALease) {
   test_origin origin;
   three_nodes n("10s");
   ASSERT_TRUE(n.ready);
-  auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
-  ASSERT_TRUE(shared_out(shares, {"a", "b", "c"})) << describe(shares);
 
   // A burst spread over the three: per node 200 jobs due at once (each held 300 ms by the origin,
   // so a backlog waits behind the 64 connections per origin) and 100 due 1-20 s later. a is
@@ -242,7 +244,7 @@ TEST(Cluster, ThreeNodesABurstOneKilledHalfwayNothingLostTakeoverWithinALease) {
   EXPECT_EQ(early, 0u) << "delivered before their run_at";
   EXPECT_LE(duplicates, 64u) << "at most the dead node's attempts in flight (64 connections per origin)";
   EXPECT_LE(takeover, 15'000);
-  shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"b", "c"}); }, 5s);
+  auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"b", "c"}); }, 5s);
   EXPECT_TRUE(shared_out(shares, {"b", "c"})) << "b and c took the dead node's shards: " << describe(shares);
   EXPECT_EQ(n[1].stop(), 0);
   EXPECT_EQ(n[2].stop(), 0);
@@ -254,8 +256,6 @@ TEST(Cluster, AFrozenNodeStartsNoAttemptAndLandsNoCommitOnceItsLeaseIsLostAndRej
   test_origin origin;
   three_nodes n("10s");
   ASSERT_TRUE(n.ready);
-  auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
-  ASSERT_TRUE(shared_out(shares, {"a", "b", "c"})) << describe(shares);
   // On a: 60 jobs waiting in its memory with their timers (due in 3 s), and 20 whose attempts are
   // in flight when it freezes (the origin holds each 3 s): their outcomes reach a after the thaw.
   auto waiting = submit(n[0], origin, 60, "3s");
@@ -270,7 +270,7 @@ TEST(Cluster, AFrozenNodeStartsNoAttemptAndLandsNoCommitOnceItsLeaseIsLostAndRej
 
   n[0].signal(SIGSTOP);  // no renewal: its leases lapse after 10 s and b and c take its shards
   auto frozen_at = std::chrono::steady_clock::now();
-  shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"b", "c"}); }, 20s);
+  auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"b", "c"}); }, 20s);
   EXPECT_TRUE(shared_out(shares, {"b", "c"})) << describe(shares);
   std::vector<std::string> ids = flying;
   for (const auto& j : waiting) ids.push_back(j.id);
@@ -310,8 +310,6 @@ TEST(Cluster, AKeySentToTwoRelaysAtOnceBecomesOneJobAndBothAreAnsweredWithIt) {
   test_origin origin;
   three_nodes n("2s");
   ASSERT_TRUE(n.ready);
-  auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
-  ASSERT_TRUE(shared_out(shares, {"a", "b", "c"})) << describe(shares);
   constexpr int keys = 60;
   std::vector<std::string> on_a(keys), on_b(keys);
   auto send = [&](int k, std::vector<std::string>& out) {
@@ -362,8 +360,6 @@ TEST(Cluster, ThreeNodesShareOneRateLimitTheTargetNeverSeesMoreThanBurstPlusRate
                 "      - rate_limit: {rate: 100/s, burst: 100}\n"
                 "plugins: {search_path: [" FETCHRELAY_BUILTIN_PLUGIN_DIR "], load: [rate_limit]}\n");
   ASSERT_TRUE(n.ready);
-  auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
-  ASSERT_TRUE(shared_out(shares, {"a", "b", "c"})) << describe(shares);
   constexpr int per_node = 300;
   std::mutex mu;
   std::set<std::string> ids;
@@ -457,8 +453,6 @@ TEST(Cluster, PostgresKilledMidBurstEveryNodeAnswers503ThenTheyGoOnLosingNoAckno
   test_origin origin;
   three_nodes n("2s", dsn);
   ASSERT_TRUE(n.ready);
-  auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
-  ASSERT_TRUE(shared_out(shares, {"a", "b", "c"})) << describe(shares);
 
   std::mutex mu;
   std::set<std::string> acked;
@@ -527,8 +521,7 @@ TEST(Cluster, AFourthNodeJoinsAndOneLeavesBySigtermShardsMoveNothingLost) {
   const std::string dsn = *test_postgres_dsn();
   test_origin origin;
   three_nodes n("10s");  // a long lease: only a graceful hand-back moves c's shards within seconds
-  auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c"}); }, 15s);
-  ASSERT_TRUE(shared_out(shares, {"a", "b", "c"})) << describe(shares);
+  ASSERT_TRUE(n.ready);
 
   // Submissions all along, round robin over the nodes taking them (bounded: 4,000 or 40 s).
   std::mutex mu;
@@ -551,7 +544,7 @@ TEST(Cluster, AFourthNodeJoinsAndOneLeavesBySigtermShardsMoveNothingLost) {
   std::this_thread::sleep_for(1s);
   n.nodes.push_back(std::make_unique<relay_process>(n.dirs[3], node_config("d", n.schema, "10s"), key));
   ASSERT_TRUE(ready_within(n[3], 15s)) << n[3].log();
-  shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c", "d"}); }, 15s);
+  auto shares = owners_when(dsn, n.schema, [&](const auto& o) { return shared_out(o, {"a", "b", "c", "d"}); }, 15s);
   EXPECT_TRUE(shared_out(shares, {"a", "b", "c", "d"})) << "d got its share: " << describe(shares);
   {
     std::lock_guard<std::mutex> lock(mu);
