@@ -59,6 +59,8 @@ WORKLOADS=${WORKLOADS:-w1 w1pg w2 w3 w4 w5 w6 w7 w8}
 # RELAY_WRAP: a command the relay runs under, e.g. "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p"
 #   (instruction counts: steadier than time on a shared machine; perf has no hardware counters here).
 # BENCH_THREADS=1: print each relay thread's CPU seconds after each W1 run (to stderr).
+# PG_STATEMENTS=1: W1-pg loads pg_stat_statements and prints, after each PostgreSQL run, the
+#   statements that took the database's time (calls, ms, rows, WAL bytes) to stderr.
 # PERF_OUT: record the relay's W1 runs of policy PERF_POLICY (default: pipeline off) with perf (call graphs through DWARF) into this file.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADGEN="$ROOT/$BUILD/bench/fetchrelay_loadgen"
@@ -281,6 +283,7 @@ run_w1pg() {
   local cpu0 before
   cpu0=$(pg_cpu_s)
   before=$(pg_counters)
+  [ -n "${PG_STATEMENTS:-}" ] && pg_sql "SELECT pg_stat_statements_reset()" >/dev/null
   local per=$((JOBS / n)) gens=()
   for i in $(seq 1 "$n"); do
     local count=$per
@@ -302,6 +305,11 @@ run_w1pg() {
   done
   dbcpu=$(awk -v a="$(pg_cpu_s)" -v b="$cpu0" 'BEGIN {printf "%.2f", a - b}')
   after=$(pg_counters)
+  if [ -n "${PG_STATEMENTS:-}" ]; then
+    echo "W1-pg $n relay(s): statements by database time (calls | total ms | rows | WAL bytes | statement)" >&2
+    pg_sql "SELECT calls, round(total_exec_time), rows, wal_bytes, left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+            FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 16" >&2
+  fi
   stop_pg_relays
   pg_sql "SET client_min_messages = warning; DROP SCHEMA $schema CASCADE" >/dev/null
   local b0 s0 c0 b1 s1 c1
@@ -494,7 +502,9 @@ fi
 
 if wants w1pg; then
   chmod 755 "$WORK"  # the server runs as the postgres user: it must reach its folder
+  [ -n "${PG_STATEMENTS:-}" ] && export PG_OPTS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
   PG_DSN=$("$ROOT/scripts/pg-up.sh" "$PG_DIR" | tail -1)
+  [ -n "${PG_STATEMENTS:-}" ] && pg_sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   ldel=() lcpu=() d1=() c1=() db1=() w1=() s1=() k1=() d3=() c3=() db3=() w3=() s3=() k3=()
   per_k() { awk -v x="$1" -v n="$2" 'BEGIN {printf "%.3f", 1000 * x / n}'; }
   for r in $(seq 1 "$RUNS"); do

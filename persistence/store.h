@@ -310,7 +310,7 @@ struct postgres_options {
 };
 
 /// PostgreSQL's schema version this relay writes and reads (fr_meta.schema_version).
-inline constexpr int postgres_schema_version = 2;
+inline constexpr int postgres_schema_version = 3;
 /// Logical shards, fixed when the schema is created.
 inline constexpr int postgres_shards = 256;
 

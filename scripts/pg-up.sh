@@ -7,6 +7,7 @@
 # `postgres` user (initdb refuses root). Stop and remove it with scripts/pg-down.sh DIR.
 #
 #   scripts/pg-up.sh DIR [--optional]     e.g. scripts/pg-up.sh /tmp/fetchrelay-pg
+# PG_OPTS: more server options for a new start, e.g. "-c shared_preload_libraries=pg_stat_statements".
 # --optional (the test fixture): without a server installed, say so and exit 0 with no DIR/dsn,
 # so the tests that need one skip with that message.
 set -euo pipefail
@@ -31,7 +32,7 @@ if [[ -f "$dir/data/postmaster.pid" ]] && as_owner "$bin/pg_ctl" -D "$dir/data" 
 fi
 start() {
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-    -o "-k $dir/sock -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c max_connections=200" start >/dev/null || {
+    -o "-k $dir/sock -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c max_connections=200 ${PG_OPTS:-}" start >/dev/null || {
     cat "$dir/log" >&2
     exit 1
   }

@@ -56,15 +56,40 @@ TEST_F(PostgresStore, MigratesOnceAndRefusesASchemaNewerThanItReads) {
   ASSERT_TRUE(second.is_ok());
   EXPECT_EQ(*second, postgres_schema_version) << "nothing to do the second time";
   EXPECT_EQ(sql("SELECT count(*) FROM " + schema_ + ".fr_shards"), std::to_string(postgres_shards));
-  // Tables of version 1 (before the shared rate-limit buckets) are brought to the current one.
-  sql("DROP TABLE " + schema_ + ".fr_buckets; ALTER TABLE " + schema_ + ".fr_idempotency DROP COLUMN job_id, " +
-      "DROP COLUMN expires_ms; UPDATE " + schema_ + ".fr_meta SET value = 1 WHERE key = 'schema_version'");
+  // Tables of version 1 (before the shared rate-limit buckets, with the due table fr_due), holding
+  // an unfinished job, are brought to the current one; the job is still due.
+  {
+    auto opened = open_postgres_store(options());
+    ASSERT_TRUE(opened.is_ok()) << opened.error().message();
+    commit_batch a = new_job("job_a");
+    ASSERT_TRUE(opened.value()->commit(std::span<const commit_batch>(&a, 1)).is_ok());
+  }
+  const std::string& t = schema_;
+  sql("DROP TABLE " + t + ".fr_buckets; ALTER TABLE " + t + ".fr_idempotency DROP COLUMN job_id, DROP COLUMN expires_ms; " +
+      "CREATE TABLE " + t + ".fr_due (id bytea PRIMARY KEY, shard integer NOT NULL, due_ms bigint NOT NULL); " +
+      "INSERT INTO " + t + ".fr_due SELECT id, shard, due_ms FROM " + t + ".fr_jobs WHERE due_ms IS NOT NULL; " +
+      "ALTER TABLE " + t + ".fr_jobs DROP COLUMN due_ms; DROP INDEX " + t + ".fr_events_at; " +
+      "CREATE INDEX fr_events_at ON " + t + ".fr_events (at_ms); DROP INDEX " + t + ".fr_jobs_finished; " +
+      "CREATE INDEX fr_jobs_finished ON " + t + ".fr_jobs (finished_at_ms) WHERE status >= 4; " +
+      "CREATE INDEX fr_jobs_by_tenant ON " + t + ".fr_jobs (tenant, id); " +
+      "UPDATE " + t + ".fr_meta SET value = 1 WHERE key = 'schema_version'");
+  ASSERT_EQ(sql("SELECT count(*) FROM " + t + ".fr_due"), "1");
   auto from_v1 = migrate_postgres(options());
   ASSERT_TRUE(from_v1.is_ok()) << from_v1.error().message();
   EXPECT_EQ(*from_v1, 1);
-  EXPECT_EQ(sql("SELECT count(*) FROM " + schema_ + ".fr_buckets"), "0");
-  EXPECT_EQ(sql("SELECT value FROM " + schema_ + ".fr_meta WHERE key = 'schema_version'"),
+  EXPECT_EQ(sql("SELECT count(*) FROM " + t + ".fr_buckets"), "0");
+  EXPECT_EQ(sql("SELECT count(*) FROM pg_tables WHERE schemaname = '" + t + "' AND tablename = 'fr_due'"), "0");
+  EXPECT_EQ(sql("SELECT value FROM " + t + ".fr_meta WHERE key = 'schema_version'"),
             std::to_string(postgres_schema_version));
+  {
+    auto opened = open_postgres_store(options());
+    ASSERT_TRUE(opened.is_ok()) << opened.error().message();
+    auto due = opened.value()->scan_due(std::nullopt, 10'000, 10);
+    ASSERT_TRUE(due.is_ok());
+    ASSERT_EQ(due->size(), 1u) << "the job kept its due time";
+    EXPECT_EQ((*due)[0].id, "job_a");
+    EXPECT_EQ((*due)[0].due_ms, 5'000);
+  }
 
   sql("UPDATE " + schema_ + ".fr_meta SET value = 99 WHERE key = 'schema_version'");
   auto newer = open_postgres_store(options());
