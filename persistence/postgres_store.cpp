@@ -12,6 +12,7 @@
 // for sync.
 #include <algorithm>
 #include <set>
+#include <thread>
 #include <cctype>
 #include <map>
 #include <unordered_map>
@@ -246,12 +247,15 @@ class postgres_store final : public store {
 
   status commit(std::span<const commit_batch> batches) override {
     for (int attempt = 1;; ++attempt) {
+      failed_state_.clear();
       status s = commit_once(batches);
       // PostgreSQL chose this transaction as a deadlock's (or a serialization conflict's) victim:
-      // it rolled back whole and the connection is fine, so it runs again (three times at most).
-      const std::string& state = db_ ? db_->last_sqlstate() : std::string();
-      if (s.is_ok() || attempt == 3 || (state != "40P01" && state != "40001")) return s;
+      // it rolled back whole and the connection is fine, so it runs again (three times at most),
+      // after a pause that lets the winner finish first (else the retry can take the same locks
+      // in the same order again and close the same cycle).
+      if (s.is_ok() || attempt == 3 || (failed_state_ != "40P01" && failed_state_ != "40001")) return s;
       health_ = status::ok();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 * attempt));
     }
   }
 
@@ -1072,6 +1076,8 @@ class postgres_store final : public store {
   /// A failed write: nothing of it landed (the transaction rolls back). The store answers
   /// unavailable until reopen() connects again.
   status fail(const status& s) {
+    // Kept now: the transaction's rollback (as it goes out of scope) runs a statement of its own.
+    failed_state_ = db_ ? db_->last_sqlstate() : std::string();
     health_ = unavailable(location_ + " failed a write: " + s.message());
     return health_;
   }
@@ -1125,6 +1131,7 @@ class postgres_store final : public store {
   std::unique_ptr<pg::connection> db_;
   std::string location_ = "PostgreSQL";
   status health_ = unavailable("not open");
+  std::string failed_state_;  // the SQLSTATE of the last failed write ("" if it had none)
   std::map<std::string, status_counters> counts_;  // jobs by tenant and status, summed over shards
   std::map<name_key, queue_counts> qcounts_;       // unfinished jobs per queue
   int next_shard_ = 0;

@@ -300,5 +300,41 @@ TEST_F(PostgresCluster, TwoRelaysShareOneBucketAndAPauseHoldsBothBack) {
   EXPECT_NE(sql("SELECT count(*) FROM fr_buckets"), "0");
 }
 
+TEST_F(PostgresCluster, ACommitPickedAsADeadlockVictimRunsAgainInsteadOfFailing) {
+  node a = start("a");
+  ASSERT_TRUE(a.keeper->renew().is_ok());
+  auto keyed = [](commit_batch c) {
+    c.at_ms = 1'000;
+    c.idempotency.push_back({"acme", "order-9", {"job_a", 60'000, "fp-a"}});
+    c.lost_keys = std::make_shared<std::vector<idem_write>>();
+    return c;
+  };
+  ASSERT_TRUE(commit(a, keyed(new_job("job_a"))).is_ok());
+  std::string shard = sql("SELECT shard FROM fr_jobs WHERE id = 'job_a'");
+  ASSERT_TRUE(a.keeper->renew().is_ok());  // now, not while the other session holds the shard row
+  // Another session locks the job's shard row, then (0.5 s later) the key's row. The store's
+  // next commit claims the key first and then waits for the shard (its fencing read): a cycle.
+  // PostgreSQL's deadlock check fires in the store's session, and rolls its transaction back; the commit must run again (once the other session is done), not
+  // fail and make the store unhealthy.
+  std::thread other([&] {
+    // Its own deadlock check waits 100 s: the store's (1 s) always finds the cycle first.
+    sql("SET deadlock_timeout = '100s'; BEGIN; SELECT 1 FROM fr_shards WHERE shard = " + shard +
+        " FOR UPDATE; SELECT pg_sleep(0.5); " +
+        "UPDATE fr_idempotency SET expires_ms = expires_ms WHERE key = 'order-9'; COMMIT");
+  });
+  for (int i = 0; i < 200 && sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.5)%' AND "
+                                  "wait_event = 'PgSleep'") == "0"; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  status s = commit(a, keyed(finish("job_a")));
+  auto waited = std::chrono::steady_clock::now() - t0;
+  other.join();
+  EXPECT_GE(waited, 900ms) << "the commit waited for PostgreSQL's deadlock check (1 s), so the cycle was made";
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  EXPECT_TRUE(a.db->health().is_ok());
+  EXPECT_EQ(sql("SELECT status FROM fr_jobs WHERE id = 'job_a'"), std::to_string(static_cast<int>(job_status::delivered)));
+}
+
 }  // namespace
 }  // namespace fetchrelay::persistence
