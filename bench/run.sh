@@ -61,6 +61,8 @@ WORKLOADS=${WORKLOADS:-w1 w1pg w2 w3 w4 w5 w6 w7 w8}
 # BENCH_THREADS=1: print each relay thread's CPU seconds after each W1 run (to stderr).
 # PG_STATEMENTS=1: W1-pg loads pg_stat_statements and prints, after each PostgreSQL run, the
 #   statements that took the database's time (calls, ms, rows, WAL bytes) to stderr.
+# PG_SETUP_SQL: SQL run in each W1-pg schema once its relays created it, before the load (an
+#   experiment on the database side without a rebuild, e.g. "ALTER TABLE fr_jobs SET (fillfactor = 80)").
 # PERF_OUT: record the relay's W1 runs of policy PERF_POLICY (default: pipeline off) with perf (call graphs through DWARF) into this file.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADGEN="$ROOT/$BUILD/bench/fetchrelay_loadgen"
@@ -280,6 +282,7 @@ run_w1pg() {
   local schema="w1pg_$PG_RUN"
   mark_log
   start_pg_relays "$n" "$schema"
+  [ -n "${PG_SETUP_SQL:-}" ] && pg_sql "SET search_path TO $schema; $PG_SETUP_SQL" >/dev/null
   local cpu0 before
   cpu0=$(pg_cpu_s)
   before=$(pg_counters)
