@@ -468,7 +468,8 @@ int run_follow(admin_command& c, relay_api& api) {
   for (;;) {
     c.options["cursor"] = cursor;
     if (cursor.empty()) c.options.erase("cursor");
-    build_call(c);
+    // The same options as the parse checked, plus the cursor events take: it cannot fail.
+    if (status s = build_call(c); !s) return 2;
     answer a = api.call(c.call);
     if (int rc = check(c, a)) return rc;
     json j = json::parse(a.body, nullptr, false);
