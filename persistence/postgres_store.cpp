@@ -652,7 +652,6 @@ class postgres_store final : public store {
     std::map<std::string, job_row> jobs;
     std::vector<std::pair<const job_state*, const job_spec*>> bodies;
     std::map<std::pair<std::string, std::uint32_t>, std::string> attempts;
-    std::map<std::string, std::optional<std::pair<std::int64_t, int>>> due;  // id -> (due, shard) or delete
     std::map<std::tuple<std::string, int, int>, std::int64_t> counts;       // (tenant, shard, status) -> delta
     std::map<name_key, queue_counts> queue_delta;
     struct event {
