@@ -8,6 +8,9 @@ JOBS        ?= 2
 CONFIG      ?= examples/fetchrelay.yaml
 BUILD_TYPE  ?= RelWithDebInfo
 CMAKE_FLAGS ?=
+# Unity build (each target's sources compiled in batches): a cold build ~⅓ faster. A tree keeps the
+# setting it was configured with; UNITY=OFF for a tree rebuilt file by file while editing.
+UNITY       ?= ON
 
 .PHONY: all deps build test test-sanitize test-tsan run clean format bench-client bench fuzz
 
@@ -17,7 +20,7 @@ deps:
 	@scripts/install-deps.sh
 
 $(BUILD)/build.ninja: | deps
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DFETCHRELAY_UNITY=$(UNITY) $(CMAKE_FLAGS)
 
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
@@ -26,7 +29,7 @@ test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 300
 
 $(ASAN_BUILD)/build.ninja: | deps
-	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFETCHRELAY_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFETCHRELAY_SANITIZE=ON -DFETCHRELAY_UNITY=$(UNITY) $(CMAKE_FLAGS)
 
 test-sanitize: deps $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
@@ -45,7 +48,7 @@ $(TSAN_CAF)/.caf-0.17.6-tsan: | deps
 	scripts/build-caf-tsan.sh $(TSAN_CAF)
 
 $(TSAN_BUILD)/build.ninja: | deps $(TSAN_CAF)/.caf-0.17.6-tsan
-	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFETCHRELAY_TSAN=ON \
+	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFETCHRELAY_TSAN=ON -DFETCHRELAY_UNITY=$(UNITY) \
 	  -DCMAKE_PREFIX_PATH=$(CURDIR)/$(TSAN_CAF) $(CMAKE_FLAGS)
 
 test-tsan: deps $(TSAN_BUILD)/build.ninja
@@ -69,6 +72,7 @@ bench-client: build
 	$(BUILD)/bench/client_bench
 
 # The benchmark (bench/run.sh): direct ceiling and W1, medians of 3. Not during a build.
+# `make bench PEERS=1` also runs BullMQ on Redis beside fetchrelay (issue 18; bench/run.sh's header).
 bench: build
 	@scripts/install-deps.sh --bench
 	bench/run.sh

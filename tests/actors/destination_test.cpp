@@ -12,7 +12,7 @@
 #include "actors/system.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::actors {
+namespace fetchrelay::actors::destination_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -188,4 +188,4 @@ TEST(Destination, PluginsChangeTheRequestOrStopItBeforeItIsSent) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::actors
+}  // namespace fetchrelay::actors::destination_test

@@ -3,14 +3,14 @@
 
 #include <gtest/gtest.h>
 
-namespace fetchrelay::actors {
+namespace fetchrelay::actors::idempotency_index_test {
 namespace {
 
-constexpr std::int64_t t0 = 1'764'300'000'000;
+constexpr std::int64_t start_ms = 1'764'300'000'000;
 const std::string key = idempotency_index::key_of("acme", "order-1");
 
 idempotency_index::entry first_job(std::int64_t expires, bool committed = false) {
-  return {"job_1", t0 + 5, expires, "fp-A", committed, {}};
+  return {"job_1", start_ms + 5, expires, "fp-A", committed, {}};
 }
 
 completion<submit_answer> record(std::vector<submit_answer>& out) {
@@ -24,8 +24,8 @@ TEST(IdempotencyIndex, KeysAreScopedByTenant) {
 
 TEST(IdempotencyIndex, ARepeatDuringTheFirstSyncWaitsAndIsHandedBackWithItsCommit) {
   idempotency_index idx(100);
-  idx.remember(key, first_job(t0 + 1000));
-  auto* e = idx.find(key, t0);
+  idx.remember(key, first_job(start_ms + 1000));
+  auto* e = idx.find(key, start_ms);
   ASSERT_TRUE(e);
   EXPECT_FALSE(e->committed);
   std::vector<submit_answer> answers;
@@ -33,29 +33,29 @@ TEST(IdempotencyIndex, ARepeatDuringTheFirstSyncWaitsAndIsHandedBackWithItsCommi
   e->waiters.push_back(record(answers));
   auto waiters = idx.committed(key, true);
   ASSERT_EQ(waiters.size(), 2u);
-  EXPECT_TRUE(idx.find(key, t0)->committed);
-  EXPECT_TRUE(idx.find(key, t0)->waiters.empty());
-  for (auto& w : waiters) w({202, "job_1", t0 + 5, true, "", ""});
+  EXPECT_TRUE(idx.find(key, start_ms)->committed);
+  EXPECT_TRUE(idx.find(key, start_ms)->waiters.empty());
+  for (auto& w : waiters) w({202, "job_1", start_ms + 5, true, "", ""});
   ASSERT_EQ(answers.size(), 2u);
   EXPECT_EQ(answers[1].id, "job_1");
 }
 
 TEST(IdempotencyIndex, AFailedFirstCommitForgetsTheKeyAndHandsBackItsWaiters) {
   idempotency_index idx(100);
-  idx.remember(key, first_job(t0 + 1000));
+  idx.remember(key, first_job(start_ms + 1000));
   std::vector<submit_answer> answers;
-  idx.find(key, t0)->waiters.push_back(record(answers));
+  idx.find(key, start_ms)->waiters.push_back(record(answers));
   EXPECT_EQ(idx.committed(key, false).size(), 1u);
   EXPECT_FALSE(idx.known(key)) << "the next submission must be able to make the job";
 }
 
 TEST(IdempotencyIndex, ExpiredKeysAreNotFoundAndArePruned) {
   idempotency_index idx(100);
-  idx.remember(key, first_job(t0 + 1000, true));
-  idx.remember(idempotency_index::key_of("acme", "later"), {"job_2", t0, t0 + 5000, "", true, {}});
-  EXPECT_TRUE(idx.find(key, t0 + 999));
-  EXPECT_FALSE(idx.find(key, t0 + 1000)) << "the window ends at expires_at_ms";
-  idx.prune(t0 + 1000);
+  idx.remember(key, first_job(start_ms + 1000, true));
+  idx.remember(idempotency_index::key_of("acme", "later"), {"job_2", start_ms, start_ms + 5000, "", true, {}});
+  EXPECT_TRUE(idx.find(key, start_ms + 999));
+  EXPECT_FALSE(idx.find(key, start_ms + 1000)) << "the window ends at expires_at_ms";
+  idx.prune(start_ms + 1000);
   EXPECT_FALSE(idx.known(key));
   EXPECT_TRUE(idx.known(idempotency_index::key_of("acme", "later")));
   EXPECT_EQ(idx.size(), 1u);
@@ -63,12 +63,12 @@ TEST(IdempotencyIndex, ExpiredKeysAreNotFoundAndArePruned) {
 
 TEST(IdempotencyIndex, TheCapDropsTheOldestCommittedKeysButNeverOneAFirstSubmissionWaitsOn) {
   idempotency_index idx(2);
-  idx.remember(key, first_job(t0 + 1000));  // not committed yet
+  idx.remember(key, first_job(start_ms + 1000));  // not committed yet
   for (int i = 0; i < 3; ++i) {
     idx.remember(idempotency_index::key_of("acme", "k" + std::to_string(i)),
-                 {"job_k" + std::to_string(i), t0, t0 + 1000, "", true, {}});
+                 {"job_k" + std::to_string(i), start_ms, start_ms + 1000, "", true, {}});
   }
-  idx.prune(t0);
+  idx.prune(start_ms);
   EXPECT_TRUE(idx.known(key)) << "an uncommitted first submission stays";
   EXPECT_FALSE(idx.known(idempotency_index::key_of("acme", "k0")));
   EXPECT_TRUE(idx.known(idempotency_index::key_of("acme", "k2")));
@@ -76,17 +76,17 @@ TEST(IdempotencyIndex, TheCapDropsTheOldestCommittedKeysButNeverOneAFirstSubmiss
 
 TEST(IdempotencyIndex, AReRememberedKeyIsNotDroppedByItsOldSlot) {
   idempotency_index idx(100);
-  idx.remember(key, first_job(t0 + 1000, true));
+  idx.remember(key, first_job(start_ms + 1000, true));
   idx.forget(key, "job_1");
-  idx.remember(key, {"job_9", t0, t0 + 9000, "", true, {}});
-  idx.prune(t0 + 1000);  // the old slot's expiry has passed
-  ASSERT_TRUE(idx.find(key, t0 + 1000));
-  EXPECT_EQ(idx.find(key, t0 + 1000)->id, "job_9");
+  idx.remember(key, {"job_9", start_ms, start_ms + 9000, "", true, {}});
+  idx.prune(start_ms + 1000);  // the old slot's expiry has passed
+  ASSERT_TRUE(idx.find(key, start_ms + 1000));
+  EXPECT_EQ(idx.find(key, start_ms + 1000)->id, "job_9");
 }
 
 TEST(IdempotencyIndex, ForgetDropsOnlyTheJobItNames) {
   idempotency_index idx(100);
-  idx.remember(key, first_job(t0 + 1000, true));
+  idx.remember(key, first_job(start_ms + 1000, true));
   idx.forget(key, "job_other");
   EXPECT_TRUE(idx.known(key));
   idx.forget(key, "job_1");
@@ -121,4 +121,4 @@ TEST(IdempotencyIndex, ConflictsNeedTwoFingerprintsThatDiffer) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::actors
+}  // namespace fetchrelay::actors::idempotency_index_test

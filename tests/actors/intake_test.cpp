@@ -3,7 +3,7 @@
 
 #include "actors/intake.h"
 
-namespace fetchrelay::actors {
+namespace fetchrelay::actors::intake_test {
 namespace {
 
 submission sub_of(const std::string& tenant, std::string key = "") {
@@ -139,4 +139,4 @@ TEST_F(Intake, SubmissionsWaitingForTheStoreAreCappedWith503) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::actors
+}  // namespace fetchrelay::actors::intake_test

@@ -9,7 +9,7 @@
 #include "tests/support/caf_fixture.h"
 #include "tests/support/process.h"
 
-namespace fetchrelay::actors {
+namespace fetchrelay::actors::job_actor_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -422,4 +422,4 @@ TEST_F(JobActor, RunNowWhileAGrantIsWrittenStartsOneAttemptOnly) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::actors
+}  // namespace fetchrelay::actors::job_actor_test

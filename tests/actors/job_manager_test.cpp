@@ -10,7 +10,7 @@
 #include "tests/support/process.h"
 #include "tests/support/scripted_target.h"
 
-namespace fetchrelay::actors {
+namespace fetchrelay::actors::job_manager_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -415,4 +415,4 @@ TEST_F(JobManager, JobsDueAtARestartAreLoadedFromTheDueIndex) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::actors
+}  // namespace fetchrelay::actors::job_manager_test

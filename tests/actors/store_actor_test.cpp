@@ -6,7 +6,7 @@
 #include "tests/support/caf_fixture.h"
 #include "tests/support/process.h"
 
-namespace fetchrelay::actors {
+namespace fetchrelay::actors::store_actor_test {
 namespace {
 
 persistence::commit_batch submit(int n) {
@@ -171,4 +171,4 @@ TEST_F(StoreActor, ReadsHideOtherTenantsJobs) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::actors
+}  // namespace fetchrelay::actors::store_actor_test

@@ -5,7 +5,7 @@
 #include "core/version.h"
 #include "tests/support/caf_fixture.h"
 
-namespace fetchrelay::actors {
+namespace fetchrelay::actors::system_test {
 namespace {
 
 TEST(Configure, SetsWorkerThreadsFromConfig) {
@@ -30,4 +30,4 @@ TEST(HealthActor, AnswersPingThroughTheCompletion) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::actors
+}  // namespace fetchrelay::actors::system_test

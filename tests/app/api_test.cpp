@@ -7,7 +7,7 @@
 
 #include "tests/support/raw_http.h"
 
-namespace fetchrelay::app {
+namespace fetchrelay::app::api_test {
 namespace {
 
 constexpr const char* auth = "Authorization: Bearer relay_sk_acme_123\r\n";
@@ -168,4 +168,4 @@ TEST(ConstantTimeEqual, ComparesWholeKeys) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::app
+}  // namespace fetchrelay::app::api_test

@@ -6,7 +6,7 @@
 #include "app/admin_cli.h"
 #include "app/serve.h"
 
-namespace fetchrelay::app {
+namespace fetchrelay::app::cli_test {
 namespace {
 
 TEST(ParseAdmin, FlagsGoBeforeOrAfterTheSubcommandAndTheEnvironmentGivesDefaults) {
@@ -138,4 +138,4 @@ TEST(RaiseFdLimit, RefusesPastWhatTheKernelAllows) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::app
+}  // namespace fetchrelay::app::cli_test

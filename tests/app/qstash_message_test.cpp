@@ -6,7 +6,7 @@
 
 #include "core/qstash.h"
 
-namespace fetchrelay::app::qstash_api {
+namespace fetchrelay::app::qstash_api::qstash_message_test {
 namespace {
 
 constexpr std::int64_t now_ms = 1'764'324'000'000;  // 2025-11-28T10:00:00Z
@@ -228,4 +228,4 @@ TEST(QstashSchedule, TakesCronAndIdAndRefusesWhatFiresSetThemselves) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::app::qstash_api
+}  // namespace fetchrelay::app::qstash_api::qstash_message_test

@@ -11,7 +11,7 @@
 #include "tests/support/raw_http.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::app {
+namespace fetchrelay::app::relay_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -99,4 +99,4 @@ TEST_F(Relay, AFailedStoreWriteAnswers503AcknowledgesNothingAndRecoversAfterReop
 }
 
 }  // namespace
-}  // namespace fetchrelay::app
+}  // namespace fetchrelay::app::relay_test

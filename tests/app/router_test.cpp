@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fetchrelay::app {
+namespace fetchrelay::app::router_test {
 namespace {
 
 const config::relay_config& cfg(bool qstash) {
@@ -64,4 +64,4 @@ TEST(Router, HandsV2OnOnlyWhenTheQstashApiIsOn) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::app
+}  // namespace fetchrelay::app::router_test

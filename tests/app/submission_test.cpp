@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fetchrelay::app {
+namespace fetchrelay::app::submission_test {
 namespace {
 
 constexpr std::int64_t now_ms = 1'764'324'000'000;  // 2025-11-28T10:00:00Z
@@ -220,4 +220,4 @@ TEST(NotBefore, DatesAreCheckedAgainstTheCalendar) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::app
+}  // namespace fetchrelay::app::submission_test

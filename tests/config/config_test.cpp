@@ -9,7 +9,7 @@
 
 #include "tests/config/broken_configs.h"
 
-namespace fetchrelay::config {
+namespace fetchrelay::config::config_test {
 namespace {
 
 env_lookup fake_env(std::map<std::string, std::string> vars) {
@@ -278,4 +278,4 @@ TEST(Semantics, ExponentialKeysNeedBackoff) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::config
+}  // namespace fetchrelay::config::config_test

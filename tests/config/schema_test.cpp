@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fetchrelay::config {
+namespace fetchrelay::config::schema_test {
 namespace {
 
 std::vector<std::string> check(const char* schema, const json& value) {
@@ -105,4 +105,4 @@ TEST(ApplyDefaults, FillsMissingKeysAndObjects) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::config
+}  // namespace fetchrelay::config::schema_test

@@ -4,7 +4,7 @@
 
 #include <map>
 
-namespace fetchrelay::config {
+namespace fetchrelay::config::yaml_source_test {
 namespace {
 
 env_lookup env_of(std::map<std::string, std::string> vars) {
@@ -76,4 +76,4 @@ TEST(ExpandEnv, AVariableThatIsNotUtf8IsRefusedByName) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::config
+}  // namespace fetchrelay::config::yaml_source_test

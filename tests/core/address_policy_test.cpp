@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fetchrelay {
+namespace fetchrelay::address_policy_test {
 namespace {
 
 struct address_case {
@@ -82,4 +82,4 @@ TEST(AddressPolicy, AllowListOpensOnlyItsBlocks) {
 }
 
 }  // namespace
-}  // namespace fetchrelay
+}  // namespace fetchrelay::address_policy_test

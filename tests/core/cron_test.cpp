@@ -4,7 +4,7 @@
 #include "core/cron.h"
 #include "core/time.h"
 
-namespace fetchrelay {
+namespace fetchrelay::cron_test {
 namespace {
 
 cron_schedule cron(std::string_view text) {
@@ -92,4 +92,4 @@ TEST(Cron, NewYorkAcrossBothDstChanges) {
 }
 
 }  // namespace
-}  // namespace fetchrelay
+}  // namespace fetchrelay::cron_test

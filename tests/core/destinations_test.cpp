@@ -5,7 +5,7 @@
 #include "core/job_json.h"
 #include "core/metrics.h"
 
-namespace fetchrelay {
+namespace fetchrelay::destinations_test {
 namespace {
 
 constexpr std::int64_t t0 = 1'800'000'000'000;  // a whole minute
@@ -141,4 +141,4 @@ TEST(MetricsHistory, BucketQuantilePicksTheBucketOfTheRank) {
 }
 
 }  // namespace
-}  // namespace fetchrelay
+}  // namespace fetchrelay::destinations_test

@@ -6,7 +6,7 @@
 #include "core/text.h"
 #include "core/url.h"
 
-namespace fetchrelay {
+namespace fetchrelay::input_test {
 namespace {
 
 TEST(Utf8, ValidAndInvalidSequences) {
@@ -98,4 +98,4 @@ TEST(Url, KnowsEveryIpv4LiteralFormGetaddrinfoTakes) {
 }
 
 }  // namespace
-}  // namespace fetchrelay
+}  // namespace fetchrelay::input_test

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fetchrelay {
+namespace fetchrelay::net_test {
 namespace {
 
 TEST(ParseListenAddress, AcceptsIpv4Ipv6AndLocalhost) {
@@ -69,4 +69,4 @@ TEST(Cidr, RejectsMalformedBlocks) {
 }
 
 }  // namespace
-}  // namespace fetchrelay
+}  // namespace fetchrelay::net_test

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-namespace fetchrelay::qstash {
+namespace fetchrelay::qstash::qstash_test {
 namespace {
 
 std::int64_t eval(std::string_view text, std::uint32_t retried) {
@@ -142,4 +142,4 @@ TEST(QstashOptions, RoundTripAndSkipTheUnknown) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::qstash
+}  // namespace fetchrelay::qstash::qstash_test

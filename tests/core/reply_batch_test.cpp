@@ -5,7 +5,7 @@
 #include <string>
 #include <thread>
 
-namespace fetchrelay {
+namespace fetchrelay::reply_batch_test {
 namespace {
 
 TEST(ReplyBatch, FlushesRunOnceInOrderWhenTheOutermostScopeCloses) {
@@ -34,4 +34,4 @@ TEST(ReplyBatch, AScopeBelongsToItsThread) {
 }
 
 }  // namespace
-}  // namespace fetchrelay
+}  // namespace fetchrelay::reply_batch_test

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fetchrelay {
+namespace fetchrelay::retry_test {
 namespace {
 
 TEST(Backoff, ScheduleIsFollowedAndItsLastEntryRepeats) {
@@ -84,4 +84,4 @@ TEST(Classify, Table) {
 }
 
 }  // namespace
-}  // namespace fetchrelay
+}  // namespace fetchrelay::retry_test

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fetchrelay {
+namespace fetchrelay::status_test {
 namespace {
 
 TEST(Status, OkAndErrorsPrint) {
@@ -24,4 +24,4 @@ TEST(Result, HoldsValueOrError) {
 }
 
 }  // namespace
-}  // namespace fetchrelay
+}  // namespace fetchrelay::status_test

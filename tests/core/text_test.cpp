@@ -3,7 +3,7 @@
 #include "core/ascii.h"
 #include "core/base64.h"
 
-namespace fetchrelay {
+namespace fetchrelay::text_test {
 namespace {
 
 TEST(Ascii, CaseInsensitiveHeaderNames) {
@@ -39,4 +39,4 @@ TEST(Base64, Rfc4648Vectors) {
 }
 
 }  // namespace
-}  // namespace fetchrelay
+}  // namespace fetchrelay::text_test

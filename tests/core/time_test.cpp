@@ -3,7 +3,7 @@
 
 #include "core/time.h"
 
-namespace fetchrelay {
+namespace fetchrelay::time_test {
 namespace {
 
 TEST(Time, Rfc3339IsUtcWithMilliseconds) {
@@ -59,4 +59,4 @@ TEST(Time, HttpDatesParseInAllThreeFormsAndTheDayNameMustMatch) {
 }
 
 }  // namespace
-}  // namespace fetchrelay
+}  // namespace fetchrelay::time_test

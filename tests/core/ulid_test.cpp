@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fetchrelay {
+namespace fetchrelay::ulid_test {
 namespace {
 
 TEST(Ulid, KnownEncoding) {
@@ -74,4 +74,4 @@ TEST(Ulid, AShardGivenIsCarriedByTheIdAndOrderHoldsWithinAShard) {
   EXPECT_GE(job_shard("job_" + g.next(7'000)), 0) << "any job id has a shard byte";
 }
 
-}  // namespace fetchrelay
+}  // namespace fetchrelay::ulid_test

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fetchrelay {
+namespace fetchrelay::units_test {
 namespace {
 
 struct duration_case {
@@ -143,4 +143,4 @@ TEST(FormatSize, ExactBinaryUnits) {
 }
 
 }  // namespace
-}  // namespace fetchrelay
+}  // namespace fetchrelay::units_test

@@ -17,7 +17,7 @@
 #include "tests/support/test_certs.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::http {
+namespace fetchrelay::http::client_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -451,4 +451,4 @@ TEST(ClientTlsConfig, MissingCaFileIsRefusedAtCreation) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::http
+}  // namespace fetchrelay::http::client_test

@@ -10,7 +10,7 @@
 #include "core/reply_batch.h"
 #include "tests/support/raw_http.h"
 
-namespace fetchrelay::http {
+namespace fetchrelay::http::server_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -390,4 +390,4 @@ TEST_F(server_fixture, ShutdownGraceClosesWhatIsStillInFlight) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::http
+}  // namespace fetchrelay::http::server_test

@@ -11,7 +11,7 @@
 #include "tests/support/relay_process.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::bulk_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -113,4 +113,4 @@ TEST(Bulk, CancelAndPurgeGiveExactCounts) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::bulk_test

@@ -4,7 +4,7 @@
 #include "tests/config/broken_configs.h"
 #include "tests/support/process.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::check_config_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -60,4 +60,4 @@ TEST(Usage, UnknownCommandExits2WithUsage) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::check_config_test

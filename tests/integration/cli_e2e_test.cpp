@@ -9,7 +9,7 @@
 #include "tests/support/relay_process.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::cli_e2e_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -214,4 +214,4 @@ TEST_F(Cli, TheKeyAndUrlComeFromTheEnvironmentAndUsageErrorsExit2) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::cli_e2e_test

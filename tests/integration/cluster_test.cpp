@@ -21,7 +21,7 @@
 #include "tests/support/relay_process.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::cluster_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -581,4 +581,4 @@ TEST(Cluster, AFourthNodeJoinsAndOneLeavesBySigtermShardsMoveNothingLost) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::cluster_test

@@ -18,7 +18,7 @@
 #include "tests/support/raw_http.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::crash_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -149,4 +149,4 @@ INSTANTIATE_TEST_SUITE_P(Stores, Crash, ::testing::Values("leveldb", "postgres")
                          [](const auto& info) { return info.param; });
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::crash_test

@@ -12,7 +12,7 @@
 #include "tests/support/raw_http.h"
 #include "tests/support/relay_process.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::damaged_store_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -91,4 +91,4 @@ TEST(DamagedStoreProcess, ADamagedLogStopsStartUpNamingItAndRepairKeepsWhatCanBe
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::damaged_store_test

@@ -14,7 +14,7 @@
 #include "tests/support/raw_http.h"
 #include "tests/support/relay_process.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::flood_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -188,4 +188,4 @@ TEST(Flood, AGigabyteBodyIsRefusedAtTheHeaders) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::flood_test

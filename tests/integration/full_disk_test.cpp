@@ -20,7 +20,7 @@
 #include "tests/support/relay_process.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::full_disk_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -142,4 +142,4 @@ TEST(FullDisk, SubmissionsGet503WhileTheDiskIsFullNothingAcknowledgedIsLostAndTh
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::full_disk_test

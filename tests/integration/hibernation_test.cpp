@@ -22,7 +22,7 @@
 #include "tests/support/relay_process.h"
 #include "tests/support/scripted_target.h"
 
-namespace fetchrelay::actors {
+namespace fetchrelay::actors::hibernation_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -148,4 +148,4 @@ TEST(Hibernation, AMillionJobsWaitOnDiskNotInMemoryAndARestartReadsNoneOfThem) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::actors
+}  // namespace fetchrelay::actors::hibernation_test

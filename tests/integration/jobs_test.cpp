@@ -12,7 +12,7 @@
 #include "tests/support/raw_http.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::jobs_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -424,4 +424,4 @@ TEST(JobsApi, BadInputGetsAClear4xxAndTheServerKeepsServing) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::jobs_test

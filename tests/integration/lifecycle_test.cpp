@@ -13,7 +13,7 @@
 #include "tests/support/relay_process.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::lifecycle_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -132,4 +132,4 @@ TEST(Lifecycle, AnAttemptStillRunningAtTheDeadlineIsAbandonedAndRunsAgainAfterAR
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::lifecycle_test

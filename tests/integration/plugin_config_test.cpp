@@ -4,7 +4,7 @@
 
 #include "tests/support/process.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::plugin_config_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -53,4 +53,4 @@ TEST(PluginConfig, APluginNotFoundStopsStartUpNamingTheSearchPath) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::plugin_config_test

@@ -6,7 +6,7 @@
 
 #include "tests/integration/plugins_e2e.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::plugins_e2e_test {
 namespace {
 
 TEST(PluginsEndToEnd, ABreakerStopsHammeringADeadTargetAndEveryJobIsDeliveredOnceItRecovers) {
@@ -169,4 +169,4 @@ TEST(PluginsEndToEnd, SignaturesVerifyWithTheStandardWebhooksPackageOnANodeRecei
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::plugins_e2e_test

@@ -11,7 +11,7 @@
 #include "tests/support/relay_process.h"
 #include "tests/support/raw_http.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::process_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -202,4 +202,4 @@ TEST(Serve, InvalidConfigDoesNotStart) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::process_test

@@ -8,7 +8,7 @@
 
 #include "tests/integration/plugins_e2e.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::rate_limit_e2e_test {
 namespace {
 
 TEST(PluginsEndToEnd, ARateLimitOf20PerSecondHoldsInEveryWindowAndEveryJobArrivesOnce) {
@@ -53,4 +53,4 @@ TEST(PluginsEndToEnd, ARateLimitOf20PerSecondHoldsInEveryWindowAndEveryJobArrive
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::rate_limit_e2e_test

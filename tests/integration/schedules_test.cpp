@@ -12,7 +12,7 @@
 #include "tests/support/relay_process.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::schedules_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -185,4 +185,4 @@ TEST(Schedules, BadDefinitionsAre400WithTheFieldNamed) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::schedules_test

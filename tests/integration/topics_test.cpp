@@ -10,7 +10,7 @@
 #include "tests/support/relay_process.h"
 #include "tests/support/test_origin.h"
 
-namespace fetchrelay::test {
+namespace fetchrelay::test::topics_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -132,4 +132,4 @@ TEST(Topics, BadTopicsAndSubmissionsAre400) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::test
+}  // namespace fetchrelay::test::topics_test

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fetchrelay::persistence {
+namespace fetchrelay::persistence::codec_test {
 namespace {
 
 job_state full_state() {
@@ -195,4 +195,4 @@ TEST(Keys, ListKeysSeparateTenantsAndStatuses) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::persistence
+}  // namespace fetchrelay::persistence::codec_test

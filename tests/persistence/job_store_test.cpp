@@ -2,16 +2,13 @@
 #include <gtest/gtest.h>
 
 #include "persistence/store.h"
+#include "tests/support/job_ids.h"
 #include "tests/support/process.h"
 
-namespace fetchrelay::persistence {
+namespace fetchrelay::persistence::job_store_test {
 namespace {
 
-std::string id_of(int n) {
-  char buf[31];
-  std::snprintf(buf, sizeof buf, "job_%026d", n);  // sorts like ULIDs of increasing time
-  return buf;
-}
+using test::id_of;
 
 job_state new_job(int n, const std::string& tenant = "acme", std::int64_t run_at = 5'000) {
   job_state s;
@@ -331,4 +328,4 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<fault_case>& i) { return std::string(i.param.name); });
 
 }  // namespace
-}  // namespace fetchrelay::persistence
+}  // namespace fetchrelay::persistence::job_store_test

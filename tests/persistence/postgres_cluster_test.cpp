@@ -12,7 +12,7 @@
 #include "tests/support/pg_sql.h"
 #include "tests/support/postgres.h"
 
-namespace fetchrelay::persistence {
+namespace fetchrelay::persistence::postgres_cluster_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -215,9 +215,9 @@ TEST_F(PostgresCluster, ANodeIdIsRefusedWhileALiveNodeHasItAndLeavingHandsEveryt
 }
 
 }  // namespace
-}  // namespace fetchrelay::persistence
+}  // namespace fetchrelay::persistence::postgres_cluster_test
 
-namespace fetchrelay::persistence {
+namespace fetchrelay::persistence::postgres_cluster_test {
 namespace {
 
 /// Takes from `t` until `want` tokens came or `limit` passed (the lease comes in the background).
@@ -337,4 +337,4 @@ TEST_F(PostgresCluster, ACommitPickedAsADeadlockVictimRunsAgainInsteadOfFailing)
 }
 
 }  // namespace
-}  // namespace fetchrelay::persistence
+}  // namespace fetchrelay::persistence::postgres_cluster_test

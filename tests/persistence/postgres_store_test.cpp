@@ -8,7 +8,7 @@
 #include "tests/support/pg_sql.h"
 #include "tests/support/postgres.h"
 
-namespace fetchrelay::persistence {
+namespace fetchrelay::persistence::postgres_store_test {
 namespace {
 
 class PostgresStore : public ::testing::Test {
@@ -181,4 +181,4 @@ TEST_F(PostgresStore, NamesAndBodiesAreStoredByteForByte) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::persistence
+}  // namespace fetchrelay::persistence::postgres_store_test

@@ -12,10 +12,11 @@
 
 #include "core/ulid.h"
 #include "persistence/store.h"
+#include "tests/support/job_ids.h"
 #include "tests/support/postgres.h"
 #include "tests/support/process.h"
 
-namespace fetchrelay::persistence {
+namespace fetchrelay::persistence::store_conformance_test {
 namespace {
 
 using store_factory = std::function<result<std::unique_ptr<store>>(const std::string& dir)>;
@@ -27,11 +28,7 @@ struct backend {
 
 void PrintTo(const backend& b, std::ostream* os) { *os << b.name; }
 
-std::string id_of(int n) {
-  char buf[31];
-  std::snprintf(buf, sizeof buf, "job_%026d", n);
-  return buf;
-}
+using test::id_of;
 
 constexpr job_status all_statuses[] = {job_status::scheduled, job_status::active,    job_status::retrying,
                                        job_status::delivered, job_status::failed,    job_status::cancelled};
@@ -679,4 +676,4 @@ INSTANTIATE_TEST_SUITE_P(Backends, ScheduleConformance,
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
-}  // namespace fetchrelay::persistence
+}  // namespace fetchrelay::persistence::store_conformance_test

@@ -10,7 +10,7 @@
 
 #include "tests/support/process.h"
 
-namespace fetchrelay::persistence {
+namespace fetchrelay::persistence::store_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -331,4 +331,4 @@ TEST(DamagedStore, RepairIsRefusedWhileTheStoreIsOpen) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::persistence
+}  // namespace fetchrelay::persistence::store_test

@@ -4,7 +4,7 @@
 
 #include "plugins/host/plugin_host.h"
 
-namespace fetchrelay::plugins {
+namespace fetchrelay::plugins::builtin_test {
 namespace {
 
 const std::string builtin_dir = FETCHRELAY_BUILTIN_PLUGIN_DIR;
@@ -338,4 +338,4 @@ TEST_F(Builtin, BreakerForgetsFailuresThatLeaveTheWindow) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::plugins
+}  // namespace fetchrelay::plugins::builtin_test

@@ -6,7 +6,7 @@
 
 #include "fetchrelay/plugin.hpp"
 
-namespace fetchrelay::plugins {
+namespace fetchrelay::plugins::plugin_host_test {
 namespace {
 
 std::string described;  // what the fake host's describe was told
@@ -155,4 +155,4 @@ TEST(PluginChain, TheHostRefusesHeadersItMustOwn) {
 }
 
 }  // namespace
-}  // namespace fetchrelay::plugins
+}  // namespace fetchrelay::plugins::plugin_host_test
