@@ -32,8 +32,18 @@
 #   W8       slowloris: W8_SUBMISSIONS submissions (each on a new connection, due in an hour)
 #            alone, then while W8_SLOW connections each send one header byte a second:
 #            p50/p99/max ms of both, and the ratio of the p99s. Target: every one answered.
+#   peers    (PEERS=1, or "peers" in WORKLOADS; issue 18) BullMQ 6 on Redis 7 (redis-server on a
+#            free loopback port, AOF on, `--save ''`, noeviction) behind the same loadgen and sink:
+#            bench/peers/bullmq's producer (node:http, 202 once Redis took the job) and worker
+#            (concurrency 64, Node's fetch), for each AOF fsync mode (everysec, always). Per run:
+#            fetchrelay W1 (pipeline off), then W1 on BullMQ in each mode (acks/s, deliveries/s,
+#            peak RSS and CPU s of redis + producer + worker); the ratio fetchrelay / BullMQ of the
+#            deliveries/s medians. Then W4 on BullMQ in each mode, RUNS times: kill -9 of
+#            redis-server, the producer and the worker at half the acks, all three restarted on the
+#            same AOF. `npm ci` runs in bench/peers/bullmq first if node_modules is missing.
 #
-# W2-W4 run RUNS times (medians); W5 once. WORKLOADS picks some, e.g. WORKLOADS="w1 w4".
+# W2-W4 run RUNS times (medians); W5 once. WORKLOADS picks some, e.g. WORKLOADS="w1 w4";
+# WORKLOADS=peers runs BullMQ beside fetchrelay alone (its own fetchrelay W1 runs included).
 # The sink is nginx started here on a free loopback port; its access log records per request the
 # receive time, X-Fetch-Job-Id, X-Fetch-Attempt, X-Due-Ms and the status. Figures go to stdout and
 # bench/results/bench-<date>.json. Never run while a build is running: the machine has 2 cores.
@@ -53,16 +63,21 @@ W8_SUBMISSIONS=${W8_SUBMISSIONS:-100}
 RUNS=${RUNS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 WORKLOADS=${WORKLOADS:-w1 w1pg w2 w3 w4 w5 w6 w7 w8}
+[ "${PEERS:-}" = 1 ] && WORKLOADS="$WORKLOADS peers"
 # RELAY_LOG_LEVEL: the relay's log level (default warn; info writes a line per job: docs/operations.md).
 # RELAY_SERVER: extra keys for the relay's `server` block, for experiments, e.g. "worker_threads: 1".
 # BENCH_KEEP: a directory to keep the sink's access log and each relay's /metrics in (debugging).
 # RELAY_WRAP: a command the relay runs under, e.g. "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p"
 #   (instruction counts: steadier than time on a shared machine; perf has no hardware counters here).
-# BENCH_THREADS=1: print each relay thread's CPU seconds after each W1 run (to stderr).
+# BENCH_THREADS=1: print each relay thread's CPU seconds after each W1 run (to stderr); for the
+#   peers, the CPU seconds of redis-server, the producer and the worker apart.
 # PG_STATEMENTS=1: W1-pg loads pg_stat_statements and prints, after each PostgreSQL run, the
 #   statements that took the database's time (calls, ms, rows, WAL bytes) to stderr.
 # PG_SETUP_SQL: SQL run in each W1-pg schema once its relays created it, before the load (an
 #   experiment on the database side without a rebuild, e.g. "ALTER TABLE fr_jobs SET (fillfactor = 80)").
+# BULLMQ_CLIENT=http: the BullMQ worker posts with node:http instead of fetch (the issue's choice, the
+#   default; fetch costs the worker about five times the CPU a request here). PRODUCER_BATCH=0: the
+#   BullMQ producer adds each job on its own instead of one addBulk an event-loop turn.
 # PERF_OUT: record the relay's W1 runs of policy PERF_POLICY (default: pipeline off) with perf (call graphs through DWARF) into this file.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADGEN="$ROOT/$BUILD/bench/fetchrelay_loadgen"
@@ -77,11 +92,13 @@ RELAY_PID=""
 
 cleanup() {
   [ -n "$RELAY_PID" ] && kill "$RELAY_PID" 2>/dev/null || true
+  # The peers run inside $(...), whose variables this shell never sees: their pids are in a file.
+  if [ -s "$WORK/bq-pids" ]; then kill $(cat "$WORK/bq-pids") 2>/dev/null || true; sleep 0.2; fi
   [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null || true
   for p in ${PG_PIDS[@]:-}; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -d "$WORK/pg/data" ]; then "$ROOT/scripts/pg-down.sh" "$WORK/pg" >/dev/null 2>&1 || true; fi
-  if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP"; cp "$WORK/nginx/access.log" "$WORK/relay.log" "$BENCH_KEEP/" 2>/dev/null || true; fi
+  if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP"; cp "$WORK/nginx/access.log" "$WORK/relay.log" "$WORK/bullmq.log" "$BENCH_KEEP/" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -153,7 +170,9 @@ stop_relay() {
 }
 
 relay_rss_kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$RELAY_PID/status"; }
-relay_cpu_s() { awk -v t="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / t}' "/proc/$RELAY_PID/stat"; }
+relay_cpu_s() { pids_cpu_s "$RELAY_PID"; }
+# The CPU seconds (utime + stime) of the processes given, together.
+pids_cpu_s() { for p in "$@"; do cat "/proc/$p/stat"; done | awk -v t="$(getconf CLK_TCK)" '{s += $14 + $15} END {printf "%.1f", s / t}'; }
 
 # The sink's log lines since mark_log, with a job id: "<s.ms> <id> <attempt> <due-ms|-> <status>".
 mark_log() {
@@ -163,16 +182,20 @@ mark_log() {
 run_log() { tail -c +$((LOG_FROM + 1)) "$WORK/nginx/access.log" | grep ' job_' || true; }
 delivered_ok() { run_log | awk '$5 == 200 {print $2}' | sort -u | wc -l; }
 
-# Waits until `delivered_ok` reaches $1 or $2 seconds pass.
+# Waits until `delivered_ok` reaches $1 or $2 seconds pass (or $WORK is gone: the script was
+# stopped, and this runs in a $(...) that outlives it).
 wait_delivered() {
   local deadline=$((SECONDS + $2))
-  while [ "$(delivered_ok)" -lt "$1" ] && [ $SECONDS -lt "$deadline" ]; do sleep 0.5; done
+  while [ -d "$WORK" ] && [ "$(delivered_ok)" -lt "$1" ] && [ $SECONDS -lt "$deadline" ]; do sleep 0.5; done
   sleep 1.2
 }
 
-submit() {  # submit COUNT [loadgen options...]: jobs to the relay; prints loadgen's JSON line
+# submit COUNT [loadgen options...]: jobs to the relay (or to SUBMIT_PORT, a peer's producer, when
+# set); prints loadgen's JSON line.
+SUBMIT_PORT=""
+submit() {
   local count=$1; shift
-  "$LOADGEN" --port "$RELAY_PORT" --count "$count" --connections "$CONNECTIONS" --seconds 300 \
+  "$LOADGEN" --port "${SUBMIT_PORT:-$RELAY_PORT}" --count "$count" --connections "$CONNECTIONS" --seconds 300 \
     --header "Authorization: Bearer $KEY" --header "Content-Type: application/json" \
     --body '{"userId":"user_456"}' "$@"
 }
@@ -181,6 +204,14 @@ run_direct() {
   local out
   out=$("$LOADGEN" --port "$SINK_PORT" --path /ok --count "$JOBS" --connections "$CONNECTIONS" --seconds 120 --body '{}')
   json_field "$out" rate
+}
+
+# deliveries_per_s FIRST-ACK-MS DELIVERED: the deliveries over the time from the first 202 to the
+# last delivery in the sink's log since mark_log.
+deliveries_per_s() {
+  local last_ms
+  last_ms=$(run_log | awk '{printf "%.0f\n", $1 * 1000}' | sort -n | tail -1)
+  awk -v n="$2" -v a="$1" -v b="$last_ms" 'BEGIN {printf "%.0f", n * 1000 / (b - a)}'
 }
 
 # run_w1 POLICY: prints "acks/s deliveries/s delivered peak-RSS-KiB CPU-s".
@@ -193,12 +224,11 @@ run_w1() {
     perf_pid=$!
     sleep 0.5
   fi
-  local out first_ack delivered last_ms rss cpu
+  local out delivered rate rss cpu
   out=$(submit "$JOBS" --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" --header "X-Policy: $1")
-  first_ack=$(json_field "$out" first_ok_ms)
   wait_delivered "$JOBS" 180
   delivered=$(delivered_ok)
-  last_ms=$(run_log | awk '{printf "%.0f\n", $1 * 1000}' | sort -n | tail -1)
+  rate=$(deliveries_per_s "$(json_field "$out" first_ok_ms)" "$delivered")
   rss=$(relay_rss_kib VmHWM)
   cpu=$(relay_cpu_s)
   if [ -n "${BENCH_THREADS:-}" ]; then
@@ -209,7 +239,7 @@ run_w1() {
   fi
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   stop_relay
-  echo "$(json_field "$out" rate) $(awk -v n="$delivered" -v a="$first_ack" -v b="$last_ms" 'BEGIN {printf "%.0f", n * 1000 / (b - a)}') $delivered $rss $cpu"
+  echo "$(json_field "$out" rate) $rate $delivered $rss $cpu"
 }
 
 # -- W1-pg: relays on PostgreSQL ------------------------------------------------------------------
@@ -300,9 +330,9 @@ run_w1pg() {
   local first_ack
   first_ack=$(for i in $(seq 1 "$n"); do json_field "$(cat "$WORK/lg$i.json")" first_ok_ms; done | sort -n | head -1)
   wait_delivered "$JOBS" 300
-  local delivered last_ms cpu=0 dbcpu after
+  local delivered rate cpu=0 dbcpu after
   delivered=$(delivered_ok)
-  last_ms=$(run_log | awk '{printf "%.0f\n", $1 * 1000}' | sort -n | tail -1)
+  rate=$(deliveries_per_s "$first_ack" "$delivered")
   for i in "${PG_PIDS[@]}"; do
     cpu=$(awk -v c="$cpu" -v t="$(getconf CLK_TCK)" '{printf "%.2f", c + ($14 + $15) / t}' "/proc/$i/stat")
   done
@@ -318,7 +348,7 @@ run_w1pg() {
   local b0 s0 c0 b1 s1 c1
   read -r b0 s0 c0 <<<"$before"
   read -r b1 s1 c1 <<<"$after"
-  echo "$(awk -v n="$delivered" -v a="$first_ack" -v b="$last_ms" 'BEGIN {printf "%.0f", n * 1000 / (b - a)}') $delivered $cpu $dbcpu $((b1 - b0)) $((s1 - s0)) $((c1 - c0))"
+  echo "$rate $delivered $cpu $dbcpu $((b1 - b0)) $((s1 - s0)) $((c1 - c0))"
 }
 
 # W2: prints "p50 p99 max early delivered acked peak-RSS-KiB".
@@ -352,30 +382,36 @@ run_w3() {
            printf "%d %d %d %d\n", three, other, undelivered + (acked - length(n)), acked}'
 }
 
-# W4: prints "acked lost duplicates unacked-delivered". The last: jobs stored but killed before
-# their 202 went out, delivered anyway (the client, seeing no answer, would send them again).
+kill9_relay() { kill -9 "$RELAY_PID"; wait "$RELAY_PID" 2>/dev/null || true; RELAY_PID=""; }
+restart_relay() { start_relay keep; wait_ready >/dev/null; }
+
+# W4 [SYSTEM]: prints "acked lost duplicates unacked-delivered". The last: jobs stored but killed
+# before their 202 went out, delivered anyway (the client, seeing no answer, would send them again).
+# SYSTEM is relay (the default) or bullmq (peers): start_, kill9_, restart_ (on the same store) and
+# stop_ SYSTEM. BullMQ gets longer to finish: it delivers several times slower, and a job its
+# killed worker held runs again only once the job's lock (lockDuration 30 s) has lapsed and a stall
+# check (every 30 s) has seen it (defaults, kept).
 run_w4() {
+  local sys=${1:-relay} patience=120
+  [ "$sys" = bullmq ] && patience=600
   mark_log
-  start_relay
+  "start_$sys"
   local ids1="$WORK/ids1" ids2="$WORK/ids2"
   rm -f "$ids1" "$ids2"
   submit "$JOBS" --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" --ids "$ids1" >"$WORK/w4-first.json" 2>/dev/null &
   local gen=$!
   lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
   while [ "$(lines "$ids1")" -lt $((JOBS / 2)) ] && kill -0 "$gen" 2>/dev/null; do sleep 0.02; done
-  kill -9 "$RELAY_PID"
-  wait "$RELAY_PID" 2>/dev/null || true
-  RELAY_PID=""
+  "kill9_$sys"
   wait "$gen" || true
   local first
   first=$(wc -l <"$ids1")
-  start_relay keep
-  wait_ready >/dev/null
+  "restart_$sys"
   submit $((JOBS - first)) --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" --ids "$ids2" >/dev/null
   local acked
   acked=$(cat "$ids1" "$ids2" | wc -l)
-  wait_delivered "$acked" 120
-  stop_relay
+  wait_delivered "$acked" "$patience"
+  "stop_$sys"
   run_log | awk '$5 == 200 {print $2}' | sort >"$WORK/w4-delivered"
   local lost dups unacked
   cat "$ids1" "$ids2" | awk '{print $2}' | sort -u >"$WORK/w4-acked"
@@ -472,6 +508,88 @@ run_w8() {
   "$SLOWLORIS" --port "$RELAY_PORT" --key "$KEY" --slow "$W8_SLOW" --submissions "$W8_SUBMISSIONS"
   stop_relay
 }
+
+# -- Peers (PEERS=1): BullMQ on Redis beside fetchrelay -------------------------------------------
+
+BQ_DIR="$ROOT/bench/peers/bullmq"
+BQ_AOF=everysec  # the appendfsync mode of the next start_bullmq
+REDIS_PID="" PRODUCER_PID="" WORKER_PID=""
+
+# start_bullmq [keep]: redis-server with its AOF in $WORK/redis (emptied unless "keep"), then the
+# producer and the worker; returns once the producer listens (SUBMIT_PORT) and the worker is
+# connected. noeviction: BullMQ requires it (an evicted key is a lost job); `--save ''`: the AOF
+# alone is the durability under test.
+start_bullmq() {
+  [ "${1:-}" = keep ] || rm -rf "$WORK/redis"
+  mkdir -p "$WORK/redis"
+  rm -f "$WORK/bq-port" "$WORK/bq-ready"
+  local redis_port
+  # free_port only tries to connect, and the local port of an outgoing connection (64 of the
+  # loadgen's, 64 of the worker's) refuses a bind too: when redis-server exits, try another port.
+  for _ in 1 2 3 4 5; do
+    redis_port=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$WORK/redis" --logfile "$WORK/redis/redis.log" \
+      --daemonize no --save '' --appendonly yes --appendfsync "$BQ_AOF" --maxmemory-policy noeviction &
+    REDIS_PID=$!
+    echo "$REDIS_PID" >>"$WORK/bq-pids"
+    # PONG only once the AOF is loaded (before, redis answers LOADING).
+    for _ in $(seq 1 1500); do
+      kill -0 "$REDIS_PID" 2>/dev/null || break
+      [ "$(timeout 2 redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break  # (another server may hold the port)
+      sleep 0.02
+    done
+    kill -0 "$REDIS_PID" 2>/dev/null && break  # up (or still loading after 30 s: the checks below fail)
+  done
+  REDIS_PORT=$redis_port BENCH_KEY=$KEY PORT_FILE="$WORK/bq-port" node "$BQ_DIR/producer.mjs" >>"$WORK/bullmq.log" 2>&1 &
+  PRODUCER_PID=$!
+  REDIS_PORT=$redis_port READY_FILE="$WORK/bq-ready" node "$BQ_DIR/worker.mjs" >>"$WORK/bullmq.log" 2>&1 &
+  WORKER_PID=$!
+  echo "$PRODUCER_PID $WORKER_PID" >>"$WORK/bq-pids"
+  for _ in $(seq 1 1500); do [ -s "$WORK/bq-port" ] && [ -s "$WORK/bq-ready" ] && break; sleep 0.02; done
+  if [ ! -s "$WORK/bq-port" ] || [ ! -s "$WORK/bq-ready" ]; then
+    echo "BullMQ did not start:" >&2; tail "$WORK/bullmq.log" "$WORK/redis/redis.log" >&2
+    kill $(cat "$WORK/bq-pids") 2>/dev/null || true
+    exit 1
+  fi
+  SUBMIT_PORT=$(cat "$WORK/bq-port")
+}
+restart_bullmq() { start_bullmq keep; }
+
+stop_bullmq() {
+  local p
+  for p in $WORKER_PID $PRODUCER_PID $REDIS_PID; do kill -TERM "$p"; wait "$p" || true; done
+  REDIS_PID="" PRODUCER_PID="" WORKER_PID="" SUBMIT_PORT=""
+  : >"$WORK/bq-pids"
+}
+
+kill9_bullmq() {
+  kill -9 "$REDIS_PID" "$PRODUCER_PID" "$WORKER_PID"
+  wait "$REDIS_PID" "$PRODUCER_PID" "$WORKER_PID" 2>/dev/null || true
+  REDIS_PID="" PRODUCER_PID="" WORKER_PID="" SUBMIT_PORT=""
+  : >"$WORK/bq-pids"
+}
+
+# run_w1_bullmq: W1 on BullMQ (AOF $BQ_AOF), measured as run_w1; prints "acks/s deliveries/s
+# delivered peak-RSS-KiB CPU-s" (RSS and CPU: redis-server, the producer and the worker together).
+run_w1_bullmq() {
+  mark_log
+  start_bullmq
+  local out delivered rate rss cpu
+  out=$(submit "$JOBS" --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok")
+  wait_delivered "$JOBS" 600  # several times fetchrelay's 180 s: BullMQ delivers slower here
+  delivered=$(delivered_ok)
+  rate=$(deliveries_per_s "$(json_field "$out" first_ok_ms)" "$delivered")
+  rss=$(for p in $REDIS_PID $PRODUCER_PID $WORKER_PID; do awk '$1 == "VmHWM:" {print $2}' "/proc/$p/status"; done |
+    awk '{s += $1} END {print s}')
+  cpu=$(pids_cpu_s "$REDIS_PID" "$PRODUCER_PID" "$WORKER_PID")
+  [ -n "${BENCH_THREADS:-}" ] && echo "BullMQ $BQ_AOF CPU s: redis $(pids_cpu_s "$REDIS_PID"), producer $(pids_cpu_s "$PRODUCER_PID"), worker $(pids_cpu_s "$WORKER_PID")" >&2
+  stop_bullmq
+  echo "$(json_field "$out" rate) $rate $delivered $rss $cpu"
+}
+
+# The peers' rows are kept one a line in files: col FILE N prints column N of each.
+col() { awk -v n="$2" '{print $n}' "$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else printf "null"}'; }
 
 echo "bench: WORKLOADS='$WORKLOADS', RUNS=$RUNS, $CONNECTIONS connections, build $BUILD"
 start_sink
@@ -594,6 +712,49 @@ if wants w8; then
   ma=$(median_of "${p99a[@]}") ms=$(median_of "${p99s[@]}")
   echo "W8 median: submission p99 $ma ms alone, $ms ms beside $W8_SLOW slow connections (x$(awk -v a="$ma" -v b="$ms" 'BEGIN {printf "%.2f", b / a}'))"
   sections+=("\"w8\": {\"slow\": $W8_SLOW, \"runs\": [$(list "${lines[@]}")], \"median_p99_alone_ms\": $ma, \"median_p99_with_slow_ms\": $ms}")
+fi
+
+if wants peers; then
+  [ -d "$BQ_DIR/node_modules" ] || (cd "$BQ_DIR" && npm ci --no-audit --no-fund >&2)
+  modes=(everysec always)
+  rm -f "$WORK"/peer-*
+  # Alternating per run, so the machine's moods hit fetchrelay and BullMQ alike.
+  for r in $(seq 1 "$RUNS"); do
+    read -r a b c _ u <<<"$(run_w1 default)"
+    echo "$a $b $c $u" >>"$WORK/peer-fetchrelay"
+    row="peers run $r: fetchrelay W1 acks ${a}/s, deliveries ${b}/s ($c delivered), CPU $u s"
+    for BQ_AOF in "${modes[@]}"; do
+      read -r a b c m u <<<"$(run_w1_bullmq)"
+      echo "${a:-null} ${b:-null} ${c:-null} ${m:-null} ${u:-null}" >>"$WORK/peer-w1-$BQ_AOF"  # null: a run that failed
+      row+=" | BullMQ AOF $BQ_AOF: acks ${a}/s, deliveries ${b}/s ($c delivered), peak RSS $m KiB, CPU $u s"
+    done
+    echo "$row"
+  done
+  for BQ_AOF in "${modes[@]}"; do
+    for r in $(seq 1 "$RUNS"); do
+      read -r acked lost dups unacked <<<"$(run_w4 bullmq)"
+      echo "${acked:-null} ${lost:-null} ${dups:-null} ${unacked:-null}" >>"$WORK/peer-w4-$BQ_AOF"
+      echo "peers W4 BullMQ AOF $BQ_AOF run $r: $acked acknowledged, $lost lost, $dups duplicate deliveries, $unacked delivered that the kill left unacknowledged"
+    done
+  done
+  fr=$(col "$WORK/peer-fetchrelay" 2 | median)
+  bq_version=$(node -p "require('$BQ_DIR/node_modules/bullmq/package.json').version")
+  redis_version=$(redis-server --version | sed -n 's/.* v=\([0-9.]*\).*/\1/p')
+  peer_json="\"peers\": {\"jobs\": $JOBS, \"bullmq\": \"$bq_version\", \"redis\": \"$redis_version\", \"node\": \"$(node --version)\",
+  \"worker_client\": \"${BULLMQ_CLIENT:-fetch}\", \"producer_batch\": $([ "${PRODUCER_BATCH:-}" = 0 ] && echo false || echo true),
+  \"fetchrelay_w1\": {\"acks_per_s\": [$(col "$WORK/peer-fetchrelay" 1 | paste -sd,)], \"deliveries_per_s\": [$(col "$WORK/peer-fetchrelay" 2 | paste -sd,)],
+    \"delivered\": [$(col "$WORK/peer-fetchrelay" 3 | paste -sd,)], \"relay_cpu_s\": [$(col "$WORK/peer-fetchrelay" 4 | paste -sd,)], \"median_deliveries_per_s\": $fr}"
+  for BQ_AOF in "${modes[@]}"; do
+    w1="$WORK/peer-w1-$BQ_AOF" w4="$WORK/peer-w4-$BQ_AOF"
+    ma=$(col "$w1" 1 | median) mb=$(col "$w1" 2 | median)
+    echo "peers median, BullMQ AOF $BQ_AOF (worker client ${BULLMQ_CLIENT:-fetch}): W1 enqueue $ma acks/s, delivery $mb/s (fetchrelay $fr/s: x$(ratio "$fr" "$mb")) | W4 lost $(col "$w4" 2 | paste -sd/), duplicates $(col "$w4" 3 | paste -sd/) (runs)"
+    peer_json+=",
+  \"bullmq_$BQ_AOF\": {\"w1\": {\"acks_per_s\": [$(col "$w1" 1 | paste -sd,)], \"deliveries_per_s\": [$(col "$w1" 2 | paste -sd,)], \"delivered\": [$(col "$w1" 3 | paste -sd,)],
+      \"peak_rss_kib\": [$(col "$w1" 4 | paste -sd,)], \"cpu_s\": [$(col "$w1" 5 | paste -sd,)]},
+    \"w4\": {\"acked\": [$(col "$w4" 1 | paste -sd,)], \"lost\": [$(col "$w4" 2 | paste -sd,)], \"duplicates\": [$(col "$w4" 3 | paste -sd,)], \"unacked_delivered\": [$(col "$w4" 4 | paste -sd,)]},
+    \"median\": {\"acks_per_s\": $ma, \"deliveries_per_s\": $mb, \"fetchrelay_to_bullmq\": $(ratio "$fr" "$mb")}}"
+  done
+  sections+=("$peer_json}")
 fi
 
 { echo "{\"date\": \"$(date -u +%FT%TZ)\", \"runs\": $RUNS, \"connections\": $CONNECTIONS,"

@@ -22,13 +22,15 @@ PACKAGES=(
   chromium        # the web console's browser test (driven by playwright-core, which downloads no browser)
 )
 
-# --bench adds what `make bench` needs: nginx (the sink and the direct ceiling) and wrk. It must
-# come before the missing list is computed (it once came after, so `make bench` never installed them).
+# --bench adds what `make bench` needs: nginx (the sink and the direct ceiling), wrk, and
+# redis-server (the BullMQ peer of `make bench PEERS=1`; its npm packages come from
+# bench/peers/bullmq/package-lock.json, installed by bench/run.sh). It must come before the
+# missing list is computed (it once came after, so `make bench` never installed them).
 # --list prints the missing packages, one a line, and installs nothing.
 LIST=""
 for arg in "$@"; do
   case "$arg" in
-    --bench) PACKAGES+=(nginx-light wrk) ;;
+    --bench) PACKAGES+=(nginx-light wrk redis-server) ;;
     --fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;  # `make fuzz`: clang's libFuzzer
     --list) LIST=1 ;;
     *) echo "install-deps: unknown option $arg (use --bench, --fuzz, --list)" >&2; exit 2 ;;
