@@ -5,7 +5,11 @@
 //
 //   fetchrelay_loadgen --port P [--path /v1/fetch] [--count N] [--connections C] [--seconds S]
 //                      [--header "Name: value"]... [--body TEXT] [--ids FILE] [--due-spread LO:HI]
+//                      [--rate R]
 //
+// --rate R (requests/s): the k-th request leaves no earlier than start + k/R (paced load, W2); a
+// connection whose answer came early waits for its slot. "max_send_lag_ms" in the result says how far
+// the sends fell behind that schedule (all connections busy): near 0 means the rate was offered.
 // --due-spread LO:HI (ms): each job is due at its send time plus a uniform random LO..HI ms (fixed
 // seed), sent as X-Not-Before (RFC 3339 with milliseconds) and forwarded to the target as X-Due-Ms
 // (X-Fetch-Forward-X-Due-Ms), so the sink's log gives each delivery's lateness exactly.
@@ -24,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <chrono>
@@ -49,6 +54,7 @@ struct options {
   std::string body = "{}";
   std::string ids_file;
   std::int64_t due_lo_ms = -1, due_hi_ms = -1;  // --due-spread
+  double rate = 0;                               // --rate; 0: as fast as answers come
 };
 
 std::int64_t now_ms() {
@@ -108,6 +114,7 @@ class loadgen {
     ep_ = epoll_create1(0);
     conns_.resize(static_cast<std::size_t>(o_.connections));
     auto start = std::chrono::steady_clock::now();
+    start_ = start;
     auto deadline = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o_.seconds));
     for (std::size_t i = 0; i < conns_.size(); ++i) {
       if (!open(i)) return 1;
@@ -116,7 +123,7 @@ class loadgen {
     std::vector<epoll_event> events(conns_.size());
     while ((answered_ + errors_ < sent_ || sent_ < o_.count) && live_ > 0) {
       if (std::chrono::steady_clock::now() > deadline) break;
-      int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 100);
+      int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), send_paced());
       for (int k = 0; k < n; ++k) on_event(events[static_cast<std::size_t>(k)].data.u32, events[static_cast<std::size_t>(k)].events);
       if (sent_ >= o_.count && answered_ + errors_ >= sent_) break;
     }
@@ -124,9 +131,9 @@ class loadgen {
     std::string by_status;
     for (const auto& [s, n] : statuses_) by_status += (by_status.empty() ? "" : ",") + std::string("\"") + std::to_string(s) + "\":" + std::to_string(n);
     std::printf("{\"sent\":%ld,\"answered\":%ld,\"errors\":%ld,\"dropped_connections\":%d,\"status\":{%s},\"seconds\":%.3f,\"rate\":%.0f,"
-                "\"first_ok_ms\":%lld,\"last_ok_ms\":%lld}\n",
+                "\"first_ok_ms\":%lld,\"last_ok_ms\":%lld,\"max_send_lag_ms\":%.1f}\n",
                 sent_, answered_, errors_, o_.connections - live_, by_status.c_str(), secs, static_cast<double>(answered_) / secs,
-                static_cast<long long>(first_ok_), static_cast<long long>(last_ok_));
+                static_cast<long long>(first_ok_), static_cast<long long>(last_ok_), max_lag_ms_);
     if (ids_) std::fclose(ids_);
     return 0;
   }
@@ -160,9 +167,39 @@ class loadgen {
     return true;
   }
 
+  /// With --rate: the time the next request may leave.
+  std::chrono::steady_clock::time_point next_slot() const {
+    return start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double>(static_cast<double>(sent_) / o_.rate));
+  }
+
+  /// Sends on waiting connections every request whose slot has come; returns how long epoll may
+  /// wait (ms) before the next slot.
+  int send_paced() {
+    if (o_.rate <= 0) return 100;
+    while (!waiting_.empty() && sent_ < o_.count) {
+      auto now = std::chrono::steady_clock::now();
+      auto slot = next_slot();
+      if (slot > now) return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(slot - now).count());
+      max_lag_ms_ = std::max(max_lag_ms_, std::chrono::duration<double, std::milli>(now - slot).count());
+      std::size_t i = waiting_.back();
+      waiting_.pop_back();
+      send_now(i);
+    }
+    return 100;
+  }
+
   void send_next(std::size_t i) {
-    auto& c = conns_[i];
     if (sent_ >= o_.count) return;
+    if (o_.rate > 0) {
+      waiting_.push_back(i);  // its slot is taken in send_paced
+      return;
+    }
+    send_now(i);
+  }
+
+  void send_now(std::size_t i) {
+    auto& c = conns_[i];
     ++sent_;
     c.busy = true;
     c.out_off = 0;
@@ -268,6 +305,9 @@ class loadgen {
   }
 
   options o_;
+  std::chrono::steady_clock::time_point start_;
+  std::vector<std::size_t> waiting_;  // --rate: connections idle until their slot
+  double max_lag_ms_ = 0;
   std::string head_, tail_;
   std::mt19937_64 rng_{42};
   int live_ = 0;  // connections open (or reconnecting)
@@ -301,6 +341,7 @@ int main(int argc, char** argv) {
     else if (a == "--header") o.headers.push_back(next());
     else if (a == "--body") o.body = next();
     else if (a == "--ids") o.ids_file = next();
+    else if (a == "--rate") o.rate = std::atof(next().c_str());
     else if (a == "--due-spread") {
       std::string v = next();
       if (std::sscanf(v.c_str(), "%ld:%ld", &o.due_lo_ms, &o.due_hi_ms) != 2 || o.due_lo_ms < 0 || o.due_hi_ms < o.due_lo_ms) {
@@ -315,7 +356,7 @@ int main(int argc, char** argv) {
   }
   if (o.port <= 0 || o.count <= 0 || o.connections <= 0) {
     std::fprintf(stderr, "usage: fetchrelay_loadgen --port P [--path /v1/fetch] [--count N] [--connections C] "
-                         "[--seconds S] [--header 'Name: value']... [--body TEXT] [--ids FILE] [--due-spread LO:HI]\n");
+                         "[--seconds S] [--header 'Name: value']... [--body TEXT] [--ids FILE] [--due-spread LO:HI] [--rate R]\n");
     return 2;
   }
   return loadgen(std::move(o)).run();

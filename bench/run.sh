@@ -11,8 +11,13 @@
 #            between them by three loadgens): deliveries/s, relay CPU-s per 1,000 jobs (all
 #            relays), the database's CPU-s per 1,000 jobs, its WAL syncs and commits per 1,000 jobs
 #            and WAL bytes per job (pg_stat_wal, pg_stat_database). RUNS runs; medians.
-#   W2       W2_JOBS jobs each due 10-20 s after it is sent (X-Not-Before; the due time also
-#            forwarded as X-Due-Ms): lateness p50/p99/max at the sink, early deliveries.
+#   W2       paced: W2_JOBS jobs sent at a steady W2_RATE/s (loadgen --rate), each due 10-20 s after it
+#            is sent (X-Not-Before; the due time also forwarded as X-Due-Ms): lateness p50/p99/max
+#            at the sink, early deliveries, how far the sends fell behind the pace.
+#   W2o      W2-overload: the same jobs sent as fast as the relay answers (more jobs fall due a
+#            second than the relay can deliver): lateness, and whether the backlog drains in due
+#            order (bench/drain_order.awk: a job is starved when its lateness exceeds the backlog at
+#            its due time divided by the measured capacity, plus 1 s).
 #   W3       W3_JOBS jobs to /flaky (500 while X-Fetch-Attempt <= 2) on a 100 ms retry schedule:
 #            attempts per job, undelivered.
 #   W4       W1 with kill -9 of the relay once half the jobs are acknowledged; restart on the same
@@ -52,6 +57,7 @@ set -euo pipefail
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-50000}
 W2_JOBS=${W2_JOBS:-200000}
+W2_RATE=${W2_RATE:-5000}
 W3_JOBS=${W3_JOBS:-20000}
 W5_JOBS=${W5_JOBS:-10000000}
 W6_SCHEDULES=${W6_SCHEDULES:-100000}
@@ -62,7 +68,7 @@ W8_SLOW=${W8_SLOW:-1000}
 W8_SUBMISSIONS=${W8_SUBMISSIONS:-100}
 RUNS=${RUNS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
-WORKLOADS=${WORKLOADS:-w1 w1pg w2 w3 w4 w5 w6 w7 w8}
+WORKLOADS=${WORKLOADS:-w1 w1pg w2 w2o w3 w4 w5 w6 w7 w8}
 [ "${PEERS:-}" = 1 ] && WORKLOADS="$WORKLOADS peers"
 # RELAY_LOG_LEVEL: the relay's log level (default warn; info writes a line per job: docs/operations.md).
 # RELAY_SERVER: extra keys for the relay's `server` block, for experiments, e.g. "worker_threads: 1".
@@ -351,21 +357,30 @@ run_w1pg() {
   echo "$rate $delivered $cpu $dbcpu $((b1 - b0)) $((s1 - s0)) $((c1 - c0))"
 }
 
-# W2: prints "p50 p99 max early delivered acked peak-RSS-KiB".
+# W2 [RATE]: prints "p50 p99 max early delivered acked peak-RSS-KiB send-lag-ms starved capacity
+# worst-excess-ms" (lateness in ms; without RATE, as fast as the relay answers: W2-overload).
 run_w2() {
   mark_log
   start_relay
   local out acked
-  out=$(submit "$W2_JOBS" --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" --due-spread 10000:20000)
+  out=$(submit "$W2_JOBS" --header "X-Fetch-Url: http://127.0.0.1:$SINK_PORT/ok" --due-spread 10000:20000 \
+    ${1:+--rate "$1"})
   acked=$(sed -n 's/.*"202":\([0-9]*\).*/\1/p' <<<"$out")
   wait_delivered "${acked:-0}" 120
-  local rss
+  local rss lag
   rss=$(relay_rss_kib VmHWM)
+  lag=$(json_field "$out" max_send_lag_ms)
   stop_relay
-  run_log | awk '$5 == 200 && $4 != "-" {printf "%.0f\n", $1 * 1000 - $4}' | sort -n |
-    awk -v acked="${acked:-0}" -v rss="$rss" '{a[NR]=$1; if ($1 < 0) early++}
+  # "receive-ms due-ms" of each job's first 200.
+  run_log | awk '$5 == 200 && $4 != "-" && !seen[$2]++ {printf "%.0f %s\n", $1 * 1000, $4}' >"$WORK/w2.txt"
+  awk '{print $2}' "$WORK/w2.txt" | sort -n >"$WORK/w2.due"
+  awk '{print $1}' "$WORK/w2.txt" | sort -n >"$WORK/w2.recv"
+  local drain
+  drain=$(awk -f "$ROOT/bench/drain_order.awk" "$WORK/w2.due" "$WORK/w2.recv" "$WORK/w2.txt")
+  awk '{print $1 - $2}' "$WORK/w2.txt" | sort -n |
+    awk -v acked="${acked:-0}" -v rss="$rss" -v lag="${lag:-0}" -v drain="$drain" '{a[NR]=$1; if ($1 < 0) early++}
       END {p50 = a[int((NR - 1) * 0.50) + 1]; p99 = a[int((NR - 1) * 0.99) + 1];
-           printf "%d %d %d %d %d %d %s\n", p50, p99, a[NR], early, NR, acked, rss}'
+           printf "%d %d %d %d %d %d %s %s %s\n", p50, p99, a[NR], early, NR, acked, rss, lag, drain}'
 }
 
 # W3: prints "jobs-with-exactly-3-attempts other undelivered acked".
@@ -648,17 +663,25 @@ if wants w1pg; then
   \"median\": {\"leveldb\": $ml, \"pg1\": $m1, \"pg3\": $m3, \"pg1_pct_of_leveldb\": $(pct "$m1" "$ml"), \"pg3_pct_of_pg1\": $(pct "$m3" "$m1")}}")
 fi
 
-if wants w2; then
-  p50s=() p99s=() maxs=() earlies=() lines=()
+# w2 (paced at W2_RATE/s) and w2o (overload): the same jobs, RUNS runs each.
+for w2 in w2 w2o; do
+  wants "$w2" || continue
+  rate=$W2_RATE name="W2 (paced, $W2_RATE/s)"
+  [ "$w2" = w2o ] && rate="" name="W2-overload"
+  p50s=() p99s=() maxs=() earlies=() lines=() lags=() starveds=() caps=()
   for r in $(seq 1 "$RUNS"); do
-    read -r p50 p99 mx early n acked rss <<<"$(run_w2)"
-    p50s+=("$p50") p99s+=("$p99") maxs+=("$mx") earlies+=("$early") lines+=("$n/$acked")
-    echo "W2 run $r: lateness p50 $p50 ms, p99 $p99 ms, max $mx ms; early $early; delivered $n of $acked acknowledged; peak RSS $rss KiB"
+    read -r p50 p99 mx early n acked rss lag starved cap excess <<<"$(run_w2 "$rate")"
+    p50s+=("$p50") p99s+=("$p99") maxs+=("$mx") earlies+=("$early") lines+=("$n/$acked") lags+=("$lag")
+    starveds+=("$starved") caps+=("$cap")
+    echo "$name run $r: lateness p50 $p50 ms, p99 $p99 ms, max $mx ms; early $early; delivered $n of $acked" \
+      "acknowledged; peak RSS $rss KiB; sends behind the pace by at most $lag ms; drain: $starved starved" \
+      "(capacity $cap/s, worst lateness minus its bound $excess ms)"
   done
-  echo "W2 median: lateness p50 $(median_of "${p50s[@]}") ms, p99 $(median_of "${p99s[@]}") ms, max $(median_of "${maxs[@]}") ms; early $(median_of "${earlies[@]}")"
-  sections+=("\"w2\": {\"jobs\": $W2_JOBS, \"p50_ms\": [$(list "${p50s[@]}")], \"p99_ms\": [$(list "${p99s[@]}")], \"max_ms\": [$(list "${maxs[@]}")],
-  \"early\": [$(list "${earlies[@]}")], \"delivered_of_acked\": [\"$(IFS=; printf '%s","' "${lines[@]}" | sed 's/","$//')\"]}")
-fi
+  echo "$name median: lateness p50 $(median_of "${p50s[@]}") ms, p99 $(median_of "${p99s[@]}") ms, max $(median_of "${maxs[@]}") ms; early $(median_of "${earlies[@]}"); starved $(median_of "${starveds[@]}")"
+  sections+=("\"$w2\": {\"jobs\": $W2_JOBS, \"rate\": ${rate:-null}, \"p50_ms\": [$(list "${p50s[@]}")], \"p99_ms\": [$(list "${p99s[@]}")], \"max_ms\": [$(list "${maxs[@]}")],
+  \"early\": [$(list "${earlies[@]}")], \"send_lag_ms\": [$(list "${lags[@]}")], \"starved\": [$(list "${starveds[@]}")], \"capacity_per_s\": [$(list "${caps[@]}")],
+  \"delivered_of_acked\": [\"$(IFS=; printf '%s","' "${lines[@]}" | sed 's/","$//')\"]}")
+done
 
 if wants w3; then
   threes=() others=() undel=()
