@@ -13,6 +13,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libssl-dev
+  libmimalloc-dev
   nlohmann-json3-dev
   libpq-dev        # the PostgreSQL store (storage.backend: postgres)
   postgresql-15    # its tests start a throwaway server (scripts/pg-up.sh); no system cluster is used

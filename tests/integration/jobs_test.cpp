@@ -63,9 +63,14 @@ TEST(JobsApi, FetchApiExampleIsDeliveredAfterTheDelay) {
   EXPECT_EQ(got[0].headers["user-agent"].rfind("fetchrelay/", 0), 0u);
   EXPECT_GE(got[0].at - t0, 2s) << "delivered before the delay";
 
-  // The terminal snapshot is synced just after the job reports delivered: poll briefly.
+  // The terminal snapshot is synced just after the job reports delivered: poll briefly. A scrape is
+  // not one snapshot (the counters above the live-actor gauge are read first), so wait for both.
+  auto settled = [](const std::string& body) {
+    return body.find("fetchrelay_live_job_actors 0\n") != std::string::npos &&
+           body.find("fetchrelay_jobs{status=\"delivered\"} 1\n") != std::string::npos;
+  };
   auto m = relay.call("GET", "/metrics", "");
-  for (int i = 0; i < 100 && m && m->body.find("fetchrelay_live_job_actors 0\n") == std::string::npos; ++i) {
+  for (int i = 0; i < 100 && m && !settled(m->body); ++i) {
     std::this_thread::sleep_for(20ms);
     m = relay.call("GET", "/metrics", "");
   }
