@@ -2,7 +2,7 @@
 # Files: dues sorted, receives sorted, then "receive_ms due_ms" per delivered job.
 # Output: "starved capacity max_excess_ms". backlog(t) = jobs due by t − jobs delivered by t; a job
 # is starved when its lateness exceeds backlog(its due time) / capacity + 1 s, with capacity = the
-# median deliveries per second over the seconds that began with a backlog.
+# median deliveries per second over the seconds that began with a backlog and delivered something.
 function count_le(arr, n, t,   lo, hi, mid) {  # how many of the sorted arr[1..n] are <= t
   lo = 0; hi = n
   while (lo < hi) { mid = int((lo + hi + 1) / 2); if (arr[mid] <= t) lo = mid; else hi = mid - 1 }
@@ -16,6 +16,7 @@ END {
   for (s = int(ds[1] / 1000) * 1000; s <= rs[nr]; s += 1000) {
     if (count_le(ds, nd, s) - count_le(rs, nr, s) <= 0) continue
     c = count_le(rs, nr, s + 999.999) - count_le(rs, nr, s - 0.001)
+    if (c == 0) continue  # nothing delivered: not a measure of capacity (a stall, or one job held back)
     for (j = ++k; j > 1 && per[j - 1] > c; j--) per[j] = per[j - 1]  # insertion sort
     per[j] = c
   }

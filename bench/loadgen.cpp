@@ -341,7 +341,15 @@ int main(int argc, char** argv) {
     else if (a == "--header") o.headers.push_back(next());
     else if (a == "--body") o.body = next();
     else if (a == "--ids") o.ids_file = next();
-    else if (a == "--rate") o.rate = std::atof(next().c_str());
+    else if (a == "--rate") {
+      char* end = nullptr;
+      std::string v = next();
+      o.rate = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0' || !(o.rate > 0)) {
+        std::fprintf(stderr, "--rate wants requests per second > 0, e.g. 5000\n");
+        return 2;
+      }
+    }
     else if (a == "--due-spread") {
       std::string v = next();
       if (std::sscanf(v.c_str(), "%ld:%ld", &o.due_lo_ms, &o.due_hi_ms) != 2 || o.due_lo_ms < 0 || o.due_hi_ms < o.due_lo_ms) {
