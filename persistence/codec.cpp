@@ -4,6 +4,7 @@ namespace fetchrelay::persistence {
 namespace {
 
 constexpr std::uint8_t version_1 = 0x01;
+constexpr std::uint8_t record_version = 0x02;  // job_record
 
 void put_varint(std::string& out, std::uint64_t v) {
   while (v >= 0x80) {
@@ -69,6 +70,21 @@ class reader {
     in_.remove_prefix(n);
     return s;
   }
+
+  /// A string as a view into the input.
+  std::string_view view() {
+    std::uint64_t n = varint();
+    if (!ok_ || n > in_.size()) {
+      fail();
+      return {};
+    }
+    std::string_view s = in_.substr(0, n);
+    in_.remove_prefix(n);
+    return s;
+  }
+
+  /// What is left to read.
+  std::string_view rest() const { return in_; }
 
   /// Skips a string without copying it.
   void skip_string() {
@@ -288,8 +304,9 @@ std::string attempt_key(std::string_view id, std::uint32_t n) {
   return k;
 }
 
-std::string encode(const job_state& s) {
-  std::string out;
+namespace {
+
+void append(std::string& out, const job_state& s) {
   out.push_back(static_cast<char>(version_1));
   put_string(out, s.id);
   put_string(out, s.tenant);
@@ -330,7 +347,75 @@ std::string encode(const job_state& s) {
     out.push_back(static_cast<char>(s.queue_stage));
   }
   if (!s.qstash.empty()) put_string(out, s.qstash);
+}
+
+/// The encoded size of a job_state without its optional parts, to reserve once.
+std::size_t state_size_hint(const job_state& s) {
+  return 64 + s.id.size() + s.tenant.size() + s.method.size() + s.url.size() + s.policy.size() + s.last_error.size() +
+         s.defer_reason.size() + s.callback_url.size() + s.failure_callback_url.size() + s.parent_id.size() +
+         s.idempotency_key.size() + (s.response ? s.response->body.size() + 64 : 0) + s.qstash.size();
+}
+
+}  // namespace
+
+std::string encode(const job_state& s) {
+  std::string out;
+  out.reserve(state_size_hint(s));
+  append(out, s);
   return out;
+}
+
+std::string encode_job_record(std::string_view spec, std::string_view attempt,
+                              const std::vector<std::uint64_t>& event_seqs, const job_state& s) {
+  std::string out;
+  out.reserve(16 + spec.size() + attempt.size() + 3 * event_seqs.size() + state_size_hint(s));
+  out.push_back(static_cast<char>(record_version));
+  put_string(out, spec);
+  put_string(out, attempt);
+  put_varint(out, event_seqs.size());
+  std::uint64_t prev = 0;
+  for (std::uint64_t seq : event_seqs) {
+    put_varint(out, seq - prev);
+    prev = seq;
+  }
+  append(out, s);
+  return out;
+}
+
+result<job_record_view> split_job_record(std::string_view v) {
+  job_record_view out;
+  if (v.empty() || static_cast<std::uint8_t>(v[0]) != record_version) {  // format 1: a bare snapshot
+    out.state = v;
+    return out;
+  }
+  reader r(v.substr(1));
+  out.spec = r.view();
+  out.attempt = r.view();
+  std::uint64_t n = r.varint();
+  if (r.ok() && n > v.size()) return data_loss("job record lists more events than it has bytes");
+  std::uint64_t seq = 0;
+  for (std::uint64_t i = 0; r.ok() && i < n; ++i) {
+    std::uint64_t d = r.varint();
+    if (i > 0 && d == 0) return data_loss("job record lists an event twice");
+    seq += d;
+    out.event_seqs.push_back(seq);
+  }
+  if (!r.ok()) return r.error("job record");
+  out.state = r.rest();
+  return out;
+}
+
+result<job_state> decode_job_record_state(std::string_view v) {
+  auto parts = split_job_record(v);
+  if (!parts) return parts.error();
+  return decode_job_state(parts->state);
+}
+
+std::uint32_t attempt_number(std::string_view encoded_attempt) {
+  reader r(encoded_attempt);
+  r.version("attempt record");
+  auto n = static_cast<std::uint32_t>(r.varint());
+  return r.ok() ? n : 0;
 }
 
 result<job_state> decode_job_state(std::string_view v) {

@@ -3,16 +3,16 @@
 // Key space. Integers in keys are big-endian so keys sort numerically; <id> is the 30-byte job
 // id ("job_" + ULID), so ids sort by creation time.
 //
-//   meta/format                        -> "fetchrelay-store 1"
+//   meta/format                        -> "fetchrelay-store 2" (1 before job records)
 //   meta/counters                      -> counters
 //   meta/tenant/<tenant>               -> count               the tenant's unfinished jobs
-//   job/<id>                           -> job_state
-//   body/<id>                          -> job_spec            written once
+//   job/<id>                           -> job_record          the job: snapshot, small request, latest attempt
+//   body/<id>                          -> job_spec            a request too big to keep in the record; written once
 //   due/<u64 due_ms><id>               -> ""                  until the job is terminal
 //   done/<u64 finished_ms><id>         -> ""                  terminal jobs, for the retention sweep
 //   list/<tenant> 0x00 <u8 status><id> -> ""                  the listing index
 //   idem/<tenant> 0x00 <key>           -> idem_record
-//   att/<id><u32 n>                    -> attempt_record
+//   att/<id><u32 n>                    -> attempt_record      attempts before the latest (which the record holds)
 //   sched/<tenant> 0x00 <schedule id>  -> schedule_state
 //   sdue/<u64 next_ms><tenant> 0x00 <schedule id> -> ""  schedules not paused that will fire
 //   topic/<tenant> 0x00 <name>        -> topic_state
@@ -22,10 +22,18 @@
 //   tag/<tenant> 0x00 <kind><name> 0x00 <id> -> ""        jobs by schedule ('s'), queue ('q'), topic ('t')
 //   meta/event_seq                     -> count               the last event's sequence number
 //   ev/<tenant> 0x00 <u64 seq>         -> event               the tenant's events in commit order
-//   evj/<tenant> 0x00 <job id><u64 seq> -> ""                 the events of one job
+//   evj/<tenant> 0x00 <job id><u64 seq> -> ""                 a job's events its record does not list (past
+//                                                             max_record_events, written before format 2, or
+//                                                             kept for a job purged by DELETE /v1/jobs)
 //
 // Values, in the style of LevelDB's write_batch.cc:
 //
+//   job_record     := 0x02 (version) string:spec string:attempt varint:count varint:seq_delta* job_state
+//                     spec: the job_spec's bytes when they fit in inline_spec_limit, else empty (body/);
+//                     attempt: the latest attempt_record's bytes, or empty;
+//                     seq_delta: the job's event sequence numbers, ascending, each less the one before.
+//                     Store format 1 held a bare job_state here, which still reads (no spec, no
+//                     attempt, no events: they are in body/, att/ and evj/).
 //   job_state      := 0x01 (version) id tenant u8:status method url policy
 //                     varint:created_at_ms varint:run_at_ms varint:attempts varint:max_attempts
 //                     varint:timeout_ms varint:last_status_code last_error defer_reason
@@ -60,6 +68,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/event.h"
 #include "core/job.h"
@@ -71,7 +80,15 @@
 namespace fetchrelay::persistence {
 
 inline constexpr std::string_view format_key = "meta/format";
-inline constexpr std::string_view format_value = "fetchrelay-store 1";
+inline constexpr std::string_view format_value = "fetchrelay-store 2";
+/// The format before job records (bare snapshots; every request, attempt and event in a key of
+/// its own): still read, and marked format 2 when opened, as every value it has stays readable.
+inline constexpr std::string_view format_value_1 = "fetchrelay-store 1";
+/// A request up to this size (encoded) lives in its job's record, rewritten with every snapshot;
+/// a bigger one has its own key, written once.
+inline constexpr std::size_t inline_spec_limit = 4096;
+/// Event sequence numbers a job record lists; a job's later events get evj/ entries.
+inline constexpr std::size_t max_record_events = 32;
 inline constexpr std::string_view counters_key = "meta/counters";
 inline constexpr std::string_view due_prefix = "due/";
 inline constexpr std::string_view done_prefix = "done/";
@@ -162,9 +179,26 @@ std::string encode(const topic_state& t);
 std::string encode(const queue_state& q);
 std::string encode(const queue_counts& c);  // without seq: the key holds it
 
+/// A job/ value split into its parts, without copying (views into the value).
+struct job_record_view {
+  std::string_view spec;     // the job_spec's bytes, or empty: in body/ (or lost)
+  std::string_view attempt;  // the latest attempt_record's bytes, or empty
+  std::vector<std::uint64_t> event_seqs;  // ascending
+  std::string_view state;    // the job_state's bytes
+};
+/// Splits a job record (format 2) or a bare snapshot (format 1).
+result<job_record_view> split_job_record(std::string_view v);
+/// A job record of the given parts (spec and attempt as encoded; empty when absent).
+std::string encode_job_record(std::string_view spec, std::string_view attempt,
+                              const std::vector<std::uint64_t>& event_seqs, const job_state& s);
+/// The attempt number an encoded attempt_record starts with; 0 if it does not read.
+std::uint32_t attempt_number(std::string_view encoded_attempt);
+
 result<job_state> decode_job_state(std::string_view v);
 /// Reads only the status and run time of a job snapshot (the store's index upkeep).
 result<job_position> decode_job_position(std::string_view v);
+/// A job record's snapshot, or the snapshot a format 1 value is.
+result<job_state> decode_job_record_state(std::string_view v);
 result<job_spec> decode_job_spec(std::string_view v);
 result<attempt_record> decode_attempt(std::string_view v);
 result<idem_record> decode_idem(std::string_view v);

@@ -12,6 +12,8 @@
 #include "persistence/store.h"
 #include "persistence/store_logic.h"
 
+#include <spdlog/spdlog.h>
+
 #include "core/ulid.h"
 
 namespace fetchrelay::persistence {
@@ -125,6 +127,12 @@ class leveldb_store final : public store {
     } else if (!s.ok()) {
       db_.reset();
       return s.IsCorruption() ? damaged(s.ToString()) : data_loss("the store at " + path + " cannot be read: " + s.ToString());
+    } else if (marker == format_value_1) {  // every value of format 1 reads in format 2
+      leveldb::WriteOptions w;
+      w.sync = options_.sync;
+      s = db_->Put(w, std::string(format_key), std::string(format_value));
+      if (!s.ok()) return unavailable("cannot write to the store at " + path + ": " + s.ToString());
+      spdlog::info("store at {}: format 1 marked as format 2 (job records)", path);
     } else if (marker != format_value) {
       db_.reset();
       return data_loss("the store at " + path + " has format \"" + marker +
@@ -244,10 +252,11 @@ class leveldb_store final : public store {
       if (!parse_done_key(std::string_view(it->key().data(), it->key().size()), finished, id)) break;
       if (finished > finished_before_ms) break;
       wb.Delete(it->key());
-      auto j = get_job(id);
+      auto j = read_job(id);
       if (!j) return j.error();
       // A job run again (POST /retry) left this entry behind; its current state decides.
-      if (!*j || !is_terminal((*j)->status) || (*j)->finished_at_ms != finished) continue;
+      if (!*j || !is_terminal((*j)->state.status) || (*j)->state.finished_at_ms != finished) continue;
+      // Its events are past retention too: they go in the events' own sweep.
       add_purge(wb, **j, c);
       ++purged;
     }
@@ -264,9 +273,20 @@ class leveldb_store final : public store {
     leveldb::WriteBatch wb;
     changes c{counters_, {}, {}, {}, event_seq_};
     purge_page out;
-    for (const auto& j : page->jobs) {
-      if (!is_terminal(j.status)) continue;
-      add_purge(wb, j, c);
+    for (const auto& listed : page->jobs) {
+      if (!is_terminal(listed.status)) continue;
+      auto j = read_job(listed.id);
+      if (!j) return j.error();
+      if (!*j) continue;
+      // Its events stay in the feed until retention, and `job=` still finds them: the ones its
+      // record listed get index entries now.
+      for (std::uint64_t seq : (*j)->event_seqs) {
+        std::string ignored;
+        auto found = get(event_key(listed.tenant, seq), ignored);
+        if (!found) return found.error();
+        if (*found) wb.Put(event_job_key(listed.tenant, listed.id, seq), "");
+      }
+      add_purge(wb, **j, c);
       ++out.count;
     }
     if (auto s = write(wb, c, true); !s) return s;
@@ -286,14 +306,25 @@ class leveldb_store final : public store {
     auto s = get(job_key(id), v);
     if (!s) return s.error();
     if (!*s) return std::optional<job_state>();
-    auto d = decode_job_state(v);
+    auto d = decode_job_record_state(v);
     if (!d) return d.error();
     return std::optional<job_state>(std::move(*d));
   }
 
   result<std::optional<job_spec>> get_spec(const std::string& id) override {
     std::string v;
-    auto s = get(body_key(id), v);
+    auto s = get(job_key(id), v);
+    if (!s) return s.error();
+    if (*s) {
+      auto parts = split_job_record(v);
+      if (!parts) return parts.error();
+      if (!parts->spec.empty()) {
+        auto d = decode_job_spec(parts->spec);
+        if (!d) return d.error();
+        return std::optional<job_spec>(std::move(*d));
+      }
+    }
+    s = get(body_key(id), v);  // too big for the record, or written before records held requests
     if (!s) return s.error();
     if (!*s) return std::optional<job_spec>();
     auto d = decode_job_spec(v);
@@ -311,6 +342,20 @@ class leveldb_store final : public store {
       out.push_back(std::move(*a));
     }
     if (!it->status().ok()) return data_loss(it->status().ToString());
+    // The latest attempt is in the job's record (after the others: attempts only grow).
+    std::string v;
+    auto found = get(job_key(id), v);
+    if (!found) return found.error();
+    if (*found) {
+      auto parts = split_job_record(v);
+      if (!parts) return parts.error();
+      if (!parts->attempt.empty()) {
+        auto a = decode_attempt(parts->attempt);
+        if (!a) return a.error();
+        std::erase_if(out, [&](const attempt_record& r) { return r.n >= a->n; });
+        out.push_back(std::move(*a));
+      }
+    }
     return out;
   }
 
@@ -525,26 +570,16 @@ class leveldb_store final : public store {
 
   result<event_page> list_events(const std::string& tenant, const event_filter& f, const std::string& cursor,
                                  std::size_t limit) override {
-    // One job's events come from its own index (keys only; each event read by its key), the
-    // tenant's from the events themselves.
-    bool by_job = !f.job_id.empty();
-    std::string prefix = by_job ? event_job_prefix(tenant, f.job_id) : event_prefix(tenant);
     std::optional<std::uint64_t> after;
     if (!cursor.empty()) {
       after = parse_event_id(cursor);
       if (!after) return invalid_argument("cursor must be an event id");
     }
+    if (!f.job_id.empty()) return list_job_events(tenant, f, after, limit);
+    std::string prefix = event_prefix(tenant);
     auto read = [&](const leveldb::Iterator& it) -> result<std::optional<event_record>> {
       std::uint64_t seq = key_seq(std::string_view(it.key().data(), it.key().size()));
-      std::string v;
-      std::string_view value(it.value().data(), it.value().size());
-      if (by_job) {
-        auto found = get(event_key(tenant, seq), v);
-        if (!found) return found.error();
-        if (!*found) return std::optional<event_record>();  // swept meanwhile
-        value = v;
-      }
-      auto e = decode_event(value, seq);
+      auto e = decode_event(std::string_view(it.value().data(), it.value().size()), seq);
       if (!e) return e.error();
       if (f.type && e->type != *f.type) return std::optional<event_record>();
       return std::optional<event_record>(std::move(*e));
@@ -553,8 +588,7 @@ class leveldb_store final : public store {
     std::size_t scanned = 0;
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
     if (f.descending) {  // newest first, from just before the cursor
-      it->Seek(after ? (by_job ? event_job_key(tenant, f.job_id, *after) : event_key(tenant, *after))
-                     : prefix + std::string(8, '\xff'));
+      it->Seek(after ? event_key(tenant, *after) : prefix + std::string(8, '\xff'));
       if (it->Valid()) it->Prev();
       else it->SeekToLast();
       std::string last;
@@ -578,7 +612,7 @@ class leveldb_store final : public store {
       }
       std::reverse(page.events.begin(), page.events.end());
     } else {
-      std::string start = by_job ? event_job_key(tenant, f.job_id, *after) : event_key(tenant, *after);
+      std::string start = event_key(tenant, *after);
       it->Seek(start);
       if (it->Valid() && it->key() == leveldb::Slice(start)) it->Next();
       std::string last;
@@ -645,6 +679,57 @@ class leveldb_store final : public store {
     return status::ok();
   }
 
+  /// One job's events: the sequence numbers its record lists and those in evj/ (beyond the
+  /// record's list, from format 1, or kept when the job was purged), each event read by its key.
+  /// The tenant's prefix in the event key keeps another tenant's job from showing.
+  result<event_page> list_job_events(const std::string& tenant, const event_filter& f,
+                                     std::optional<std::uint64_t> after, std::size_t limit) {
+    std::vector<std::uint64_t> seqs;
+    std::string v;
+    auto found = get(job_key(f.job_id), v);
+    if (!found) return found.error();
+    if (*found) {
+      auto parts = split_job_record(v);
+      if (!parts) return parts.error();
+      seqs = std::move(parts->event_seqs);
+    }
+    std::string prefix = event_job_prefix(tenant, f.job_id);
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      seqs.push_back(key_seq(std::string_view(it->key().data(), it->key().size())));
+    }
+    if (!it->status().ok()) return data_loss(it->status().ToString());
+    std::sort(seqs.begin(), seqs.end());
+    seqs.erase(std::unique(seqs.begin(), seqs.end()), seqs.end());
+    // The window to walk, in the order of the walk: after the cursor ascending, before it (or
+    // from the newest) descending.
+    bool ascending = after && !f.descending;
+    std::vector<std::uint64_t> walk;
+    for (std::uint64_t seq : seqs) {
+      if (!after || (ascending ? seq > *after : seq < *after)) walk.push_back(seq);
+    }
+    if (!ascending) std::reverse(walk.begin(), walk.end());
+    event_page page;
+    std::size_t scanned = 0;
+    std::string last;
+    for (std::uint64_t seq : walk) {
+      if (page.events.size() == limit || scanned == max_list_scan) break;
+      ++scanned;
+      last = event_id(seq);
+      auto got = get(event_key(tenant, seq), v);
+      if (!got) return got.error();
+      if (!*got) continue;  // swept, or another tenant's
+      auto e = decode_event(v, seq);
+      if (!e) return e.error();
+      if (f.type && e->type != *f.type) continue;
+      page.events.push_back(std::move(*e));
+    }
+    bool more = page.events.size() == limit || scanned == max_list_scan;
+    if (!f.descending && !after) std::reverse(page.events.begin(), page.events.end());
+    else if (more) page.next_cursor = last;
+    return page;
+  }
+
   result<bool> get(const std::string& key, std::string& value) {
     leveldb::Status s = db_->Get(checked_reads(), key, &value);
     if (s.IsNotFound()) return false;
@@ -657,7 +742,7 @@ class leveldb_store final : public store {
   struct changes {
     status_counters counters;
     std::map<std::string, std::int64_t> tenant_delta;
-    std::unordered_map<std::string, job_position> written;
+    std::unordered_map<std::string, std::string> written;  // id -> the record written
     /// Schedules written so far (by their key): their due time if indexed, 0 if not, nullopt if erased.
     std::unordered_map<std::string, std::optional<std::int64_t>> schedules;
     std::uint64_t event_seq = 0;  // the last event's sequence number so far
@@ -666,16 +751,14 @@ class leveldb_store final : public store {
     std::map<std::string, queue_counts> queue_delta;  // by tenant "\0" queue
   };
 
-  /// What the store holds for `id` as of this batch: nullopt if nothing.
-  result<std::optional<job_position>> held(const std::string& id, const changes& c) {
-    if (auto it = c.written.find(id); it != c.written.end()) return std::optional<job_position>(it->second);
+  /// The record the store holds for `id` as of this batch (its value): nullopt if nothing.
+  result<std::optional<std::string>> held(const std::string& id, const changes& c) {
+    if (auto it = c.written.find(id); it != c.written.end()) return std::optional<std::string>(it->second);
     std::string v;
     auto found = get(job_key(id), v);
     if (!found) return found.error();
-    if (!*found) return std::optional<job_position>();
-    auto p = decode_job_position(v);
-    if (!p) return p.error();
-    return std::optional<job_position>(*p);
+    if (!*found) return std::optional<std::string>();
+    return std::optional<std::string>(std::move(v));
   }
 
   status write(leveldb::WriteBatch& wb, changes& c, bool sync) {
@@ -719,23 +802,52 @@ class leveldb_store final : public store {
     return status::ok();
   }
 
-  /// Puts the snapshot and moves the job's due, listing and done entries, its status counter and
-  /// its tenant's count, from what the store held to what `w` says.
+  /// Puts the job's record and moves its due, listing and done entries, its status counter and
+  /// its tenant's count, from what the store held to what `w` says. The record keeps what the
+  /// held one had: the request (when small), the latest attempt (a newer one moves it to att/),
+  /// and the job's event sequence numbers.
   status add_job(leveldb::WriteBatch& wb, const job_write& w, std::int64_t at_ms, changes& c) {
     const job_state& s = w.state;
+    std::optional<std::string> held_value;
+    job_record_view before;
     std::optional<job_position> old;
     if (!w.spec) {  // a new job's id is fresh: nothing to read
       auto h = held(s.id, c);
       if (!h) return h.error();
-      old = *h;
+      held_value = std::move(*h);
+      if (held_value) {
+        auto parts = split_job_record(*held_value);
+        if (!parts) return parts.error();
+        auto p = decode_job_position(parts->state);
+        if (!p) return p.error();
+        before = std::move(*parts);
+        old = *p;
+      }
     }
     status_counters& counters = c.counters;
-    wb.Put(job_key(s.id), encode(s));
+    std::string spec_bytes;
+    std::string_view spec = before.spec;
     if (w.spec) {
-      wb.Put(body_key(s.id), encode(*w.spec));
+      spec_bytes = encode(*w.spec);
+      if (spec_bytes.size() <= inline_spec_limit) {
+        spec = spec_bytes;
+      } else {
+        wb.Put(body_key(s.id), spec_bytes);
+        spec = {};
+      }
       for_each_tag(s, [&](tag_kind k, const std::string& name) { wb.Put(tag_key(s.tenant, k, name, s.id), ""); });
     }
-    if (w.attempt) wb.Put(attempt_key(s.id, w.attempt->n), encode(*w.attempt));
+    std::string attempt_bytes;
+    std::string_view attempt = before.attempt;
+    if (w.attempt) {
+      attempt_bytes = encode(*w.attempt);
+      // The attempt held so far goes to a key of its own, unless this one replaces it.
+      if (!before.attempt.empty() && attempt_number(before.attempt) != w.attempt->n) {
+        wb.Put(attempt_key(s.id, attempt_number(before.attempt)),
+               leveldb::Slice(before.attempt.data(), before.attempt.size()));
+      }
+      attempt = attempt_bytes;
+    }
     queue_stage old_stage = queue_stage::none;
     if (!s.queue.empty()) {
       auto st = held_stage(s, w.spec.has_value(), c);
@@ -758,8 +870,16 @@ class leveldb_store final : public store {
     // earlier finish (run again, or finished twice) is skipped by the sweep.
     if (m.terminal) wb.Put(done_key(s.finished_at_ms, s.id), "");
     c.tenant_delta[s.tenant] += (m.terminal ? 0 : 1) - (m.was_pending ? 1 : 0);
-    c.written[s.id] = job_position{s.status, s.run_at_ms};
-    if (auto type = event_of(w, old)) add_event(wb, *type, w, at_ms, c);
+    std::vector<std::uint64_t> seqs = std::move(before.event_seqs);
+    if (auto type = event_of(w, old)) {
+      std::uint64_t seq = add_event(wb, *type, w, at_ms, c);
+      // A record lists a bounded number; the rest (a job deferred again and again) are indexed.
+      if (seqs.size() < max_record_events) seqs.push_back(seq);
+      else wb.Put(event_job_key(s.tenant, s.id, seq), "");
+    }
+    std::string record = encode_job_record(spec, attempt, seqs, s);
+    wb.Put(job_key(s.id), record);
+    c.written[s.id] = std::move(record);
     return status::ok();
   }
 
@@ -782,10 +902,12 @@ class leveldb_store final : public store {
     c.queue_stages[s.id] = to;
   }
 
-  static void add_event(leveldb::WriteBatch& wb, event_type type, const job_write& w, std::int64_t at_ms, changes& c) {
+  /// Puts the event; returns its sequence number.
+  static std::uint64_t add_event(leveldb::WriteBatch& wb, event_type type, const job_write& w, std::int64_t at_ms,
+                                 changes& c) {
     std::uint64_t seq = ++c.event_seq;
     wb.Put(event_key(w.state.tenant, seq), encode(make_event(type, w, at_ms)));
-    wb.Put(event_job_key(w.state.tenant, w.state.id, seq), "");
+    return seq;
   }
 
   /// Puts or erases the schedule and moves its due entry from what the store held.
@@ -815,12 +937,37 @@ class leveldb_store final : public store {
     return status::ok();
   }
 
-  static void add_purge(leveldb::WriteBatch& wb, const job_state& s, changes& c) {
+  /// A stored job: its snapshot and what its record holds besides.
+  struct stored_job {
+    job_state state;
+    bool spec_in_record = false;          // else in body/
+    std::uint32_t attempt_in_record = 0;  // the attempt number the record holds (0: none)
+    std::vector<std::uint64_t> event_seqs;
+  };
+
+  result<std::optional<stored_job>> read_job(const std::string& id) {
+    std::string v;
+    auto found = get(job_key(id), v);
+    if (!found) return found.error();
+    if (!*found) return std::optional<stored_job>();
+    auto parts = split_job_record(v);
+    if (!parts) return parts.error();
+    auto st = decode_job_state(parts->state);
+    if (!st) return st.error();
+    stored_job j{std::move(*st), !parts->spec.empty(), parts->attempt.empty() ? 0 : attempt_number(parts->attempt),
+                 std::move(parts->event_seqs)};
+    return std::optional<stored_job>(std::move(j));
+  }
+
+  static void add_purge(leveldb::WriteBatch& wb, const stored_job& j, changes& c) {
+    const job_state& s = j.state;
     status_counters& counters = c.counters;
     wb.Delete(job_key(s.id));
-    wb.Delete(body_key(s.id));
+    if (!j.spec_in_record) wb.Delete(body_key(s.id));
     wb.Delete(list_key(s.tenant, s.status, s.id));
-    for (std::uint32_t n = 1; n <= s.attempts; ++n) wb.Delete(attempt_key(s.id, n));
+    for (std::uint32_t n = 1; n <= s.attempts; ++n) {
+      if (n != j.attempt_in_record) wb.Delete(attempt_key(s.id, n));
+    }
     if (!s.idempotency_key.empty()) wb.Delete(idem_key(s.tenant, s.idempotency_key));
     for_each_tag(s, [&](tag_kind k, const std::string& name) { wb.Delete(tag_key(s.tenant, k, name, s.id)); });
     --counters[static_cast<std::size_t>(s.status)];

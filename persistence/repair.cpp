@@ -127,21 +127,22 @@ result<repair_report> rebuild(leveldb::DB& db, repair_report report) {
   const std::string jobs = "job/";
   std::size_t n = 0;
   for (it->Seek(jobs); it->Valid() && it->key().starts_with(jobs); it->Next()) {
-    auto decoded = decode_job_state(std::string_view(it->value().data(), it->value().size()));
+    auto parts = split_job_record(std::string_view(it->value().data(), it->value().size()));
+    auto decoded = parts ? decode_job_state(parts->state) : result<job_state>(parts.error());
     if (!decoded) {
       ++report.records_dropped;
       wb.Delete(it->key());
       continue;
     }
     job_state s = std::move(*decoded);
-    if (!is_terminal(s.status)) {
+    if (!is_terminal(s.status) && parts->spec.empty()) {
       std::string body;
       if (db.Get(leveldb::ReadOptions(), body_key(s.id), &body).IsNotFound()) {
         s.status = job_status::failed;
         s.finished_at_ms = now_ms();
         s.last_error = "its request was lost when the store was repaired";
         s.queue_stage = 0;
-        wb.Put(job_key(s.id), encode(s));
+        wb.Put(job_key(s.id), encode_job_record({}, parts->attempt, parts->event_seqs, s));
         ++report.requests_lost;
       }
     }
@@ -344,7 +345,11 @@ result<repair_report> repair_leveldb_store(const std::string& given) {
     std::string marker;
     s = dst->Get(leveldb::ReadOptions(), std::string(format_key), &marker);
     status bad = status::ok();
-    if (s.ok() && marker != format_value) {
+    if (s.ok() && marker == format_value_1) {  // format 1 reads as 2: mark it so
+      if (s = dst->Put(leveldb::WriteOptions(), std::string(format_key), std::string(format_value)); !s.ok()) {
+        bad = unavailable("cannot write the format marker: " + s.ToString());
+      }
+    } else if (s.ok() && marker != format_value) {
       bad = data_loss("the store at " + path + " has format \"" + marker + "\", which this version does not read");
     } else if (!s.ok()) {
       // The marker was in a lost part. Put it back only if fetchrelay records survived.

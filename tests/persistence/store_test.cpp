@@ -99,8 +99,9 @@ std::string job_id(int n) {
   return buf;
 }
 
-/// Job n's body: printable bytes that do not compress, so the bodies fill the table's first
-/// blocks ("body/…" sorts first) and a damaged block there loses some of them.
+/// Job n's body: printable bytes that do not compress. Bodies bigger than a record keeps
+/// (big_body) fill the table's first blocks ("body/…" sorts first), and a damaged block there
+/// loses some of them.
 std::string body_of(int n, std::size_t bytes) {
   std::string b(bytes, ' ');
   std::uint64_t x = 0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(n + 1);
@@ -110,6 +111,9 @@ std::string body_of(int n, std::size_t bytes) {
   }
   return b;
 }
+
+/// A body too big for the job's record: it gets a key of its own.
+constexpr std::size_t big_body = inline_spec_limit + 100;
 
 /// The submission of scheduled job n with a `body_bytes`-byte body.
 commit_batch job_batch(int n, std::size_t body_bytes) {
@@ -221,12 +225,12 @@ TEST(DamagedStore, RepairOfATableWithADamagedBlockKeepsTheRestAndFailsJobsThatLo
   {
     auto s = open_leveldb_store({path, true});
     ASSERT_TRUE(s.is_ok());
-    fill_jobs(**s, 200, 1'000);
+    fill_jobs(**s, 200, big_body);
   }
   { ASSERT_TRUE(open_leveldb_store({path, true}).is_ok()); }
   auto tables = files_ending(path, ".ldb");
   ASSERT_EQ(tables.size(), 1u);
-  damage(tables[0], 20'000, 16);  // inside the bodies: about the 20th of 200 KB of them
+  damage(tables[0], 80'000, 16);  // inside the bodies: about the 20th of 200 of them
   auto found = find_damaged_files(path);
   ASSERT_EQ(found.size(), 1u);
   EXPECT_EQ(found[0].name, tables[0].filename().string());
@@ -254,7 +258,7 @@ TEST(DamagedStore, RepairOfATableWithADamagedBlockKeepsTheRestAndFailsJobsThatLo
       EXPECT_EQ((*j)->last_error, "its request was lost when the store was repaired");
     } else {
       ASSERT_TRUE(spec->has_value()) << n;
-      EXPECT_EQ((*spec)->body, body_of(n, 1'000)) << "a kept body changed";
+      EXPECT_EQ((*spec)->body, body_of(n, big_body)) << "a kept body changed";
     }
   }
   EXPECT_EQ(s.counters()[static_cast<std::size_t>(job_status::failed)], report->requests_lost);
@@ -279,13 +283,13 @@ std::map<std::string, std::string> snapshot(const std::string& dir) {
 TEST(DamagedStore, RepairOfManyTablesNeverLaundersADamagedBlockAndKeepsTheOldFolderAsItWas) {
   test::temp_dir dir;
   std::string path = dir.file("data");
-  constexpr int jobs = 6'000;
+  constexpr int jobs = 1'500;
   {
     auto s = open_leveldb_store({path, true});
     ASSERT_TRUE(s.is_ok());
     for (int first = 1; first <= jobs; first += 100) {  // 100 jobs a commit: 6 MB in all
       std::vector<commit_batch> group;
-      for (int n = first; n < first + 100; ++n) group.push_back(job_batch(n, 1'000));
+      for (int n = first; n < first + 100; ++n) group.push_back(job_batch(n, big_body));
       ASSERT_TRUE((*s)->commit(group).is_ok());
     }
   }
@@ -310,7 +314,7 @@ TEST(DamagedStore, RepairOfManyTablesNeverLaundersADamagedBlockAndKeepsTheOldFol
     auto spec = (*opened)->get_spec(job_id(n));
     ASSERT_TRUE(spec.is_ok()) << n << ": " << spec.error().message();
     if (!spec->has_value()) continue;
-    ASSERT_EQ((*spec)->body, body_of(n, 1'000)) << "job " << n << " came back with damaged bytes";
+    ASSERT_EQ((*spec)->body, body_of(n, big_body)) << "job " << n << " came back with damaged bytes";
     ++intact;
   }
   EXPECT_EQ(intact + report->requests_lost, jobs);
