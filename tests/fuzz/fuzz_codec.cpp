@@ -36,6 +36,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   round_trip<topic_state>(v, decode_topic);
   round_trip<queue_state>(v, decode_queue);
   round_trip<queue_counts>(v, decode_queue_counts);
+  // A job record splits into parts that build the same record again.
+  if (auto parts = split_job_record(v); parts.is_ok()) {
+    if (auto st = decode_job_state(parts->state); st.is_ok()) {
+      std::string record = encode_job_record(parts->spec, parts->attempt, parts->event_seqs, *st);
+      auto again = split_job_record(record);  // views into `record`
+      if (!again.is_ok() || again->spec != parts->spec || again->attempt != parts->attempt ||
+          again->event_seqs != parts->event_seqs || *decode_job_state(again->state) != *st) {
+        std::abort();
+      }
+    }
+    (void)attempt_number(parts->attempt);
+  }
   (void)decode_job_position(v);
   (void)decode_count(v);
   (void)decode_event(v, 42);
