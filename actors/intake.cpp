@@ -93,9 +93,9 @@ bool intake::add(job_state state, submission sub, const std::string& idem, std::
     outbox_.schedules.push_back({std::move(after), false});
   }
   ++tenant_pending_[sub.tenant];
-  std::string id = state.id;
-  pending_[id] = {std::move(state), std::move(sub.spec), std::move(reply), idem};
-  outbox_ids_.push_back(std::move(id));
+  outbox_ids_.push_back(state.id);
+  // Built in place (ids are fresh): a job_state is large, and each move of it costs.
+  pending_.try_emplace(outbox_ids_.back(), std::move(state), std::move(sub.spec), std::move(reply), idem);
   return first;
 }
 
@@ -110,9 +110,9 @@ std::pair<persistence::commit_batch, std::vector<std::string>> intake::take() {
 std::optional<pending_submission> intake::committed(const std::string& id, bool ok) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return std::nullopt;
-  pending_submission p = std::move(it->second);
+  std::optional<pending_submission> p(std::in_place, std::move(it->second));
   pending_.erase(it);
-  if (!ok) --tenant_pending_[p.state.tenant];
+  if (!ok) --tenant_pending_[p->state.tenant];
   return p;
 }
 

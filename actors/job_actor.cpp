@@ -460,13 +460,12 @@ void begin(self_ptr self, const job_context& ctx) {
 }  // namespace
 
 job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_state> self,
-                                        job_state state, job_spec spec,
-                                        std::vector<attempt_record> attempts,
-                                        std::shared_ptr<const job_context> ctx) {
+                                        std::shared_ptr<job_seed> seed, std::shared_ptr<const job_context> ctx) {
   self->state.ctx = ctx;  // in the state: it goes when the actor quits (see job_manager.cpp)
-  self->state.s = std::move(state);
-  self->state.spec = std::move(spec);
-  self->state.attempts = std::move(attempts);
+  self->state.s = std::move(seed->state);
+  self->state.spec = std::move(seed->spec);
+  self->state.attempts = std::move(seed->attempts);
+  seed.reset();
   if (ctx->ownership) self->state.shard_epoch = ctx->ownership->epoch(job_shard(self->state.s.id));
   begin(self, *ctx);
   return {

@@ -99,9 +99,16 @@ struct job_actor_state {
   std::int64_t shard_epoch = -1;
 };
 
-/// `attempts` are those already recorded (a recovered job).
-job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_state> self, job_state state,
-                                        job_spec spec, std::vector<attempt_record> attempts,
-                                        std::shared_ptr<const job_context> ctx);
+/// What a job actor starts from; `attempts` are those already recorded (a recovered job).
+/// Handed over behind one pointer: spawn moves its arguments several times, and a job_state is
+/// large.
+struct job_seed {
+  job_state state;
+  job_spec spec;
+  std::vector<attempt_record> attempts;
+};
+
+job_actor::behavior_type job_actor_impl(job_actor::stateful_pointer<job_actor_state> self,
+                                        std::shared_ptr<job_seed> seed, std::shared_ptr<const job_context> ctx);
 
 }  // namespace fetchrelay::actors

@@ -55,7 +55,7 @@ void publish_live(self_ptr self, const env& e) {
 
 }  // namespace
 
-void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vector<attempt_record> attempts,
+void spawn_job(self_ptr self, const env& e, job_state&& s, job_spec&& spec, std::vector<attempt_record>&& attempts,
                bool may_hibernate) {
   auto ctx = std::make_shared<job_context>();
   ctx->store = e.store;
@@ -76,7 +76,8 @@ void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vec
   // Not linked: CAF keeps an actor's links in a list that every link and unlink walks, which made
   // each spawn and exit O(live jobs) (W2 of the benchmark collapsed at 150,000 waiting jobs).
   // The manager ends its jobs itself when it goes (stop_jobs).
-  auto a = self->spawn(job_actor_impl, std::move(s), std::move(spec), std::move(attempts), ctx);
+  auto seed = std::make_shared<job_seed>(std::move(s), std::move(spec), std::move(attempts));
+  auto a = self->spawn(job_actor_impl, std::move(seed), ctx);
   self->state.live[id] = {a, tenant};
   publish_live(self, e);
 }

@@ -30,7 +30,7 @@ inline manager_actor me_of(self_ptr self) { return caf::actor_cast<manager_actor
 std::map<std::string, policy_runtime>::const_iterator policy_of(const env& e, const std::string& name);
 
 // job_manager.cpp: the directory of live jobs.
-void spawn_job(self_ptr self, const env& e, job_state s, job_spec spec, std::vector<attempt_record> attempts,
+void spawn_job(self_ptr self, const env& e, job_state&& s, job_spec&& spec, std::vector<attempt_record>&& attempts,
                bool may_hibernate = true);
 /// The job leaves the directory; it quits once the requests forwarded to it so far are handled.
 void forget_job(self_ptr self, const env& e, std::unordered_map<std::string, manager_state::live_job>::iterator it);

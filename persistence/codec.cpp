@@ -1,22 +1,65 @@
 #include "persistence/codec.h"
 
+#include <cstring>
+
 namespace fetchrelay::persistence {
 namespace {
 
 constexpr std::uint8_t version_1 = 0x01;
 constexpr std::uint8_t record_version = 0x02;  // job_record
 
-void put_varint(std::string& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
+/// Encoders run twice over a value: once with a sizer to learn its exact length, once with a
+/// writer into a string of that length (one allocation, no growth checks per byte).
+class sizer {
+ public:
+  void byte(std::uint8_t) { ++n_; }
+  void varint(std::uint64_t v) {
+    do {
+      ++n_;
+      v >>= 7;
+    } while (v != 0);
   }
-  out.push_back(static_cast<char>(v));
-}
+  void string(std::string_view s) {
+    varint(s.size());
+    n_ += s.size();
+  }
+  std::size_t size() const { return n_; }
 
-void put_string(std::string& out, std::string_view s) {
-  put_varint(out, s.size());
-  out.append(s);
+ private:
+  std::size_t n_ = 0;
+};
+
+class writer {
+ public:
+  explicit writer(char* p) : p_(p) {}
+  void byte(std::uint8_t b) { *p_++ = static_cast<char>(b); }
+  void varint(std::uint64_t v) {
+    while (v >= 0x80) {
+      *p_++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *p_++ = static_cast<char>(v);
+  }
+  void string(std::string_view s) {
+    varint(s.size());
+    if (!s.empty()) std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+
+ private:
+  char* p_;
+};
+
+/// The bytes `f(w)` writes, for f callable with a sizer and a writer.
+template <class F>
+std::string build(F&& f) {
+  sizer z;
+  f(z);
+  std::string out;
+  out.resize(z.size());
+  writer w(out.data());
+  f(w);
+  return out;
 }
 
 void put_be64(std::string& out, std::uint64_t v) {
@@ -129,11 +172,12 @@ class reader {
   std::string problem_;
 };
 
-void put_headers(std::string& out, const std::vector<header_pair>& headers) {
-  put_varint(out, headers.size());
+template <class W>
+void put_headers(W& w, const std::vector<header_pair>& headers) {
+  w.varint(headers.size());
   for (const auto& h : headers) {
-    put_string(out, h.name);
-    put_string(out, h.value);
+    w.string(h.name);
+    w.string(h.value);
   }
 }
 
@@ -306,32 +350,33 @@ std::string attempt_key(std::string_view id, std::uint32_t n) {
 
 namespace {
 
-void append(std::string& out, const job_state& s) {
-  out.push_back(static_cast<char>(version_1));
-  put_string(out, s.id);
-  put_string(out, s.tenant);
-  out.push_back(static_cast<char>(s.status));
-  put_string(out, s.method);
-  put_string(out, s.url);
-  put_string(out, s.policy);
-  put_varint(out, static_cast<std::uint64_t>(s.created_at_ms));
-  put_varint(out, static_cast<std::uint64_t>(s.run_at_ms));
-  put_varint(out, s.attempts);
-  put_varint(out, s.max_attempts);
-  put_varint(out, s.timeout_ms);
-  put_varint(out, s.last_status_code);
-  put_string(out, s.last_error);
-  put_string(out, s.defer_reason);
-  put_string(out, s.callback_url);
-  put_string(out, s.failure_callback_url);
-  put_string(out, s.parent_id);
-  put_string(out, s.idempotency_key);
-  put_varint(out, static_cast<std::uint64_t>(s.finished_at_ms));
-  out.push_back(s.response ? 1 : 0);
+template <class W>
+void put_state(W& w, const job_state& s) {
+  w.byte(version_1);
+  w.string(s.id);
+  w.string(s.tenant);
+  w.byte(static_cast<std::uint8_t>(s.status));
+  w.string(s.method);
+  w.string(s.url);
+  w.string(s.policy);
+  w.varint(static_cast<std::uint64_t>(s.created_at_ms));
+  w.varint(static_cast<std::uint64_t>(s.run_at_ms));
+  w.varint(s.attempts);
+  w.varint(s.max_attempts);
+  w.varint(s.timeout_ms);
+  w.varint(s.last_status_code);
+  w.string(s.last_error);
+  w.string(s.defer_reason);
+  w.string(s.callback_url);
+  w.string(s.failure_callback_url);
+  w.string(s.parent_id);
+  w.string(s.idempotency_key);
+  w.varint(static_cast<std::uint64_t>(s.finished_at_ms));
+  w.byte(static_cast<std::uint8_t>(s.response ? 1 : 0));
   if (s.response) {
-    put_varint(out, s.response->status);
-    put_headers(out, s.response->headers);
-    put_string(out, s.response->body);
+    w.varint(s.response->status);
+    put_headers(w, s.response->headers);
+    w.string(s.response->body);
   }
   // Trailing sections, absent in most records and in older ones: where it came from, then its
   // QStash options (which need the section before them).
@@ -339,47 +384,36 @@ void append(std::string& out, const job_state& s) {
   // queue stage, losing it on its next write).
   if (!s.schedule_id.empty() || s.fire_time_ms != 0 || !s.queue.empty() || !s.topic.empty() || !s.endpoint.empty() ||
       s.queue_stage != 0 || !s.qstash.empty()) {
-    put_string(out, s.schedule_id);
-    put_varint(out, static_cast<std::uint64_t>(s.fire_time_ms));
-    put_string(out, s.queue);
-    put_string(out, s.topic);
-    put_string(out, s.endpoint);
-    out.push_back(static_cast<char>(s.queue_stage));
+    w.string(s.schedule_id);
+    w.varint(static_cast<std::uint64_t>(s.fire_time_ms));
+    w.string(s.queue);
+    w.string(s.topic);
+    w.string(s.endpoint);
+    w.byte(static_cast<std::uint8_t>(s.queue_stage));
   }
-  if (!s.qstash.empty()) put_string(out, s.qstash);
-}
-
-/// The encoded size of a job_state without its optional parts, to reserve once.
-std::size_t state_size_hint(const job_state& s) {
-  return 64 + s.id.size() + s.tenant.size() + s.method.size() + s.url.size() + s.policy.size() + s.last_error.size() +
-         s.defer_reason.size() + s.callback_url.size() + s.failure_callback_url.size() + s.parent_id.size() +
-         s.idempotency_key.size() + (s.response ? s.response->body.size() + 64 : 0) + s.qstash.size();
+  if (!s.qstash.empty()) w.string(s.qstash);
 }
 
 }  // namespace
 
 std::string encode(const job_state& s) {
-  std::string out;
-  out.reserve(state_size_hint(s));
-  append(out, s);
-  return out;
+  return build([&](auto& w) { put_state(w, s); });
 }
 
 std::string encode_job_record(std::string_view spec, std::string_view attempt,
                               const std::vector<std::uint64_t>& event_seqs, const job_state& s) {
-  std::string out;
-  out.reserve(16 + spec.size() + attempt.size() + 3 * event_seqs.size() + state_size_hint(s));
-  out.push_back(static_cast<char>(record_version));
-  put_string(out, spec);
-  put_string(out, attempt);
-  put_varint(out, event_seqs.size());
-  std::uint64_t prev = 0;
-  for (std::uint64_t seq : event_seqs) {
-    put_varint(out, seq - prev);
-    prev = seq;
-  }
-  append(out, s);
-  return out;
+  return build([&](auto& w) {
+    w.byte(record_version);
+    w.string(spec);
+    w.string(attempt);
+    w.varint(event_seqs.size());
+    std::uint64_t prev = 0;
+    for (std::uint64_t seq : event_seqs) {
+      w.varint(seq - prev);
+      prev = seq;
+    }
+    put_state(w, s);
+  });
 }
 
 result<job_record_view> split_job_record(std::string_view v) {
@@ -484,13 +518,13 @@ result<job_position> decode_job_position(std::string_view v) {
 }
 
 std::string encode(const job_spec& s) {
-  std::string out;
-  out.push_back(static_cast<char>(version_1));
-  put_string(out, s.method);
-  put_string(out, s.url);
-  put_headers(out, s.headers);
-  put_string(out, s.body);
-  return out;
+  return build([&](auto& w) {
+    w.byte(version_1);
+    w.string(s.method);
+    w.string(s.url);
+    put_headers(w, s.headers);
+    w.string(s.body);
+  });
 }
 
 result<job_spec> decode_job_spec(std::string_view v) {
@@ -507,17 +541,17 @@ result<job_spec> decode_job_spec(std::string_view v) {
 }
 
 std::string encode(const attempt_record& a) {
-  std::string out;
-  out.push_back(static_cast<char>(version_1));
-  put_varint(out, a.n);
-  put_varint(out, static_cast<std::uint64_t>(a.started_at_ms));
-  put_varint(out, a.duration_ms);
-  put_varint(out, a.status_code);
-  put_string(out, a.error);
-  // Trailing and optional, so older records (which end before them) still read.
-  if (!a.response_excerpt.empty() || !a.node.empty()) put_string(out, a.response_excerpt);
-  if (!a.node.empty()) put_string(out, a.node);
-  return out;
+  return build([&](auto& w) {
+    w.byte(version_1);
+    w.varint(a.n);
+    w.varint(static_cast<std::uint64_t>(a.started_at_ms));
+    w.varint(a.duration_ms);
+    w.varint(a.status_code);
+    w.string(a.error);
+    // Trailing and optional, so older records (which end before them) still read.
+    if (!a.response_excerpt.empty() || !a.node.empty()) w.string(a.response_excerpt);
+    if (!a.node.empty()) w.string(a.node);
+  });
 }
 
 result<attempt_record> decode_attempt(std::string_view v) {
@@ -537,12 +571,12 @@ result<attempt_record> decode_attempt(std::string_view v) {
 }
 
 std::string encode(const idem_record& i) {
-  std::string out;
-  out.push_back(static_cast<char>(version_1));
-  put_string(out, i.id);
-  put_varint(out, static_cast<std::uint64_t>(i.expires_at_ms));
-  if (!i.fingerprint.empty()) put_string(out, i.fingerprint);
-  return out;
+  return build([&](auto& w) {
+    w.byte(version_1);
+    w.string(i.id);
+    w.varint(static_cast<std::uint64_t>(i.expires_at_ms));
+    if (!i.fingerprint.empty()) w.string(i.fingerprint);
+  });
 }
 
 result<idem_record> decode_idem(std::string_view v) {
@@ -558,10 +592,10 @@ result<idem_record> decode_idem(std::string_view v) {
 }
 
 std::string encode_count(std::int64_t n) {
-  std::string out;
-  out.push_back(static_cast<char>(version_1));
-  put_varint(out, static_cast<std::uint64_t>(n < 0 ? 0 : n));
-  return out;
+  return build([&](auto& w) {
+    w.byte(version_1);
+    w.varint(static_cast<std::uint64_t>(n < 0 ? 0 : n));
+  });
 }
 
 result<std::int64_t> decode_count(std::string_view v) {
@@ -574,11 +608,11 @@ result<std::int64_t> decode_count(std::string_view v) {
 }
 
 std::string encode(const status_counters& c) {
-  std::string out;
-  out.push_back(static_cast<char>(version_1));
-  put_varint(out, c.size());
-  for (auto n : c) put_varint(out, static_cast<std::uint64_t>(n < 0 ? 0 : n));
-  return out;
+  return build([&](auto& w) {
+    w.byte(version_1);
+    w.varint(c.size());
+    for (auto n : c) w.varint(static_cast<std::uint64_t>(n < 0 ? 0 : n));
+  });
 }
 
 result<status_counters> decode_counters(std::string_view v) {
@@ -597,30 +631,30 @@ result<status_counters> decode_counters(std::string_view v) {
 }
 
 std::string encode(const schedule_state& s) {
-  std::string out;
-  out.push_back(static_cast<char>(version_1));
-  put_string(out, s.id);
-  put_string(out, s.tenant);
-  put_string(out, s.cron);
-  const schedule_request& r = s.request;
-  put_string(out, r.spec.method);
-  put_string(out, r.spec.url);
-  put_headers(out, r.spec.headers);
-  put_string(out, r.spec.body);
-  put_string(out, r.policy);
-  put_varint(out, r.max_attempts ? *r.max_attempts + 1ULL : 0);
-  put_varint(out, r.timeout_ms ? *r.timeout_ms + 1ULL : 0);
-  put_string(out, r.callback_url);
-  put_string(out, r.failure_callback_url);
-  put_string(out, r.queue);
-  put_string(out, r.topic);
-  out.push_back(static_cast<char>(s.paused ? 1 : 0));
-  put_varint(out, static_cast<std::uint64_t>(s.created_at_ms));
-  put_varint(out, static_cast<std::uint64_t>(s.next_run_at_ms));
-  put_varint(out, static_cast<std::uint64_t>(s.last_run_at_ms));
-  put_string(out, s.last_job_id);
-  if (!r.qstash.empty()) put_string(out, r.qstash);  // trailing: absent in v1 schedules and older records
-  return out;
+  return build([&](auto& w) {
+    w.byte(version_1);
+    w.string(s.id);
+    w.string(s.tenant);
+    w.string(s.cron);
+    const schedule_request& r = s.request;
+    w.string(r.spec.method);
+    w.string(r.spec.url);
+    put_headers(w, r.spec.headers);
+    w.string(r.spec.body);
+    w.string(r.policy);
+    w.varint(r.max_attempts ? *r.max_attempts + 1ULL : 0);
+    w.varint(r.timeout_ms ? *r.timeout_ms + 1ULL : 0);
+    w.string(r.callback_url);
+    w.string(r.failure_callback_url);
+    w.string(r.queue);
+    w.string(r.topic);
+    w.byte(static_cast<std::uint8_t>(s.paused ? 1 : 0));
+    w.varint(static_cast<std::uint64_t>(s.created_at_ms));
+    w.varint(static_cast<std::uint64_t>(s.next_run_at_ms));
+    w.varint(static_cast<std::uint64_t>(s.last_run_at_ms));
+    w.string(s.last_job_id);
+    if (!r.qstash.empty()) w.string(r.qstash);  // trailing: absent in v1 schedules and older records
+  });
 }
 
 result<schedule_state> decode_schedule(std::string_view v) {
@@ -654,18 +688,18 @@ result<schedule_state> decode_schedule(std::string_view v) {
 }
 
 std::string encode(const event_record& e) {
-  std::string out;
-  out.push_back(static_cast<char>(version_1));
-  put_varint(out, static_cast<std::uint64_t>(e.at_ms));
-  out.push_back(static_cast<char>(e.type));
-  put_string(out, e.job_id);
-  put_string(out, e.url);
-  put_varint(out, e.attempt);
-  put_varint(out, e.status_code);
-  put_varint(out, e.duration_ms);
-  put_varint(out, static_cast<std::uint64_t>(e.next_at_ms));
-  put_string(out, e.detail);
-  return out;
+  return build([&](auto& w) {
+    w.byte(version_1);
+    w.varint(static_cast<std::uint64_t>(e.at_ms));
+    w.byte(static_cast<std::uint8_t>(e.type));
+    w.string(e.job_id);
+    w.string(e.url);
+    w.varint(e.attempt);
+    w.varint(e.status_code);
+    w.varint(e.duration_ms);
+    w.varint(static_cast<std::uint64_t>(e.next_at_ms));
+    w.string(e.detail);
+  });
 }
 
 result<event_record> decode_event(std::string_view v, std::uint64_t seq) {
@@ -690,18 +724,18 @@ result<event_record> decode_event(std::string_view v, std::uint64_t seq) {
 }
 
 std::string encode(const topic_state& t) {
-  std::string out;
-  out.push_back(static_cast<char>(version_1));
-  put_string(out, t.tenant);
-  put_string(out, t.name);
-  put_varint(out, static_cast<std::uint64_t>(t.created_at_ms));
-  put_varint(out, static_cast<std::uint64_t>(t.updated_at_ms));
-  put_varint(out, t.endpoints.size());
-  for (const auto& e : t.endpoints) {
-    put_string(out, e.url);
-    put_string(out, e.name);
-  }
-  return out;
+  return build([&](auto& w) {
+    w.byte(version_1);
+    w.string(t.tenant);
+    w.string(t.name);
+    w.varint(static_cast<std::uint64_t>(t.created_at_ms));
+    w.varint(static_cast<std::uint64_t>(t.updated_at_ms));
+    w.varint(t.endpoints.size());
+    for (const auto& e : t.endpoints) {
+      w.string(e.url);
+      w.string(e.name);
+    }
+  });
 }
 
 result<topic_state> decode_topic(std::string_view v) {
@@ -725,14 +759,14 @@ result<topic_state> decode_topic(std::string_view v) {
 }
 
 std::string encode(const queue_state& q) {
-  std::string out;
-  out.push_back(static_cast<char>(version_1));
-  put_string(out, q.tenant);
-  put_string(out, q.name);
-  put_varint(out, q.parallelism);
-  out.push_back(static_cast<char>(q.paused ? 1 : 0));
-  put_varint(out, static_cast<std::uint64_t>(q.created_at_ms));
-  return out;
+  return build([&](auto& w) {
+    w.byte(version_1);
+    w.string(q.tenant);
+    w.string(q.name);
+    w.varint(q.parallelism);
+    w.byte(static_cast<std::uint8_t>(q.paused ? 1 : 0));
+    w.varint(static_cast<std::uint64_t>(q.created_at_ms));
+  });
 }
 
 result<queue_state> decode_queue(std::string_view v) {
@@ -750,11 +784,11 @@ result<queue_state> decode_queue(std::string_view v) {
 }
 
 std::string encode(const queue_counts& c) {
-  std::string out;
-  out.push_back(static_cast<char>(version_1));
-  put_varint(out, static_cast<std::uint64_t>(c.waiting));
-  put_varint(out, static_cast<std::uint64_t>(c.started));
-  return out;
+  return build([&](auto& w) {
+    w.byte(version_1);
+    w.varint(static_cast<std::uint64_t>(c.waiting));
+    w.varint(static_cast<std::uint64_t>(c.started));
+  });
 }
 
 result<queue_counts> decode_queue_counts(std::string_view v) {

@@ -95,7 +95,7 @@ class JobActor : public ::testing::Test {
     persistence::commit_batch b;
     b.jobs.push_back({s, spec, std::nullopt});
     EXPECT_TRUE(store_->commit(std::span<const persistence::commit_batch>(&b, 1)).is_ok());
-    auto a = f_.sys().spawn(job_actor_impl, s, spec, std::vector<attempt_record>{}, ctx);
+    auto a = f_.sys().spawn(job_actor_impl, std::make_shared<job_seed>(job_seed{s, spec, {}}), ctx);
     jobs_.push_back(caf::actor_cast<caf::actor>(a));
     f_.run();
     return a;

@@ -1,6 +1,7 @@
 // Bytes from outside: UTF-8 checks and escaping, and the URL rules shared by the API and the
 // client (issue: one bad byte must never stop the relay).
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 
 #include "core/job_json.h"
 #include "core/text.h"
@@ -95,6 +96,23 @@ TEST(Url, KnowsEveryIpv4LiteralFormGetaddrinfoTakes) {
     EXPECT_EQ(u->ip->bytes[15], 1) << host;
   }
   EXPECT_FALSE(parse_url("http://example.com/")->ip);
+}
+
+// The dotted-quad shortcut reads the same address inet_aton does, and leaves every other form
+// (octal, hex, short forms, out of range) to inet_aton.
+TEST(Url, Ipv4ShortcutAgreesWithInetAton) {
+  for (const char* host : {"0.0.0.0", "10.0.0.255", "255.255.255.255", "192.168.1.20", "256.1.1.1", "1.2.3.256",
+                           "010.0.0.1", "1.2.3.04", "1.2.3", "1.2.3.4.5", "1.2.3.", "1..2.3", "1234.1.1.1",
+                           "0.0.0.00", "9.99.199.249"}) {
+    in_addr a{};
+    bool valid = inet_aton(host, &a) != 0;
+    auto u = parse_url(std::string("http://") + host + "/");
+    ASSERT_TRUE(u.is_ok()) << host;
+    ASSERT_EQ(u->ip.has_value(), valid) << host;
+    if (!valid) continue;
+    const auto* b = reinterpret_cast<const std::uint8_t*>(&a.s_addr);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(u->ip->bytes[12 + i], b[i]) << host << " byte " << i;
+  }
 }
 
 }  // namespace
