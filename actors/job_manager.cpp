@@ -53,16 +53,28 @@ void publish_live(self_ptr self, const env& e) {
   if (e.metrics) e.metrics->live_job_actors.store(static_cast<std::int64_t>(self->state.live.size()));
 }
 
-}  // namespace
+/// What a job's context depends on: its URL up to the path (the scheme and authority, as written:
+/// two spellings of one origin get two equal contexts), its policy and how it starts.
+std::string context_key(const std::string& url, const std::string& policy, bool may_hibernate) {
+  std::size_t scheme = url.find("://");
+  std::size_t end = scheme == std::string::npos ? url.size() : url.find_first_of("/?#", scheme + 3);
+  std::string key(url, 0, end == std::string::npos ? url.size() : end);
+  key += '\0';
+  key += policy;
+  key += may_hibernate ? '1' : '0';
+  return key;
+}
 
-void spawn_job(self_ptr self, const env& e, job_state&& s, job_spec&& spec, std::vector<attempt_record>&& attempts,
-               bool may_hibernate) {
+std::shared_ptr<const job_context> context_for(self_ptr self, const env& e, const std::string& url,
+                                               const std::string& policy, bool may_hibernate) {
+  auto& shared = self->state.contexts[context_key(url, policy, may_hibernate)];
+  if (shared) return shared;
   auto ctx = std::make_shared<job_context>();
   ctx->store = e.store;
-  ctx->destination = destination_for(self, e, spec.url);
+  ctx->destination = destination_for(self, e, url);
   ctx->manager = me_of(self);
   ctx->clock = e.clock;
-  ctx->retry = policy_of(e, s.policy)->second.retry;
+  ctx->retry = policy_of(e, policy)->second.retry;
   ctx->unit_random = unit_random;
   ctx->metrics = e.metrics;
   ctx->hibernate_after = e.options.hibernate_after;
@@ -71,6 +83,15 @@ void spawn_job(self_ptr self, const env& e, job_state&& s, job_spec&& spec, std:
   ctx->queues = e.options.queues;
   ctx->qstash_keys = e.options.qstash_keys;
   ctx->ownership = e.options.ownership;
+  shared = std::move(ctx);
+  return shared;
+}
+
+}  // namespace
+
+void spawn_job(self_ptr self, const env& e, job_state&& s, job_spec&& spec, std::vector<attempt_record>&& attempts,
+               bool may_hibernate) {
+  auto ctx = context_for(self, e, spec.url, s.policy, may_hibernate);
   std::string id = s.id;
   std::string tenant = s.tenant;
   // Not linked: CAF keeps an actor's links in a list that every link and unlink walks, which made

@@ -66,6 +66,9 @@ struct manager_state {
   };
   std::unordered_map<std::string, live_job> live;
   std::unordered_map<std::string, destination_actor> destinations;
+  /// The context every job of one URL authority, policy and start shares (context_key): jobs
+  /// differ in nothing else, so one is made per kind, not per job (time and memory a job).
+  std::unordered_map<std::string, std::shared_ptr<const job_context>> contexts;
   std::shared_ptr<inflight_gate> gate;
   std::unique_ptr<intake> admission;
   std::unique_ptr<idempotency_index> idem;
