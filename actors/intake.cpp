@@ -107,13 +107,11 @@ std::pair<persistence::commit_batch, std::vector<std::string>> intake::take() {
   return out;
 }
 
-std::optional<pending_submission> intake::committed(const std::string& id, bool ok) {
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return std::nullopt;
-  std::optional<pending_submission> p(std::in_place, std::move(it->second));
-  pending_.erase(it);
-  if (!ok) --tenant_pending_[p->state.tenant];
-  return p;
+intake::taken intake::committed(const std::string& id, bool ok) {
+  taken out;
+  out.node_ = pending_.extract(id);
+  if (out && !ok) --tenant_pending_[out->state.tenant];
+  return out;
 }
 
 }  // namespace fetchrelay::actors

@@ -78,9 +78,21 @@ class intake {
   /// Everything added since the last take, as one synced commit, and the ids it carries.
   std::pair<persistence::commit_batch, std::vector<std::string>> take();
 
+  /// A submission taken out of the intake, or none; handed over without moving the job.
+  class taken {
+   public:
+    explicit operator bool() const { return !node_.empty(); }
+    pending_submission* operator->() { return &node_.mapped(); }
+    pending_submission& operator*() { return node_.mapped(); }
+
+   private:
+    friend class intake;
+    std::unordered_map<std::string, pending_submission>::node_type node_;
+  };
+
   /// The store answered for `id` (ok or not): its pending submission, if it was one. A failed
   /// one no longer counts for its tenant.
-  std::optional<pending_submission> committed(const std::string& id, bool ok);
+  taken committed(const std::string& id, bool ok);
 
   /// A job of `tenant` starts (run again) or ends: the quota follows.
   void job_started(const std::string& tenant) { ++tenant_pending_[tenant]; }

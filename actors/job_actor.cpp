@@ -30,10 +30,11 @@ void commit(self_ptr self, const job_context& ctx, std::optional<attempt_record>
   caf::actor me = caf::actor_cast<caf::actor>(self);
   if (after == then::finished) {
     // Synced: straight to the manager (one message fewer per job); failed: back here to retry.
-    done = completion<status>([me, mgr = ctx.manager, s = st.s, latch = st.latch](status r) {
-      if (r.is_ok()) {
+    done = completion<status>([me, mgr = ctx.manager, s = st.s, latch = st.latch](status r) mutable {
+      if (r.is_ok()) {  // answered once: the snapshot moves on to the manager
         if (latch) latch->terminal.store(true);  // its queue slot goes with its last holder
-        caf::anon_send(mgr, done_atom::value, s.id, s);
+        std::string id = s.id;
+        caf::anon_send(mgr, done_atom::value, std::move(id), std::move(s));
       } else {
         caf::anon_send(me, committed_atom::value, std::move(r));
       }
