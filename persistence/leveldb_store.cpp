@@ -693,17 +693,27 @@ class leveldb_store final : public store {
       if (!parts) return parts.error();
       seqs = std::move(parts->event_seqs);
     }
+    // The walk goes after the cursor ascending, or before it (or from the newest) descending, and
+    // reads at most max_list_scan events: so does the index, from the cursor in the same direction.
+    bool ascending = after && !f.descending;
     std::string prefix = event_job_prefix(tenant, f.job_id);
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(checked_reads()));
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      seqs.push_back(key_seq(std::string_view(it->key().data(), it->key().size())));
+    auto take = [&] { seqs.push_back(key_seq(std::string_view(it->key().data(), it->key().size()))); };
+    std::size_t indexed = 0;
+    if (ascending) {
+      std::string start = event_job_key(tenant, f.job_id, *after);
+      it->Seek(start);
+      if (it->Valid() && it->key() == leveldb::Slice(start)) it->Next();
+      for (; it->Valid() && it->key().starts_with(prefix) && indexed < max_list_scan; it->Next(), ++indexed) take();
+    } else {
+      it->Seek(after ? event_job_key(tenant, f.job_id, *after) : prefix + std::string(8, '\xff'));
+      if (it->Valid()) it->Prev();
+      else it->SeekToLast();
+      for (; it->Valid() && it->key().starts_with(prefix) && indexed < max_list_scan; it->Prev(), ++indexed) take();
     }
     if (!it->status().ok()) return data_loss(it->status().ToString());
     std::sort(seqs.begin(), seqs.end());
     seqs.erase(std::unique(seqs.begin(), seqs.end()), seqs.end());
-    // The window to walk, in the order of the walk: after the cursor ascending, before it (or
-    // from the newest) descending.
-    bool ascending = after && !f.descending;
     std::vector<std::uint64_t> walk;
     for (std::uint64_t seq : seqs) {
       if (!after || (ascending ? seq > *after : seq < *after)) walk.push_back(seq);

@@ -191,6 +191,13 @@ TEST_F(JobRecord, AJobWithMoreEventsThanARecordListsHasThemAllByJobInOrder) {
   auto desc = store_->list_events("acme", f, "", 5)->events;
   ASSERT_EQ(desc.size(), 5u);
   EXPECT_EQ(desc.front().detail, "rate limited " + std::to_string(deferrals));
+  // The next page back from the cursor: older still, newest first, across the record's list and
+  // the index (the record lists the first 32).
+  auto back = store_->list_events("acme", f, event_id(desc.back().seq), 30)->events;
+  ASSERT_EQ(back.size(), 30u);
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    EXPECT_EQ(back[i].detail, "rate limited " + std::to_string(deferrals - 5 - static_cast<int>(i)));
+  }
   f.descending = false;
   auto newest = store_->list_events("acme", f, "", 3)->events;
   ASSERT_EQ(newest.size(), 3u);
