@@ -156,6 +156,36 @@ TEST_F(JobManager, AManagerThatStopsEndsItsWaitingJobActors) {
   EXPECT_TRUE(log_->hits.empty());
 }
 
+// Jobs of one origin share a job context only when their policy is the same too: after a 500,
+// a job under a policy with a 20 s backoff waits 20 s while its neighbour under the default waits 5 s.
+TEST_F(JobManager, JobsOfOneOriginUnderTwoPoliciesKeepTheirOwnBackoff) {
+  start([](manager_options& o) {
+    policy_runtime slow;
+    slow.retry.schedule = {20s};
+    slow.retry.attempts = 3;
+    slow.retry.jitter = 0;
+    o.policies["slow"] = slow;
+  });
+  log_->script = {500, 500};
+  auto plain = submit_async(0);
+  submission sub;
+  sub.tenant = "acme";
+  sub.policy = "slow";
+  sub.spec = job_spec{"POST", "http://target.test/hook", {}, "{}"};
+  sub.run_at_ms = clock_->now_ms();
+  auto slowed = std::make_shared<submit_answer>();
+  caf::anon_send(manager_, submit_atom::value, std::move(sub),
+                 completion<submit_answer>([slowed](submit_answer a) { *slowed = std::move(a); }));
+  f_.run();
+  ASSERT_EQ(plain->http_status, 202);
+  ASSERT_EQ(slowed->http_status, 202);
+  ASSERT_EQ(log_->hits.size(), 2u);
+  EXPECT_EQ(stored(plain->id).status, job_status::retrying);
+  EXPECT_EQ(stored(plain->id).run_at_ms, t0 + 5'000) << "the default policy's backoff";
+  EXPECT_EQ(stored(slowed->id).status, job_status::retrying);
+  EXPECT_EQ(stored(slowed->id).run_at_ms, t0 + 20'000) << "its own policy's backoff";
+}
+
 TEST_F(JobManager, ALongBackoffHibernatesAndTheAttemptsGoOnAfterwards) {
   start();
   log_->script = {500, 502};
