@@ -85,6 +85,8 @@ WORKLOADS=${WORKLOADS:-w1 w1pg w2 w2o w3 w4 w5 w6 w7 w8}
 #   default; fetch costs the worker about five times the CPU a request here). PRODUCER_BATCH=0: the
 #   BullMQ producer adds each job on its own instead of one addBulk an event-loop turn.
 # PERF_OUT: record the relay's W1 runs of policy PERF_POLICY (default: pipeline off) with perf (call graphs through DWARF) into this file.
+#   PERF_CALLS: perf record's call-graph options instead (e.g. "-g"). PERF_STAT: events to count per thread
+#   (perf stat) instead of sampling, e.g. "raw_syscalls:sys_enter,context-switches".
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOADGEN="$ROOT/$BUILD/bench/fetchrelay_loadgen"
 FILL="$ROOT/$BUILD/bench/fetchrelay_w5_fill"
@@ -226,7 +228,11 @@ run_w1() {
   start_relay
   local perf_pid=""
   if [ -n "${PERF_OUT:-}" ] && [ "$1" = "${PERF_POLICY:-default}" ]; then
-    perf record -F 999 --call-graph dwarf,32768 -p "$RELAY_PID" -o "$PERF_OUT" >/dev/null 2>&1 &
+    if [ -n "${PERF_STAT:-}" ]; then  # counts per thread instead of samples
+      perf stat --per-thread -e "$PERF_STAT" -p "$RELAY_PID" -o "$PERF_OUT" >/dev/null 2>&1 &
+    else
+      perf record -F 999 ${PERF_CALLS:---call-graph dwarf,32768} -p "$RELAY_PID" -o "$PERF_OUT" >/dev/null 2>&1 &
+    fi
     perf_pid=$!
     sleep 0.5
   fi
@@ -239,7 +245,7 @@ run_w1() {
   cpu=$(relay_cpu_s)
   if [ -n "${BENCH_THREADS:-}" ]; then
     for t in /proc/"$RELAY_PID"/task/*; do
-      awk -v n="$(cat "$t/comm")" -v k="$(getconf CLK_TCK)" '{printf "%s:%.2f ", n, ($14 + $15) / k}' "$t/stat"
+      awk -v n="$(cat "$t/comm")" -v k="$(getconf CLK_TCK)" '{printf "%s:%.2f(u%.2f) ", n, ($14 + $15) / k, $14 / k}' "$t/stat"
     done >&2
     echo "($1)" >&2
   fi

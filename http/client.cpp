@@ -12,11 +12,13 @@
 
 #include <pthread.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -28,6 +30,7 @@
 #include "core/address_policy.h"
 #include "core/ascii.h"
 #include "core/url.h"
+#include "http/wire.h"
 
 namespace fetchrelay::http {
 
@@ -101,7 +104,7 @@ struct attempt {
   std::shared_ptr<connection> conn;
   net::steady_timer timer;  // armed only while queued or resolving
   bool retried_stale = false;
-  bhttp::request<bhttp::string_body> wire;
+  std::string head;  // the request's line and fields (wire.h); the body is req.body
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
   std::array<char, 16384> chunk;
   outbound_response res;
@@ -296,27 +299,18 @@ struct client::impl {
     a->ph = phase::exchanging;
     a->res = outbound_response{};
     a->res.reused_connection = a->conn->served > 0;
-    auto& w = a->wire;
-    w = {};
-    w.version(11);
-    auto verb = bhttp::string_to_verb(a->req.method);
-    if (verb == bhttp::verb::unknown) w.method_string(a->req.method);
-    else w.method(verb);
-    w.target(a->url.target);
-    w.set(bhttp::field::host, a->url.host_header);
-    w.set(bhttp::field::user_agent, a->req.user_agent.empty() ? options.user_agent : a->req.user_agent);
-    for (const auto& h : a->req.headers) {
-      if (!is_hop_by_hop_or_reserved(h.name)) w.insert(h.name, h.value);
+    auto& h = a->head;
+    h.clear();
+    wire::start_request(h, a->req.method, a->url.target, a->url.host_header,
+                        a->req.user_agent.empty() ? options.user_agent : a->req.user_agent);
+    for (const auto& f : a->req.headers) {
+      if (!is_hop_by_hop_or_reserved(f.name)) wire::append_field(h, f.name, f.value);
     }
-    w.body() = a->req.body;
-    w.keep_alive(options.reuse_connections);
-    w.prepare_payload();
-    if (a->req.body.empty() && (verb == bhttp::verb::get || verb == bhttp::verb::head || verb == bhttp::verb::delete_)) {
-      w.erase(bhttp::field::content_length);
-    }
+    wire::finish_request(h, a->req.method, a->req.body.size(), options.reuse_connections);
     a->conn->tcp().expires_at(a->deadline);
     a->conn->with_stream([&](auto& stream) {
-      bhttp::async_write(stream, a->wire, [this, a](beast::error_code ec, std::size_t) {
+      std::array<net::const_buffer, 2> out{net::buffer(a->head), net::buffer(a->req.body)};
+      net::async_write(stream, out, [this, a](beast::error_code ec, std::size_t) {
         if (ec) {
           io_failed(a, ec, true);
           return;
@@ -412,7 +406,7 @@ struct client::impl {
     outbound_result r;
     r.response = std::move(a->res);
     a->parser.reset();
-    a->wire = {};
+    a->head = std::string();
     auto done = std::move(a->done);
     if (reusable) release(std::move(c));
     else close_connection(c);

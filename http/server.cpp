@@ -9,11 +9,13 @@
 #include "core/ascii.h"
 #include "core/reply_batch.h"
 #include "core/text.h"
+#include "http/wire.h"
 
 #include <spdlog/spdlog.h>
 
 #include <pthread.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <boost/asio/dispatch.hpp>
@@ -21,6 +23,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <mutex>
@@ -333,25 +336,21 @@ class session : public std::enable_shared_from_this<session> {
 
   void write(response r) {
     state_ = state::writing;
-    auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
-    res->version(11);
-    res->result(static_cast<unsigned>(r.status));
-    res->set(bhttp::field::server, "fetchrelay");
-    res->set(bhttp::field::content_type, r.content_type);
-    for (auto& h : r.headers) res->set(h.name, h.value);
-    res->body() = std::move(r.body);
     bool keep = keep_alive_ && !close_after_ && !srv_.stopping.load();
-    res->keep_alive(keep);
-    res->prepare_payload();
+    auto out = std::make_shared<std::pair<std::string, std::string>>();
+    auto& head = out->first;
+    wire::start_response(head, r.status, r.content_type);
+    for (const auto& h : r.headers) wire::append_field(head, h.name, h.value);
+    if (wire::finish_response(head, r.status, r.body.size(), keep)) out->second = std::move(r.body);
     stream_.expires_after(srv_.options.idle_timeout);
-    bhttp::async_write(stream_, *res,
-                       [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
-                         if (ec || !keep) {
-                           self->linger_close(ec);
-                           return;
-                         }
-                         self->wait_for_request();
-                       });
+    std::array<net::const_buffer, 2> bufs{net::buffer(out->first), net::buffer(out->second)};
+    net::async_write(stream_, bufs, [self = shared_from_this(), out, keep](beast::error_code ec, std::size_t) {
+      if (ec || !keep) {
+        self->linger_close(ec);
+        return;
+      }
+      self->wait_for_request();
+    });
   }
 
   // After an error answer the client may still be sending; closing with unread data would
