@@ -9,6 +9,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <spdlog/spdlog.h>
 
 #include <pthread.h>
 
@@ -497,8 +498,13 @@ struct client::impl {
 result<std::unique_ptr<client>> client::create(client_options options) {
   auto i = std::make_unique<impl>(std::move(options));
   beast::error_code ec;
-  i->tls_ctx.set_default_verify_paths(ec);
-  if (ec) return invalid_argument("cannot load the system CA store: " + ec.message());
+  // The system CA store (~200M instructions, most of a start) loads on the io thread, ahead of
+  // any attempt posted there: the relay is ready without waiting for it.
+  net::post(i->ioc, [raw = i.get()] {
+    beast::error_code load_ec;
+    raw->tls_ctx.set_default_verify_paths(load_ec);
+    if (load_ec) spdlog::error("cannot load the system CA store ({}): https deliveries will fail to verify", load_ec.message());
+  });
   if (i->options.ca_file) {
     i->tls_ctx.load_verify_file(*i->options.ca_file, ec);
     if (ec) return invalid_argument("cannot load delivery.ca_file " + *i->options.ca_file + ": " + ec.message());
