@@ -6,22 +6,54 @@
 //                      secret, space-separated (key rotation). Secrets are whsec_<base64 key>.
 //   hmac-sha256        `header`: the hex HMAC-SHA256 of the body with the first secret (a whsec_
 //                      secret is decoded; any other string is the key as is).
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include <fetchrelay/plugin.hpp>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
 namespace {
 
-std::string hmac_sha256(const std::string& key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out, &n);
-  return std::string(reinterpret_cast<char*>(out), n);
-}
+/// One key's HMAC-SHA256, set up once. OpenSSL 3's one-shot HMAC() looks the algorithm up by
+/// name on every call: ~21k instructions, two thirds of a signed attempt's cost. Each signature
+/// works on a copy of the keyed context, which stays as it was set up.
+class hmac_key {
+ public:
+  explicit hmac_key(const std::string& key) {
+    mac_.reset(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+    if (mac_) keyed_.reset(EVP_MAC_CTX_new(mac_.get()));
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    if (!keyed_ ||
+        EVP_MAC_init(keyed_.get(), reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) != 1) {
+      throw std::runtime_error("OpenSSL cannot make an HMAC-SHA256 key");
+    }
+  }
+
+  std::string sign(std::string_view data) const {
+    std::unique_ptr<EVP_MAC_CTX, free_ctx> c(EVP_MAC_CTX_dup(keyed_.get()));
+    unsigned char out[EVP_MAX_MD_SIZE];
+    std::size_t n = 0;
+    if (!c || EVP_MAC_update(c.get(), reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+        EVP_MAC_final(c.get(), out, &n, sizeof out) != 1) {
+      throw std::runtime_error("OpenSSL failed to compute an HMAC-SHA256");
+    }
+    return std::string(reinterpret_cast<char*>(out), n);
+  }
+
+ private:
+  struct free_mac {
+    void operator()(EVP_MAC* m) const { EVP_MAC_free(m); }
+  };
+  struct free_ctx {
+    void operator()(EVP_MAC_CTX* c) const { EVP_MAC_CTX_free(c); }
+  };
+  std::unique_ptr<EVP_MAC, free_mac> mac_;
+  std::unique_ptr<EVP_MAC_CTX, free_ctx> keyed_;
+};
 
 std::string base64(const std::string& bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
@@ -68,18 +100,18 @@ class signing final : public fetchrelay::sdk::plugin {
       if (s.rfind("whsec_", 0) == 0) {
         auto key = unbase64(std::string_view(s).substr(6));
         if (!key || key->empty()) throw std::runtime_error(where + ": the part after whsec_ is not base64");
-        keys_.push_back(std::move(*key));
+        keys_.emplace_back(*key);
       } else if (standard_) {
         throw std::runtime_error(where + ": standard-webhooks secrets look like whsec_<base64>");
       } else {
-        keys_.push_back(std::move(s));
+        keys_.emplace_back(s);
       }
     }
   }
 
   fetchrelay::sdk::verdict on_attempt(fetchrelay::sdk::attempt& a) override {
     if (!standard_) {
-      a.set_header(header_, hex(hmac_sha256(keys_.front(), a.body())));
+      a.set_header(header_, hex(keys_.front().sign(a.body())));
       host_.count("signed");
       return fetchrelay::sdk::verdict::proceed();
     }
@@ -88,7 +120,7 @@ class signing final : public fetchrelay::sdk::plugin {
     std::string content = id + "." + ts + ".";
     content.append(a.body());
     std::string sig;
-    for (const auto& k : keys_) sig += (sig.empty() ? "v1," : " v1,") + base64(hmac_sha256(k, content));
+    for (const auto& k : keys_) sig += (sig.empty() ? "v1," : " v1,") + base64(k.sign(content));
     a.set_header("webhook-id", id);
     a.set_header("webhook-timestamp", ts);
     a.set_header("webhook-signature", sig);
@@ -100,7 +132,7 @@ class signing final : public fetchrelay::sdk::plugin {
   fetchrelay::sdk::host host_;
   bool standard_ = true;
   std::string header_;
-  std::vector<std::string> keys_;
+  std::vector<hmac_key> keys_;
 };
 
 }  // namespace

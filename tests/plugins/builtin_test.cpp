@@ -95,6 +95,33 @@ TEST_F(Builtin, SigningMatchesTheStandardWebhooksTestVector) {
   EXPECT_EQ(h["webhook-signature"], "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
+TEST_F(Builtin, SigningKeepsItsKeyAcrossAttempts) {
+  // The keyed HMAC is set up once: a signature must not carry anything over from the one before.
+  auto c = make("signing", R"({"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]})");
+  at(1614265330LL * 1000);
+  auto signature = [&](const std::string& body) {
+    body_ = body;
+    attempt_data a;
+    attempt(*c, "msg_p5jXN8AQM9LWM0D4loKWxJek", &a);
+    for (const auto& x : a.headers) if (x.name == "webhook-signature") return x.value;
+    return std::string();
+  };
+  const std::string vector = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+  EXPECT_EQ(signature(R"({"test": 2432232314})"), vector);
+  std::string other = signature("another body");
+  EXPECT_NE(other, vector);
+  EXPECT_EQ(signature(R"({"test": 2432232314})"), vector);
+  EXPECT_EQ(signature("another body"), other);
+  auto hex = make("signing", R"({"scheme": "hmac-sha256", "secrets": ["key"], "header": "X-Sig"})");
+  for (int i = 0; i < 3; ++i) {
+    body_ = "The quick brown fox jumps over the lazy dog";
+    attempt_data a;
+    attempt(*hex, "job_1", &a);
+    ASSERT_EQ(a.headers.size(), 1u);
+    EXPECT_EQ(a.headers[0].value, "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8") << i;
+  }
+}
+
 TEST_F(Builtin, SigningWithTwoSecretsSendsTwoSignaturesForRotation) {
   auto c = make("signing", R"({"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2Vjb25k"]})");
   at(1614265330LL * 1000);
