@@ -119,6 +119,17 @@ struct client::impl {
   client_options options;
   net::io_context ioc{1};
   ssl::context tls_ctx;
+  bool system_cas_loaded = false;
+
+  /// The system CA store, loaded when the first https connection opens (~200M instructions, tens
+  /// of ms): a relay that only delivers over http never pays it, and none waits for it to start.
+  void load_system_cas() {
+    if (system_cas_loaded) return;
+    system_cas_loaded = true;
+    beast::error_code ec;
+    tls_ctx.set_default_verify_paths(ec);
+    if (ec) spdlog::error("cannot load the system CA store ({}): https deliveries will fail to verify", ec.message());
+  }
   address_policy policy;
   net::steady_timer sweep_timer;
   std::unordered_map<std::string, std::unique_ptr<origin>> origins;
@@ -227,6 +238,7 @@ struct client::impl {
     a->ph = phase::connecting;
     auto& c = *a->conn;
     if (a->url.tls) {
+      load_system_cas();
       c.secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, tls_ctx);
       if (!a->url.ip) SSL_set_tlsext_host_name(c.secure->native_handle(), a->url.host.c_str());
       c.secure->set_verify_mode(ssl::verify_peer);
@@ -498,13 +510,6 @@ struct client::impl {
 result<std::unique_ptr<client>> client::create(client_options options) {
   auto i = std::make_unique<impl>(std::move(options));
   beast::error_code ec;
-  // The system CA store (~200M instructions, most of a start) loads on the io thread, ahead of
-  // any attempt posted there: the relay is ready without waiting for it.
-  net::post(i->ioc, [raw = i.get()] {
-    beast::error_code load_ec;
-    raw->tls_ctx.set_default_verify_paths(load_ec);
-    if (load_ec) spdlog::error("cannot load the system CA store ({}): https deliveries will fail to verify", load_ec.message());
-  });
   if (i->options.ca_file) {
     i->tls_ctx.load_verify_file(*i->options.ca_file, ec);
     if (ec) return invalid_argument("cannot load delivery.ca_file " + *i->options.ca_file + ": " + ec.message());
