@@ -200,6 +200,7 @@ std::size_t test_origin::requests() const { return impl_->requests.load(); }
 
 void test_origin::set_switch(int status) { impl_->switch_status.store(status); }
 int test_origin::max_concurrent() const { return impl_->queue_max.load(); }
+int test_origin::queue_in_progress() const { return impl_->queue_in_flight.load(); }
 
 std::vector<received_request> test_origin::received() const {
   std::lock_guard<std::mutex> lock(impl_->log_mu);

@@ -52,6 +52,8 @@ class test_origin {
   std::vector<received_request> received() const;
   void set_switch(int status);
   int max_concurrent() const;
+  /// /queue/ requests being held right now.
+  int queue_in_progress() const;
 
  private:
   struct impl;
