@@ -30,10 +30,12 @@ void commit(self_ptr self, const job_context& ctx, std::optional<attempt_record>
   caf::actor me = caf::actor_cast<caf::actor>(self);
   if (after == then::finished) {
     // Synced: straight to the manager (one message fewer per job); failed: back here to retry.
-    done = completion<status>([me, mgr = ctx.manager, s = st.s, latch = st.latch](status r) mutable {
+    // The manager reads the snapshot only to make a callback job: without one, an empty one goes.
+    bool reports = !st.s.callback_url.empty() || !st.s.failure_callback_url.empty();
+    done = completion<status>([me, mgr = ctx.manager, id = st.s.id, s = reports ? st.s : job_state{},
+                               latch = st.latch](status r) mutable {
       if (r.is_ok()) {  // answered once: the snapshot moves on to the manager
         if (latch) latch->terminal.store(true);  // its queue slot goes with its last holder
-        std::string id = s.id;
         caf::anon_send(mgr, done_atom::value, std::move(id), std::move(s));
       } else {
         caf::anon_send(me, committed_atom::value, std::move(r));
@@ -180,8 +182,10 @@ void start_attempt(self_ptr self, const job_context& ctx) {
   if (st.latch) {  // the attempt holds the queue slot too, until it has ended
     req.token = std::make_shared<std::pair<std::shared_ptr<void>, std::shared_ptr<queue_latch>>>(req.token, st.latch);
   }
-  log::event(spdlog::level::debug,
-             {{"job_id", st.s.id}, {"attempt", req.attempt}, {"origin", log::origin_of(st.s.url)}}, "attempt started");
+  if (spdlog::should_log(spdlog::level::debug)) {  // origin_of is not free
+    log::event(spdlog::level::debug,
+               {{"job_id", st.s.id}, {"attempt", req.attempt}, {"origin", log::origin_of(st.s.url)}}, "attempt started");
+  }
   caf::anon_send(ctx.destination, deliver_atom::value, std::move(req));
 }
 

@@ -181,10 +181,12 @@ void on_committed(self_ptr self, const env& e, const std::string& id, const stat
   const job_state& s = p->state;
   submit_answer ok{202, s.id, s.run_at_ms, false, "", ""};
   p->reply(ok);
-  log::event(spdlog::level::debug,
-             {{"job_id", s.id}, {"tenant", s.tenant}, {"origin", log::origin_of(s.url)}, {"policy", s.policy},
-              {"delay_ms", s.run_at_ms - s.created_at_ms}, {"parent_id", s.parent_id}},
-             "job accepted");
+  if (spdlog::should_log(spdlog::level::debug)) {  // origin_of is not free
+    log::event(spdlog::level::debug,
+               {{"job_id", s.id}, {"tenant", s.tenant}, {"origin", log::origin_of(s.url)}, {"policy", s.policy},
+                {"delay_ms", s.run_at_ms - s.created_at_ms}, {"parent_id", s.parent_id}},
+               "job accepted");
+  }
   ok.deduplicated = true;
   for (auto& w : waiters) w(ok);
   if (s.queue_stage == static_cast<std::uint8_t>(queue_stage::waiting)) {

@@ -21,15 +21,6 @@ bool valid_name(std::string_view n) {
   return true;
 }
 
-bool valid_token(std::string_view n) {
-  if (n.empty()) return false;
-  for (char c : n) {
-    auto u = static_cast<unsigned char>(c);
-    if (u <= 32 || u >= 127 || std::string_view("()<>@,;:\\\"/[]?={}").find(c) != std::string_view::npos) return false;
-  }
-  return true;
-}
-
 attempt_data& data(fr_attempt* a) { return *reinterpret_cast<attempt_data*>(a); }
 const attempt_data& data(const fr_attempt* a) { return *reinterpret_cast<const attempt_data*>(a); }
 fr_str str(const std::string& s) { return {s.data(), s.size()}; }
@@ -84,8 +75,8 @@ fr_host_v1 make_host(chain::step* s) {
   };
   h.set_header = [](fr_attempt* a, const char* name, const char* value) {
     std::string_view n(name), v(value);
-    if (!valid_token(n) || v.find_first_of("\r\n") != std::string_view::npos || is_hop_by_hop(n) ||
-        iequals(n, "host") || iequals(n, "content-length")) {
+    // is_hop_by_hop covers Host and Content-Length too: the connection sets them.
+    if (!is_header_name(n) || v.find_first_of("\r\n") != std::string_view::npos || is_hop_by_hop(n)) {
       return -1;
     }
     auto& hs = data(a).headers;

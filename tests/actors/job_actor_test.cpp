@@ -18,7 +18,8 @@ constexpr std::int64_t t0 = 1'764'300'000'000;  // 2025-11-28T03:20:00Z
 
 struct recorder {
   std::vector<attempt_request> attempts;
-  std::vector<job_state> finished;
+  std::vector<job_state> finished;  // as stored when the manager heard
+  std::vector<job_state> reported;  // as the done message carried it
   std::vector<std::string> queue_events;  // "started <id>", "released <id>"
   std::vector<std::string> stepped_aside;  // ids the manager was told to take out of memory
 };
@@ -36,12 +37,18 @@ class JobActor : public ::testing::Test {
           return {[r](deliver_atom, const attempt_request& req) { r->attempts.push_back(req); }};
         },
         rec);
+    // The final state as the store holds it when the manager hears: the message carries it only
+    // for a job with a callback to make.
     manager_ = f_.sys().spawn(
-        [](caf::event_based_actor*, std::shared_ptr<recorder> r) -> caf::behavior {
-          return {[r](done_atom, const std::string&, const job_state& s) { r->finished.push_back(s); },
+        [](caf::event_based_actor*, std::shared_ptr<recorder> r, std::shared_ptr<persistence::store> store) -> caf::behavior {
+          return {[r, store](done_atom, const std::string& id, const job_state& s) {
+                    r->reported.push_back(s);
+                    auto held = store->get_job(id);
+                    if (held.is_ok() && held.value()) r->finished.push_back(*held.value());
+                  },
                   [r](hibernated_atom, const std::string& id, std::int64_t) { r->stepped_aside.push_back(id); }};
         },
-        rec);
+        rec, store_);
     queues_ = f_.sys().spawn(
         [](caf::event_based_actor*, std::shared_ptr<recorder> r) -> caf::behavior {
           return {[r](queue_started_atom, const std::string&, const std::string&, const std::string& id) {
@@ -87,6 +94,7 @@ class JobActor : public ::testing::Test {
     s.max_attempts = max_attempts;
     s.timeout_ms = 15'000;
     s.qstash = qstash_options;
+    s.failure_callback_url = failure_callback_url_;
     if (!queue.empty()) {
       s.queue = queue;
       s.queue_stage = static_cast<std::uint8_t>(queue_stage::waiting);
@@ -124,6 +132,8 @@ class JobActor : public ::testing::Test {
   }
 
   job_state stored() { return **store_->get_job("job_01JDQX7Z8Y9ABCDEFGHJKMNPQR"); }
+
+  std::string failure_callback_url_;  // for the next start()
 
   test::temp_dir dir_;
   test::caf_fixture f_;
@@ -198,6 +208,26 @@ TEST_F(JobActor, AQstashMessageWithoutRetryDelayWaitsEToTheTwoAndAHalfNWithoutJi
   answer(a, 200);
   ASSERT_EQ(rec_->finished.size(), 1u);
   EXPECT_EQ(rec_->finished[0].status, job_status::delivered);
+}
+
+TEST_F(JobActor, TheManagerIsHandedTheFinalSnapshotWhenItHasACallbackToMake) {
+  failure_callback_url_ = "http://target.test/failed";
+  auto a = start(0, 1);
+  answer(a, 500);
+  ASSERT_EQ(rec_->reported.size(), 1u);
+  EXPECT_EQ(rec_->reported[0].id, "job_01JDQX7Z8Y9ABCDEFGHJKMNPQR");
+  EXPECT_EQ(rec_->reported[0].status, job_status::failed);
+  EXPECT_EQ(rec_->reported[0].failure_callback_url, "http://target.test/failed");
+  EXPECT_EQ(rec_->reported[0].last_status_code, 500);
+}
+
+TEST_F(JobActor, TheManagerIsHandedAnEmptySnapshotWhenThereIsNoCallback) {
+  auto a = start(0, 1);
+  answer(a, 500);
+  ASSERT_EQ(rec_->reported.size(), 1u);
+  EXPECT_EQ(rec_->reported[0], job_state{}) << "no copy of the snapshot for a job without callbacks";
+  ASSERT_EQ(rec_->finished.size(), 1u);
+  EXPECT_EQ(rec_->finished[0].status, job_status::failed);
 }
 
 TEST_F(JobActor, DelayedJobFiresAtItsTimeAndNotBefore) {
