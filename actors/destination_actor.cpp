@@ -112,7 +112,7 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
   outbound_request out;
   out.method = std::move(req.method);
   out.url = std::move(req.url);
-  for (auto& h : req.headers) out.headers.push_back({std::move(h.name), std::move(h.value)});
+  out.headers = std::move(req.headers);
   out.body = std::move(req.body);
   if (!req.qstash_key.empty()) {
     out.user_agent = "Upstash-QStash";
@@ -134,7 +134,7 @@ bool start(self_ptr self, const destination_options& o, attempt_request req) {
                        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
                    if (r.response) {
                      a.status = r.response->status;
-                     for (auto& h : r.response->headers) a.headers.push_back({std::move(h.name), std::move(h.value)});
+                     a.headers = std::move(r.response->headers);
                      a.body = std::move(r.response->body);
                    } else if (r.error) {
                      a.kind = r.error->kind;

@@ -79,10 +79,10 @@ job_state intake::new_job(const submission& sub, const std::string& policy, cons
   return s;
 }
 
-bool intake::add(job_state state, submission sub, const std::string& idem, std::int64_t now,
+bool intake::add(job_state&& state, submission&& sub, const std::string& idem, std::int64_t now,
                  completion<submit_answer> reply) {
   bool first = outbox_ids_.empty();
-  outbox_.jobs.push_back({state, sub.spec, std::nullopt});
+  outbox_.jobs.emplace_back(state, sub.spec, std::nullopt);  // in place: a job_state move costs
   if (!idem.empty()) {
     outbox_.idempotency.push_back(
         {sub.tenant, sub.idempotency_key, {state.id, idempotency_expiry(now), sub.fingerprint}});

@@ -72,7 +72,7 @@ class intake {
 
   /// Adds the job to the next commit (with its key, if `idem` is set) and counts it for its
   /// tenant. True if it is the first since the last take(): the caller schedules the flush.
-  bool add(job_state state, submission sub, const std::string& idem, std::int64_t now,
+  bool add(job_state&& state, submission&& sub, const std::string& idem, std::int64_t now,
            completion<submit_answer> reply);
 
   /// Everything added since the last take, as one synced commit, and the ids it carries.

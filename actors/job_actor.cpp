@@ -25,7 +25,7 @@ void commit(self_ptr self, const job_context& ctx, std::optional<attempt_record>
   auto& st = self->state;
   persistence::commit_batch b;
   b.sync = sync;
-  b.jobs.push_back({st.s, std::nullopt, std::move(attempt)});
+  b.jobs.emplace_back(st.s, std::nullopt, std::move(attempt));  // in place: a job_state move costs
   completion<status> done;
   caf::actor me = caf::actor_cast<caf::actor>(self);
   if (after == then::finished) {
@@ -158,7 +158,8 @@ void start_attempt(self_ptr self, const job_context& ctx) {
   req.generation = st.generation;
   req.method = st.spec.method;
   req.url = st.spec.url;
-  req.headers = st.spec.headers;
+  req.headers.reserve(st.spec.headers.size() + 4);  // room for the relay's own: no regrowth
+  req.headers.insert(req.headers.end(), st.spec.headers.begin(), st.spec.headers.end());
   if (st.s.qstash.empty()) {
     req.headers.push_back({"X-Fetch-Job-Id", st.s.id});
     req.headers.push_back({"X-Fetch-Attempt", std::to_string(st.s.attempts + 1)});

@@ -58,7 +58,7 @@ void on_bulk_committed(self_ptr self, const env& e, const std::vector<std::strin
                        const std::string& tenant, const completion<bulk_part>& done);
 
 // job_manager_submit.cpp: submissions, their commits, callbacks, runs again.
-void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply);
+void submit(self_ptr self, const env& e, submission&& sub, completion<submit_answer> reply);
 void submit_all(self_ptr self, const env& e, std::vector<submission> subs, completion<std::vector<submit_answer>> reply);
 /// Hands the submissions gathered in this turn to the store as one synced commit.
 void flush_submissions(self_ptr self, const env& e);

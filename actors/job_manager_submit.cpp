@@ -66,7 +66,7 @@ bool settled_by_key(self_ptr self, const env& e, submission& sub, completion<sub
 
 }  // namespace
 
-void submit(self_ptr self, const env& e, submission sub, completion<submit_answer> reply) {
+void submit(self_ptr self, const env& e, submission&& sub, completion<submit_answer> reply) {
   auto& st = self->state;
   std::int64_t now = e.clock->now_ms();
   st.idem->prune(now);

@@ -346,6 +346,7 @@ struct client::impl {
         }
         auto& msg = a->parser->get();
         a->res.status = static_cast<int>(msg.result_int());
+        a->res.headers.reserve(std::distance(msg.begin(), msg.end()));
         for (const auto& f : msg) a->res.headers.push_back({std::string(f.name_string()), std::string(f.value())});
         read_body(a);
       });

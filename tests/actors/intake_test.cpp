@@ -59,7 +59,7 @@ TEST_F(Intake, ANewJobTakesItsLimitsFromThePolicyUnlessTheSubmissionSetsThem) {
 TEST_F(Intake, OneTurnsSubmissionsLeaveAsOneSyncedCommitWithTheirKeys) {
   auto in = make(10, 10);
   job_state first = in.new_job(sub_of("acme", "k1"), "default", policy_, 1'000);
-  EXPECT_TRUE(in.add(first, sub_of("acme", "k1"), "acme/k1", 1'000, {})) << "the first schedules the flush";
+  EXPECT_TRUE(in.add(job_state(first), sub_of("acme", "k1"), "acme/k1", 1'000, {})) << "the first schedules the flush";
   std::string second = add(in, sub_of("beta"));
   auto [batch, ids] = in.take();
   EXPECT_TRUE(batch.sync);
