@@ -5,6 +5,7 @@
 #include <random>
 
 #include "actors/guard.h"
+#include "core/ascii.h"
 #include "core/reply_batch.h"
 #include "core/url.h"
 
@@ -57,8 +58,12 @@ void publish_live(self_ptr self, const env& e) {
 /// two spellings of one origin get two equal contexts), its policy and how it starts.
 std::string context_key(const std::string& url, const std::string& policy, bool may_hibernate) {
   std::size_t scheme = url.find("://");
-  std::size_t end = scheme == std::string::npos ? url.size() : url.find_first_of("/?#", scheme + 3);
-  std::string key(url, 0, end == std::string::npos ? url.size() : end);
+  std::size_t end = url.size();
+  if (scheme != std::string::npos) {
+    std::size_t path = find_any(std::string_view(url).substr(scheme + 3), "/?#");
+    if (path != std::string_view::npos) end = scheme + 3 + path;
+  }
+  std::string key(url, 0, end);
   key += '\0';
   key += policy;
   key += may_hibernate ? '1' : '0';

@@ -29,7 +29,7 @@ class text_formatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     std::string line;
-    line.reserve(160);
+    line.reserve(256);  // a job's line is ~200 bytes
     append_time(line, msg.time);
     line += ' ';
     auto level = level_name(msg.level);

@@ -2,6 +2,7 @@
 // never takes from a client or forwards to a target. Shared by the API, the server and the client.
 #pragma once
 
+#include <cstddef>
 #include <string_view>
 
 namespace fetchrelay {
@@ -27,6 +28,20 @@ inline bool is_hop_by_hop(std::string_view name) {
   }
   return false;
 }
+
+/// The first position in `s` of any byte of the short set `set`, or npos. One pass over `s`:
+/// std::string_view::find_first_of calls memchr on the set for every byte, which costs when it
+/// runs on every URL and header of every attempt.
+inline std::size_t find_any(std::string_view s, std::string_view set) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    for (char x : set) {
+      if (s[i] == x) return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+inline bool contains_any(std::string_view s, std::string_view set) { return find_any(s, set) != std::string_view::npos; }
 
 namespace detail {
 /// RFC 9110 token characters, by byte (a table: header names are checked on every message).

@@ -1,5 +1,8 @@
 #include "core/log.h"
 
+#include <charconv>
+
+#include "core/ascii.h"
 #include "core/text.h"
 
 namespace fetchrelay::log {
@@ -41,18 +44,35 @@ void append_json_escaped(std::string& out, std::string_view s) {
   }
 }
 
+namespace {
+
+/// A text field's value is quoted when empty or when it holds a space, '"', '=', '\\', a control
+/// character or a byte outside ASCII (one pass: this runs for every field of every line).
+bool needs_quotes(std::string_view v) {
+  if (v.empty()) return true;
+  for (char ch : v) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '=' || c == '\\') return true;
+  }
+  return false;
+}
+
+void append_number(std::string& out, std::int64_t n) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, r.ptr);
+}
+
+}  // namespace
+
 void append_fields_text(std::string& out) {
   for (const auto& f : current_fields) {
     out += ' ';
     out.append(f.key);
     out += '=';
     if (f.is_number) {
-      out += std::to_string(f.number);
-      continue;
-    }
-    bool quote = f.text.empty() || f.text.find_first_of(" \"=\\") != std::string_view::npos;
-    for (unsigned char c : f.text) quote = quote || c < 0x20 || c >= 0x7f;
-    if (!quote) {
+      append_number(out, f.number);
+    } else if (!needs_quotes(f.text)) {
       out.append(f.text);
     } else {
       out += '"';
@@ -68,7 +88,7 @@ void append_fields_json(std::string& out) {
     append_json_escaped(out, f.key);
     out += "\":";
     if (f.is_number) {
-      out += std::to_string(f.number);
+      append_number(out, f.number);
     } else {
       out += '"';
       append_json_escaped(out, f.text);
@@ -80,7 +100,8 @@ void append_fields_json(std::string& out) {
 std::string_view origin_of(std::string_view url) noexcept {
   auto scheme = url.find("://");
   if (scheme == std::string_view::npos) return url.substr(0, 0);
-  auto end = url.find_first_of("/?#", scheme + 3);
+  auto end = find_any(url.substr(scheme + 3), "/?#");
+  if (end != std::string_view::npos) end += scheme + 3;
   return url.substr(0, end);
 }
 

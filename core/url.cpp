@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <charconv>
 #include <cstring>
 
 #include "core/ascii.h"
@@ -72,7 +73,7 @@ result<parsed_url> parse_url(std::string_view s) {
   } else {
     return invalid_argument("the URL must start with http:// or https://");
   }
-  size_t end = s.find_first_of("/?#");
+  size_t end = find_any(s, "/?#");
   std::string_view authority = s.substr(0, end);
   std::string_view rest = end == std::string_view::npos ? std::string_view() : s.substr(end);
   if (authority.find('@') != std::string_view::npos) return invalid_argument("user info in URLs is not supported");
@@ -121,13 +122,24 @@ result<parsed_url> parse_url(std::string_view s) {
     if (v == 0 || v > 65535) return invalid_argument("bad port in URL");
     u.port = static_cast<std::uint16_t>(v);
   }
-  std::string shown = bracketed_host ? "[" + u.host + "]" : u.host;
+  // Built by appending into reserved strings: every attempt parses its URL again.
+  char port_buf[8];
+  std::string_view port_text(port_buf, static_cast<std::size_t>(std::to_chars(port_buf, port_buf + sizeof port_buf, u.port).ptr - port_buf));
+  std::string_view scheme = u.tls ? "https://" : "http://";
+  u.origin.reserve(scheme.size() + u.host.size() + 2 + 1 + port_text.size());
+  u.origin.append(scheme);
+  if (bracketed_host) u.origin += '[';
+  u.origin.append(u.host);
+  if (bracketed_host) u.origin += ']';
+  std::size_t shown_end = u.origin.size();
+  u.origin += ':';
+  u.origin.append(port_text);
   bool default_port = u.port == (u.tls ? 443 : 80);
-  u.host_header = default_port ? shown : shown + ":" + std::to_string(u.port);
+  u.host_header.assign(u.origin, scheme.size(), (default_port ? shown_end : u.origin.size()) - scheme.size());
   size_t fragment = rest.find('#');
   if (fragment != std::string_view::npos) rest = rest.substr(0, fragment);
-  u.target = rest.empty() || rest.front() != '/' ? "/" + std::string(rest) : std::string(rest);
-  u.origin = std::string(u.tls ? "https://" : "http://") + shown + ":" + std::to_string(u.port);
+  if (rest.empty() || rest.front() != '/') u.target += '/';
+  u.target.append(rest);
   return u;
 }
 

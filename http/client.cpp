@@ -149,7 +149,7 @@ struct client::impl {
     }
     a->url = std::move(*u);
     for (const auto& h : a->req.headers) {
-      if (h.name.find_first_of("\r\n:") != std::string::npos || h.value.find_first_of("\r\n") != std::string::npos) {
+      if (contains_any(h.name, "\r\n:") || contains_any(h.value, "\r\n")) {
         fail(a, error_class::unusable, "header \"" + h.name + "\" contains a line break or colon");
         return;
       }

@@ -76,7 +76,7 @@ fr_host_v1 make_host(chain::step* s) {
   h.set_header = [](fr_attempt* a, const char* name, const char* value) {
     std::string_view n(name), v(value);
     // is_hop_by_hop covers Host and Content-Length too: the connection sets them.
-    if (!is_header_name(n) || v.find_first_of("\r\n") != std::string_view::npos || is_hop_by_hop(n)) {
+    if (!is_header_name(n) || contains_any(v, "\r\n") || is_hop_by_hop(n)) {
       return -1;
     }
     auto& hs = data(a).headers;

@@ -76,6 +76,17 @@ TEST(Url, AcceptsWhatDeliveryCanAttempt) {
   ASSERT_TRUE(v6->ip);
   EXPECT_TRUE(parse_url("http://under_score.internal/").is_ok());
   EXPECT_TRUE(parse_url("http://xn--caf-dma.example/%C3%A9").is_ok());
+  EXPECT_EQ(u->host_header, "example.com:8443");
+  auto plain = parse_url("HTTPS://Example.com?q=1");  // the default port: Host without it
+  ASSERT_TRUE(plain.is_ok());
+  EXPECT_EQ(plain->host_header, "example.com");
+  EXPECT_EQ(plain->origin, "https://example.com:443");
+  EXPECT_EQ(plain->target, "/?q=1");
+  auto v6_default = parse_url("http://[::1]");
+  ASSERT_TRUE(v6_default.is_ok());
+  EXPECT_EQ(v6_default->host_header, "[::1]");
+  EXPECT_EQ(v6_default->origin, "http://[::1]:80");
+  EXPECT_EQ(v6_default->target, "/");
 }
 
 TEST(Url, RefusesWhatWouldFailForever) {

@@ -23,6 +23,24 @@ TEST(Ascii, HopByHopHeadersAreNeverForwarded) {
   }
 }
 
+TEST(Ascii, HeaderNamesAreTokens) {
+  EXPECT_TRUE(is_header_name("X-Fetch-Forward-Trace"));
+  EXPECT_TRUE(is_header_name("a!#$%&'*+-.^_`|~9"));
+  for (const char* bad : {"", "X Trace", "X:Trace", "X\"", "(x)", "x/y", "x\x7f", "caf\xc3\xa9", "x\r"}) {
+    EXPECT_FALSE(is_header_name(bad)) << bad;
+  }
+}
+
+TEST(Ascii, FindAnyFindsTheFirstByteOfTheSet) {
+  EXPECT_EQ(find_any("127.0.0.1:80/ok?x#y", "/?#"), 12u);
+  EXPECT_EQ(find_any("host?q/x", "/?#"), 4u);
+  EXPECT_EQ(find_any("host", "/?#"), std::string_view::npos);
+  EXPECT_EQ(find_any("", "/?#"), std::string_view::npos);
+  EXPECT_TRUE(contains_any("a\nb", "\r\n"));
+  EXPECT_FALSE(contains_any("ab", "\r\n"));
+  EXPECT_TRUE(contains_any(std::string_view("a\0b", 3), std::string_view("\0", 1)));
+}
+
 TEST(Base64, Rfc4648Vectors) {
   EXPECT_EQ(base64_encode(""), "");
   EXPECT_EQ(base64_encode("f"), "Zg==");
