@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <span>
 
 #include "core/address_policy.h"
 #include "core/ascii.h"
@@ -59,26 +60,47 @@ std::string fingerprint(const job_spec& spec) {
   return std::string(reinterpret_cast<const char*>(digest), len);
 }
 
-/// The headers the API reads, each allowed once (X-Fetch-Forward-* are forwarded as given).
-constexpr const char* single_valued[] = {"X-Fetch-Url", "X-Fetch-Method", "X-Delay", "X-Not-Before",
-                                         "X-Policy", "X-Retries", "X-Timeout", "X-Callback",
-                                         "X-Failure-Callback", "X-Idempotency-Key", "X-Fetch-Topic", "X-Queue"};
+/// The headers the API reads, each allowed once (X-Fetch-Forward-* are forwarded as given), in the
+/// order their problems are reported.
+enum single : std::size_t {
+  h_url, h_method, h_delay, h_not_before, h_policy, h_retries, h_timeout, h_callback, h_failure_callback, h_idem,
+  h_topic, h_queue, single_count
+};
+constexpr std::string_view single_valued[single_count] = {
+    "X-Fetch-Url", "X-Fetch-Method", "X-Delay", "X-Not-Before", "X-Policy", "X-Retries", "X-Timeout",
+    "X-Callback", "X-Failure-Callback", "X-Idempotency-Key", "X-Fetch-Topic", "X-Queue"};
 
-bool is_url_header(std::string_view name) {
-  return name == "X-Fetch-Url" || name == "X-Callback" || name == "X-Failure-Callback";
-}
+/// The URL headers: parse_url checks their bytes, and names the URL in its answer.
+constexpr bool is_url_header(std::size_t i) { return i == h_url || i == h_callback || i == h_failure_callback; }
 
-/// A header's value, checked as bytes before anything converts it: printable ASCII and spaces.
-std::variant<std::optional<std::string_view>, bad_request> ascii_header(const http::request& req, const char* name) {
-  auto v = req.header(name);
-  if (!v) return std::optional<std::string_view>();
-  for (char ch : *v) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c > 0x7e) {
-      return bad_request{400, "invalid_header", std::string(name) + " must be printable ASCII"};
+/// One pass over the request's headers for the single-valued ones named in `names`: each given
+/// at most once (400 duplicate_header, for the first of `names` given twice), and printable ASCII
+/// unless `raw(i)` (400 invalid_header). values[i] is the value given, if any.
+template <class Raw>
+std::optional<bad_request> read_single_valued(const http::request& req, std::span<const std::string_view> names,
+                                              std::span<std::optional<std::string_view>> values, Raw raw) {
+  int counts[single_count] = {};
+  for (const auto& h : req.headers) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (!iequals(h.name, names[i])) continue;
+      if (counts[i]++ == 0) values[i] = h.value;
+      break;
     }
   }
-  return v;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (counts[i] > 1) {
+      return bad_request{400, "duplicate_header",
+                         std::string(names[i]) + " was given " + std::to_string(counts[i]) + " times; give it once"};
+    }
+  }
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (raw(i) || !values[i]) continue;
+    for (char ch : *values[i]) {
+      auto c = static_cast<unsigned char>(ch);
+      if (c < 0x20 || c > 0x7e) return bad_request{400, "invalid_header", std::string(names[i]) + " must be printable ASCII"};
+    }
+  }
+  return std::nullopt;
 }
 
 /// A target or callback URL: valid (core/url.h), and if its host is an IP literal, one that
@@ -136,29 +158,13 @@ std::variant<std::int64_t, bad_request> run_at_of(const config::relay_config& cf
 
 std::variant<actors::submission, bad_request> parse_submission(const config::relay_config& cfg, const wall_clock& clock,
                                                                const std::string& tenant, http::request& req) {
-  for (const char* name : single_valued) {
-    int n = 0;
-    for (const auto& h : req.headers) n += iequals(h.name, name) ? 1 : 0;
-    if (n > 1) return bad_request{400, "duplicate_header", std::string(name) + " was given " + std::to_string(n) + " times; give it once"};
-  }
-  std::map<std::string_view, std::string_view> h;  // every header read below, checked as bytes
-  for (const char* name : single_valued) {
-    if (is_url_header(name)) {  // parse_url checks the bytes, and names the URL in its answer
-      if (auto v = req.header(name)) h[name] = *v;
-      continue;
-    }
-    auto v = ascii_header(req, name);
-    if (auto* bad = std::get_if<bad_request>(&v)) return *bad;
-    if (auto value = std::get<std::optional<std::string_view>>(v)) h[name] = *value;
-  }
-  auto header = [&](const char* name) -> std::optional<std::string_view> {
-    auto it = h.find(name);
-    return it == h.end() ? std::nullopt : std::optional<std::string_view>(it->second);
-  };
+  std::optional<std::string_view> given[single_count];
+  if (auto bad = read_single_valued(req, single_valued, given, is_url_header)) return *bad;
+  auto header = [&](single i) { return given[i]; };
   actors::submission s;
   s.tenant = tenant;
-  auto url = header("X-Fetch-Url");
-  auto topic = header("X-Fetch-Topic");
+  auto url = header(h_url);
+  auto topic = header(h_topic);
   std::optional<parsed_url> target;
   if (topic) {  // the URLs are the topic's endpoints (expand_topic)
     if (url) return bad_request{400, "url_and_topic", "give either X-Fetch-Url or X-Fetch-Topic, not both"};
@@ -171,7 +177,7 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
     target = std::get<parsed_url>(std::move(checked));
     s.spec.url = std::string(*url);
   }
-  if (auto m = header("X-Fetch-Method")) {
+  if (auto m = header(h_method)) {
     std::string method(*m);
     if (method != "GET" && method != "POST" && method != "PUT" && method != "PATCH" && method != "DELETE") {
       return bad_request{400, "invalid_method", "X-Fetch-Method must be GET, POST, PUT, PATCH or DELETE"};
@@ -179,17 +185,17 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
     s.spec.method = method;
   }
   std::int64_t now = clock.now_ms();
-  auto run_at = run_at_of(cfg, now, header("X-Delay"), header("X-Not-Before"));
+  auto run_at = run_at_of(cfg, now, header(h_delay), header(h_not_before));
   if (auto* bad = std::get_if<bad_request>(&run_at)) return *bad;
   s.run_at_ms = std::get<std::int64_t>(run_at);
-  if (auto p = header("X-Policy")) {
+  if (auto p = header(h_policy)) {
     if (!cfg.policies.count(std::string(*p))) return bad_request{400, "unknown_policy", "X-Policy names no policy: " + std::string(*p)};
     s.policy = std::string(*p);
   } else {
     s.policy = target ? route_policy(cfg, *target) : "default";
   }
   const auto& policy = cfg.policies.at(s.policy);
-  if (auto r = header("X-Retries")) {
+  if (auto r = header(h_retries)) {
     unsigned long n = 0;
     std::string v(*r);
     bool digits = !v.empty() && v.size() < 8 && v.find_first_not_of("0123456789") == std::string::npos;
@@ -200,7 +206,7 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
     }
     s.max_attempts = static_cast<std::uint32_t>(n + 1);
   }
-  if (auto t = header("X-Timeout")) {
+  if (auto t = header(h_timeout)) {
     auto d = parse_duration(*t, {true});
     if (!d || d->count() <= 0) return bad_request{400, "invalid_timeout", "X-Timeout must be a duration such as 30s"};
     if (*d > policy.max_timeout) {
@@ -208,18 +214,18 @@ std::variant<actors::submission, bad_request> parse_submission(const config::rel
     }
     s.timeout_ms = static_cast<std::uint32_t>(d->count());
   }
-  for (const char* name : {"X-Callback", "X-Failure-Callback"}) {
-    if (auto c = header(name)) {
-      auto callback = check_destination(cfg, name, *c, "invalid_callback");
+  for (single i : {h_callback, h_failure_callback}) {
+    if (auto c = header(i)) {
+      auto callback = check_destination(cfg, single_valued[i].data(), *c, "invalid_callback");
       if (auto* bad = std::get_if<bad_request>(&callback)) return *bad;
-      (std::string(name) == "X-Callback" ? s.callback_url : s.failure_callback_url) = std::string(*c);
+      (i == h_callback ? s.callback_url : s.failure_callback_url) = std::string(*c);
     }
   }
-  if (auto q = header("X-Queue")) {
+  if (auto q = header(h_queue)) {
     if (!is_valid_name(*q)) return bad_request{400, "invalid_queue", "X-Queue must be 1 to 64 of A-Z a-z 0-9 _ . -"};
     s.queue = std::string(*q);
   }
-  if (auto k = header("X-Idempotency-Key")) {
+  if (auto k = header(h_idem)) {
     if (k->empty() || k->size() > max_idempotency_key_bytes) {
       return bad_request{400, "invalid_idempotency_key", "X-Idempotency-Key must be 1 to 256 bytes"};
     }
@@ -329,15 +335,8 @@ std::variant<schedule_state, bad_request> parse_schedule(const config::relay_con
 std::variant<std::int64_t, bad_request> parse_run_at(const config::relay_config& cfg, const wall_clock& clock,
                                                      const http::request& req) {
   std::optional<std::string_view> values[2];
-  const char* names[2] = {"X-Delay", "X-Not-Before"};
-  for (int i = 0; i < 2; ++i) {
-    int n = 0;
-    for (const auto& h : req.headers) n += iequals(h.name, names[i]) ? 1 : 0;
-    if (n > 1) return bad_request{400, "duplicate_header", std::string(names[i]) + " was given " + std::to_string(n) + " times; give it once"};
-    auto v = ascii_header(req, names[i]);
-    if (auto* bad = std::get_if<bad_request>(&v)) return *bad;
-    values[i] = std::get<std::optional<std::string_view>>(v);
-  }
+  constexpr std::string_view names[2] = {"X-Delay", "X-Not-Before"};
+  if (auto bad = read_single_valued(req, names, values, [](std::size_t) { return false; })) return *bad;
   return run_at_of(cfg, clock.now_ms(), values[0], values[1]);
 }
 
