@@ -30,9 +30,10 @@ void commit(self_ptr self, const job_context& ctx, std::optional<attempt_record>
   caf::actor me = caf::actor_cast<caf::actor>(self);
   if (after == then::finished) {
     // Synced: straight to the manager (one message fewer per job); failed: back here to retry.
-    // The manager reads the snapshot only to make a callback job: without one, an empty one goes.
-    bool reports = !st.s.callback_url.empty() || !st.s.failure_callback_url.empty();
-    done = completion<status>([me, mgr = ctx.manager, id = st.s.id, s = reports ? st.s : job_state{},
+    // The manager reads the snapshot only to make a callback job: without one, none goes.
+    std::shared_ptr<const job_state> report;
+    if (!st.s.callback_url.empty() || !st.s.failure_callback_url.empty()) report = std::make_shared<const job_state>(st.s);
+    done = completion<status>([me, mgr = ctx.manager, id = st.s.id, s = std::move(report),
                                latch = st.latch](status r) mutable {
       if (r.is_ok()) {  // answered once: the snapshot moves on to the manager
         if (latch) latch->terminal.store(true);  // its queue slot goes with its last holder

@@ -343,8 +343,8 @@ manager_actor::behavior_type job_manager(self_ptr self, manager_options options,
       }),
       guarded(me, "drain", [self](drain_atom) { drain(self); }),
       guarded(me, "recover", [self](recover_atom) { self->send(self->state.scheduler, recover_atom::value); }),
-      guarded(me, "done", [self](done_atom, const std::string& id, const job_state& s) {
-        on_done(self, *self->state.env, id, s);
+      guarded(me, "done", [self](done_atom, const std::string& id, const std::shared_ptr<const job_state>& s) {
+        on_done(self, *self->state.env, id, s.get());
       }),
       guarded(me, "hibernated", [self](hibernated_atom, const std::string& id, std::int64_t due_ms) {
         on_hibernated(self, *self->state.env, id, due_ms);

@@ -70,7 +70,8 @@ void on_idem_lost(self_ptr self, const env& e, std::vector<persistence::idem_wri
 /// The job a key named is gone: the key is forgotten in memory; the repeat is a new job.
 void on_idem_gone(self_ptr self, const env& e, const std::string& id, submission sub, completion<submit_answer> reply);
 /// A job's terminal snapshot is synced: it leaves the directory and its callback is submitted.
-void on_done(self_ptr self, const env& e, const std::string& id, const job_state& s);
+/// `s`: the final snapshot if the job has a callback to make, else null.
+void on_done(self_ptr self, const env& e, const std::string& id, const job_state* s);
 void on_retry(self_ptr self, const env& e, const std::string& tenant, const std::string& id, std::int64_t run_at_ms,
               completion<retry_answer> reply);
 /// A retry of a live job: `ended` if that job has ended (its end being written): then it waits for it.

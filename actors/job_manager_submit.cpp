@@ -273,7 +273,7 @@ void submit_qstash_callback(self_ptr self, const env& e, const job_state& s, con
              }));
 }
 
-void on_done(self_ptr self, const env& e, const std::string& id, const job_state& s) {
+void on_done(self_ptr self, const env& e, const std::string& id, const job_state* report) {
   auto& st = self->state;
   if (auto it = st.live.find(id); it != st.live.end()) {
     st.admission->job_ended(it->second.tenant);
@@ -284,6 +284,8 @@ void on_done(self_ptr self, const env& e, const std::string& id, const job_state
     st.retry_after_done.erase(w);
     for (auto& r : waiting) on_retry(self, e, r.tenant, id, r.run_at_ms, std::move(r.reply));
   }
+  if (!report) return;
+  const job_state& s = *report;
   const std::string& url = s.status == job_status::delivered ? s.callback_url
                            : s.status == job_status::failed  ? s.failure_callback_url
                                                              : std::string();

@@ -91,9 +91,9 @@ using manager_actor = caf::typed_actor<
     caf::reacts_to<drain_atom>,
     // The relay: this node took shards; the scheduler scans from the start again.
     caf::reacts_to<recover_atom>,
-    // A job actor: its terminal snapshot is synced; forget it and send its callback (the snapshot:
-    // an empty one when the job has no callback URL).
-    caf::reacts_to<done_atom, std::string, job_state>,
+    // A job actor: its terminal snapshot is synced; forget it and send its callback (the snapshot,
+    // null when the job has no callback URL: most jobs, and a copy of a snapshot is not free).
+    caf::reacts_to<done_atom, std::string, std::shared_ptr<const job_state>>,
     // A job actor: (id, due_ms), parked on disk; the scheduler takes it over.
     caf::reacts_to<hibernated_atom, std::string, std::int64_t>,
     // The scheduler: these ids are due; bring them back from the store.

@@ -118,6 +118,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::status>
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::persistence::commit_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<fetchrelay::persistence::idem_write>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::job_state)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const fetchrelay::job_state>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::job_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::job_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fetchrelay::actors::completion<fetchrelay::result<std::optional<fetchrelay::actors::job_view>>>)
