@@ -9,8 +9,9 @@
 // Timers are CAF delayed messages, which cannot be cancelled: each carries the generation it
 // was armed in, and a stale one is ignored. Outcomes carry the generation of their attempt.
 // When the job is terminal and its final snapshot is synced, the actor tells the manager
-// (done_atom, id, final state: null when the job has no callback to make) and keeps answering reads and cancels (409) until the manager,
-// which has then forgotten it, sends forget_atom: no request the manager forwards is lost.
+// (done_atom, id, final state: null when the job has no callback to make) and keeps answering
+// reads and cancels (409) until the manager, which has then forgotten it, sends forget_atom: no
+// request the manager forwards is lost.
 //
 // Hibernation (DESIGN §1): when the next run is more than `hibernate_after` away, the actor
 // makes sure its snapshot and due time are synced, tells the manager (hibernated_atom, id,

@@ -3,9 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include <map>
 #include <memory>
-#include <span>
 
 #include "core/address_policy.h"
 #include "core/ascii.h"
@@ -76,24 +74,24 @@ constexpr bool is_url_header(std::size_t i) { return i == h_url || i == h_callba
 /// One pass over the request's headers for the single-valued ones named in `names`: each given
 /// at most once (400 duplicate_header, for the first of `names` given twice), and printable ASCII
 /// unless `raw(i)` (400 invalid_header). values[i] is the value given, if any.
-template <class Raw>
-std::optional<bad_request> read_single_valued(const http::request& req, std::span<const std::string_view> names,
-                                              std::span<std::optional<std::string_view>> values, Raw raw) {
-  int counts[single_count] = {};
+template <std::size_t N, class Raw>
+std::optional<bad_request> read_single_valued(const http::request& req, const std::string_view (&names)[N],
+                                              std::optional<std::string_view> (&values)[N], Raw raw) {
+  int counts[N] = {};
   for (const auto& h : req.headers) {
-    for (std::size_t i = 0; i < names.size(); ++i) {
+    for (std::size_t i = 0; i < N; ++i) {
       if (!iequals(h.name, names[i])) continue;
       if (counts[i]++ == 0) values[i] = h.value;
       break;
     }
   }
-  for (std::size_t i = 0; i < names.size(); ++i) {
+  for (std::size_t i = 0; i < N; ++i) {
     if (counts[i] > 1) {
       return bad_request{400, "duplicate_header",
                          std::string(names[i]) + " was given " + std::to_string(counts[i]) + " times; give it once"};
     }
   }
-  for (std::size_t i = 0; i < names.size(); ++i) {
+  for (std::size_t i = 0; i < N; ++i) {
     if (raw(i) || !values[i]) continue;
     for (char ch : *values[i]) {
       auto c = static_cast<unsigned char>(ch);

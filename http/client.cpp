@@ -30,6 +30,7 @@
 
 #include "core/address_policy.h"
 #include "core/ascii.h"
+#include "core/text.h"
 #include "core/url.h"
 #include "http/wire.h"
 
@@ -149,8 +150,9 @@ struct client::impl {
     }
     a->url = std::move(*u);
     for (const auto& h : a->req.headers) {
-      if (contains_any(h.name, "\r\n:") || contains_any(h.value, "\r\n")) {
-        fail(a, error_class::unusable, "header \"" + h.name + "\" contains a line break or colon");
+      if (!wire::writable(h.name, h.value)) {  // the one rule the request head is written by
+        fail(a, error_class::unusable,
+             "header \"" + utf8_escaped(h.name.substr(0, 64)) + "\" cannot be sent: its name is not a token, or its value holds CR, LF or NUL");
         return;
       }
     }
@@ -317,7 +319,7 @@ struct client::impl {
     wire::start_request(h, a->req.method, a->url.target, a->url.host_header,
                         a->req.user_agent.empty() ? options.user_agent : a->req.user_agent);
     for (const auto& f : a->req.headers) {
-      if (!is_hop_by_hop_or_reserved(f.name)) wire::append_field(h, f.name, f.value);
+      if (!is_hop_by_hop_or_reserved(f.name)) wire::append_writable_field(h, f.name, f.value);  // checked in start()
     }
     wire::finish_request(h, a->req.method, a->req.body.size(), options.reuse_connections);
     a->conn->tcp().expires_at(a->deadline);

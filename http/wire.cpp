@@ -30,15 +30,14 @@ void finish(std::string& head, std::size_t* content_length, bool keep_alive) {
 }  // namespace
 
 bool writable(std::string_view name, std::string_view value) {
-  if (!is_header_name(name)) return false;
-  for (char c : value) {
-    if (c == '\r' || c == '\n' || c == '\0') return false;
-  }
-  return true;
+  return is_header_name(name) && !contains_any(value, std::string_view("\r\n\0", 3));
 }
 
 void append_field(std::string& head, std::string_view name, std::string_view value) {
-  if (!writable(name, value)) return;
+  if (writable(name, value)) append_writable_field(head, name, value);
+}
+
+void append_writable_field(std::string& head, std::string_view name, std::string_view value) {
   head.append(name);
   head += ": ";
   head.append(value);

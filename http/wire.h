@@ -15,6 +15,9 @@ bool writable(std::string_view name, std::string_view value);
 
 /// Appends "name: value\r\n" if writable.
 void append_field(std::string& head, std::string_view name, std::string_view value);
+/// The same for a field the caller has already found writable (the client refuses an attempt
+/// whose fields are not, before it takes a connection).
+void append_writable_field(std::string& head, std::string_view name, std::string_view value);
 
 /// "HTTP/1.1 <status> <reason>\r\n" and the Server and Content-Type fields; the caller appends
 /// its own fields, then finish_response().

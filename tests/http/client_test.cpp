@@ -290,6 +290,19 @@ TEST(Client, HeaderWithALineBreakIsRefused) {
   EXPECT_EQ(o.requests(), 0u);
 }
 
+TEST(Client, HeaderThatCannotBeWrittenIsRefusedNotDropped) {
+  test_origin o;
+  auto c = make_client();
+  for (header_pair bad : {header_pair{"X A", "1"}, header_pair{"X-A", std::string("1\0", 2)}, header_pair{"", "1"}}) {
+    outbound_request req = get(url(o, "/ok"));
+    req.headers = {bad};
+    auto r = send_sync(*c, req);
+    ASSERT_TRUE(r.error) << bad.name;
+    EXPECT_EQ(r.error->kind, error_class::unusable) << bad.name;
+  }
+  EXPECT_EQ(o.requests(), 0u) << "no request goes out with the field silently left out";
+}
+
 TEST(Client, IdleConnectionsExpire) {
   test_origin o;
   client_options opts = loopback_options();
