@@ -2,6 +2,7 @@
 
 #include "core/ascii.h"
 #include "core/base64.h"
+#include "core/log.h"
 
 namespace fetchrelay::text_test {
 namespace {
@@ -54,6 +55,18 @@ TEST(Base64, Rfc4648Vectors) {
   EXPECT_EQ(long_one.size(), 136u);
   EXPECT_EQ(long_one.find('\n'), std::string::npos);
   EXPECT_EQ(long_one.substr(128), "YWFhYQ==");
+}
+
+TEST(LogFields, TextQuotesWhatNeedsItAndWritesNumbersPlain) {
+  log::fields f = {{"a", "plain"}, {"b", ""},      {"c", "x y"}, {"d", "q\"u"}, {"e", "t\tab"},
+                   {"f", "k=v"},   {"g", "caf\xc3\xa9"}, {"n", -42},   {"m", 1234567890123LL}};
+  log::detail::scope s(f);
+  std::string out;
+  log::append_fields_text(out);
+  EXPECT_EQ(out, " a=plain b=\"\" c=\"x y\" d=\"q\\\"u\" e=\"t\\tab\" f=\"k=v\" g=\"caf\xc3\xa9\" n=-42 m=1234567890123");
+  std::string json;
+  log::append_fields_json(json);
+  EXPECT_TRUE(json.ends_with(",\"n\":-42,\"m\":1234567890123")) << json;
 }
 
 }  // namespace
